@@ -1,0 +1,169 @@
+# olelo-mlx: LoRA fine-tuning of LLMs for Hawaiian <-> English with MLX.
+# `make` or `make help` lists the targets. Read top to bottom: setup, data,
+# models, training, evaluation, memory/speed, fuse/upload, tests.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
+.DELETE_ON_ERROR:
+.SUFFIXES:
+.DEFAULT_GOAL := help
+
+## ---------------------------------------------------------------- settings
+PYTHON_SYS ?= python3
+VENV ?= .venv
+MLX_BACKEND ?= auto
+MODEL ?= mlx-community/gemma-3-4b-it-4bit
+DATA_SRC ?= ../shared/data
+DIRECTION ?= haw-en
+SEED ?= 0
+
+PY := $(VENV)/bin/python
+# Linux CPU: mlx[cpu] bundles a reference BLAS ~50x slower than OpenBLAS.
+# Preload Debian's OpenBLAS into every MLX command when it is installed.
+OPENBLAS ?= /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0
+ifneq ($(wildcard $(OPENBLAS)),)
+MLX_ENV := LD_PRELOAD=$(OPENBLAS)
+else
+MLX_ENV :=
+endif
+RUN_PY := $(MLX_ENV) $(PY)
+
+## ---------------------------------------------------------------- help
+.PHONY: help
+help: ## list targets and their variables
+	@echo "olelo-mlx: fine-tune LLMs for Hawaiian <-> English with MLX"
+	@echo
+	@echo "Quick start:  make demo   then   make test"
+	@echo
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "Variables (make TARGET VAR=value):"
+	@awk '/^[A-Z_]+ \?= / {v=$$1; $$1=$$2=""; printf "  %-14s default:%s\n", v, $$0}' $(MAKEFILE_LIST)
+
+## ---------------------------------------------------------------- setup
+# The virtualenv is a real file target: it is rebuilt only when a
+# requirements file changes, so a second `make` reinstalls nothing.
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	@test -d $(VENV) || $(PYTHON_SYS) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt -r requirements-test.txt
+	@if [ "$(MLX_BACKEND)" = cuda12 ] || [ "$(MLX_BACKEND)" = cuda13 ]; then \
+	  $(VENV)/bin/pip uninstall -q -y mlx-cpu || true; \
+	  $(VENV)/bin/pip install -q "mlx[$(MLX_BACKEND)]==0.32.4"; fi
+	@if [ "$$(uname -s)" = Linux ] && [ ! -e "$(OPENBLAS)" ]; then \
+	  echo "note: OpenBLAS not found; MLX on the Linux CPU will be ~50x slower."; \
+	  echo "      install it: sudo apt-get install libopenblas0-pthread"; fi
+	@touch $@
+
+.PHONY: setup
+setup: $(VENV)/.installed ## create .venv from requirements.txt (MLX_BACKEND=cuda13 for NVIDIA)
+
+.PHONY: doctor
+doctor: $(VENV)/.installed ## platform, MLX backend and device, BLAS, memory, tools
+	@$(RUN_PY) scripts/doctor.py
+
+## ---------------------------------------------------------------- data
+# raw (immutable, verified) -> interim chat JSONL + report -> finetuning splits.
+# data/raw comes from DATA_SRC when that folder exists, else `make fetch-data`.
+RAW_FORNANDER := data/raw/fornander/fornander_pairs.csv
+RAW_KOA := data/raw/koa/koa_pairs.csv
+SUFFIX := $(if $(filter haw-en,$(DIRECTION)),,-$(DIRECTION))
+INTERIM := data/interim/$(DIRECTION)
+SPLITS := data/finetuning
+LARGE := $(SPLITS)/large$(SUFFIX)
+SMALL := $(SPLITS)/small$(SUFFIX)
+
+.PHONY: fetch-data
+fetch-data: $(VENV)/.installed ## download the raw CSVs (pinned commit, sha256 checked)
+	$(PY) scripts/fetch_data.py --download --out data/raw
+
+$(RAW_FORNANDER) $(RAW_KOA) &: scripts/fetch_data.py | $(VENV)/.installed
+	@if [ -d "$(DATA_SRC)" ]; then $(PY) scripts/fetch_data.py --src $(DATA_SRC) --out data/raw; \
+	else $(PY) scripts/fetch_data.py --download --out data/raw; fi
+
+CONVERT = $(PY) scripts/convert_fornander.py $< -o $@ --direction $(DIRECTION) --report $(basename $@).report.json
+$(INTERIM)/fornander.jsonl: $(RAW_FORNANDER) scripts/convert_fornander.py scripts/olelo.py
+	$(CONVERT)
+$(INTERIM)/koa.jsonl: $(RAW_KOA) scripts/convert_fornander.py scripts/olelo.py
+	$(CONVERT)
+
+$(LARGE)/manifest.json $(SMALL)/manifest.json &: $(INTERIM)/fornander.jsonl $(INTERIM)/koa.jsonl scripts/split.py
+	$(PY) scripts/split.py --out $(SPLITS) --seed $(SEED) \
+	  large$(SUFFIX)=$(INTERIM)/fornander.jsonl small$(SUFFIX)=$(INTERIM)/koa.jsonl
+
+.PHONY: data
+data: $(LARGE)/manifest.json $(SMALL)/manifest.json ## build both datasets (DATA_SRC=folder, DIRECTION=haw-en|en-haw|both)
+	@jq -r '"\(input_filename): " + (.counts | tostring)' $^ 2>/dev/null || cat $^
+
+## ---------------------------------------------------------------- models
+# The offline stand-in for a real model: random-init Gemma-3 text architecture
+# with a BPE tokenizer trained on the data (gibberish output; real pipeline).
+TINY := models/tiny-gemma3
+TINY_4BIT := models/tiny-gemma3-4bit
+TINY_TEXT ?= $(RAW_FORNANDER)
+
+$(TINY)/config.json $(TINY_4BIT)/config.json &: $(TINY_TEXT) scripts/build_tiny_model.py | $(VENV)/.installed
+	$(RUN_PY) scripts/build_tiny_model.py --text $(TINY_TEXT) --out $(TINY) --quantized-out $(TINY_4BIT) --seed $(SEED)
+
+.PHONY: tiny-model
+tiny-model: $(TINY)/config.json ## build models/tiny-gemma3 and models/tiny-gemma3-4bit (offline)
+
+# A local model folder of this repo is built on demand; anything else is mlx-lm's business.
+MODEL_DEP := $(if $(filter $(TINY) $(TINY_4BIT),$(MODEL:/=)),$(MODEL:/=)/config.json)
+
+## ---------------------------------------------------------------- training
+# Each knob of the notes is a variable; unset ones are left to mlx-lm's defaults
+# (or the per-run config.yaml), so `make -n train-large` shows the notes' command.
+ITERS ?= 200
+BATCH ?=
+GRAD_CKPT ?=
+LR ?=
+RANK ?=
+SCALE ?=
+DROPOUT ?=
+LAYERS ?=
+GRAD_ACCUM ?=
+MAX_SEQ ?=
+STEPS_PER_EVAL ?=
+SAVE_EVERY ?=
+VAL_BATCHES ?=
+MASK_PROMPT ?=
+OPTIMIZER ?=
+FINE_TUNE_TYPE ?=
+LR_SCHEDULE ?= none
+WARMUP ?=
+PATIENCE ?= 0
+FORCE ?=
+DATA ?=
+RUNS_DIR ?= runs
+ADAPTERS_DIR ?= adapters
+
+flag = $(if $(strip $(2)),$(1) $(2))
+on = $(filter 1 yes true,$(1))
+MLX_FLAGS = $(if $(call on,$(GRAD_CKPT)),--grad-checkpoint) $(call flag,--steps-per-eval,$(STEPS_PER_EVAL)) \
+  $(call flag,--save-every,$(SAVE_EVERY)) $(call flag,--learning-rate,$(LR)) \
+  $(call flag,--grad-accumulation-steps,$(GRAD_ACCUM)) $(call flag,--max-seq-length,$(MAX_SEQ)) \
+  $(call flag,--num-layers,$(LAYERS)) $(call flag,--val-batches,$(VAL_BATCHES)) \
+  $(if $(call on,$(MASK_PROMPT)),--mask-prompt) $(call flag,--optimizer,$(OPTIMIZER)) \
+  $(call flag,--fine-tune-type,$(FINE_TUNE_TYPE)) $(call flag,--seed,$(SEED))
+LAB_FLAGS = --runs-dir $(RUNS_DIR) --adapters-dir $(ADAPTERS_DIR) $(call flag,--rank,$(RANK)) \
+  $(call flag,--scale,$(SCALE)) $(call flag,--dropout,$(DROPOUT)) --lr-schedule $(LR_SCHEDULE) \
+  $(call flag,--warmup,$(WARMUP)) --patience $(PATIENCE) $(if $(call on,$(FORCE)),--force)
+TRAIN = $(RUN_PY) scripts/train.py $(LAB_FLAGS) --
+# DATA picks another dataset folder under data/finetuning (e.g. DATA=mix).
+SMALL_DATA := $(if $(DATA),$(SPLITS)/$(DATA)$(SUFFIX),$(SMALL))
+LARGE_DATA := $(if $(DATA),$(SPLITS)/$(DATA)$(SUFFIX),$(LARGE))
+
+.PHONY: train-small
+train-small: $(SMALL_DATA)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## the notes' experiment 1: 20 Koa pairs, batch 2
+	$(TRAIN) mlx_lm.lora --model $(MODEL) --train --data $(SMALL_DATA) --iters $(ITERS) --batch-size $(or $(BATCH),2) $(strip $(MLX_FLAGS))
+
+.PHONY: train-large
+train-large: GRAD_CKPT := $(or $(GRAD_CKPT),1)
+train-large: $(LARGE_DATA)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## the notes' experiment 2: Fornander pairs, batch 1, grad checkpoint
+	$(TRAIN) mlx_lm.lora --model $(MODEL) --train --data $(LARGE_DATA) --iters $(ITERS) --batch-size $(or $(BATCH),1) $(strip $(MLX_FLAGS))
+
+.PHONY: runs
+runs: | $(VENV)/.installed ## table of all runs (status, iterations, best val loss, tok/s, peak memory)
+	@$(PY) scripts/runs_table.py --runs-dir $(RUNS_DIR) | $(VENV)/bin/csvlook --no-inference

@@ -1,0 +1,199 @@
+"""Helpers shared by the olelo-mlx scripts: the translation prompt, atomic writes,
+JSONL reading with clear errors, checksums, and loading a model with a useful
+message when it cannot be had.
+
+Import it from a script in scripts/ with `import olelo` (scripts/ is on sys.path
+when a script there runs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+# The one definition of the prompt. Training data (convert_fornander.py) and
+# evaluation both build their messages here, so train and eval never differ.
+LANGUAGES = {"haw": "Hawaiian", "en": "English"}
+DIRECTIONS = ("haw-en", "en-haw")
+
+
+def system_prompt(direction: str) -> str:
+    src, tgt = _langs(direction)
+    return (
+        f"You are a careful translator. Translate the {LANGUAGES[src]} text the user "
+        f"gives you into {LANGUAGES[tgt]}. Reply with the translation only."
+    )
+
+
+def prompt_messages(source: str, direction: str) -> list[dict]:
+    """The messages a model sees before it translates `source`."""
+    return [
+        {"role": "system", "content": system_prompt(direction)},
+        {"role": "user", "content": source},
+    ]
+
+
+def chat_record(source: str, target: str, direction: str, pair_id: str) -> dict:
+    """One mlx-lm chat training example: system + user turn + assistant turn."""
+    messages = prompt_messages(source, direction)
+    messages.append({"role": "assistant", "content": target})
+    return {"id": pair_id, "direction": direction, "messages": messages}
+
+
+def record_source_target(record: dict) -> tuple[str, str]:
+    """The (source, reference) of a chat record written by chat_record."""
+    by_role = {m["role"]: m["content"] for m in record["messages"]}
+    return by_role["user"], by_role["assistant"]
+
+
+def _langs(direction: str) -> tuple[str, str]:
+    if direction not in DIRECTIONS:
+        raise UserError(f"unknown direction {direction!r}; use one of {', '.join(DIRECTIONS)}")
+    src, tgt = direction.split("-")
+    return src, tgt
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, no traceback."""
+
+
+def run_main(main) -> None:
+    """Run a script's main(); a UserError becomes `error: ...` and exit status 2."""
+    try:
+        sys.exit(main())
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write a file so that readers see the old content or the new, never a half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def atomic_write_jsonl(path, rows) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_jsonl(path) -> list[dict]:
+    """Read a JSONL file; a bad line is reported with file and line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    return rows
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_model(model: str, adapter_path: str | None = None):
+    """mlx_lm.load, but a model that is neither a local folder nor downloadable
+    gives a message that says what to do instead of a traceback."""
+    from mlx_lm import load
+
+    try:
+        return load(model, adapter_path=adapter_path)
+    except Exception as e:  # mlx-lm raises several types for "not available"
+        if Path(model).exists():
+            raise
+        raise UserError(model_unavailable_message(model, e)) from None
+
+
+def model_unavailable_message(model: str, err: Exception | None = None) -> str:
+    why = f" ({type(err).__name__}: {err})" if err else ""
+    return (
+        f"cannot load model {model!r}: it is not a local folder and could not be "
+        f"downloaded from the Hugging Face Hub{why}. Offline, pass a local model: "
+        f"MODEL=models/tiny-gemma3 (built by `make tiny-model`) or the path of a "
+        f"model you downloaded earlier (`huggingface-cli download {model}` on a "
+        f"machine with internet)."
+    )
+
+
+def run_stamp(dataset: str, args: dict) -> str:
+    """The one place a run's name is built, from what defines the trained weights.
+
+    `args` is the merged mlx_lm.lora configuration (flags > YAML > defaults) plus
+    the lab's own `patience`. Settings at mlx-lm's defaults are left out, except
+    the ones every reader wants to see (iterations, batch, learning rate, rank, seed).
+    """
+    import re
+
+    def num(x) -> str:  # 1e-05 -> 1e-5, 0.1 -> 0.1
+        return re.sub(r"e([+-])0*(\d)", lambda m: "e" + ("-" if m[1] == "-" else "") + m[2], f"{x:g}")
+
+    lora = args.get("lora_parameters") or {}
+    parts = [
+        dataset,
+        Path(str(args["model"]).rstrip("/")).name,
+        f"it{args['iters']}",
+        f"bs{args['batch_size']}",
+        f"lr{num(args['learning_rate'])}",
+    ]
+    if args.get("fine_tune_type", "lora") != "lora":
+        parts.append(args["fine_tune_type"])
+    if args.get("fine_tune_type", "lora") != "full":
+        parts.append(f"r{lora.get('rank', 8)}")
+        if lora.get("scale", 20.0) != 20.0:
+            parts.append(f"sc{num(lora['scale'])}")
+        if lora.get("dropout", 0.0):
+            parts.append(f"do{num(lora['dropout'])}")
+    if args.get("num_layers", 16) != 16:
+        parts.append(f"L{args['num_layers']}")
+    if args.get("grad_checkpoint"):
+        parts.append("gc")
+    if args.get("grad_accumulation_steps", 1) != 1:
+        parts.append(f"ga{args['grad_accumulation_steps']}")
+    if args.get("max_seq_length", 2048) != 2048:
+        parts.append(f"ms{args['max_seq_length']}")
+    if args.get("mask_prompt"):
+        parts.append("mp")
+    if args.get("optimizer", "adam") != "adam":
+        parts.append(args["optimizer"])
+    schedule = args.get("lr_schedule")
+    if schedule:
+        parts.append(f"{schedule['name'].replace('_decay', '')}w{schedule.get('warmup', 0)}")
+    if args.get("patience"):
+        parts.append(f"p{args['patience']}")
+    parts.append(f"s{args['seed']}")
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))

@@ -1,0 +1,451 @@
+"""Run one mlx_lm.lora training command as a recorded, resumable lab run.
+
+    python scripts/train.py [lab options] -- mlx_lm.lora --model M --train --data D ...
+
+Everything after `--` is an ordinary mlx_lm.lora command line. It is parsed by
+mlx-lm's own parser, merged with the run's config.yaml exactly as mlx_lm.lora
+does (flag > YAML > default), and trained by mlx-lm's own `train_model`; the lab
+adds a TrainingCallback that records every report, keeps the best checkpoint and
+stops early. What gets written:
+
+    runs/<stamp>/command.sh     the exact mlx_lm.lora invocation (one line per segment)
+    runs/<stamp>/config.yaml    LoRA parameters and LR schedule (mlx-lm reads them only from YAML)
+    runs/<stamp>/manifest.json  git, packages, platform, data checksums, times, status
+    runs/<stamp>/train.log      the console output
+    runs/<stamp>/metrics.jsonl  every train and validation report
+    adapters/<stamp>/           adapters, numbered checkpoints, best/
+
+Run the same command again: a finished run is "up to date"; an interrupted one
+(Ctrl-C, kill -9, out of memory) resumes from its last checkpoint; --force starts a
+new attempt (<stamp>-a2, ...) and keeps the old one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import types
+from importlib import metadata
+from pathlib import Path
+
+import olelo
+
+REPO = Path(__file__).resolve().parent.parent
+CKPT_RE = re.compile(r"^(\d{7})_adapters\.safetensors$")
+SCRATCH = ".segment"  # where a resumed segment writes before its files are renumbered
+
+
+class EarlyStop(Exception):
+    pass
+
+
+def parse_lab_args(argv):
+    if "--" not in argv:
+        raise olelo.UserError("usage: train.py [options] -- mlx_lm.lora --model ... (see --help)")
+    cut = argv.index("--")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--adapters-dir", default="adapters")
+    p.add_argument("--rank", type=int, help="LoRA rank (config.yaml lora_parameters.rank; mlx-lm default 8)")
+    p.add_argument("--scale", type=float, help="LoRA scale (mlx-lm default 20.0)")
+    p.add_argument("--dropout", type=float, help="LoRA dropout (mlx-lm default 0.0)")
+    p.add_argument("--lr-schedule", choices=["none", "cosine"], default="none",
+                   help="cosine: linear warmup then cosine decay to 10%% of the learning rate")
+    p.add_argument("--warmup", type=int, help="warmup iterations for --lr-schedule cosine (default: 5%% of iters)")
+    p.add_argument("--patience", type=int, default=0,
+                   help="stop after N validations without a new best val loss (0: never)")
+    p.add_argument("--force", action="store_true", help="train again into a new attempt folder")
+    lab = p.parse_args(argv[:cut])
+    cmd = argv[cut + 1:]
+    if not cmd or cmd[0] != "mlx_lm.lora":
+        raise olelo.UserError("after `--` give an mlx_lm.lora command line, e.g. -- mlx_lm.lora --model M --train --data D")
+    for managed in ("-c", "--config", "--adapter-path", "--resume-adapter-file"):
+        if managed in cmd:
+            raise olelo.UserError(f"{managed} is set by the lab (per-run config and folders); leave it out")
+    return lab, cmd
+
+
+def mlx_lora_args(cmd: list[str]) -> types.SimpleNamespace:
+    """The arguments mlx_lm.lora's main() would run `cmd` with (same parser, same merge)."""
+    import yaml
+    from mlx_lm import lora
+
+    args = vars(lora.build_parser().parse_args(cmd[1:]))
+    if args.get("config"):
+        with open(args["config"]) as f:
+            for k, v in yaml.load(f, lora.yaml_loader).items():
+                if args.get(k) is None:
+                    args[k] = v
+    for k, v in lora.CONFIG_DEFAULTS.items():
+        if args.get(k) is None:
+            args[k] = v
+    return types.SimpleNamespace(**args)
+
+
+def run_config(lab, merged: dict) -> dict:
+    """config.yaml content: what mlx-lm takes only from YAML."""
+    lora = dict(merged["lora_parameters"])
+    for key in ("rank", "scale", "dropout"):
+        if getattr(lab, key) is not None:
+            lora[key] = getattr(lab, key)
+    config = {"lora_parameters": lora}
+    if lab.lr_schedule == "cosine":
+        iters, lr = merged["iters"], merged["learning_rate"]
+        warmup = lab.warmup if lab.warmup is not None else max(1, iters // 20)
+        config["lr_schedule"] = {
+            "name": "cosine_decay",
+            "warmup": warmup,
+            "warmup_init": 0.0,
+            "arguments": [lr, max(1, iters - warmup), lr * 0.1],
+        }
+    return config
+
+
+# ---------------------------------------------------------------- records
+
+def git_info() -> dict:
+    def git(*a):
+        r = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def environment_info() -> dict:
+    import mlx.core as mx
+
+    versions = {}
+    for pkg in ("mlx", "mlx-metal", "mlx-cpu", "mlx-cuda-12", "mlx-cuda-13", "mlx-lm", "transformers", "numpy"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    backend = "metal" if mx.metal.is_available() else "cuda" if mx.cuda.is_available() else "cpu"
+    return {
+        "packages": versions,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "mlx_backend": backend,
+        "mlx_device": str(mx.default_device()),
+        "ld_preload": os.environ.get("LD_PRELOAD", ""),
+    }
+
+
+def data_info(data_dir: str) -> dict:
+    d = Path(data_dir)
+    info = {"path": data_dir}
+    manifest = d / "manifest.json"
+    if manifest.is_file():
+        info["manifest_sha256"] = olelo.sha256_file(manifest)
+    for split in ("train", "valid", "test"):
+        f = d / f"{split}.jsonl"
+        if f.is_file():
+            info[f"{split}_sha256"] = olelo.sha256_file(f)
+    return info
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, TypeError, ValueError):
+        return False
+
+
+class Tee:
+    """Write to the console and (without colour codes) to train.log."""
+
+    ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+    def __init__(self, stream, log):
+        self.stream, self.log = stream, log
+
+    def write(self, s):
+        self.stream.write(s)
+        self.log.write(self.ANSI.sub("", s))
+        return len(s)
+
+    def flush(self):
+        self.stream.flush()
+        self.log.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def checkpoints(folder: Path) -> dict[int, Path]:
+    out = {}
+    if folder.is_dir():
+        for f in folder.iterdir():
+            m = CKPT_RE.match(f.name)
+            if m:
+                out[int(m[1])] = f
+    return out
+
+
+def drain_scratch(adapter_dir: Path) -> None:
+    """Move a resumed segment's files into place, renumbered to global iterations.
+
+    mlx-lm numbers checkpoints from 1 in every segment; the segment's offset is
+    kept in segment.json so this is safe to repeat after any crash."""
+    scratch = adapter_dir / SCRATCH
+    seg = scratch / "segment.json"
+    if not seg.is_file():
+        return
+    offset = json.loads(seg.read_text())["offset"]
+    for n, f in sorted(checkpoints(scratch).items()):
+        os.replace(f, adapter_dir / f"{n + offset:07d}_adapters.safetensors")
+    final = scratch / "adapters.safetensors"
+    if final.is_file():
+        os.replace(final, adapter_dir / "adapters.safetensors")
+
+
+class Recorder:
+    """mlx-lm TrainingCallback: metrics.jsonl, best checkpoint, early stopping."""
+
+    def __init__(self, model, run_dir: Path, adapter_dir: Path, offset: int, patience: int, writer: bool):
+        self.model, self.run_dir, self.adapter_dir = model, run_dir, adapter_dir
+        self.offset, self.patience, self.writer = offset, patience, writer
+        self.metrics = run_dir / "metrics.jsonl"
+        # Keep what happened up to the checkpoint we resume from; the rest is redone.
+        kept = [r for r in read_metrics(self.metrics) if offset and r["iteration"] <= offset]
+        if writer:
+            olelo.atomic_write_jsonl(self.metrics, kept)
+        self.tokens_before = max([r["trained_tokens"] for r in kept if r["type"] == "train"], default=0)
+        vals = [r for r in kept if r["type"] == "val"]
+        self.best = min(vals, key=lambda r: r["val_loss"], default=None)
+        self.since_best = sum(1 for r in vals if self.best and r["iteration"] > self.best["iteration"])
+
+    def _append(self, record):
+        if not self.writer:  # distributed: every rank decides alike, rank 0 writes
+            return
+        with open(self.metrics, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.offset:
+            drain_scratch(self.adapter_dir)
+
+    def on_train_loss_report(self, info):
+        record = {"type": "train", **{k: float(v) if k != "iteration" else int(v) for k, v in info.items()}}
+        record["iteration"] += self.offset
+        record["trained_tokens"] = int(record["trained_tokens"]) + self.tokens_before
+        record["time"] = now()
+        self._append(record)
+
+    def on_val_loss_report(self, info):
+        # mlx-lm validates before the step it names, so `iteration` counts updates done.
+        record = {"type": "val", "iteration": int(info["iteration"]) + self.offset,
+                  "val_loss": float(info["val_loss"]), "val_time": float(info["val_time"]), "time": now()}
+        self._append(record)
+        if self.best is None or record["val_loss"] < self.best["val_loss"]:
+            self.best, self.since_best = record, 0
+            if self.writer:
+                self.save_best()
+        else:
+            self.since_best += 1
+            if self.patience and self.since_best >= self.patience:
+                raise EarlyStop(record["iteration"])
+
+    def save_best(self):
+        import mlx.core as mx
+        from mlx.utils import tree_flatten
+
+        best_dir = self.adapter_dir / "best"
+        tmp = self.adapter_dir / ".best.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        mx.save_safetensors(str(tmp / "adapters.safetensors"), dict(tree_flatten(self.model.trainable_parameters())))
+        shutil.copy(self.adapter_dir / "adapter_config.json", tmp / "adapter_config.json")
+        olelo.atomic_write_json(tmp / "best.json", {"iteration": self.best["iteration"], "val_loss": self.best["val_loss"]})
+        shutil.rmtree(best_dir, ignore_errors=True)
+        os.replace(tmp, best_dir)
+
+
+def read_metrics(path: Path) -> list[dict]:
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass  # a line cut short by a kill: that report is redone on resume
+    return rows
+
+
+# ---------------------------------------------------------------- the run
+
+def choose_run_dir(runs: Path, stamp: str, force: bool):
+    """(stamp, state): state is 'new', 'done' or 'resume'."""
+    def status(d):
+        m = d / "manifest.json"
+        return json.loads(m.read_text()) if m.is_file() else None
+
+    man = status(runs / stamp)
+    if man is None:
+        return stamp, "new"
+    if force:
+        n = 2
+        while (runs / f"{stamp}-a{n}").exists():
+            n += 1
+        return f"{stamp}-a{n}", "new"
+    if man["status"] in ("finished", "stopped-early"):
+        return stamp, "done"
+    if man["status"] == "running" and pid_alive(man.get("pid")) and man.get("host") == platform.node():
+        raise olelo.UserError(f"run {stamp} is being trained right now (pid {man['pid']}); wait for it or kill it")
+    return stamp, "resume"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv in (["-h"], ["--help"]):
+        argv = ["--help", "--"]
+    lab, cmd = parse_lab_args(argv)
+    import mlx.core as mx
+
+    rank = mx.distributed.init().rank()
+    base = vars(mlx_lora_args(cmd))
+    config = run_config(lab, base)
+    if not base["train"]:
+        raise olelo.UserError("the mlx_lm.lora command must include --train")
+    data = Path(base["data"])
+    if not (data / "train.jsonl").is_file():
+        raise olelo.UserError(f"{data}/train.jsonl not found; build the data first (make data)")
+    dataset = data.name
+    stamp = olelo.run_stamp(dataset, {**base, **config, "patience": lab.patience})
+
+    runs, adapters = Path(lab.runs_dir), Path(lab.adapters_dir)
+    stamp, state = choose_run_dir(runs, stamp, lab.force)
+    run_dir, adapter_dir = runs / stamp, adapters / stamp
+    if state == "done":
+        print(f"{run_dir}: up to date (status finished; FORCE=1 trains a new attempt)")
+        return 0
+
+    manifest_path = run_dir / "manifest.json"
+    config_path = run_dir / "config.yaml"
+    offset = 0
+    if state == "resume":
+        manifest = json.loads(manifest_path.read_text())
+        drain_scratch(adapter_dir)
+        shutil.rmtree(adapter_dir / SCRATCH, ignore_errors=True)
+        ckpts = checkpoints(adapter_dir)
+        offset = max(ckpts, default=0)
+        if cmd != manifest["mlx_lm_command"]:
+            print(f"note: resuming {stamp} with its recorded command, not this one", file=sys.stderr)
+    else:
+        manifest = {"stamp": stamp, "dataset": dataset, "iters": base["iters"], "segments": [],
+                    "lab_options": {"patience": lab.patience, "lr_schedule": lab.lr_schedule},
+                    "mlx_lm_command": cmd}
+
+    total = manifest["iters"]
+    full_cmd = manifest["mlx_lm_command"] + ["-c", str(config_path), "--adapter-path", str(adapter_dir)]
+    if offset:
+        scratch = adapter_dir / SCRATCH
+        full_cmd += ["--iters", str(total - offset), "--adapter-path", str(scratch),
+                     "--resume-adapter-file", str(ckpts[offset])]
+    args = None
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if state == "new":
+            import yaml
+            olelo.atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
+            olelo.atomic_write_text(run_dir / "command.sh", "#!/usr/bin/env bash\n# Run from the repository root.\n")
+            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        if offset:
+            scratch.mkdir(parents=True, exist_ok=True)
+            olelo.atomic_write_json(scratch / "segment.json", {"offset": offset})
+        with open(run_dir / "command.sh", "a") as f:
+            if state == "resume":
+                f.write(f"# resumed from iteration {offset}\n")
+            f.write(shlex.join(full_cmd) + "\n")
+        latest = runs / "latest"
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(stamp)
+        manifest.update({
+            "status": "running", "pid": os.getpid(), "host": platform.node(),
+            "git": git_info(), "environment": environment_info(), "data": data_info(base["data"]),
+            "world_size": mx.distributed.init().size(),
+        })
+        manifest.setdefault("started", now())
+        manifest["segments"].append({"started": now(), "offset": offset, "command": full_cmd})
+        olelo.atomic_write_json(manifest_path, manifest)
+
+    args = mlx_lora_args(full_cmd)
+    log = open(run_dir / "train.log", "a", encoding="utf-8") if rank == 0 else open(os.devnull, "w")
+    sys.stdout, sys.stderr = Tee(sys.__stdout__, log), Tee(sys.__stderr__, log)
+    status, error = "failed", None
+    try:
+        if offset >= total:
+            status = "finished"
+            if rank == 0:
+                shutil.copy(ckpts[offset], adapter_dir / "adapters.safetensors")
+        else:
+            print(f"[olelo] run {stamp}: {'resuming at iteration %d' % offset if offset else 'starting'}")
+            status = train(args, run_dir, adapter_dir, offset, lab.patience)
+    except KeyboardInterrupt:
+        error = "interrupted (Ctrl-C); run the same command again to resume"
+        raise
+    except Exception as e:
+        error = f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        if rank == 0:
+            if offset:
+                drain_scratch(adapter_dir)
+                shutil.rmtree(adapter_dir / SCRATCH, ignore_errors=True)
+            manifest["status"] = status
+            manifest["ended"] = manifest["segments"][-1]["ended"] = now()
+            if error:
+                manifest["error"] = error
+            else:
+                manifest.pop("error", None)
+            best = adapter_dir / "best" / "best.json"
+            if best.is_file():
+                manifest["best"] = {**json.loads(best.read_text()), "path": str(adapter_dir / "best")}
+            olelo.atomic_write_json(manifest_path, manifest)
+            print(f"[olelo] {status}: {run_dir} (adapters in {adapter_dir})")
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        log.close()
+    return 0
+
+
+def train(args, run_dir: Path, adapter_dir: Path, offset: int, patience: int) -> str:
+    import mlx.core as mx
+    import numpy as np
+    from mlx.utils import tree_flatten
+    from mlx_lm.lora import train_model
+    from mlx_lm.tuner.datasets import load_dataset
+
+    np.random.seed(args.seed)  # as mlx_lm.lora.run does
+    model, tokenizer = olelo.load_model(args.model)
+    train_set, valid_set, _ = load_dataset(args, tokenizer)
+    rank = mx.distributed.init().rank()
+    recorder = Recorder(model, run_dir, adapter_dir, offset, patience, writer=rank == 0)
+    try:
+        train_model(args, model, train_set, valid_set, training_callback=recorder)
+    except EarlyStop as stop:
+        print(f"[olelo] early stop at iteration {stop}: no better val loss in {patience} validations "
+              f"(best {recorder.best['val_loss']:.4f} at iteration {recorder.best['iteration']})")
+        if rank == 0:
+            final = Path(args.adapter_path) / "adapters.safetensors"
+            mx.save_safetensors(str(final), dict(tree_flatten(model.trainable_parameters())))
+        return "stopped-early"
+    return "finished"
+
+
+if __name__ == "__main__":
+    olelo.run_main(main)
