@@ -167,3 +167,43 @@ train-large: $(LARGE_DATA)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## th
 .PHONY: runs
 runs: | $(VENV)/.installed ## table of all runs (status, iterations, best val loss, tok/s, peak memory)
 	@$(PY) scripts/runs_table.py --runs-dir $(RUNS_DIR) | $(VENV)/bin/csvlook --no-inference
+
+## ---------------------------------------------------------------- evaluation
+# Each checkpoint's translations are a file target, so adding a checkpoint costs
+# one checkpoint. LIMIT / MAX_TOKENS change the eval folder's name.
+RUN ?= latest
+CKPTS ?= final best
+LIMIT ?=
+MAX_TOKENS ?=
+EVAL_BATCH ?= 32
+BOOTSTRAP ?= 1000
+
+RUN_DIR := $(if $(findstring /,$(RUN)),$(RUN:/=),$(RUNS_DIR)/$(RUN))
+RUN_STAMP := $(notdir $(or $(realpath $(RUN_DIR)),$(RUN_DIR)))
+RUN_ADAPTERS := $(ADAPTERS_DIR)/$(RUN_STAMP)
+EVAL := $(RUNS_DIR)/$(RUN_STAMP)/eval$(if $(LIMIT),-n$(LIMIT))$(if $(MAX_TOKENS),-mt$(MAX_TOKENS))
+ALL_CKPTS := $(patsubst %_adapters.safetensors,ckpt-%,$(notdir $(wildcard $(RUN_ADAPTERS)/*_adapters.safetensors)))
+EVAL_CKPTS := base $(if $(filter all,$(CKPTS)),final best $(ALL_CKPTS),$(foreach c,$(CKPTS),$(if $(filter final best,$(c)),$(c),ckpt-$(shell printf %07d $(c)))))
+EVAL_HYPS := $(foreach c,$(EVAL_CKPTS),$(EVAL)/$(c)/hyps.jsonl)
+
+define EVAL_CKPT
+$(RUN_PY) scripts/perplexity.py --run $(RUN_DIR) --ckpt $(notdir $(@D)) -o $(@D)/ppl.json
+$(RUN_PY) scripts/translate.py --run $(RUN_DIR) --ckpt $(notdir $(@D)) --batch-size $(EVAL_BATCH) \
+  $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) -o $@
+endef
+$(EVAL)/base/hyps.jsonl: scripts/translate.py scripts/perplexity.py
+	$(EVAL_CKPT)
+$(EVAL)/final/hyps.jsonl: $(RUN_ADAPTERS)/adapters.safetensors scripts/translate.py scripts/perplexity.py
+	$(EVAL_CKPT)
+$(EVAL)/best/hyps.jsonl: $(RUN_ADAPTERS)/best/adapters.safetensors scripts/translate.py scripts/perplexity.py
+	$(EVAL_CKPT)
+$(EVAL)/ckpt-%/hyps.jsonl: $(RUN_ADAPTERS)/%_adapters.safetensors scripts/translate.py scripts/perplexity.py
+	$(EVAL_CKPT)
+
+$(EVAL)/summary.json: $(EVAL_HYPS) scripts/eval_report.py scripts/score.py scripts/semsim.py
+	$(RUN_PY) scripts/eval_report.py --run $(RUN_DIR) --eval-dir $(EVAL) --bootstrap $(BOOTSTRAP)
+
+.PHONY: eval
+eval: $(EVAL)/summary.json | $(VENV)/.installed ## evaluate RUN (default latest): base vs CKPTS (final best | all | 400 800)
+	@cat $(EVAL)/summary.md
+	@echo "A/B: $(EVAL)/ab.md   plots: $(EVAL)/loss.png $(EVAL)/scores.png"

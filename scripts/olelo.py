@@ -83,6 +83,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -145,7 +148,7 @@ def model_unavailable_message(model: str, err: Exception | None = None) -> str:
         f"cannot load model {model!r}: it is not a local folder and could not be "
         f"downloaded from the Hugging Face Hub{why}. Offline, pass a local model: "
         f"MODEL=models/tiny-gemma3 (built by `make tiny-model`) or the path of a "
-        f"model you downloaded earlier (`huggingface-cli download {model}` on a "
+        f"model you downloaded earlier (`hf download {model}` on a "
         f"machine with internet)."
     )
 
@@ -197,3 +200,56 @@ def run_stamp(dataset: str, args: dict) -> str:
         parts.append(f"p{args['patience']}")
     parts.append(f"s{args['seed']}")
     return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
+
+
+def resolve_run(run: str, runs_dir="runs") -> Path:
+    """A run folder from a stamp, a path, or 'latest'."""
+    p = Path(run)
+    if not (p / "manifest.json").is_file():
+        p = Path(runs_dir) / run
+    if not (p / "manifest.json").is_file():
+        raise UserError(f"no run {run!r}: expected {p}/manifest.json (see `make runs`)")
+    return p.resolve() if p.is_symlink() else p
+
+
+def run_manifest(run_dir) -> dict:
+    import json
+
+    return json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
+
+
+def checkpoint_adapter(adapter_dir, ckpt: str) -> Path | None:
+    """The adapter folder mlx-lm loads for a checkpoint: 'base' (None: no adapter),
+    'final', 'best', or an iteration number. A numbered checkpoint gets a folder
+    ckpt-NNNNNNN/ with hard links, so no one copies weights by hand."""
+    adapter_dir = Path(adapter_dir)
+    if ckpt == "base":
+        return None
+    if ckpt == "final":
+        folder = adapter_dir
+    elif ckpt == "best":
+        folder = adapter_dir / "best"
+    elif ckpt.removeprefix("ckpt-").isdigit():
+        n = int(ckpt.removeprefix("ckpt-"))
+        weights = adapter_dir / f"{n:07d}_adapters.safetensors"
+        if not weights.is_file():
+            raise UserError(f"{weights}: no checkpoint at iteration {n}")
+        folder = adapter_dir / f"ckpt-{n:07d}"
+        if not (folder / "adapters.safetensors").is_file():
+            tmp = adapter_dir / f".ckpt-{n:07d}.tmp"
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            for src, name in ((weights, "adapters.safetensors"), (adapter_dir / "adapter_config.json", "adapter_config.json")):
+                try:
+                    os.link(src, tmp / name)
+                except OSError:
+                    shutil.copy(src, tmp / name)
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+    else:
+        raise UserError(f"unknown checkpoint {ckpt!r}: use base, final, best or an iteration number")
+    if not (folder / "adapters.safetensors").is_file():
+        raise UserError(f"{folder}/adapters.safetensors not found (did the run finish? see `make runs`)")
+    return folder

@@ -346,7 +346,8 @@ def main(argv=None):
         if cmd != manifest["mlx_lm_command"]:
             print(f"note: resuming {stamp} with its recorded command, not this one", file=sys.stderr)
     else:
-        manifest = {"stamp": stamp, "dataset": dataset, "iters": base["iters"], "segments": [],
+        manifest = {"stamp": stamp, "dataset": dataset, "model": base["model"], "data_dir": base["data"],
+                    "adapter_dir": str(adapter_dir), "iters": base["iters"], "segments": [],
                     "lab_options": {"patience": lab.patience, "lr_schedule": lab.lr_schedule},
                     "mlx_lm_command": cmd}
 

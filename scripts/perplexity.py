@@ -1,0 +1,56 @@
+"""Test loss and perplexity of a run's checkpoint, by the notes' own command.
+
+    python scripts/perplexity.py --run runs/<stamp> --ckpt best -o ppl.json
+
+It runs `mlx_lm.lora --model M --adapter-path A --data D --test` (for the base
+model `--adapter-path ""`, which mlx-lm reads as "no adapter") with
+`--batch-size 1 --test-batches -1` added, so that every test pair counts (mlx-lm
+otherwise drops the last partial batch of 4 and stops at 500), shows its output,
+and records the command, test loss and ppl as JSON. The one line read from the
+output, "Test loss X, Test ppl Y.", is pinned by a test against mlx-lm 0.32.2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import olelo
+from translate import run_eval_inputs
+
+RESULT_RE = re.compile(r"Test loss ([-+0-9.eE]+|nan|inf), Test ppl ([-+0-9.eE]+|nan|inf)\.")
+
+
+def parse_result(output: str) -> tuple[float, float]:
+    m = RESULT_RE.search(output)
+    if not m:
+        raise olelo.UserError("mlx_lm.lora --test printed no 'Test loss …, Test ppl ….' line (see its output above)")
+    return float(m[1]), float(m[2])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True)
+    p.add_argument("--ckpt", default="final")
+    p.add_argument("-o", "--output", required=True)
+    a = p.parse_args()
+    model, test_file, adapter = run_eval_inputs(a.run, a.ckpt)
+    cmd = ["mlx_lm.lora", "--model", model, "--adapter-path", adapter or "", "--data", str(Path(test_file).parent), "--test",
+           "--batch-size", "1", "--test-batches", "-1"]
+    # The console script of this venv, the same program as on the notes' PATH.
+    exe = [str(Path(sys.executable).with_name("mlx_lm.lora"))]
+    proc = subprocess.run(exe + cmd[1:], capture_output=True, text=True)
+    sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-2000:])
+    if proc.returncode != 0:
+        raise olelo.UserError(f"{' '.join(cmd)} failed with exit status {proc.returncode}")
+    loss, ppl = parse_result(proc.stdout + proc.stderr)
+    olelo.atomic_write_json(a.output, {"command": cmd, "test_loss": loss, "test_ppl": ppl})
+    print(f"{a.ckpt}: test loss {loss:.4f}, ppl {ppl:.2f}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    olelo.run_main(main)
