@@ -1,0 +1,70 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real data beside the repo (../shared/data). Skipped when absent, unless
+    OLELO_REQUIRE_SHARED_DATA=1 says it must be there (then the test fails)."""
+    root = REPO.parent / "shared" / "data"
+    if not (root / "fornander" / "fornander_pairs.csv").is_file():
+        if os.environ.get("OLELO_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(f"OLELO_REQUIRE_SHARED_DATA=1 but {root} has no fornander/fornander_pairs.csv")
+        pytest.skip(f"real data not found at {root}")
+    return root
+
+
+# Tiny random Gemma-3 models (scripts/build_tiny_model.py), built once per
+# session from a throwaway CSV: no downloads, ~1 s.
+TINY_PAIRS = [
+    ("Aloha kākou.", "Hello everyone."),
+    ("Pehea ʻoe?", "How are you?"),
+    ("Maikaʻi nō au, mahalo.", "I am fine, thank you."),
+    ("Ua hele ke aliʻi i ka moku.", "The chief went to the ship."),
+    ("Noho ana ka makuakāne ma ka hale.", "The father was living at the house."),
+    ("Ua uwē ka poʻe a pau loa.", "All the people wept."),
+    ("E holo ana lākou i Kahiki.", "They will sail to Tahiti."),
+    ("He nui nā lā o kēia kaʻawale ʻana.", "Many were the days of this separation."),
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_text(tmp_path_factory) -> Path:
+    """A small CSV in the Fornander format."""
+    import csv
+
+    path = tmp_path_factory.mktemp("text") / "tiny_pairs.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["L1 Hawaiian_Text", "Reference_Translation"])
+        writer.writerows(TINY_PAIRS)
+    return path
+
+
+@pytest.fixture(scope="session")
+def _tiny_models(tmp_path_factory, tiny_text):
+    import build_tiny_model
+
+    root = tmp_path_factory.mktemp("models")
+    out, qout = root / "tiny-gemma3", root / "tiny-gemma3-4bit"
+    build_tiny_model.main(["--text", str(tiny_text), "--out", str(out),
+                           "--quantized-out", str(qout), "--vocab-size", "300"])
+    return out, qout
+
+
+@pytest.fixture(scope="session")
+def tiny_model(_tiny_models) -> Path:
+    """Folder of a float32 tiny-gemma3 model (random weights) for mlx_lm.load."""
+    return _tiny_models[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_4bit(_tiny_models) -> Path:
+    """The same model, 4-bit quantized (QuantizedLinear layers: the QLoRA path)."""
+    return _tiny_models[1]
