@@ -1,0 +1,284 @@
+"""Score translations against references: corpus BLEU, chrF++ and TER, each with its
+sacrebleu signature, per-sentence chrF++, and semantic similarity (semsim.py).
+With --base, also a paired bootstrap test (sacrebleu's own) of system vs base.
+
+Run:
+    .venv/bin/python scripts/score.py --hyp runs/X/hyps.jsonl            # refs from the same JSONL
+    .venv/bin/python scripts/score.py --hyp hyp.txt --ref ref.txt --json
+    .venv/bin/python scripts/score.py --hyp new/hyps.jsonl --base old/hyps.jsonl --bootstrap 1000 --seed 12345
+
+Inputs are plain text (one segment a line) or JSONL (by the .jsonl extension): from
+--hyp and --base the `hypothesis` key is read (--field to change it), from --ref the
+`reference` key (--ref-field). Lines are right-stripped, as the sacrebleu CLI does,
+so the numbers equal `sacrebleu REF -i HYP -m bleu chrf ter --chrf-word-order 2`.
+
+From Python: `score_corpus(hyps, refs)` and `compare(base_hyps, sys_hyps, refs)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from sacrebleu.metrics import BLEU, CHRF, TER
+from sacrebleu.significance import PairedTest
+
+import olelo
+
+# key -> (label, sacrebleu score name, higher is better)
+METRICS = {
+    "bleu": ("BLEU", "BLEU", True),
+    "chrf": ("chrF++", "chrF2++", True),
+    "ter": ("TER", "TER", False),
+}
+ALPHA = 0.05
+
+
+def new_metrics() -> dict:
+    """Fresh metric objects keyed like METRICS (sacrebleu metrics cache references)."""
+    return {"bleu": BLEU(), "chrf": CHRF(word_order=2), "ter": TER()}
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_segments(path, field: str | None = None) -> list[str]:
+    """Segments of a text file (one a line) or of one key of a .jsonl file."""
+    path = Path(path)
+    if not path.is_file():
+        raise olelo.UserError(f"{path}: no such file")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise olelo.UserError(f"{path}:{line}: not UTF-8 (byte 0x{data[e.start]:02x})") from None
+    if not text:
+        raise olelo.UserError(f"{path}: empty file")
+
+    if path.suffix == ".jsonl":
+        rows = olelo.read_jsonl(path)
+        if not rows:
+            raise olelo.UserError(f"{path}: empty file (no JSONL rows)")
+        # read_jsonl skips blank lines; map row index back to a line number.
+        linenos = [n for n, line in enumerate(text.split("\n"), 1) if line.strip()]
+        segments = []
+        for row, lineno in zip(rows, linenos):
+            value = row.get(field) if isinstance(row, dict) else None
+            if not isinstance(value, str):
+                what = "has no" if not isinstance(row, dict) or field not in row else "has a non-string"
+                raise olelo.UserError(f"{path}:{lineno}: row {what} {field!r} field")
+            segments.append(value.rstrip())
+        return segments
+
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.rstrip() for line in lines]
+
+
+def read_pair(hyp, ref=None, field="hypothesis", ref_field="reference") -> tuple[list[str], list[str]]:
+    """Hypotheses and references, checked to be the same length. Without `ref`,
+    a JSONL `hyp` file supplies its own references."""
+    if ref is None:
+        if Path(hyp).suffix != ".jsonl":
+            raise olelo.UserError(f"{hyp}: a plain-text --hyp needs --ref")
+        ref = hyp
+    hyps, refs = read_segments(hyp, field), read_segments(ref, ref_field)
+    check_lengths(hyp, hyps, ref, refs)
+    return hyps, refs
+
+
+def check_lengths(hyp_path, hyps, ref_path, refs) -> None:
+    if len(hyps) != len(refs):
+        raise olelo.UserError(
+            f"{hyp_path} has {len(hyps)} segments but {ref_path} has {len(refs)}; they must pair line by line"
+        )
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def score_corpus(hyps: list[str], refs: list[str]) -> dict:
+    """Corpus BLEU, chrF++, TER with signatures, and per-sentence chrF++."""
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
+    if not hyps:
+        raise ValueError("nothing to score")
+    report = {"n_segments": len(hyps)}
+    for key, metric in new_metrics().items():
+        s = metric.corpus_score(hyps, [refs])
+        report[key] = {"name": s.name, "score": s.score, "signature": metric.get_signature().format()}
+        if key == "bleu":
+            report[key]["verbose"] = s._verbose  # n-gram precisions, BP, lengths, as the CLI prints them
+    sentence_chrf = CHRF(word_order=2)
+    report["chrf_sentences"] = [sentence_chrf.sentence_score(h, [r]).score for h, r in zip(hyps, refs)]
+    return report
+
+
+@contextmanager
+def _sacrebleu_seed(seed: int):
+    # PairedTest reads its seed from this variable when it is built, not from an argument.
+    old = os.environ.get("SACREBLEU_SEED")
+    os.environ["SACREBLEU_SEED"] = str(seed)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("SACREBLEU_SEED", None)
+        else:
+            os.environ["SACREBLEU_SEED"] = old
+
+
+def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_samples: int = 1000, seed: int = 12345) -> dict:
+    """Paired bootstrap resampling (sacrebleu --paired-bs) of system vs base on
+    BLEU, chrF++ and TER: scores, bootstrap mean ± 95% CI, delta, p-value, verdict.
+
+    sacrebleu's p-value is two-sided (|delta|); the direction comes from delta.
+    Identical systems get p = 1/(n+1) from sacrebleu (no resample beats a zero
+    delta), so a zero delta is never called significant here.
+    """
+    if not (len(base_hyps) == len(sys_hyps) == len(refs)):
+        raise ValueError(f"lengths differ: base {len(base_hyps)}, system {len(sys_hyps)}, refs {len(refs)}")
+    if not isinstance(seed, int) or seed <= 0:
+        # sacrebleu runs unseeded when the seed is 0 ("if self._seed"), so results would not repeat.
+        raise ValueError(f"seed must be a positive integer, got {seed!r}")
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be at least 1, got {n_samples}")
+    metrics = new_metrics()
+    with _sacrebleu_seed(seed):
+        test = PairedTest(
+            [("base", base_hyps), ("system", sys_hyps)],
+            {METRICS[k][1]: m for k, m in metrics.items()},
+            references=[refs],
+            test_type="bs",
+            n_samples=n_samples,
+        )
+    signatures, results = test()
+
+    report = {"test": "paired bootstrap resampling (sacrebleu)", "n_samples": n_samples, "seed": seed, "metrics": {}}
+    verdicts = []
+    for key, (label, name, higher_better) in METRICS.items():
+        base, system = results[name]
+        delta = system.score - base.score
+        p = system.p_value
+        significant = p < ALPHA and delta != 0
+        winner = None
+        if significant:
+            winner = "system" if (delta > 0) == higher_better else "base"
+            loser = "base" if winner == "system" else "system"
+            verdicts.append(f"{winner} beats {loser} on {label} (p={p:.4f})")
+        else:
+            verdicts.append(f"no significant difference on {label} (p={p:.4f})")
+        report["metrics"][key] = {
+            "name": name,
+            "signature": signatures[name].format(),
+            "base": {"score": base.score, "mean": float(base.mean), "ci": float(base.ci)},
+            "system": {"score": system.score, "mean": float(system.mean), "ci": float(system.ci)},
+            "delta": delta,
+            "p_value": float(p),
+            "significant": significant,
+            "winner": winner,
+        }
+    report["verdicts"] = verdicts
+    return report
+
+
+# ---------------------------------------------------------------- output
+
+
+def score_report(hyps, refs, path, semsim: bool) -> dict:
+    report = {"hyp": str(path), **score_corpus(hyps, refs)}
+    if semsim:
+        import semsim as semsim_module
+
+        report.update(semsim_module.semsim_fields(hyps, refs))
+    return report
+
+
+def format_single(report: dict) -> str:
+    lines = [f"{report['hyp']}: {report['n_segments']} segments"]
+    for key, (label, _, _) in METRICS.items():
+        m = report[key]
+        lines.append(f"  {label:<7}{m['score']:7.2f}  {m['signature']}")
+    lines.append(_format_semsim(report))
+    return "\n".join(lines)
+
+
+def _format_semsim(report: dict) -> str:
+    if "semsim" not in report:
+        return "  semsim    (skipped: --no-semsim)"
+    if report["semsim"] is None:
+        return f"  semsim    unavailable: {report['semsim_unavailable']}"
+    return f"  semsim {report['semsim']:7.4f}  {report['semsim_model']}"
+
+
+def format_comparison(out: dict) -> str:
+    cmp = out["comparison"]
+    lines = [
+        f"base:   {out['base']['hyp']}",
+        f"system: {out['system']['hyp']}",
+        f"{out['system']['n_segments']} segments; paired bootstrap, {cmp['n_samples']} resamples, seed {cmp['seed']}",
+        "",
+        f"{'metric':<8}{'base (mean ± 95% CI)':>24}{'system (mean ± 95% CI)':>26}{'delta':>9}{'p':>9}",
+    ]
+    for key, (label, _, _) in METRICS.items():
+        m = cmp["metrics"][key]
+        b, s = m["base"], m["system"]
+        lines.append(
+            f"{label:<8}{_with_ci(b):>24}{_with_ci(s):>26}{m['delta']:>+9.2f}{m['p_value']:>9.4f}"
+        )
+    lines.append("")
+    lines += cmp["verdicts"]
+    lines.append("")
+    lines.append("semsim: base " + _format_semsim(out["base"]).split(None, 1)[1])
+    lines.append("      system " + _format_semsim(out["system"]).split(None, 1)[1])
+    lines.append("signatures:")
+    for key, (label, _, _) in METRICS.items():
+        lines.append(f"  {label:<7}{cmp['metrics'][key]['signature']}")
+    return "\n".join(lines)
+
+
+def _with_ci(r: dict) -> str:
+    return f"{r['score']:.2f} ({r['mean']:.2f} ± {r['ci']:.2f})"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hyp", required=True, help="system output: text (one segment a line) or .jsonl")
+    parser.add_argument("--ref", help="references: text or .jsonl (default: the --hyp file, when it is JSONL)")
+    parser.add_argument("--base", help="baseline output to compare against with a paired bootstrap test")
+    parser.add_argument("--field", default="hypothesis", help="JSONL key read from --hyp and --base (default: %(default)s)")
+    parser.add_argument("--ref-field", default="reference", help="JSONL key read from --ref (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for --base (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=12345, help="bootstrap seed, > 0; sacrebleu's default is 12345 (default: %(default)s)")
+    parser.add_argument("--no-semsim", action="store_true", help="skip semantic similarity (all-MiniLM-L6-v2)")
+    args = parser.parse_args(argv)
+    if args.seed <= 0:
+        raise olelo.UserError(f"--seed must be > 0 (sacrebleu runs unseeded with 0), got {args.seed}")
+    if args.bootstrap < 1:
+        raise olelo.UserError(f"--bootstrap must be >= 1, got {args.bootstrap}")
+
+    hyps, refs = read_pair(args.hyp, args.ref, args.field, args.ref_field)
+    system = score_report(hyps, refs, args.hyp, not args.no_semsim)
+    if args.base is None:
+        print(json.dumps(system, indent=2, ensure_ascii=False) if args.json else format_single(system))
+        return 0
+
+    base_hyps = read_segments(args.base, args.field)
+    check_lengths(args.base, base_hyps, args.ref or args.hyp, refs)
+    out = {
+        "system": system,
+        "base": score_report(base_hyps, refs, args.base, not args.no_semsim),
+        "comparison": compare(base_hyps, hyps, refs, n_samples=args.bootstrap, seed=args.seed),
+    }
+    print(json.dumps(out, indent=2, ensure_ascii=False) if args.json else format_comparison(out))
+    return 0
+
+
+if __name__ == "__main__":
+    olelo.run_main(main)

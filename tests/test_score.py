@@ -1,0 +1,213 @@
+"""scripts/score.py: scores equal the sacrebleu CLI's, bootstrap is seeded and sane,
+bad input fails with one clear line."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import score
+
+SCORE = Path(__file__).resolve().parents[1] / "scripts" / "score.py"
+
+REFS = [
+    "Aloha kākou.",
+    "Ua hele ke aliʻi i ka moku.",
+    "The chief went to the ship.",
+    "All the people wept.",
+    "He nui nā lā o kēia kaʻawale ʻana.",
+]
+# Known-value tables: (name, hypotheses), each scored against REFS.
+CASES = [
+    ("close", ["Aloha kakou.", "Ua hele ke alii i ka moku.", "The chief went to the ship .",
+               "All the people cried.", "He nui nā lā o kēia kaʻawale ana."]),
+    ("okina-kahako", ["Aloha kākou!", "Ua hele ke aliʻi i ka waʻa.", "The chief went to a ship.",
+                      "All of the people wept.", "Nui nā lā o kēia kaʻawale ʻana."]),
+    ("poor", ["Hello.", "The chief went to the ship.", "Ua hele ke aliʻi.", "wept", ""]),
+    ("perfect", list(REFS)),
+]
+
+
+def write_lines(path: Path, lines) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def run_sacrebleu(*args) -> str:
+    proc = subprocess.run([sys.executable, "-m", "sacrebleu", *args], capture_output=True, text=True,
+                          env={**os.environ, "SACREBLEU_SEED": "12345"}, check=True)
+    return proc.stdout
+
+
+def run_score(*args):
+    return subprocess.run([sys.executable, str(SCORE), *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("name,hyps", CASES, ids=[c[0] for c in CASES])
+def test_corpus_scores_and_signatures_equal_sacrebleu_cli(tmp_path, name, hyps):
+    ref, hyp = write_lines(tmp_path / "ref.txt", REFS), write_lines(tmp_path / "hyp.txt", hyps)
+    cli = json.loads(run_sacrebleu(str(ref), "-i", str(hyp), "-m", "bleu", "chrf", "ter",
+                                   "--chrf-word-order", "2", "-w", "4", "-f", "json"))
+    ours = score.score_corpus(hyps, REFS)
+    assert [c["name"] for c in cli] == ["BLEU", "chrF2++", "TER"]
+    for key, c in zip(("bleu", "chrf", "ter"), cli):
+        assert float(f"{ours[key]['score']:.4f}") == c["score"], key
+        assert ours[key]["signature"] == c["signature"], key
+
+
+def test_sentence_chrf_equals_sacrebleu_cli(tmp_path):
+    hyps = CASES[1][1]
+    ref, hyp = write_lines(tmp_path / "ref.txt", REFS), write_lines(tmp_path / "hyp.txt", hyps)
+    cli = run_sacrebleu(str(ref), "-i", str(hyp), "-m", "chrf", "--chrf-word-order", "2", "-sl", "-b", "-w", "4")
+    ours = score.score_corpus(hyps, REFS)["chrf_sentences"]
+    assert [f"{x:.4f}" for x in ours] == cli.split()
+
+
+def test_cli_reads_jsonl_and_text_alike(tmp_path):
+    hyps = CASES[0][1]
+    rows = [{"id": str(i), "source": "s", "reference": r, "hypothesis": h} for i, (r, h) in enumerate(zip(REFS, hyps))]
+    jsonl = tmp_path / "hyps.jsonl"
+    jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    write_lines(tmp_path / "hyp.txt", hyps)
+    write_lines(tmp_path / "ref.txt", REFS)
+    from_jsonl = json.loads(run_score("--hyp", str(jsonl), "--json", "--no-semsim").stdout)
+    from_text = json.loads(run_score("--hyp", str(tmp_path / "hyp.txt"), "--ref", str(tmp_path / "ref.txt"),
+                                     "--json", "--no-semsim").stdout)
+    for key in ("bleu", "chrf", "ter", "chrf_sentences", "n_segments"):
+        assert from_jsonl[key] == from_text[key]
+
+
+# ---------------------------------------------------------------- bootstrap
+
+MANY_REFS = [f"{a} {b} i ka hale." for a in ("Ua hele", "Ua noho", "Ua ʻike", "Ua uwē", "Ua holo", "Ua hoʻi")
+             for b in ("ke aliʻi", "ka wahine", "ke keiki", "ka poʻe", "ka makuakāne")]
+BAD = ["he mea ʻē aʻe"] * len(MANY_REFS)
+
+
+def test_paired_bootstrap_equals_sacrebleu_cli(tmp_path):
+    base, system = CASES[2][1], CASES[0][1]
+    ref = write_lines(tmp_path / "ref.txt", REFS)
+    b, s = write_lines(tmp_path / "base.txt", base), write_lines(tmp_path / "sys.txt", system)
+    table = run_sacrebleu(str(ref), "-i", str(b), str(s), "-m", "bleu", "chrf", "ter",
+                          "--chrf-word-order", "2", "--paired-bs", "-f", "text", "-w", "4")
+    cli_p = [float(p) for p in re.findall(r"p = ([0-9.]+)", table)]
+    cli_ci = re.findall(r"([0-9.]+) \(([0-9.]+) ± ([0-9.]+)\)", table)  # base row, then system row
+    ours = score.compare(base, system, REFS, n_samples=1000, seed=12345)["metrics"]
+    assert [f"{ours[k]['p_value']:.4f}" for k in ("bleu", "chrf", "ter")] == [f"{p:.4f}" for p in cli_p]
+    ours_ci = [tuple(f"{ours[k][who][f]:.4f}" for f in ("score", "mean", "ci"))
+               for who in ("base", "system") for k in ("bleu", "chrf", "ter")]
+    assert ours_ci == cli_ci
+    assert ours["bleu"]["signature"].startswith("nrefs:1|bs:1000|seed:12345|")
+
+
+def test_same_seed_same_result_and_seed_is_used():
+    a = score.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=200, seed=7)
+    b = score.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=200, seed=7)
+    c = score.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=200, seed=8)
+    assert a == b
+    assert a["metrics"]["chrf"]["signature"].split("|")[2] == "seed:7"
+    assert [a["metrics"][k]["system"]["mean"] for k in score.METRICS] != \
+           [c["metrics"][k]["system"]["mean"] for k in score.METRICS]
+
+
+def test_perfect_system_beats_bad_base():
+    result = score.compare(BAD, MANY_REFS, MANY_REFS, n_samples=1000, seed=12345)
+    for key, (label, _, _) in score.METRICS.items():
+        m = result["metrics"][key]
+        assert m["p_value"] < 0.05 and m["significant"] and m["winner"] == "system", key
+        assert f"system beats base on {label} (p=" in "\n".join(result["verdicts"])
+    assert result["metrics"]["ter"]["delta"] < 0  # lower TER is the better one
+
+
+def test_bad_system_loses_to_perfect_base():
+    result = score.compare(MANY_REFS, BAD, MANY_REFS, n_samples=200, seed=12345)
+    assert {m["winner"] for m in result["metrics"].values()} == {"base"}
+
+
+def test_identical_systems_are_not_called_different():
+    # sacrebleu gives identical systems p = 1/(n+1): no resampled |delta| exceeds a zero delta.
+    result = score.compare(CASES[0][1], CASES[0][1], REFS, n_samples=1000, seed=12345)
+    for key, m in result["metrics"].items():
+        assert m["delta"] == 0
+        assert m["p_value"] == pytest.approx(1 / 1001)
+        assert not m["significant"] and m["winner"] is None
+    assert all(v.startswith("no significant difference") for v in result["verdicts"])
+
+
+def test_seed_zero_is_refused():
+    with pytest.raises(ValueError, match="seed"):
+        score.compare(REFS, REFS, REFS, seed=0)
+
+
+def test_cli_comparison_table(tmp_path):
+    ref = write_lines(tmp_path / "ref.txt", MANY_REFS)
+    base, system = write_lines(tmp_path / "base.txt", BAD), write_lines(tmp_path / "sys.txt", MANY_REFS)
+    proc = run_score("--hyp", str(system), "--ref", str(ref), "--base", str(base), "--bootstrap", "100", "--no-semsim")
+    assert proc.returncode == 0, proc.stderr
+    assert "system beats base on chrF++ (p=0.0099)" in proc.stdout
+    assert "nrefs:1|bs:100|seed:12345|" in proc.stdout
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.fixture
+def ref3(tmp_path):
+    return write_lines(tmp_path / "ref.txt", ["a", "b", "c"])
+
+
+def assert_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_error_line_count_mismatch(tmp_path, ref3):
+    hyp = write_lines(tmp_path / "hyp.txt", ["a", "b"])
+    assert_error(run_score("--hyp", str(hyp), "--ref", str(ref3)), f"{hyp} has 2 segments", f"{ref3} has 3")
+
+
+def test_error_base_line_count_mismatch(tmp_path, ref3):
+    hyp, base = write_lines(tmp_path / "hyp.txt", ["a", "b", "c"]), write_lines(tmp_path / "base.txt", ["a"])
+    assert_error(run_score("--hyp", str(hyp), "--ref", str(ref3), "--base", str(base)), f"{base} has 1 segments")
+
+
+def test_error_empty_file(tmp_path, ref3):
+    hyp = tmp_path / "hyp.txt"
+    hyp.write_bytes(b"")
+    assert_error(run_score("--hyp", str(hyp), "--ref", str(ref3)), f"{hyp}: empty file")
+
+
+def test_error_not_utf8(tmp_path, ref3):
+    hyp = tmp_path / "hyp.txt"
+    hyp.write_bytes("a\nʻb\n".encode() + b"caf\xe9\n")  # latin-1 é on line 3
+    assert_error(run_score("--hyp", str(hyp), "--ref", str(ref3)), f"{hyp}:3: not UTF-8")
+
+
+def test_error_missing_file(tmp_path, ref3):
+    hyp = tmp_path / "nope.txt"
+    assert_error(run_score("--hyp", str(hyp), "--ref", str(ref3)), f"{hyp}: no such file")
+
+
+def test_error_jsonl_row_missing_field(tmp_path):
+    rows = [{"reference": "a", "hypothesis": "a"}, {"reference": "b", "hypothesis": "b"}, {"reference": "c"}]
+    jsonl = tmp_path / "hyps.jsonl"
+    jsonl.write_text(json.dumps(rows[0]) + "\n\n" + json.dumps(rows[1]) + "\n" + json.dumps(rows[2]) + "\n")
+    assert_error(run_score("--hyp", str(jsonl)), f"{jsonl}:4:", "'hypothesis'")
+    assert_error(run_score("--hyp", str(jsonl), "--field", "translation"), f"{jsonl}:1:", "'translation'")
+
+
+def test_error_bad_seed(tmp_path, ref3):
+    assert_error(run_score("--hyp", str(ref3), "--ref", str(ref3), "--base", str(ref3), "--seed", "0"), "--seed")
+
+
+def test_help():
+    proc = run_score("--help")
+    assert proc.returncode == 0 and "--bootstrap" in proc.stdout and "Run:" in proc.stdout
