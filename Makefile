@@ -44,10 +44,11 @@ help: ## list targets and their variables
 ## ---------------------------------------------------------------- setup
 # The virtualenv is a real file target: it is rebuilt only when a
 # requirements file changes, so a second `make` reinstalls nothing.
-$(VENV)/.installed: requirements.txt requirements-test.txt
+$(VENV)/.installed: requirements.txt requirements-test.txt requirements-semsim.txt
 	@test -d $(VENV) || $(PYTHON_SYS) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt -r requirements-test.txt
+	$(VENV)/bin/pip install -q --no-deps -r requirements-semsim.txt
 	@if [ "$(MLX_BACKEND)" = cuda12 ] || [ "$(MLX_BACKEND)" = cuda13 ]; then \
 	  $(VENV)/bin/pip uninstall -q -y mlx-cpu || true; \
 	  $(VENV)/bin/pip install -q "mlx[$(MLX_BACKEND)]==0.32.4"; fi
@@ -78,7 +79,7 @@ SMALL := $(SPLITS)/small$(SUFFIX)
 fetch-data: $(VENV)/.installed ## download the raw CSVs (pinned commit, sha256 checked)
 	$(PY) scripts/fetch_data.py --download --out data/raw
 
-$(RAW_FORNANDER) $(RAW_KOA) &: scripts/fetch_data.py | $(VENV)/.installed
+data/raw/fornander/fornander_pairs.csv data/raw/koa/koa_pairs.csv &: scripts/fetch_data.py | $(VENV)/.installed
 	@if [ -d "$(DATA_SRC)" ]; then $(PY) scripts/fetch_data.py --src $(DATA_SRC) --out data/raw; \
 	else $(PY) scripts/fetch_data.py --download --out data/raw; fi
 
@@ -99,13 +100,15 @@ data: $(LARGE)/manifest.json $(SMALL)/manifest.json ## build both datasets (DATA
 ## ---------------------------------------------------------------- models
 # The offline stand-in for a real model: random-init Gemma-3 text architecture
 # with a BPE tokenizer trained on the data (gibberish output; real pipeline).
+# 16 layers, so mlx_lm.lora's default --num-layers 16 works unchanged.
 TINY := models/tiny-gemma3
 TINY_4BIT := models/tiny-gemma3-4bit
 TINY_TEXT ?= $(RAW_FORNANDER)
 
 $(TINY)/config.json $(TINY_4BIT)/config.json &: $(TINY_TEXT) scripts/build_tiny_model.py | $(VENV)/.installed
-	$(RUN_PY) scripts/build_tiny_model.py --text $(TINY_TEXT) --out $(TINY) --quantized-out $(TINY_4BIT) --seed $(SEED)
+	$(RUN_PY) scripts/build_tiny_model.py --text $(TINY_TEXT) --out $(TINY) --quantized-out $(TINY_4BIT) --layers 16 --seed $(SEED)
 
+.PRECIOUS: $(TINY)/config.json $(TINY_4BIT)/config.json
 .PHONY: tiny-model
 tiny-model: $(TINY)/config.json ## build models/tiny-gemma3 and models/tiny-gemma3-4bit (offline)
 
@@ -187,7 +190,7 @@ EVAL_CKPTS := base $(if $(filter all,$(CKPTS)),final best $(ALL_CKPTS),$(foreach
 EVAL_HYPS := $(foreach c,$(EVAL_CKPTS),$(EVAL)/$(c)/hyps.jsonl)
 
 define EVAL_CKPT
-$(RUN_PY) scripts/perplexity.py --run $(RUN_DIR) --ckpt $(notdir $(@D)) -o $(@D)/ppl.json
+$(RUN_PY) scripts/perplexity.py --run $(RUN_DIR) --ckpt $(notdir $(@D)) $(call flag,--limit,$(LIMIT)) -o $(@D)/ppl.json
 $(RUN_PY) scripts/translate.py --run $(RUN_DIR) --ckpt $(notdir $(@D)) --batch-size $(EVAL_BATCH) \
   $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) -o $@
 endef
@@ -207,3 +210,29 @@ $(EVAL)/summary.json: $(EVAL_HYPS) scripts/eval_report.py scripts/score.py scrip
 eval: $(EVAL)/summary.json | $(VENV)/.installed ## evaluate RUN (default latest): base vs CKPTS (final best | all | 400 800)
 	@cat $(EVAL)/summary.md
 	@echo "A/B: $(EVAL)/ab.md   plots: $(EVAL)/loss.png $(EVAL)/scores.png"
+
+## ---------------------------------------------------------------- lab notebook
+.PHONY: notes
+notes: | $(VENV)/.installed ## rebuild the generated tables in NOTES.md (runs, evaluations)
+	$(PY) scripts/notes_tables.py --notes NOTES.md --runs-dir $(RUNS_DIR)
+
+## ---------------------------------------------------------------- demo and tests
+# The demo uses the real data when DATA_SRC has it, else the committed sample;
+# its runs go to runs/demo (git-ignored: not lab records).
+DEMO_SAMPLE := RAW_FORNANDER=data/sample/sample_pairs.csv RAW_KOA=data/sample/sample_small_pairs.csv \
+  SPLITS=data/finetuning/sample INTERIM=data/interim/sample
+DEMO := $(MAKE) --no-print-directory $(if $(wildcard $(DATA_SRC)/fornander/fornander_pairs.csv),,$(DEMO_SAMPLE)) \
+  MODEL=$(TINY) RUNS_DIR=runs/demo ADAPTERS_DIR=adapters/demo
+
+.PHONY: demo
+demo: $(VENV)/.installed ## the whole lab on the tiny model: data, model, train-small, eval (~3 min)
+	$(DEMO) data
+	$(DEMO) tiny-model
+	$(DEMO) train-small ITERS=20 STEPS_PER_EVAL=10 SAVE_EVERY=10
+	$(DEMO) eval RUN=latest LIMIT=8 MAX_TOKENS=24 BOOTSTRAP=200
+	@echo; echo "demo done: data in $(SPLITS)/, model in $(TINY)/, run in runs/demo/latest/,"
+	@echo "adapters in adapters/demo/, evaluation in runs/demo/latest/eval-n8-mt24/ (summary.md, ab.md, *.png)"
+
+.PHONY: test
+test: $(VENV)/.installed ## run the test suite (pytest, offline, real MLX)
+	$(MLX_ENV) $(VENV)/bin/pytest -q tests

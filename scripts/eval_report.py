@@ -198,7 +198,7 @@ def main():
         w.writerows(rows)
         olelo.atomic_write_text(eval_dir / "ab.csv", buf.getvalue())
     plot(run_dir, eval_dir, ckpts)
-    sys.stdout.write(summary_markdown(manifest["stamp"], ckpts, best))
+    print(f"wrote {eval_dir}/summary.json, summary.md, ab.md, ab.csv, loss.png, scores.png", file=sys.stderr)
     return 0
 
 

@@ -36,8 +36,13 @@ def main():
     p.add_argument("--run", required=True)
     p.add_argument("--ckpt", default="final")
     p.add_argument("-o", "--output", required=True)
+    p.add_argument("--limit", type=int, help="only the first N test records (as translate.py --limit)")
     a = p.parse_args()
     model, test_file, adapter = run_eval_inputs(a.run, a.ckpt)
+    if a.limit:
+        subset = Path(a.output).parent / f"test-first-{a.limit}" / "test.jsonl"
+        olelo.atomic_write_jsonl(subset, olelo.read_jsonl(test_file)[: a.limit])
+        test_file = str(subset)
     cmd = ["mlx_lm.lora", "--model", model, "--adapter-path", adapter or "", "--data", str(Path(test_file).parent), "--test",
            "--batch-size", "1", "--test-batches", "-1"]
     # The console script of this venv, the same program as on the notes' PATH.
