@@ -159,7 +159,8 @@ def plot(run_dir: Path, eval_dir: Path, ckpts: dict) -> None:
     pts = sorted((c["iteration"], c["chrf"]) for c in ckpts.values() if c["iteration"] is not None)
     ax2.plot(*zip(*pts), color="tab:red", marker="s", ls="--", label="chrF++ (test)")
     ax2.set_ylabel("chrF++")
-    fig.legend(loc="upper right")
+    handles = ax1.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax1.legend(handles=handles, loc="best")
     ax1.set_title(f"{run_dir.name}: val loss and test chrF++")
     fig.tight_layout()
     fig.savefig(eval_dir / "scores.png", dpi=120)

@@ -334,6 +334,8 @@ def main(argv=None):
         print(f"{run_dir}: up to date (status finished; FORCE=1 trains a new attempt)")
         return 0
 
+    # Load first: a model that cannot be had should leave no run folder behind.
+    model, tokenizer = olelo.load_model(base["model"])
     manifest_path = run_dir / "manifest.json"
     config_path = run_dir / "config.yaml"
     offset = 0
@@ -396,7 +398,7 @@ def main(argv=None):
                 shutil.copy(ckpts[offset], adapter_dir / "adapters.safetensors")
         else:
             print(f"[olelo] run {stamp}: {'resuming at iteration %d' % offset if offset else 'starting'}")
-            status = train(args, run_dir, adapter_dir, offset, lab.patience)
+            status = train(args, model, tokenizer, run_dir, adapter_dir, offset, lab.patience)
     except KeyboardInterrupt:
         error = "interrupted (Ctrl-C); run the same command again to resume"
         raise
@@ -424,7 +426,7 @@ def main(argv=None):
     return 0
 
 
-def train(args, run_dir: Path, adapter_dir: Path, offset: int, patience: int) -> str:
+def train(args, model, tokenizer, run_dir: Path, adapter_dir: Path, offset: int, patience: int) -> str:
     import mlx.core as mx
     import numpy as np
     from mlx.utils import tree_flatten
@@ -432,7 +434,6 @@ def train(args, run_dir: Path, adapter_dir: Path, offset: int, patience: int) ->
     from mlx_lm.tuner.datasets import load_dataset
 
     np.random.seed(args.seed)  # as mlx_lm.lora.run does
-    model, tokenizer = olelo.load_model(args.model)
     train_set, valid_set, _ = load_dataset(args, tokenizer)
     rank = mx.distributed.init().rank()
     recorder = Recorder(model, run_dir, adapter_dir, offset, patience, writer=rank == 0)
