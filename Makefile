@@ -93,6 +93,12 @@ $(LARGE)/manifest.json $(SMALL)/manifest.json &: $(INTERIM)/fornander.jsonl $(IN
 	$(PY) scripts/split.py --out $(SPLITS) --seed $(SEED) \
 	  large$(SUFFIX)=$(INTERIM)/fornander.jsonl small$(SUFFIX)=$(INTERIM)/koa.jsonl
 
+# DATA=mix: the small set repeated MIX_K times inside the large training set.
+MIX_K ?= 3
+MIX := $(SPLITS)/mix-k$(MIX_K)$(SUFFIX)
+$(MIX)/manifest.json: $(LARGE)/manifest.json $(SMALL)/manifest.json scripts/mix_data.py
+	$(PY) scripts/mix_data.py --large $(LARGE) --small $(SMALL) --repeat $(MIX_K) --seed $(SEED) --out $(MIX)
+
 .PHONY: data
 data: $(LARGE)/manifest.json $(SMALL)/manifest.json ## build both datasets (DATA_SRC=folder, DIRECTION=haw-en|en-haw|both)
 	@jq -r '"\(input_filename): " + (.counts | tostring)' $^ 2>/dev/null || cat $^
@@ -153,10 +159,11 @@ MLX_FLAGS = $(if $(call on,$(GRAD_CKPT)),--grad-checkpoint) $(call flag,--steps-
 LAB_FLAGS = --runs-dir $(RUNS_DIR) --adapters-dir $(ADAPTERS_DIR) $(call flag,--rank,$(RANK)) \
   $(call flag,--scale,$(SCALE)) $(call flag,--dropout,$(DROPOUT)) --lr-schedule $(LR_SCHEDULE) \
   $(call flag,--warmup,$(WARMUP)) --patience $(PATIENCE) $(if $(call on,$(FORCE)),--force)
-TRAIN = $(RUN_PY) scripts/train.py $(LAB_FLAGS) --
-# DATA picks another dataset folder under data/finetuning (e.g. DATA=mix).
-SMALL_DATA := $(if $(DATA),$(SPLITS)/$(DATA)$(SUFFIX),$(SMALL))
-LARGE_DATA := $(if $(DATA),$(SPLITS)/$(DATA)$(SUFFIX),$(LARGE))
+TRAIN = $(RUN_PY) scripts/train.py $(strip $(LAB_FLAGS)) --
+# DATA picks another dataset folder under data/finetuning; DATA=mix is mix-k$(MIX_K).
+DATA_NAME := $(if $(filter mix,$(DATA)),mix-k$(MIX_K),$(DATA))
+SMALL_DATA := $(if $(DATA),$(SPLITS)/$(DATA_NAME)$(SUFFIX),$(SMALL))
+LARGE_DATA := $(if $(DATA),$(SPLITS)/$(DATA_NAME)$(SUFFIX),$(LARGE))
 
 .PHONY: train-small
 train-small: $(SMALL_DATA)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## the notes' experiment 1: 20 Koa pairs, batch 2

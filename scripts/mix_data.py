@@ -1,0 +1,65 @@
+"""Mix the small, hand-picked set into the large one: the notes' "use
+high-quality examples more frequently".
+
+    python scripts/mix_data.py --large data/finetuning/large --small data/finetuning/small \
+        --repeat 3 --out data/finetuning/mix-k3 [--seed 0]
+
+train.jsonl = large train + small train repeated K times, shuffled (seeded);
+valid.jsonl = large valid; test.jsonl = the common test set, untouched. The
+leakage check of split.py runs on the result before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+import olelo
+from split import find_leaks, read_splits, report_leaks
+
+
+def mix(large: dict, small: dict, repeat: int, seed: int) -> dict:
+    if large["test"] != small["test"]:
+        raise olelo.UserError("large and small have different test sets; build both with one split.py call")
+    train = large["train"] + small["train"] * repeat
+    random.Random(seed).shuffle(train)
+    return {"train": train, "valid": large["valid"], "test": large["test"]}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--large", required=True)
+    p.add_argument("--small", required=True)
+    p.add_argument("--repeat", type=int, default=3, help="K: how many extra copies of the small train set")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    if a.repeat < 1:
+        raise olelo.UserError("--repeat must be at least 1")
+    large, small = Path(a.large), Path(a.small)
+    splits = read_splits(large.parent)
+    mixed = mix(splits[large.name], splits[small.name], a.repeat, a.seed)
+    leaks = find_leaks({**splits, "mix": mixed})
+    if leaks:
+        report_leaks(leaks)
+        raise olelo.UserError(f"{len(leaks)} test pair(s) leak into training data; nothing written")
+    out = Path(a.out)
+    files = {}
+    for split, records in mixed.items():
+        olelo.atomic_write_jsonl(out / f"{split}.jsonl", records)
+        files[split] = {"records": len(records), "sha256": olelo.sha256_file(out / f"{split}.jsonl")}
+    olelo.atomic_write_json(out / "manifest.json", {
+        "made_by": "scripts/mix_data.py", "large": str(large), "small": str(small), "repeat": a.repeat,
+        "seed": a.seed, "inputs_sha256": {str(d / "manifest.json"): olelo.sha256_file(d / "manifest.json")
+                                          for d in (large, small)},
+        "counts": {s: f["records"] for s, f in files.items()}, "files": files})
+    print(f"{out}: train {len(mixed['train'])} (large {len(splits[large.name]['train'])} + small "
+          f"{len(splits[small.name]['train'])} x {a.repeat}), valid {len(mixed['valid'])}, test {len(mixed['test'])}",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    olelo.run_main(main)
