@@ -1,0 +1,113 @@
+"""make eval: translations per checkpoint, perplexity, summary with signatures and
+p-values, A/B, plots, reuse of finished outputs. Real MLX on a tiny model."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import olelo
+import perplexity
+import translate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, tiny_model):
+    from conftest import TINY_PAIRS
+
+    root = tmp_path_factory.mktemp("evallab")
+    records = [olelo.chat_record(h, e, "haw-en", f"p{i}") for i, (h, e) in enumerate(TINY_PAIRS)]
+    data = root / "data" / "tiny"
+    olelo.atomic_write_jsonl(data / "train.jsonl", records[:6])
+    olelo.atomic_write_jsonl(data / "valid.jsonl", records[6:])
+    olelo.atomic_write_jsonl(data / "test.jsonl", records[:5])
+    runs, adapters = root / "runs", root / "adapters"
+    train = subprocess.run(
+        [sys.executable, "scripts/train.py", "--runs-dir", str(runs), "--adapters-dir", str(adapters), "--",
+         "mlx_lm.lora", "--model", str(tiny_model), "--train", "--data", str(data), "--iters", "4",
+         "--batch-size", "2", "--num-layers", "6", "--steps-per-eval", "2", "--save-every", "2",
+         "--steps-per-report", "2"], cwd=REPO, capture_output=True, text=True)
+    assert train.returncode == 0, train.stderr[-3000:]
+
+    def make_eval(*extra):
+        out = subprocess.run(["make", "--no-print-directory", "eval", f"RUNS_DIR={runs}", f"ADAPTERS_DIR={adapters}",
+                              "LIMIT=4", "MAX_TOKENS=8", "BOOTSTRAP=50", *extra],
+                             cwd=REPO, capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        return out
+
+    first = make_eval()
+    eval_dir = (runs / "latest").resolve() / "eval-n4-mt8"
+    return {"eval_dir": eval_dir, "make_eval": make_eval, "first": first, "tiny_model": tiny_model, "data": data}
+
+
+def test_eval_writes_every_output(evaluated):
+    d = evaluated["eval_dir"]
+    for name in ("summary.json", "summary.md", "ab.md", "ab.csv", "loss.png", "scores.png"):
+        assert (d / name).is_file(), name
+    for ckpt in ("base", "final", "best"):
+        rows = olelo.read_jsonl(d / ckpt / "hyps.jsonl")
+        assert [r["id"] for r in rows] == [f"p{i}" for i in range(4)]
+        assert all(0 < r["tokens"] <= 8 for r in rows)
+        ppl = json.loads((d / ckpt / "ppl.json").read_text())
+        assert ppl["command"][:2] == ["mlx_lm.lora", "--model"] and "--test" in ppl["command"]
+        assert ppl["test_ppl"] > 1
+
+
+def test_summary_has_signatures_and_p_values(evaluated):
+    s = json.loads((evaluated["eval_dir"] / "summary.json").read_text())
+    assert set(s["checkpoints"]) == {"base", "final", "best"}
+    final = s["checkpoints"]["final"]
+    assert final["signatures"]["chrf"].startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:2")
+    assert final["iteration"] == 4
+    for metric in ("bleu", "chrf", "ter"):
+        p = final["vs_base"]["metrics"][metric]["p_value"]
+        assert 0 < p <= 1
+    assert set(s["best_by"]) >= {"bleu", "chrf", "ter", "test_ppl"}
+    md = (evaluated["eval_dir"] / "summary.md").read_text()
+    assert "p=" in md and "nrefs:1" in md
+
+
+def test_ab_is_sorted_by_size_of_difference(evaluated):
+    import csv
+
+    rows = list(csv.DictReader(open(evaluated["eval_dir"] / "ab.csv", encoding="utf-8")))
+    deltas = [abs(float(r["delta"])) for r in rows]
+    assert deltas == sorted(deltas, reverse=True) and len(rows) == 4
+
+
+def test_second_eval_reuses_everything_and_a_new_checkpoint_costs_one(evaluated):
+    d = evaluated["eval_dir"]
+    before = {p: p.stat().st_mtime_ns for p in d.glob("*/hyps.jsonl")}
+    out = evaluated["make_eval"]()
+    assert "translate.py" not in out.stdout and "perplexity.py" not in out.stdout
+    out = evaluated["make_eval"]("CKPTS=final best 2")
+    assert out.stdout.count("scripts/translate.py") == 1
+    assert (d / "ckpt-0000002" / "hyps.jsonl").is_file()
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+    assert "ckpt-0000002" in json.loads((d / "summary.json").read_text())["checkpoints"]
+
+
+def test_eval_prompt_is_the_training_prompt(evaluated):
+    # mlx-lm trains on apply_chat_template(messages); the prompt part is what it
+    # masks with --mask-prompt. Evaluation must feed exactly that prefix.
+    from mlx_lm import load
+
+    _, tokenizer = load(str(evaluated["tiny_model"]))
+    records = olelo.read_jsonl(evaluated["data"] / "test.jsonl")
+    prompts = translate.build_prompts(tokenizer, records)
+    for record, prompt in zip(records, prompts):
+        full = tokenizer.apply_chat_template(record["messages"], return_dict=False)
+        assert full[: len(prompt)] == prompt
+        assert tokenizer.decode(full[len(prompt):]).startswith(record["messages"][-1]["content"])
+
+
+def test_perplexity_line_is_parsed_as_mlx_lm_prints_it():
+    out = "Loading pretrained model\nTesting\nTest loss 2.910, Test ppl 18.357.\n"
+    assert perplexity.parse_result(out) == (2.910, 18.357)
+    with pytest.raises(olelo.UserError):
+        perplexity.parse_result("Test loss: 2.9")
