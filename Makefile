@@ -243,3 +243,11 @@ demo: $(VENV)/.installed ## the whole lab on the tiny model: data, model, train-
 .PHONY: test
 test: $(VENV)/.installed ## run the test suite (pytest, offline, real MLX)
 	$(MLX_ENV) $(VENV)/bin/pytest -q tests
+
+## ---------------------------------------------------------------- benchmarks
+# Speed targets live here, never in timed tests. Results: bench/results/*.json.
+BENCH_N ?= 16
+
+.PHONY: bench-eval
+bench-eval: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## sentences/s: batched eval vs one mlx_lm.generate per sentence
+	$(RUN_PY) bench/eval_speed.py --model $(MODEL) --data $(LARGE)/test.jsonl --n $(BENCH_N) --max-tokens 32

@@ -73,17 +73,20 @@ def parse_lab_args(argv):
     return lab, cmd
 
 
-def mlx_lora_args(cmd: list[str]) -> types.SimpleNamespace:
-    """The arguments mlx_lm.lora's main() would run `cmd` with (same parser, same merge)."""
+def mlx_lora_args(cmd: list[str], config: dict | None = None) -> types.SimpleNamespace:
+    """The arguments mlx_lm.lora's main() would run `cmd` with (same parser, same
+    merge). `config` stands for the content of the -c file when given."""
     import yaml
     from mlx_lm import lora
 
     args = vars(lora.build_parser().parse_args(cmd[1:]))
     if args.get("config"):
-        with open(args["config"]) as f:
-            for k, v in yaml.load(f, lora.yaml_loader).items():
-                if args.get(k) is None:
-                    args[k] = v
+        if config is None:
+            with open(args["config"]) as f:
+                config = yaml.load(f, lora.yaml_loader)
+        for k, v in config.items():
+            if args.get(k) is None:
+                args[k] = v
     for k, v in lora.CONFIG_DEFAULTS.items():
         if args.get(k) is None:
             args[k] = v
@@ -288,6 +291,30 @@ def read_metrics(path: Path) -> list[dict]:
 
 # ---------------------------------------------------------------- the run
 
+STATES = ("new", "done", "resume")
+
+
+def agree(world, values: list[int]) -> list[int]:
+    """Rank 0's values, on every rank (a sum where the other ranks add zeros)."""
+    if world.size() == 1:
+        return values
+    import mlx.core as mx
+
+    mine = mx.array(values if world.rank() == 0 else [0] * len(values))
+    return [int(v) for v in mx.distributed.all_sum(mine, stream=mx.cpu).tolist()]
+
+
+def all_hosts(world) -> list[str]:
+    """Every rank's host name, gathered on every rank (names are short: pad to 64 bytes)."""
+    name = platform.node().encode()[:64].ljust(64, b"\0")
+    if world.size() == 1:
+        return [platform.node()]
+    import mlx.core as mx
+
+    gathered = mx.distributed.all_gather(mx.array(list(name), dtype=mx.uint8), stream=mx.cpu)
+    raw = bytes(gathered.tolist())
+    return [raw[i:i + 64].rstrip(b"\0").decode(errors="replace") for i in range(0, len(raw), 64)]
+
 def choose_run_dir(runs: Path, stamp: str, force: bool):
     """(stamp, state): state is 'new', 'done' or 'resume'."""
     def status(d):
@@ -316,50 +343,59 @@ def main(argv=None):
     lab, cmd = parse_lab_args(argv)
     import mlx.core as mx
 
-    rank = mx.distributed.init().rank()
+    world = mx.distributed.init()
+    rank = world.rank()
     base = vars(mlx_lora_args(cmd))
     config = run_config(lab, base)
     if not base["train"]:
         raise olelo.UserError("the mlx_lm.lora command must include --train")
+    if base["batch_size"] % world.size():
+        raise olelo.UserError(f"batch size {base['batch_size']} does not divide by {world.size()} ranks; "
+                              f"use a batch size that is a multiple of the number of processes")
     data = Path(base["data"])
     if not (data / "train.jsonl").is_file():
         raise olelo.UserError(f"{data}/train.jsonl not found; build the data first (make data)")
     dataset = data.name
     stamp = olelo.run_stamp(dataset, {**base, **config, "patience": lab.patience})
-
     runs, adapters = Path(lab.runs_dir), Path(lab.adapters_dir)
-    stamp, state = choose_run_dir(runs, stamp, lab.force)
+
+    # Rank 0 looks at the run folder and decides; every rank follows its decision.
+    state, attempt, offset = "new", 0, 0
+    if rank == 0:
+        decided, state = choose_run_dir(runs, stamp, lab.force)
+        attempt = int(decided.rsplit("-a", 1)[1]) if decided != stamp else 0
+        if state == "resume":
+            drain_scratch(adapters / decided)
+            shutil.rmtree(adapters / decided / SCRATCH, ignore_errors=True)
+            offset = max(checkpoints(adapters / decided), default=0)
+    state_code, attempt, offset = agree(world, [STATES.index(state), attempt, offset])
+    state = STATES[state_code]
+    stamp = f"{stamp}-a{attempt}" if attempt else stamp
     run_dir, adapter_dir = runs / stamp, adapters / stamp
     if state == "done":
-        print(f"{run_dir}: up to date (status finished; FORCE=1 trains a new attempt)")
+        if rank == 0:
+            print(f"{run_dir}: up to date (status finished; FORCE=1 trains a new attempt)")
         return 0
 
     # Load first: a model that cannot be had should leave no run folder behind.
     model, tokenizer = olelo.load_model(base["model"])
     manifest_path = run_dir / "manifest.json"
     config_path = run_dir / "config.yaml"
-    offset = 0
-    if state == "resume":
+    manifest = {"stamp": stamp, "dataset": dataset, "model": base["model"], "data_dir": base["data"],
+                "adapter_dir": str(adapter_dir), "iters": base["iters"], "segments": [],
+                "lab_options": {"patience": lab.patience, "lr_schedule": lab.lr_schedule},
+                "mlx_lm_command": cmd}
+    if state == "resume" and rank == 0:
         manifest = json.loads(manifest_path.read_text())
-        drain_scratch(adapter_dir)
-        shutil.rmtree(adapter_dir / SCRATCH, ignore_errors=True)
-        ckpts = checkpoints(adapter_dir)
-        offset = max(ckpts, default=0)
         if cmd != manifest["mlx_lm_command"]:
             print(f"note: resuming {stamp} with its recorded command, not this one", file=sys.stderr)
-    else:
-        manifest = {"stamp": stamp, "dataset": dataset, "model": base["model"], "data_dir": base["data"],
-                    "adapter_dir": str(adapter_dir), "iters": base["iters"], "segments": [],
-                    "lab_options": {"patience": lab.patience, "lr_schedule": lab.lr_schedule},
-                    "mlx_lm_command": cmd}
 
     total = manifest["iters"]
     full_cmd = manifest["mlx_lm_command"] + ["-c", str(config_path), "--adapter-path", str(adapter_dir)]
+    scratch = adapter_dir / SCRATCH
     if offset:
-        scratch = adapter_dir / SCRATCH
         full_cmd += ["--iters", str(total - offset), "--adapter-path", str(scratch),
-                     "--resume-adapter-file", str(ckpts[offset])]
-    args = None
+                     "--resume-adapter-file", str(adapter_dir / f"{offset:07d}_adapters.safetensors")]
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         if state == "new":
@@ -381,13 +417,16 @@ def main(argv=None):
         manifest.update({
             "status": "running", "pid": os.getpid(), "host": platform.node(),
             "git": git_info(), "environment": environment_info(), "data": data_info(base["data"]),
-            "world_size": mx.distributed.init().size(),
+            "world_size": world.size(), "hosts": sorted(set(all_hosts(world))),
         })
         manifest.setdefault("started", now())
         manifest["segments"].append({"started": now(), "offset": offset, "command": full_cmd})
         olelo.atomic_write_json(manifest_path, manifest)
+    else:
+        all_hosts(world)
 
-    args = mlx_lora_args(full_cmd)
+    # The config is passed in, not read back: on other hosts the run folder does not exist.
+    args = mlx_lora_args(full_cmd, config)
     log = open(run_dir / "train.log", "a", encoding="utf-8") if rank == 0 else open(os.devnull, "w")
     sys.stdout, sys.stderr = Tee(sys.__stdout__, log), Tee(sys.__stderr__, log)
     status, error = "failed", None
@@ -395,7 +434,7 @@ def main(argv=None):
         if offset >= total:
             status = "finished"
             if rank == 0:
-                shutil.copy(ckpts[offset], adapter_dir / "adapters.safetensors")
+                shutil.copy(adapter_dir / f"{offset:07d}_adapters.safetensors", adapter_dir / "adapters.safetensors")
         else:
             print(f"[olelo] run {stamp}: {'resuming at iteration %d' % offset if offset else 'starting'}")
             status = train(args, model, tokenizer, run_dir, adapter_dir, offset, lab.patience)

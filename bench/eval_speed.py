@@ -1,0 +1,75 @@
+"""Benchmark: sentences/s of the lab's eval path vs the notes' way.
+
+    python bench/eval_speed.py --model models/tiny-gemma3 --data data/finetuning/large/test.jsonl \
+        [--n 16] [--max-tokens 32] [--out bench/results/eval_speed.json]
+
+The notes' way: one `mlx_lm.generate --model M --prompt … --max-tokens T` process
+per sentence (model loaded every time). The lab's way: scripts/translate.py's
+translate(), model loaded once, prompts batched through batch_generate. Both
+greedy, same prompts (the lab's system prompt + source, via the chat template,
+which mlx_lm.generate applies to --prompt by default), same max tokens. Wall
+time of each whole path, loading included. Also records the load average, since
+this machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import olelo  # noqa: E402
+import translate  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--out", default="bench/results/eval_speed.json")
+    a = p.parse_args()
+    records = olelo.read_jsonl(a.data)[: a.n]
+    load_before = os.getloadavg()
+
+    exe = str(Path(sys.executable).with_name("mlx_lm.generate"))
+    t = time.perf_counter()
+    for r in records:
+        source, _ = olelo.record_source_target(r)
+        system = olelo.system_prompt(r.get("direction", "haw-en"))
+        subprocess.run([exe, "--model", a.model, "--system-prompt", system, "--prompt", source,
+                        "--max-tokens", str(a.max_tokens), "--temp", "0"], check=True, capture_output=True)
+    per_process = time.perf_counter() - t
+
+    t = time.perf_counter()
+    model, tokenizer = olelo.load_model(a.model)
+    translate.translate(model, tokenizer, records, a.max_tokens, a.batch_size, progress=False)
+    batched = time.perf_counter() - t
+
+    result = {
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "model": a.model, "sentences": len(records), "max_tokens": a.max_tokens, "batch_size": a.batch_size,
+        "notes_way_seconds": round(per_process, 2), "notes_way_sent_per_s": round(len(records) / per_process, 3),
+        "lab_way_seconds": round(batched, 2), "lab_way_sent_per_s": round(len(records) / batched, 3),
+        "speedup": round(per_process / batched, 1),
+        "load_average_before_after": [load_before, os.getloadavg()],
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+        "mlx": metadata.version("mlx"), "mlx_lm": metadata.version("mlx-lm"),
+        "ld_preload": os.environ.get("LD_PRELOAD", ""),
+    }
+    olelo.atomic_write_json(a.out, result)
+    print(f"notes' way {result['notes_way_sent_per_s']} sent/s, lab's way {result['lab_way_sent_per_s']} sent/s: "
+          f"{result['speedup']}x  -> {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    olelo.run_main(main)
