@@ -159,7 +159,19 @@ MLX_FLAGS = $(if $(call on,$(GRAD_CKPT)),--grad-checkpoint) $(call flag,--steps-
 LAB_FLAGS = --runs-dir $(RUNS_DIR) --adapters-dir $(ADAPTERS_DIR) $(call flag,--rank,$(RANK)) \
   $(call flag,--scale,$(SCALE)) $(call flag,--dropout,$(DROPOUT)) --lr-schedule $(LR_SCHEDULE) \
   $(call flag,--warmup,$(WARMUP)) --patience $(PATIENCE) $(if $(call on,$(FORCE)),--force)
-TRAIN = $(RUN_PY) scripts/train.py $(strip $(LAB_FLAGS)) --
+# Distributed: NPROC ranks on this host, or HOSTFILE (mlx.launch's JSON host list)
+# with BACKEND ring|mpi|nccl. mlx_lm.lora averages gradients over the ranks.
+NPROC ?= 1
+HOSTFILE ?=
+BACKEND ?= ring
+LAUNCH := $(if $(HOSTFILE),$(VENV)/bin/mlx.launch --hostfile $(HOSTFILE) --backend $(BACKEND),$(if $(filter-out 1,$(NPROC)),$(VENV)/bin/mlx.launch -n $(NPROC) --backend $(BACKEND)))
+LAUNCH_ENV := $(if $(filter nccl,$(BACKEND)),NCCL_NVLS_ENABLE=0)
+TRAIN = $(strip $(MLX_ENV) $(LAUNCH_ENV) $(LAUNCH)) $(PY) scripts/train.py $(strip $(LAB_FLAGS)) --
+# mlx.launch exits 0 even when a rank fails: check the batch before, the run after.
+RANKS_CHECK = $(if $(filter-out 1,$(NPROC)),@test $$(( $(1) % $(NPROC) )) -eq 0 || \
+  { echo "error: BATCH=$(1) does not divide by NPROC=$(NPROC); use a multiple of $(NPROC)" >&2; exit 2; })
+LAUNCH_CHECK = $(if $(LAUNCH),@jq -e '.status == "finished" or .status == "stopped-early"' $(RUNS_DIR)/latest/manifest.json \
+  >/dev/null || { echo "error: the distributed run did not finish; see $(RUNS_DIR)/latest/train.log" >&2; exit 1; })
 # DATA picks another dataset folder under data/finetuning; DATA=mix is mix-k$(MIX_K).
 DATA_NAME := $(if $(filter mix,$(DATA)),mix-k$(MIX_K),$(DATA))
 SMALL_DATA := $(if $(DATA),$(SPLITS)/$(DATA_NAME)$(SUFFIX),$(SMALL))
@@ -167,12 +179,16 @@ LARGE_DATA := $(if $(DATA),$(SPLITS)/$(DATA_NAME)$(SUFFIX),$(LARGE))
 
 .PHONY: train-small
 train-small: $(SMALL_DATA)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## the notes' experiment 1: 20 Koa pairs, batch 2
+	$(call RANKS_CHECK,$(or $(BATCH),2))
 	$(TRAIN) mlx_lm.lora --model $(MODEL) --train --data $(SMALL_DATA) --iters $(ITERS) --batch-size $(or $(BATCH),2) $(strip $(MLX_FLAGS))
+	$(LAUNCH_CHECK)
 
 .PHONY: train-large
 train-large: GRAD_CKPT := $(or $(GRAD_CKPT),1)
 train-large: $(LARGE_DATA)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## the notes' experiment 2: Fornander pairs, batch 1, grad checkpoint
+	$(call RANKS_CHECK,$(or $(BATCH),1))
 	$(TRAIN) mlx_lm.lora --model $(MODEL) --train --data $(LARGE_DATA) --iters $(ITERS) --batch-size $(or $(BATCH),1) $(strip $(MLX_FLAGS))
+	$(LAUNCH_CHECK)
 
 .PHONY: runs
 runs: | $(VENV)/.installed ## table of all runs (status, iterations, best val loss, tok/s, peak memory)
@@ -251,3 +267,21 @@ BENCH_N ?= 16
 .PHONY: bench-eval
 bench-eval: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## sentences/s: batched eval vs one mlx_lm.generate per sentence
 	$(RUN_PY) bench/eval_speed.py --model $(MODEL) --data $(LARGE)/test.jsonl --n $(BENCH_N) --max-tokens 32
+
+## ---------------------------------------------------------------- fuse and upload
+# fuse.py skips a checkpoint it has already fused into the same base, so `upload`
+# can depend on it: `make fuse upload RUN=<stamp> HF_REPO=user/name` is one command.
+CKPT ?= best
+DEQUANTIZE ?=
+FUSED ?=
+HF_REPO ?=
+DRY_RUN ?=
+PUBLIC ?=
+
+.PHONY: fuse
+fuse: | $(VENV)/.installed ## fuse RUN's CKPT (best|final|N) into its base: fused/<stamp>-<ckpt>, checked vs base+adapter (DEQUANTIZE=1)
+	$(RUN_PY) scripts/fuse.py --run $(RUN_DIR) --ckpt $(CKPT) $(if $(call on,$(DEQUANTIZE)),--dequantize) $(call flag,--out,$(FUSED))
+
+.PHONY: upload
+upload: fuse | $(VENV)/.installed ## upload the fused model + generated card to HF_REPO=user/name (private; PUBLIC=1, DRY_RUN=1)
+	$(RUN_PY) scripts/upload.py --fused $(or $(FUSED),fused/latest) --repo "$(HF_REPO)" $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public)

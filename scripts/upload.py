@@ -1,0 +1,300 @@
+"""Upload a fused model (scripts/fuse.py) to the Hugging Face Hub with a model card.
+
+    python scripts/upload.py --fused fused/<stamp>-<ckpt> --repo <user>/<name> [--dry-run] [--public]
+
+The card (README.md) is generated from the fused folder's olelo_fuse.json and the
+run's records: front matter (base model, languages, license, tags), the training
+command and config.yaml, data provenance and split checksums, evaluation scores with
+sacrebleu signatures and p-values (when `make eval` has run), the fuse check, and
+the limitations. Only the fused folder's own model files go up, by an allow-list
+(weights, JSON configs, tokenizer files, chat template, README.md); nothing from
+data/, runs/ or .env, no hidden files, no links, no subfolders.
+
+--dry-run prints the file list with sizes and the card, and does nothing else: no
+network, no writes. A real upload needs an explicit --repo owner/name and a token
+(HF_TOKEN, or `hf auth login`); the token is never printed or written. The repo is
+created private unless --public.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import olelo
+
+ALLOWED = ("*.safetensors", "*.json", "tokenizer.model", "*.tiktoken", "merges.txt", "vocab.txt", "*.jinja",
+           "README.md")
+SOURCE_REPO = "PurpleMaia/KumuBot-L1-Translation"
+SOURCE_COMMIT = "f07f14542a7e88898f8614536ff8edbb0319cce7"
+SOURCE_TEXT = "Fornander Collection of Hawaiian Antiquities and Folk-Lore (Bishop Museum, 1916–1920)"
+EXAMPLE = {"haw-en": "Aloha kakou.", "en-haw": "Greetings to all of you."}
+REPO_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
+
+
+def check_repo_id(repo: str | None) -> str:
+    if not repo:
+        raise olelo.UserError("give the repository to upload to: --repo <user>/<name> (make upload HF_REPO=user/name)")
+    if not REPO_ID.match(repo) or "--" in repo or ".." in repo:
+        raise olelo.UserError(f"--repo {repo!r} is not a Hugging Face repo id of the form owner/name "
+                              f"(letters, digits, '-', '_', '.')")
+    return repo
+
+
+def fused_record(fused: Path) -> dict:
+    record = fused / "olelo_fuse.json"
+    if not record.is_file() or not (fused / "config.json").is_file() or not any(fused.glob("*.safetensors")):
+        raise olelo.UserError(f"{fused}: no fused model here (config.json, *.safetensors and olelo_fuse.json "
+                              f"are made by `make fuse`)")
+    return json.loads(record.read_text(encoding="utf-8"))
+
+
+def upload_files(fused: Path) -> list[Path]:
+    """The files that go up: top-level plain files on the allow-list (README.md always)."""
+    files = [f for f in sorted(fused.iterdir())
+             if not f.name.startswith(".") and f.is_file() and not f.is_symlink()
+             and any(fnmatch.fnmatchcase(f.name, pat) for pat in ALLOWED)]
+    return files if fused / "README.md" in files else [*files, fused / "README.md"]
+
+
+# ---------------------------------------------------------------- the card
+
+def base_card_metadata(model: str) -> dict:
+    """Front matter of the base model's own card, from its folder or the Hub cache (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.repocard import metadata_load
+
+    card = Path(model) / "README.md"
+    if not card.is_file() and not Path(model).exists():
+        cached = try_to_load_from_cache(model, "README.md")
+        card = Path(cached) if isinstance(cached, str) else card
+    return (metadata_load(card) or {}) if card.is_file() else {}
+
+
+def is_random_tiny(model: str) -> bool:
+    card = Path(model) / "README.md"
+    return card.is_file() and "random weights" in card.read_text(encoding="utf-8")
+
+
+def license_of(model: str, base_meta: dict) -> tuple[str, str]:
+    """(license id, sentence for the card)."""
+    if is_random_tiny(model):
+        return "other", f"The base `{model}` is the lab's own random-init model; it has no upstream license."
+    if base_meta.get("license"):
+        return base_meta["license"], f"The base model's license: `{base_meta['license']}` (from its model card)."
+    if "gemma" in model.lower():
+        return "gemma", ("Gemma is provided under the Gemma Terms of Use "
+                         "(https://ai.google.dev/gemma/terms); this derivative is subject to them.")
+    return "other", f"The base model's license is not known here: check the license of `{model}` before use."
+
+
+def fmt(loss) -> str:
+    return f"{loss:.4f}" if isinstance(loss, (int, float)) else "not measured"
+
+
+def front_matter(meta: dict) -> str:
+    import yaml
+
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def eval_summary(run_dir: Path):
+    """(path, summary) of the run's evaluation: eval/ (the whole test set) first, else the newest eval-*/."""
+    found = sorted(run_dir.glob("eval*/summary.json"), key=lambda p: (p.parent.name != "eval", -p.stat().st_mtime))
+    return (found[0], read_json(found[0])) if found else (None, None)
+
+
+def evaluation_section(run_dir: Path, ckpt: str) -> list[str]:
+    path, summary = eval_summary(run_dir)
+    if summary is None:
+        return ["Not evaluated yet: the run has no `eval*/summary.json` "
+                f"(`make eval RUN={run_dir.name}` writes one)."]
+    ckpts = summary["checkpoints"]
+    n = next(iter(ckpts.values())).get("n")
+    boot = summary.get("bootstrap", {})
+    lines = [f"From `{path}`: {n} test segments, "
+             f"paired bootstrap vs base ({boot.get('samples')} samples, seed {boot.get('seed')}).", "",
+             "| checkpoint | iteration | BLEU | chrF++ | TER | semsim | test ppl |", "|---|---|---|---|---|---|---|"]
+
+    def cell(c, key):
+        if c.get(key) is None:
+            return "–"
+        vs = c.get("vs_base", {}).get("metrics", {}).get(key)
+        return f"{c[key]:.2f}" + (f" (p={vs['p_value']:.3f}{'*' if vs.get('significant') else ''})" if vs else "")
+
+    for name, c in ckpts.items():
+        label = f"**{name} (this model)**" if name == ckpt else name
+        extra = [f"{c[k]:{f}}" if c.get(k) is not None else "–" for k, f in (("semsim", ".3f"), ("test_ppl", ".1f"))]
+        lines.append(f"| {label} | {c.get('iteration')} | {cell(c, 'bleu')} | {cell(c, 'chrf')} | {cell(c, 'ter')} | "
+                     f"{' | '.join(extra)} |")
+    lines += ["", "p: two-sided paired bootstrap resampling against the base model (sacrebleu); * p < 0.05. "
+              "`make eval` scores base + adapter, not this fused folder: the fuse check below says how "
+              "closely the two agree.", "",
+              "sacrebleu signatures:", ""]
+    sigs = next(iter(ckpts.values())).get("signatures", {})
+    lines += [f"- {k}: `{v}`" for k, v in sigs.items()]
+    if ckpt not in ckpts:
+        lines += ["", f"The fused checkpoint `{ckpt}` was not among the evaluated checkpoints."]
+    elif ckpts[ckpt].get("vs_base"):
+        lines += ["", "This checkpoint against the base: " + "; ".join(ckpts[ckpt]["vs_base"]["verdicts"]) + "."]
+    return lines
+
+
+def verification_section(v: dict) -> list[str]:
+    if v.get("status") == "skipped":
+        return [f"Not checked ({v.get('reason')})."]
+    rows = v["prompts"]
+    lines = [f"This fused model against base + adapter: **{v['status']}** token ids ({v['method']}); "
+             f"the log-probabilities of the first generated token differ by at most "
+             f"{v['max_first_step_logprob_diff']:.2g}."]
+    if not v["identical"]:
+        differ = [str(r["first_difference"]) for r in rows if not r["identical"]]
+        lines += ["", f"{len(differ)} of {len(rows)} prompts differ (first differing token: {', '.join(differ)})."]
+    if v.get("explanation"):
+        lines += ["", f"Why: {v['explanation']}."]
+    return lines
+
+
+def model_card(fused: Path, repo: str) -> str:
+    rec = fused_record(fused)
+    run_dir = Path(rec["run_dir"])
+    manifest = read_json(run_dir / "manifest.json") or {}
+    model = rec["base_model"]
+    base_meta = base_card_metadata(model)
+    license_id, license_note = license_of(model, base_meta)
+    tiny = is_random_tiny(model)
+    data_dir = manifest.get("data_dir") or manifest.get("data", {}).get("path", "")
+    data_manifest = read_json(Path(data_dir) / "manifest.json") or {}
+    quantized = (read_json(fused / "config.json") or {}).get("quantization")
+
+    meta = {} if Path(model).exists() else {"base_model": model}
+    meta.update({"language": ["haw", "en"], "library_name": "mlx", "pipeline_tag": "text-generation",
+                 "license": license_id, "tags": ["mlx", "lora", "hawaiian", "translation"]})
+
+    best = manifest.get("best") or {}
+    git = manifest.get("git") or {}
+    packages = manifest.get("environment", {}).get("packages", {})
+    directions = data_manifest.get("directions") or ["haw-en"]
+    config_yaml = run_dir / "config.yaml"
+
+    L = [front_matter(meta), f"# {repo}", ""]
+    if tiny:
+        L += [f"> **Random weights: a pipeline test, not a translator.** The base, `{model}`, is the lab's tiny "
+              "random-init model, so this model's output is gibberish.", ""]
+    L += [f"`{model}` fine-tuned with LoRA for Hawaiian ↔ English translation ({', '.join(directions)}), "
+          f"with the adapters fused into the weights by `mlx_lm.fuse`. Made with olelo-mlx and "
+          f"[mlx-lm](https://github.com/ml-explore/mlx-lm): run `{rec['run']}`, checkpoint `{rec['checkpoint']}`.", "",
+          "## Use", "", "```python", "from mlx_lm import load, generate", "",
+          f'model, tokenizer = load("{repo}")', "messages = [",
+          f'    {{"role": "system", "content": {json.dumps(olelo.system_prompt(directions[0]), ensure_ascii=False)}}},',
+          f'    {{"role": "user", "content": "{EXAMPLE[directions[0]]}"}},', "]",
+          "prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True)",
+          "print(generate(model, tokenizer, prompt=prompt, max_tokens=256))", "```", "",
+          "Training used exactly this system prompt (olelo.prompt_messages); keep it.", "",
+          "## Training", "",
+          "| | |", "|---|---|",
+          f"| run | `{rec['run']}` ({manifest.get('status', '?')}, {manifest.get('iters', '?')} iterations planned) |",
+          f"| fused checkpoint | `{rec['checkpoint']}`: iteration {rec.get('iteration')}, val loss {fmt(rec.get('val_loss'))} |",
+          f"| best val loss | {fmt(best.get('val_loss'))} at iteration {best.get('iteration')} |",
+          f"| git commit | `{git.get('commit')}`{' (uncommitted changes)' if git.get('dirty') else ''} |",
+          f"| packages | {', '.join(f'{k} {v}' for k, v in packages.items())} |", "",
+          "Training command (the lab adds `-c config.yaml --adapter-path adapters/<stamp>`):", "",
+          "```bash", shlex.join(manifest.get("mlx_lm_command", [])), "```", ""]
+    if config_yaml.is_file():
+        L += ["config.yaml:", "", "```yaml", config_yaml.read_text(encoding="utf-8").rstrip(), "```", ""]
+    L += ["Fused with:", "", "```bash", shlex.join(rec["command"]), "```", "",
+          f"Adapter sha256 `{rec['adapter_sha256']}`.", "",
+          "## Data", "",
+          f"Parallel Hawaiian–English text of the {SOURCE_TEXT}, from the public repository "
+          f"[{SOURCE_REPO}](https://github.com/{SOURCE_REPO}/tree/{SOURCE_COMMIT}) at commit `{SOURCE_COMMIT}`. "
+          f"Dataset `{manifest.get('dataset', '?')}`"
+          + (f", split with seed {data_manifest['seed']}" if "seed" in data_manifest else "") + ":", "",
+          "| split | records | sha256 |", "|---|---|---|"]
+    counts = {s: c["records"] for s, c in data_manifest.get("counts", {}).items()}
+    for split in ("train", "valid", "test"):
+        if split not in counts and (Path(data_dir) / f"{split}.jsonl").is_file():
+            counts[split] = len(olelo.read_jsonl(Path(data_dir) / f"{split}.jsonl"))
+        L.append(f"| {split} | {counts.get(split, '?')} | `{manifest.get('data', {}).get(f'{split}_sha256')}` |")
+    if data_manifest.get("input"):
+        L += ["", f"Converted from `{data_manifest['input']['path']}` (sha256 `{data_manifest['input']['sha256']}`) "
+              f"by the lab's convert and split steps; every split's sha256 was recorded when training started."]
+    L += ["", "## Evaluation", "", *evaluation_section(run_dir, rec["checkpoint"]), "",
+          "## Fuse check", "", *verification_section(rec["verification"]), "",
+          "## Limitations", "",
+          "- The Hawaiian of the training text is in the old orthography of 1916–1920 (no ʻokina, no kahakō; "
+          "’ marks an elided vowel), and the English follows those translators' style. Modern Hawaiian "
+          "spelling and other registers are outside what it was trained on.",
+          f"- Small data: {counts.get('train', 'few')} training records from one source; "
+          "scores come from one reference translation per segment.",
+          "- Translations can be fluent and wrong. Have a Hawaiian speaker review anything that matters."]
+    if quantized:
+        L.append(f"- {quantized.get('bits')}-bit quantized weights: the fused weights were quantized again after "
+                 "adding the LoRA update (see the fuse check).")
+    if tiny:
+        L.append("- Random-weight base: this model exists to test the pipeline.")
+    L += ["", "## License", "", license_note, "",
+          f"<sub>Card generated by olelo-mlx scripts/upload.py from `{fused.name}/olelo_fuse.json` "
+          f"and `{run_dir}`.</sub>", ""]
+    return "\n".join(L)
+
+
+# ---------------------------------------------------------------- upload
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--fused", default="fused/latest", help="fused model folder (default: fused/latest)")
+    p.add_argument("--repo", help="Hugging Face repo id, owner/name (required)")
+    p.add_argument("--dry-run", action="store_true", help="print the file list and the card; no network, no writes")
+    p.add_argument("--public", action="store_true", help="create the repo public (default: private)")
+    args = p.parse_args(argv)
+
+    repo = check_repo_id(args.repo)
+    fused = Path(args.fused)
+    if fused.is_symlink():  # fused/latest -> <name>, written by fuse.py
+        fused = fused.parent / os.readlink(fused)
+    fused_record(fused)
+    card = model_card(fused, repo)
+    files = upload_files(fused)
+    size = {f: len(card.encode("utf-8")) if f.name == "README.md" else f.stat().st_size for f in files}
+    visibility = "public" if args.public else "private"
+
+    if args.dry_run:
+        print(f"dry run: would upload {len(files)} files ({sum(size.values()):,} bytes) from {fused} "
+              f"to {visibility} repo {repo}:")
+        for f in files:
+            print(f"{size[f]:>14,}  {f.name}{'  (generated card, below)' if f.name == 'README.md' else ''}")
+        print("\n--- README.md ---")
+        sys.stdout.write(card)
+        return 0
+
+    from huggingface_hub import HfApi, get_token
+
+    token = get_token()
+    if not token:
+        raise olelo.UserError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (nothing was uploaded)")
+    olelo.atomic_write_text(fused / "README.md", card)
+    api = HfApi(token=token)
+    try:
+        url = api.create_repo(repo, private=not args.public, exist_ok=True)
+        api.upload_folder(repo_id=repo, folder_path=fused, allow_patterns=[f.name for f in files],
+                          commit_message=f"olelo-mlx: {fused.name}")
+    except Exception as e:  # network, auth, permissions: one line, never the token
+        why = f"{type(e).__name__}: {e}".replace(token, "<token>").splitlines()[0]
+        raise olelo.UserError(f"upload to {repo} failed ({why}). Check the network, and that the token "
+                              f"may write to {repo.split('/')[0]}.") from None
+    print(f"uploaded {len(files)} files to {url} ({visibility})")
+    return 0
+
+
+if __name__ == "__main__":
+    olelo.run_main(main)
