@@ -68,3 +68,17 @@ def tiny_model(_tiny_models) -> Path:
 def tiny_model_4bit(_tiny_models) -> Path:
     """The same model, 4-bit quantized (QuantizedLinear layers: the QLoRA path)."""
     return _tiny_models[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A dataset folder (train 6, valid 2, test 5 chat records) for short real runs.
+    The test split overlaps train: these tests check mechanics, not quality."""
+    import olelo
+
+    records = [olelo.chat_record(h, e, "haw-en", f"p{i}") for i, (h, e) in enumerate(TINY_PAIRS)]
+    data = tmp_path_factory.mktemp("data") / "tiny"
+    olelo.atomic_write_jsonl(data / "train.jsonl", records[:6])
+    olelo.atomic_write_jsonl(data / "valid.jsonl", records[6:])
+    olelo.atomic_write_jsonl(data / "test.jsonl", records[:5])
+    return data

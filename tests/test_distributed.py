@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import olelo
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = Path(sys.executable).with_name("mlx.launch")
@@ -20,14 +19,9 @@ def metrics(root):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_model):
-    from conftest import TINY_PAIRS
-
+def runs(tmp_path_factory, tiny_model, tiny_data):
     root = tmp_path_factory.mktemp("dist")
-    records = [olelo.chat_record(h, e, "haw-en", f"p{i}") for i, (h, e) in enumerate(TINY_PAIRS)]
-    data = root / "data" / "tiny"
-    olelo.atomic_write_jsonl(data / "train.jsonl", records[:6])
-    olelo.atomic_write_jsonl(data / "valid.jsonl", records[6:])
+    data = tiny_data
 
     def train(out, launcher=(), batch=2):
         cmd = [*launcher, sys.executable, "scripts/train.py", "--runs-dir", str(out / "runs"),

@@ -16,15 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory, tiny_model):
-    from conftest import TINY_PAIRS
-
+def evaluated(tmp_path_factory, tiny_model, tiny_data):
     root = tmp_path_factory.mktemp("evallab")
-    records = [olelo.chat_record(h, e, "haw-en", f"p{i}") for i, (h, e) in enumerate(TINY_PAIRS)]
-    data = root / "data" / "tiny"
-    olelo.atomic_write_jsonl(data / "train.jsonl", records[:6])
-    olelo.atomic_write_jsonl(data / "valid.jsonl", records[6:])
-    olelo.atomic_write_jsonl(data / "test.jsonl", records[:5])
+    data = tiny_data
     runs, adapters = root / "runs", root / "adapters"
     train = subprocess.run(
         [sys.executable, "scripts/train.py", "--runs-dir", str(runs), "--adapters-dir", str(adapters), "--",

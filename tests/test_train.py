@@ -76,16 +76,10 @@ def test_stamp_is_readable_and_deterministic():
 # ---------------------------------------------------------------- real runs
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory, tiny_model):
-    """A data folder and runs/adapters folders in tmp, and a function to train."""
-    from conftest import TINY_PAIRS
-
+def lab(tmp_path_factory, tiny_model, tiny_data):
+    """Runs/adapters folders in tmp, and a function to train on tiny_data."""
     root = tmp_path_factory.mktemp("lab")
-    records = [olelo.chat_record(h, e, "haw-en", f"p{i}") for i, (h, e) in enumerate(TINY_PAIRS)]
-    data = root / "data" / "tiny"
-    olelo.atomic_write_jsonl(data / "train.jsonl", records[:6])
-    olelo.atomic_write_jsonl(data / "valid.jsonl", records[6:])
-    olelo.atomic_write_jsonl(data / "test.jsonl", records[6:])
+    data = tiny_data
 
     def command(*extra, iters=6, lab_opts=()):
         return [sys.executable, str(REPO / "scripts" / "train.py"), "--runs-dir", str(root / "runs"),

@@ -1,0 +1,202 @@
+"""Tests of the memory tools: memfit.py (padding rule, the peak-memory fit),
+memory_guidelines.py (section between markers), sort_by_length.py and
+auto_batch.py. Hermetic: synthetic measurements, and the session's tiny model
+where a tokenizer is needed."""
+
+import json
+
+import pytest
+
+import auto_batch
+import memfit
+import memory_guidelines
+import olelo
+import sort_by_length
+
+STATIC, PER_TOKEN, PER_TOKEN_WIDTH = 2.0e8, {"off": 3.0e5, "on": 1.2e5}, {"off": 150.0, "on": 10.0}
+
+
+@pytest.fixture
+def model(request):
+    """The session's tiny model (tests/conftest.py), or skip when there is none."""
+    try:
+        return request.getfixturevalue("tiny_model")
+    except pytest.FixtureLookupError:
+        pytest.skip("no tiny_model fixture in tests/conftest.py")
+
+
+def synthetic_points():
+    """Exact measurements of peak = 2e8 + batch * width * (per_token[gc] + per_token_width[gc] * width)."""
+    points = []
+    for gc in (False, True):
+        mode = memfit.GC_MODES[gc]
+        for batch, width in ((1, 129), (2, 129), (4, 513), (8, 257), (2, 1025)):
+            peak = STATIC + batch * width * (PER_TOKEN[mode] + PER_TOKEN_WIDTH[mode] * width)
+            points.append({"batch": batch, "width": width, "grad_checkpoint": gc, "peak_bytes": peak})
+    return points
+
+
+# ---------------------------------------------------------------- padding and fit
+
+@pytest.mark.parametrize("longest,max_seq,width", [
+    (1, 2048, 33), (32, 2048, 33), (33, 2048, 65), (1715, 2048, 1729), (1715, 512, 512), (128, 128, 128),
+])
+def test_padded_width_is_mlx_lm_rule(longest, max_seq, width):
+    assert memfit.padded_width(longest, max_seq) == width
+
+
+def test_batch_padding_counts_chunks_in_file_order_and_drops_the_rest():
+    # chunks [10, 40] -> width 65, [50, 5] -> 65; the trailing 7 is dropped as mlx-lm drops it
+    assert memfit.batch_padding([10, 40, 50, 5, 7], 2, 2048) == (105, 260)
+    assert memfit.batch_padding([10, 5, 50, 40], 2, 2048) == (105, 2 * 33 + 2 * 65)  # sorted: less padding
+    assert memfit.batch_padding([100, 3000], 2, 2048) == (2148, 4096)  # truncated to max_seq
+
+
+def test_fit_recovers_known_static_and_per_token():
+    fit = memfit.fit_peak(synthetic_points())
+    assert fit["static_bytes"] == pytest.approx(STATIC, rel=1e-9)
+    for mode in ("off", "on"):
+        assert fit["per_token_bytes"][mode] == pytest.approx(PER_TOKEN[mode], rel=1e-9)
+        assert fit["per_token_width_bytes"][mode] == pytest.approx(PER_TOKEN_WIDTH[mode], rel=1e-7)
+    assert fit["max_abs_error_pct"] < 1e-9
+    assert memfit.predict_peak(fit, 16, 2049, True) == pytest.approx(2.0e8 + 16 * 2049 * (1.2e5 + 10 * 2049), rel=1e-9)
+
+
+def test_fit_without_width_term_when_one_width_was_measured():
+    points = [{"batch": b, "width": 129, "grad_checkpoint": 0, "peak_bytes": 5e7 + 2e5 * b * 129} for b in (1, 2, 4)]
+    fit = memfit.fit_peak(points)
+    assert fit["per_token_width_bytes"] == {}
+    assert (fit["static_bytes"], fit["per_token_bytes"]["off"]) == (pytest.approx(5e7), pytest.approx(2e5))
+    assert memfit.predict_peak(fit, 8, 1025, False) == pytest.approx(5e7 + 2e5 * 8 * 1025)
+
+
+def test_fit_with_one_mode_and_too_few_points():
+    only_off = [p for p in synthetic_points() if not p["grad_checkpoint"]]
+    assert set(memfit.fit_peak(only_off)["per_token_bytes"]) == {"off"}
+    with pytest.raises(olelo.UserError, match="need at least two"):
+        memfit.fit_peak(only_off[:1])
+    with pytest.raises(olelo.UserError, match="need at least two"):  # one batch x width only
+        memfit.fit_peak([only_off[0], {**only_off[0]}])
+
+
+# ---------------------------------------------------------------- guidelines
+
+def write_results(folder, model="models/tiny-gemma3"):
+    """A results.csv/results.json pair as mem_profile.py writes them, from synthetic points."""
+    import mem_profile
+
+    rows = []
+    for p in synthetic_points():
+        rows.append({**p, "model": model, "data": "data/finetuning/large", "max_seq": 2048, "iters": 8, "warmup": 2,
+                     "num_layers": 6, "status": "ok", "max_rss_bytes": 1, "tokens_in_batch": p["batch"] * p["width"],
+                     "longest_seq": p["width"] - 1, "padded_fraction": 0.25, "distinct_widths": 1, "warmup_s": 1.5,
+                     "steady_s": 2.0, "steady_tokens": 1000, "tok_s": 500.0, "it_s": 3.0, "load1_start": 1.0,
+                     "load1_end": 1.5, "wall_s": 4.0})
+    fit, check = mem_profile.fit_and_check(rows, holdout_batch=8)
+    mem_profile.write_csv(rows, folder / "results.csv")
+    olelo.atomic_write_json(folder / "results.json", {
+        "stamp": folder.name, "created": "2025-01-01T00:00:00+00:00", "command": "python scripts/mem_profile.py",
+        "model": model, "dataset_longest": 1715, "lora": {"rank": 8, "num_layers": 6},
+        "environment": {"mlx_device": "Device(cpu, 0)", "cpu_count": 2}, "fit": fit, "heldout_check": check})
+    return fit
+
+
+NOTES = "# Notes\n\nbefore\n\n<!-- memory-guidelines:begin -->\nold text\n<!-- memory-guidelines:end -->\n\nafter\n"
+
+
+def test_guidelines_written_between_markers_and_idempotent(tmp_path, capsys):
+    folder = tmp_path / "stamp"
+    folder.mkdir()
+    write_results(folder)
+    notes = tmp_path / "NOTES.md"
+    notes.write_text(NOTES)
+    assert memory_guidelines.main([str(folder), "--notes", str(notes)]) == 0
+    first = notes.read_text()
+    assert first.startswith("# Notes\n\nbefore\n\n<!-- memory-guidelines:begin -->\n## Memory guidelines")
+    assert first.endswith("<!-- memory-guidelines:end -->\n\nafter\n")
+    assert "old text" not in first
+    assert "`tiny-gemma3`" in first and "do not transfer to gemma-3-4b" in first
+    assert "python scripts/mem_profile.py" in first  # the command behind the numbers
+    assert "### ~100 GB available" in first and "### 16 GB available\nBudget 12.80 GB" in first
+    # 16 GB less 20 % = 12.8 GB; at width 1729 without checkpointing a sequence costs
+    # 1729 * (3e5 + 150 * 1729) = 967.1 MB: batch 8 fits (2e8 + 8 * 967.1 MB = 7.94 GB), 16 does not (15.7 GB)
+    assert "`--batch-size 8`: predicted peak 7.94 GB (batches 1729 wide)" in first
+    assert memory_guidelines.main([str(folder), "--notes", str(notes)]) == 0
+    assert notes.read_text() == first
+    assert "unchanged" in capsys.readouterr().out
+
+
+def test_guidelines_without_markers_is_a_clear_error(tmp_path):
+    folder = tmp_path / "stamp"
+    folder.mkdir()
+    write_results(folder)
+    notes = tmp_path / "NOTES.md"
+    notes.write_text("# Notes\n\nno markers here\n")
+    with pytest.raises(olelo.UserError, match="memory-guidelines:begin"):
+        memory_guidelines.main([str(folder), "--notes", str(notes)])
+    assert notes.read_text() == "# Notes\n\nno markers here\n"
+
+
+# ---------------------------------------------------------------- sort_by_length
+
+def test_sort_by_length_is_a_stable_sorted_permutation(tmp_path, model):
+    texts = ["Aloha kākou, e nā hoa a pau o kēia ʻāina nani.", "Aloha.", "Pehea ʻoe?", "Aloha.",
+             "Ua hele ke aliʻi i ka moku a holo i Kahiki.", "Pehea ʻoe?"]
+    rows = [olelo.chat_record(t, t, "haw-en", f"id{i}") for i, t in enumerate(texts)]
+    src, out = tmp_path / "train.jsonl", tmp_path / "sorted.jsonl"
+    olelo.atomic_write_jsonl(src, rows)
+    assert sort_by_length.main([str(src), "-o", str(out), "--model", str(model)]) == 0
+    _, lengths = memfit.token_lengths(str(model), out)
+    assert lengths == sorted(lengths)
+    assert sorted(src.read_text().splitlines()) == sorted(out.read_text().splitlines())
+    ids = [r["id"] for r in olelo.read_jsonl(out)]
+    assert ids.index("id1") < ids.index("id3") and ids.index("id2") < ids.index("id5")  # ties keep file order
+
+
+# ---------------------------------------------------------------- auto_batch
+
+def test_choose_largest_batch_from_a_fit():
+    fit = {"static_bytes": 1e9, "per_token_bytes": {"off": 1e5, "on": 4e4}}
+    # width 1025: off 1e9 + 1.025e8*b <= 2e9 -> b <= 9.7 -> 8; on 1e9 + 4.1e7*b -> b <= 24.4 -> 16
+    pick = auto_batch.choose(fit, 1025, 2e9, [False, True])
+    assert (pick["batch_size"], pick["grad_checkpoint"]) == (16, True)
+    assert pick["per_mode"]["off"]["largest"] == 8 and pick["per_mode"]["off"]["next"] == 16
+    assert pick["predicted_peak_bytes"] == pytest.approx(1e9 + 4e4 * 1025 * 16)
+    pick = auto_batch.choose(fit, 1025, 2e9, [False])
+    assert (pick["batch_size"], pick["grad_checkpoint"]) == (8, False)
+    # same batch either way (1): no checkpointing (faster) wins
+    close = {"static_bytes": 1e9, "per_token_bytes": {"off": 1e5, "on": 0.9e5}}
+    assert auto_batch.choose(close, 1025, 1.15e9, [False, True])["grad_checkpoint"] is False
+    assert auto_batch.choose(fit, 1025, 0.9e9, [False, True])["batch_size"] == 0
+
+
+def test_preflight_warning_names_the_numbers():
+    fit = {"static_bytes": 1e9, "per_token_bytes": {"off": 1e5}}
+    assert auto_batch.preflight_warning(fit, 1000, 4, False, 2048, 2e9) is None  # 1e9 + 1e5*4*1025 = 1.41 GB
+    msg = auto_batch.preflight_warning(fit, 1000, 16, False, 2048, 2e9)  # 2.64 GB
+    assert "2.64 GB" in msg and "2.00 GB" in msg and "1000 tokens, padded to 1025" in msg
+
+
+def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model, capsys):
+    data = tmp_path / "data"
+    olelo.atomic_write_jsonl(data / "train.jsonl", [olelo.chat_record("Aloha " * n, "Hello", "haw-en", str(n))
+                                                    for n in range(1, 20)])
+    _, lengths = memfit.token_lengths(str(model), data / "train.jsonl")
+    width = memfit.padded_width(max(lengths), 2048)
+    results = tmp_path / "mem-profile"
+    for name in ("old", "new"):
+        (results / name).mkdir(parents=True)
+        write_results(results / name, model=str(model))
+    other = json.loads((results / "old" / "results.json").read_text())
+    olelo.atomic_write_json(results / "old" / "results.json",
+                            {**other, "created": "2024-01-01", "fit": {**other["fit"], "static_bytes": 5e9}})
+    budget = 2.0e8 + 4 * width * (3.0e5 + 150 * width) + 1  # off: exactly batch 4; on: batch 8 fits too
+    assert 2.0e8 + 8 * width * (1.2e5 + 10 * width) < budget
+    assert auto_batch.main(["--model", str(model), "--data", str(data), "--results-dir", str(results),
+                            "--available", str(budget / 0.8), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["batch_size"], out["grad_checkpoint"]) == (8, True)
+    assert out["source"].endswith("new/results.json") and out["width"] == width
+    assert auto_batch.main(["--model", str(model), "--data", str(data), "--results-dir", str(results),
+                            "--available", str(budget / 0.8), "--grad-checkpoint", "off", "--flags"]) == 0
+    assert capsys.readouterr().out == "--batch-size 4\n"
