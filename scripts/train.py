@@ -291,7 +291,7 @@ def read_metrics(path: Path) -> list[dict]:
 
 # ---------------------------------------------------------------- the run
 
-STATES = ("new", "done", "resume")
+STATES = ("new", "done", "resume", "busy")
 
 
 def agree(world, values: list[int]) -> list[int]:
@@ -315,6 +315,7 @@ def all_hosts(world) -> list[str]:
     raw = bytes(gathered.tolist())
     return [raw[i:i + 64].rstrip(b"\0").decode(errors="replace") for i in range(0, len(raw), 64)]
 
+
 def choose_run_dir(runs: Path, stamp: str, force: bool):
     """(stamp, state): state is 'new', 'done' or 'resume'."""
     def status(d):
@@ -332,7 +333,7 @@ def choose_run_dir(runs: Path, stamp: str, force: bool):
     if man["status"] in ("finished", "stopped-early"):
         return stamp, "done"
     if man["status"] == "running" and pid_alive(man.get("pid")) and man.get("host") == platform.node():
-        raise olelo.UserError(f"run {stamp} is being trained right now (pid {man['pid']}); wait for it or kill it")
+        return stamp, "busy"
     return stamp, "resume"
 
 
@@ -364,7 +365,7 @@ def main(argv=None):
     if rank == 0:
         decided, state = choose_run_dir(runs, stamp, lab.force)
         attempt = int(decided.rsplit("-a", 1)[1]) if decided != stamp else 0
-        if state == "resume":
+        if state == "resume":  # tidy up what a killed segment left, then find the last checkpoint
             drain_scratch(adapters / decided)
             shutil.rmtree(adapters / decided / SCRATCH, ignore_errors=True)
             offset = max(checkpoints(adapters / decided), default=0)
@@ -376,6 +377,8 @@ def main(argv=None):
         if rank == 0:
             print(f"{run_dir}: up to date (status finished; FORCE=1 trains a new attempt)")
         return 0
+    if state == "busy":
+        raise olelo.UserError(f"run {stamp} is being trained right now; wait for it or stop it")
 
     # Load first: a model that cannot be had should leave no run folder behind.
     model, tokenizer = olelo.load_model(base["model"])
