@@ -230,3 +230,17 @@ def test_command_without_train_or_with_managed_flags_is_refused(lab):
     bad = cmd[: cmd.index("--") + 1] + ["mlx_lm.lora", "--model", "m", "--data", "d", "--adapter-path", "x"]
     out = subprocess.run(bad, cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 2 and "--adapter-path is set by the lab" in out.stderr
+
+
+def test_a_run_being_trained_is_not_started_twice(lab, tmp_path):
+    # A manifest that says "running" under a live pid on this host (ours).
+    import platform
+
+    first = lab["run"](iters=3)
+    run_dir = (lab["root"] / "runs" / "latest").resolve()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    olelo.atomic_write_json(run_dir / "manifest.json",
+                            {**manifest, "status": "running", "pid": os.getpid(), "host": platform.node()})
+    out = lab["run"](iters=3, check=False)
+    assert out.returncode == 2 and "being trained right now" in out.stderr
+    assert first.returncode == 0
