@@ -39,7 +39,7 @@ help: ## list targets and their variables
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "Variables (make TARGET VAR=value):"
-	@awk '/^[A-Z_]+ \?= / {v=$$1; $$1=$$2=""; printf "  %-14s default:%s\n", v, $$0}' $(MAKEFILE_LIST)
+	@awk '/^[A-Z_]+ \?=/ {v=$$1; $$1=$$2=""; printf "  %-14s %s\n", v, ($$0 ~ /[^ ]/ ? "default:" $$0 : "(unset)")}' $(MAKEFILE_LIST)
 
 ## ---------------------------------------------------------------- setup
 # The virtualenv is a real file target: it is rebuilt only when a
@@ -234,6 +234,24 @@ eval: $(EVAL)/summary.json | $(VENV)/.installed ## evaluate RUN (default latest)
 	@cat $(EVAL)/summary.md
 	@echo "A/B: $(EVAL)/ab.md   plots: $(EVAL)/loss.png $(EVAL)/scores.png"
 
+## ---------------------------------------------------------------- fuse and upload
+# fuse.py skips a checkpoint it has already fused into the same base, so `upload`
+# can depend on it: `make fuse upload RUN=<stamp> HF_REPO=user/name` is one command.
+CKPT ?= best
+DEQUANTIZE ?=
+FUSED ?=
+HF_REPO ?=
+DRY_RUN ?=
+PUBLIC ?=
+
+.PHONY: fuse
+fuse: | $(VENV)/.installed ## fuse RUN's CKPT (best|final|N) into its base: fused/<stamp>-<ckpt>, checked vs base+adapter (DEQUANTIZE=1)
+	$(RUN_PY) scripts/fuse.py --run $(RUN_DIR) --ckpt $(CKPT) $(if $(call on,$(DEQUANTIZE)),--dequantize) $(call flag,--out,$(FUSED))
+
+.PHONY: upload
+upload: fuse | $(VENV)/.installed ## upload the fused model + generated card to HF_REPO=user/name (private; PUBLIC=1, DRY_RUN=1)
+	$(RUN_PY) scripts/upload.py --fused $(or $(FUSED),fused/latest) --repo "$(HF_REPO)" $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public)
+
 ## ---------------------------------------------------------------- lab notebook
 .PHONY: notes
 notes: | $(VENV)/.installed ## rebuild the generated tables in NOTES.md (runs, evaluations)
@@ -267,21 +285,3 @@ BENCH_N ?= 16
 .PHONY: bench-eval
 bench-eval: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## sentences/s: batched eval vs one mlx_lm.generate per sentence
 	$(RUN_PY) bench/eval_speed.py --model $(MODEL) --data $(LARGE)/test.jsonl --n $(BENCH_N) --max-tokens 32
-
-## ---------------------------------------------------------------- fuse and upload
-# fuse.py skips a checkpoint it has already fused into the same base, so `upload`
-# can depend on it: `make fuse upload RUN=<stamp> HF_REPO=user/name` is one command.
-CKPT ?= best
-DEQUANTIZE ?=
-FUSED ?=
-HF_REPO ?=
-DRY_RUN ?=
-PUBLIC ?=
-
-.PHONY: fuse
-fuse: | $(VENV)/.installed ## fuse RUN's CKPT (best|final|N) into its base: fused/<stamp>-<ckpt>, checked vs base+adapter (DEQUANTIZE=1)
-	$(RUN_PY) scripts/fuse.py --run $(RUN_DIR) --ckpt $(CKPT) $(if $(call on,$(DEQUANTIZE)),--dequantize) $(call flag,--out,$(FUSED))
-
-.PHONY: upload
-upload: fuse | $(VENV)/.installed ## upload the fused model + generated card to HF_REPO=user/name (private; PUBLIC=1, DRY_RUN=1)
-	$(RUN_PY) scripts/upload.py --fused $(or $(FUSED),fused/latest) --repo "$(HF_REPO)" $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public)
