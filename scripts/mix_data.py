@@ -4,7 +4,8 @@ high-quality examples more frequently".
     python scripts/mix_data.py --large data/finetuning/large --small data/finetuning/small \
         --repeat 3 --out data/finetuning/mix-k3 [--seed 0]
 
-train.jsonl = large train + small train repeated K times, shuffled (seeded);
+train.jsonl = large train + small train repeated K times, shuffled (seeded) and
+then stably sorted by length, as split.py writes it (mlx-lm batches in file order);
 valid.jsonl = large valid; test.jsonl = the common test set, untouched. The
 leakage check of split.py runs on the result before anything is written.
 """
@@ -17,7 +18,7 @@ import sys
 from pathlib import Path
 
 import olelo
-from split import find_leaks, read_splits, report_leaks
+from split import find_leaks, read_splits, report_leaks, text_length
 
 
 def mix(large: dict, small: dict, repeat: int, seed: int) -> dict:
@@ -25,6 +26,7 @@ def mix(large: dict, small: dict, repeat: int, seed: int) -> dict:
         raise olelo.UserError("large and small have different test sets; build both with one split.py call")
     train = large["train"] + small["train"] * repeat
     random.Random(seed).shuffle(train)
+    train.sort(key=text_length)
     return {"train": train, "valid": large["valid"], "test": large["test"]}
 
 

@@ -195,3 +195,12 @@ def test_real_data(shared_data, tmp_path):
     assert not koa & pair_ids(out["large"]["test"])
     assert not split.find_leaks(out)
     assert run_split("--check", tmp_path / "out").returncode == 0
+
+
+def test_train_is_written_in_length_order(tmp_path, inputs):
+    # mlx-lm cuts its batches from the file order; similar lengths together mean less padding.
+    split_to(tmp_path, inputs)
+    for name in ("large", "small"):
+        train = olelo.read_jsonl(tmp_path / name / "train.jsonl")
+        lengths = [split.text_length(r) for r in train]
+        assert lengths == sorted(lengths)
