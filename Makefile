@@ -158,7 +158,8 @@ MLX_FLAGS = $(if $(call on,$(GRAD_CKPT)),--grad-checkpoint) $(call flag,--steps-
   $(call flag,--fine-tune-type,$(FINE_TUNE_TYPE)) $(call flag,--seed,$(SEED))
 LAB_FLAGS = --runs-dir $(RUNS_DIR) --adapters-dir $(ADAPTERS_DIR) $(call flag,--rank,$(RANK)) \
   $(call flag,--scale,$(SCALE)) $(call flag,--dropout,$(DROPOUT)) --lr-schedule $(LR_SCHEDULE) \
-  $(call flag,--warmup,$(WARMUP)) --patience $(PATIENCE) $(if $(call on,$(FORCE)),--force)
+  $(call flag,--warmup,$(WARMUP)) --patience $(PATIENCE) $(if $(call on,$(FORCE)),--force) \
+  $(if $(filter auto,$(BATCH)),--auto-batch-record $(RUNS_DIR)/auto-batch.json)
 # Distributed: NPROC ranks on this host, or HOSTFILE (mlx.launch's JSON host list)
 # with BACKEND ring|mpi|nccl. mlx_lm.lora averages gradients over the ranks.
 NPROC ?= 1
@@ -172,6 +173,16 @@ RANKS_CHECK = $(if $(filter-out 1,$(NPROC)),@test $$(( $(1) % $(NPROC) )) -eq 0 
   { echo "error: BATCH=$(1) does not divide by NPROC=$(NPROC); use a multiple of $(NPROC)" >&2; exit 2; })
 LAUNCH_CHECK = $(if $(LAUNCH),@jq -e '.status == "finished" or .status == "stopped-early"' $(RUNS_DIR)/latest/manifest.json \
   >/dev/null || { echo "error: the distributed run did not finish; see $(RUNS_DIR)/latest/train.log" >&2; exit 1; })
+# BATCH=auto: scripts/auto_batch.py picks --batch-size (and --grad-checkpoint unless
+# GRAD_CKPT=1 fixes it) for MODEL, the data and the memory available now, from the
+# newest mem-profile of MODEL (else a ~3 min probe); it says why on stderr and the
+# run's manifest records it. One process only.
+AUTO_BATCH = $(RUN_PY) scripts/auto_batch.py --model $(MODEL) --data $(1) $(call flag,--max-seq,$(MAX_SEQ)) \
+  $(call flag,--num-layers,$(LAYERS)) --grad-checkpoint $(if $(call on,$(GRAD_CKPT)),on,auto) \
+  --record $(RUNS_DIR)/auto-batch.json --flags
+BATCH_PRE = $(if $(filter auto,$(BATCH)),$(if $(LAUNCH),$(error BATCH=auto needs NPROC=1 and no HOSTFILE))batch_flags=$$($(call AUTO_BATCH,$(1))) &&)
+BATCH_ARG = $(if $(filter auto,$(BATCH)),$$batch_flags,--batch-size $(or $(BATCH),$(1)))
+
 # DATA picks another dataset folder under data/finetuning; DATA=mix is mix-k$(MIX_K).
 DATA_NAME := $(if $(filter mix,$(DATA)),mix-k$(MIX_K),$(DATA))
 SMALL_DATA := $(if $(DATA),$(SPLITS)/$(DATA_NAME)$(SUFFIX),$(SMALL))
@@ -180,14 +191,14 @@ LARGE_DATA := $(if $(DATA),$(SPLITS)/$(DATA_NAME)$(SUFFIX),$(LARGE))
 .PHONY: train-small
 train-small: $(SMALL_DATA)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## the notes' experiment 1: 20 Koa pairs, batch 2
 	$(call RANKS_CHECK,$(or $(BATCH),2))
-	$(TRAIN) mlx_lm.lora --model $(MODEL) --train --data $(SMALL_DATA) --iters $(ITERS) --batch-size $(or $(BATCH),2) $(strip $(MLX_FLAGS))
+	$(call BATCH_PRE,$(SMALL_DATA)) $(TRAIN) mlx_lm.lora --model $(MODEL) --train --data $(SMALL_DATA) --iters $(ITERS) $(call BATCH_ARG,2) $(strip $(MLX_FLAGS))
 	$(LAUNCH_CHECK)
 
 .PHONY: train-large
-train-large: GRAD_CKPT := $(or $(GRAD_CKPT),1)
+train-large: GRAD_CKPT := $(or $(GRAD_CKPT),$(if $(filter auto,$(BATCH)),,1))
 train-large: $(LARGE_DATA)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## the notes' experiment 2: Fornander pairs, batch 1, grad checkpoint
 	$(call RANKS_CHECK,$(or $(BATCH),1))
-	$(TRAIN) mlx_lm.lora --model $(MODEL) --train --data $(LARGE_DATA) --iters $(ITERS) --batch-size $(or $(BATCH),1) $(strip $(MLX_FLAGS))
+	$(call BATCH_PRE,$(LARGE_DATA)) $(TRAIN) mlx_lm.lora --model $(MODEL) --train --data $(LARGE_DATA) --iters $(ITERS) $(call BATCH_ARG,1) $(strip $(MLX_FLAGS))
 	$(LAUNCH_CHECK)
 
 .PHONY: runs
@@ -233,6 +244,21 @@ $(EVAL)/summary.json: $(EVAL_HYPS) scripts/eval_report.py scripts/score.py scrip
 eval: $(EVAL)/summary.json | $(VENV)/.installed ## evaluate RUN (default latest): base vs CKPTS (final best | all | 400 800)
 	@cat $(EVAL)/summary.md
 	@echo "A/B: $(EVAL)/ab.md   plots: $(EVAL)/loss.png $(EVAL)/scores.png"
+
+## ---------------------------------------------------------------- memory and speed
+# mem-profile: short real LoRA runs of MODEL over batch x grad checkpoint x
+# max-seq, each in its own process (runs/mem-profile/<stamp>/); fits peak memory,
+# then regenerates NOTES.md's "Memory guidelines" between its markers.
+# Default sweep: 14 points, ~3.5 min for the tiny model on 2 shared cores.
+PROFILE_BATCHES ?= 1,2,4
+PROFILE_MAX_SEQS ?= 128,512
+PROFILE_ITERS ?= 6
+
+.PHONY: mem-profile
+mem-profile: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## peak memory + tok/s sweep of MODEL, fit, NOTES.md memory guidelines
+	$(RUN_PY) scripts/mem_profile.py --model $(MODEL) --data $(LARGE) --batch-sizes $(PROFILE_BATCHES) \
+	  --max-seqs $(PROFILE_MAX_SEQS) --iters $(PROFILE_ITERS) $(call flag,--num-layers,$(LAYERS))
+	$(PY) scripts/memory_guidelines.py --model $(MODEL) --notes NOTES.md
 
 ## ---------------------------------------------------------------- fuse and upload
 # fuse.py skips a checkpoint it has already fused into the same base, so `upload`
@@ -285,3 +311,11 @@ BENCH_N ?= 16
 .PHONY: bench-eval
 bench-eval: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## sentences/s: batched eval vs one mlx_lm.generate per sentence
 	$(RUN_PY) bench/eval_speed.py --model $(MODEL) --data $(LARGE)/test.jsonl --n $(BENCH_N) --max-tokens 32
+
+.PHONY: bench-preload
+bench-preload: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## LoRA tok/s with vs without OpenBLAS preloaded (Linux CPU)
+	$(PY) bench/preload_speedup.py --models $(MODEL) --data $(LARGE)
+
+.PHONY: bench-bucketing
+bench-bucketing: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## padding + tok/s at batch 4 and 8: file order vs length-sorted train.jsonl
+	$(RUN_PY) bench/length_bucketing.py --model $(MODEL) --data $(LARGE)

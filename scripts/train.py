@@ -63,6 +63,7 @@ def parse_lab_args(argv):
     p.add_argument("--patience", type=int, default=0,
                    help="stop after N validations without a new best val loss (0: never)")
     p.add_argument("--force", action="store_true", help="train again into a new attempt folder")
+    p.add_argument("--auto-batch-record", help="JSON written by auto_batch.py (BATCH=auto): kept in the manifest")
     lab = p.parse_args(argv[:cut])
     cmd = argv[cut + 1:]
     if not cmd or cmd[0] != "mlx_lm.lora":
@@ -422,6 +423,8 @@ def main(argv=None):
             "git": git_info(), "environment": environment_info(), "data": data_info(base["data"]),
             "world_size": world.size(), "hosts": sorted(set(all_hosts(world))),
         })
+        if lab.auto_batch_record:
+            manifest["auto_batch"] = json.loads(Path(lab.auto_batch_record).read_text())
         manifest.setdefault("started", now())
         manifest["segments"].append({"started": now(), "offset": offset, "command": full_cmd})
         olelo.atomic_write_json(manifest_path, manifest)
@@ -468,6 +471,22 @@ def main(argv=None):
     return 0
 
 
+def preflight(args, train_set, profiles: Path) -> None:
+    """Warn before training when the newest mem-profile of this model predicts that
+    the batch holding the longest example will not fit in the memory available now."""
+    import auto_batch
+    import memfit
+
+    profile = memfit.newest_profile(profiles, args.model)
+    if not profile:
+        return
+    longest = max(len(train_set.process(train_set[i])[0]) for i in range(len(train_set)))
+    warning = auto_batch.preflight_warning(profile["fit"], longest, args.batch_size, bool(args.grad_checkpoint),
+                                           args.max_seq_length, memfit.available_memory_bytes())
+    if warning:
+        print(f"[olelo] {warning} (fit: {profile['path']})")
+
+
 def train(args, model, tokenizer, run_dir: Path, adapter_dir: Path, offset: int, patience: int) -> str:
     import mlx.core as mx
     import numpy as np
@@ -477,6 +496,7 @@ def train(args, model, tokenizer, run_dir: Path, adapter_dir: Path, offset: int,
 
     np.random.seed(args.seed)  # as mlx_lm.lora.run does
     train_set, valid_set, _ = load_dataset(args, tokenizer)
+    preflight(args, train_set, Path(run_dir).parent / "mem-profile")
     rank = mx.distributed.init().rank()
     recorder = Recorder(model, run_dir, adapter_dir, offset, patience, writer=rank == 0)
     try:

@@ -175,6 +175,7 @@ def test_preflight_warning_names_the_numbers():
     assert auto_batch.preflight_warning(fit, 1000, 4, False, 2048, 2e9) is None  # 1e9 + 1e5*4*1025 = 1.41 GB
     msg = auto_batch.preflight_warning(fit, 1000, 16, False, 2048, 2e9)  # 2.64 GB
     assert "2.64 GB" in msg and "2.00 GB" in msg and "1000 tokens, padded to 1025" in msg
+    assert auto_batch.preflight_warning(fit, 1000, 16, True, 2048, 2e9) is None  # no checkpointed points: no claim
 
 
 def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model, capsys):
@@ -200,3 +201,29 @@ def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model, capsys):
     assert auto_batch.main(["--model", str(model), "--data", str(data), "--results-dir", str(results),
                             "--available", str(budget / 0.8), "--grad-checkpoint", "off", "--flags"]) == 0
     assert capsys.readouterr().out == "--batch-size 4\n"
+
+
+# ---------------------------------------------------------------- mem_profile end to end
+
+def test_mem_profile_sweep_writes_results_and_fit(tmp_path, model, request, capsys):
+    """Two real points (batch 1 and 2) in subprocesses on the tiny model: ~10 s."""
+    import csv
+
+    import mem_profile
+
+    try:
+        data = request.getfixturevalue("tiny_data")
+    except pytest.FixtureLookupError:
+        pytest.skip("no tiny_data fixture in tests/conftest.py")
+    assert mem_profile.main(["--model", str(model), "--data", str(data), "--batch-sizes", "1,2",
+                             "--grad-checkpoint", "off", "--max-seqs", "64", "--iters", "2", "--warmup", "1",
+                             "--no-longest-check", "--out", str(tmp_path / "runs")]) == 0
+    out = tmp_path / "runs" / f"{data.name}-{model.name}-bs1.2-gc0-ms64-it2w1-L16-s0-nolc"
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [(r["batch"], r["status"]) for r in rows] == [("1", "ok"), ("2", "ok")]
+    assert all(int(r["peak_bytes"]) > 0 and float(r["tok_s"]) > 0 for r in rows)
+    assert int(rows[1]["peak_bytes"]) > int(rows[0]["peak_bytes"])
+    results = json.loads((out / "results.json").read_text())
+    assert results["fit"]["n_points"] == 2 and results["heldout_check"] is None
+    assert (out / "memory.png").stat().st_size > 0
+    assert "fit: static" in capsys.readouterr().out

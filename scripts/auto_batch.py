@@ -1,0 +1,182 @@
+"""Pick the largest batch size (and whether to checkpoint gradients) that fits the
+memory this machine has available, for one model and dataset.
+
+    .venv/bin/python scripts/auto_batch.py --model M --data D [--max-seq 2048] [--margin 0.2] [--json]
+    .venv/bin/python scripts/auto_batch.py --model M --data D --flags          # mlx_lm.lora flags on stdout
+    .venv/bin/python scripts/auto_batch.py --model M --data D --check-batch 2 [--grad-checkpoint on]
+                                                         # pre-flight OOM warning only (needs a profile)
+
+The worst batch a run meets is the one holding the longest training sequence
+(tokenized with the model's tokenizer and chat template, as mlx-lm does), padded
+as mlx-lm pads it. Its peak memory is predicted with the fit of the newest
+mem_profile.py results for this model (runs/mem-profile/*/results.json); without
+one, a quick probe measures batches of the longest examples at batch 1 and 2 in
+subprocesses (two iterations each, per checkpoint mode) and fits those. The
+largest candidate batch whose prediction stays under available memory less
+--margin wins; at equal batch, no checkpointing (it is faster).
+
+Available memory: MemAvailable of /proc/meminfo on Linux; vm_stat free +
+inactive + speculative on macOS (capped by Metal's recommended working set).
+Prints what it picked and why as one line (stderr with --flags), or --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import memfit
+import olelo
+
+CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="model folder or Hub id")
+    p.add_argument("--data", required=True, help="folder with train.jsonl")
+    p.add_argument("--max-seq", type=int, default=2048, help="mlx_lm.lora --max-seq-length (default: %(default)s)")
+    p.add_argument("--margin", type=float, default=0.2, help="fraction of available memory kept free (default: %(default)s)")
+    p.add_argument("--grad-checkpoint", choices=["auto", "on", "off"], default="auto",
+                   help="auto: choose; on/off: only consider that mode (default: %(default)s)")
+    p.add_argument("--candidates", default=",".join(map(str, CANDIDATES)),
+                   help="batch sizes to choose from (default: %(default)s)")
+    p.add_argument("--results-dir", default="runs/mem-profile", help="where mem_profile.py results are (default: %(default)s)")
+    p.add_argument("--available", type=float, help="available memory in bytes (default: read from the system)")
+    p.add_argument("--num-layers", type=int, default=16, help="LoRA layers, for the probe (default: %(default)s)")
+    p.add_argument("--no-probe", action="store_true", help="fail instead of probing when no profile exists")
+    p.add_argument("--check-batch", type=int, help="only warn if this batch size is predicted not to fit")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the choice as JSON")
+    out.add_argument("--flags", action="store_true", help="print mlx_lm.lora flags (the one-line reason goes to stderr)")
+    p.add_argument("--record", help="also write the JSON to this file")
+    return p.parse_args(argv)
+
+
+def choose(fit: dict, width: int, budget: float, modes: list[bool], candidates=CANDIDATES) -> dict:
+    """The largest candidate batch (over `modes`) whose predicted peak fits `budget`;
+    at equal batch the mode listed first wins. batch_size 0: nothing fits."""
+    best = {"batch_size": 0, "grad_checkpoint": modes[-1],
+            "predicted_peak_bytes": memfit.predict_peak(fit, min(candidates), width, modes[-1])}
+    per_mode = {}
+    for gc in modes:
+        entry = {"largest": 0}
+        for b in sorted(candidates):
+            peak = memfit.predict_peak(fit, b, width, gc)
+            if peak > budget:
+                entry.update(next=b, next_peak_bytes=peak)
+                break
+            entry.update(largest=b, peak_bytes=peak)
+        per_mode[memfit.GC_MODES[gc]] = entry
+        if entry["largest"] > best["batch_size"]:
+            best = {"batch_size": entry["largest"], "grad_checkpoint": gc, "predicted_peak_bytes": entry["peak_bytes"]}
+    return {**best, "per_mode": per_mode}
+
+
+def preflight_warning(fit: dict, longest_tokens: int, batch: int, grad_checkpoint: bool, max_seq: int,
+                      available_bytes: float) -> str | None:
+    """A warning, with the numbers, when the batch holding the longest sequence is
+    predicted to need more memory than is available; None when it fits, or when
+    the fit has no points in this checkpoint mode (it cannot tell)."""
+    if memfit.GC_MODES[bool(grad_checkpoint)] not in fit["per_token_bytes"]:
+        return None
+    width = memfit.padded_width(longest_tokens, max_seq)
+    peak = memfit.predict_peak(fit, batch, width, grad_checkpoint)
+    if peak <= available_bytes:
+        return None
+    return (f"warning: batch {batch}{' with grad checkpoint' if grad_checkpoint else ''} is predicted to need "
+            f"{memfit.gb(peak)} when it holds the longest sequence ({longest_tokens} tokens, padded to {width}), "
+            f"but only {memfit.gb(available_bytes)} is available: expect an out-of-memory failure or swapping. "
+            f"Try a smaller batch, --grad-checkpoint, or a shorter --max-seq-length (BATCH=auto picks one).")
+
+
+def probe(model: str, data: str, max_seq: int, modes: list[bool], num_layers: int = 16) -> tuple[dict, list[dict]]:
+    """Fit from short measured runs of worst-case batches (batch 1 and 2, longest examples)."""
+    import mem_profile
+
+    points = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for gc in modes:
+            for b in (1, 2):
+                point = {"model": model, "data": data, "batch": b, "grad_checkpoint": gc, "max_seq": max_seq,
+                         "iters": 2, "warmup": 1, "num_layers": num_layers, "seed": 0, "longest_only": True}
+                print(f"probe: batch {b}, grad checkpoint {memfit.GC_MODES[gc]} ...", file=sys.stderr, flush=True)
+                r = mem_profile.measure(point, Path(tmp) / f"probe-{b}-{int(gc)}.log", timeout=900)
+                if r["status"] != "ok":
+                    raise olelo.UserError(f"probe at batch {b} failed: {r['status']}; even batch 1 may not fit")
+                points.append(r)
+    return memfit.fit_peak(points), [{k: p[k] for k in ("batch", "grad_checkpoint", "width", "peak_bytes")} for p in points]
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    if not 0 <= a.margin < 1:
+        raise olelo.UserError("--margin is a fraction of available memory, 0 <= margin < 1")
+    train_file = Path(a.data) / "train.jsonl"
+    if not train_file.is_file():
+        raise olelo.UserError(f"{train_file} not found (make data, or pass --data)")
+    _, lengths = memfit.token_lengths(a.model, train_file)
+    longest = max(lengths)
+    width = memfit.padded_width(longest, a.max_seq)
+    available = a.available if a.available is not None else memfit.available_memory_bytes()
+    modes = {"auto": [False, True], "off": [False], "on": [True]}[a.grad_checkpoint]
+
+    profile = memfit.newest_profile(a.results_dir, a.model)
+    probe_points = None
+    if a.check_batch and not profile:  # a probe before every training would cost more than it saves
+        print(f"note: no mem-profile for {memfit.model_name(a.model)} in {a.results_dir}; pre-flight memory "
+              f"check skipped (make mem-profile MODEL={a.model})", file=sys.stderr)
+        return 0
+    if profile and all(memfit.GC_MODES[m] in profile["fit"]["per_token_bytes"] for m in modes):
+        fit, source = profile["fit"], f"fit of {profile['path']}"
+    elif a.no_probe:
+        raise olelo.UserError(f"no mem-profile results for {memfit.model_name(a.model)} in {a.results_dir} "
+                              f"(run: make mem-profile MODEL={a.model})")
+    else:
+        fit, probe_points = probe(a.model, a.data, a.max_seq, modes, a.num_layers)
+        source = "probe of batches 1 and 2 of the longest examples"
+
+    if a.check_batch:
+        warning = preflight_warning(fit, longest, a.check_batch, a.grad_checkpoint == "on", a.max_seq, available)
+        print(warning or f"ok: batch {a.check_batch} predicted to fit in {memfit.gb(available)} ({source})",
+              file=sys.stderr)
+        return 0
+
+    budget = available * (1 - a.margin)
+    candidates = sorted({int(x) for x in a.candidates.split(",")} & set(range(1, len(lengths) + 1)))
+    pick = choose(fit, width, budget, modes, candidates)
+    gc_text = " --grad-checkpoint" if pick["grad_checkpoint"] else ""
+    if pick["batch_size"]:
+        others = "; ".join(f"gc {m}: largest {v['largest']}" + (f" (batch {v['next']} needs {memfit.gb(v['next_peak_bytes'])})"
+                                                                 if "next" in v else "")
+                           for m, v in pick["per_mode"].items())
+        reason = (f"auto_batch: --batch-size {pick['batch_size']}{gc_text}: predicted peak "
+                  f"{memfit.gb(pick['predicted_peak_bytes'])} <= budget {memfit.gb(budget)} "
+                  f"({memfit.gb(available)} available - {a.margin:.0%}) for the longest sequence "
+                  f"({longest} tokens, padded {width}); {others}; {source}")
+    else:
+        reason = (f"auto_batch: nothing fits: batch {min(candidates)}{gc_text} needs "
+                  f"{memfit.gb(pick['predicted_peak_bytes'])} for the longest sequence ({longest} tokens, padded "
+                  f"{width}) but the budget is {memfit.gb(budget)}; lower --max-seq or use a smaller model; {source}")
+    record = {**pick, "reason": reason, "model": a.model, "data": a.data, "max_seq": a.max_seq,
+              "longest_tokens": longest, "width": width, "available_bytes": available, "margin": a.margin,
+              "budget_bytes": budget, "source": source, "fit": fit, "probe_points": probe_points}
+    if a.record:
+        olelo.atomic_write_json(a.record, record)
+    if a.json:
+        print(json.dumps(record, indent=2))
+    elif a.flags:
+        print(reason, file=sys.stderr)
+        if not pick["batch_size"]:
+            return 1
+        print(f"--batch-size {pick['batch_size']}{gc_text}")
+    else:
+        print(reason)
+    return 0 if pick["batch_size"] else 1
+
+
+if __name__ == "__main__":
+    olelo.run_main(main)

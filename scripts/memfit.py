@@ -1,0 +1,204 @@
+"""Shared pieces of the memory tools (mem_profile.py, memory_guidelines.py,
+auto_batch.py, sort_by_length.py): how mlx-lm pads a batch, the linear model of
+peak training memory and its least-squares fit, token lengths of a dataset as
+mlx-lm computes them, and the memory this machine has available.
+
+The model of peak memory (bytes) for one LoRA run:
+
+    peak ~= static + batch * padded_len * (per_token[gc] + per_token_width[gc] * padded_len)
+
+static is the weights, LoRA and optimizer state and the allocator's fixed costs;
+per_token[gc] is what one padded token of a batch costs, with and without
+gradient checkpointing; padded_len is the width mlx-lm pads the longest
+sequence of a batch to. per_token_width is the part that grows with the width
+(attention scores are batch x heads x width x width): without it, a fit made at
+widths 128 and 512 under-predicted a 1729-wide batch by ~40 % (tiny-gemma3, CPU).
+The numbers belong to one model, LoRA setting and backend; the structure
+carries over, the coefficients do not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import types
+from pathlib import Path
+
+import olelo
+
+# mlx-lm 0.32.2 tuner/trainer.py iterate_batches pads each batch to
+# 1 + a multiple of 32, capped at max_seq_length.
+PAD_TO = 32
+GC_MODES = {False: "off", True: "on"}  # keys of per_token_bytes
+
+
+def padded_width(longest: int, max_seq: int) -> int:
+    """The width of the batch mlx-lm builds when its longest sequence has `longest` tokens."""
+    return min(1 + PAD_TO * ((longest + PAD_TO - 1) // PAD_TO), max_seq)
+
+
+def batch_padding(lengths: list[int], batch: int, max_seq: int) -> tuple[int, int]:
+    """(real tokens, padded slots) over all batches mlx-lm makes of `lengths` in this
+    order: consecutive chunks of `batch`, the last partial chunk dropped, as
+    iterate_batches does when its sort key is constant (chat data in 0.32.2)."""
+    real = slots = 0
+    for i in range(0, len(lengths) - batch + 1, batch):
+        chunk = lengths[i:i + batch]
+        width = padded_width(max(chunk), max_seq)
+        real += sum(min(n, max_seq) for n in chunk)
+        slots += batch * width
+    return real, slots
+
+
+# ---------------------------------------------------------------- the fit
+
+def _columns(points: list[dict]) -> list[tuple[str, bool]]:
+    """The fit's terms: (per_token or per_token_width, checkpoint mode). The width
+    term needs two different widths in a mode to be told apart from per_token."""
+    cols = []
+    for m in sorted({bool(int(p["grad_checkpoint"])) for p in points}):
+        cols.append(("per_token", m))
+        if len({p["width"] for p in points if bool(int(p["grad_checkpoint"])) == m}) > 1:
+            cols.append(("per_token_width", m))
+    return cols
+
+
+def _feature(term: str, mode: bool, batch: int, width: int, gc) -> float:
+    if bool(int(gc)) != mode:
+        return 0.0
+    return float(batch * width) * (width if term == "per_token_width" else 1)
+
+
+def fit_peak(points: list[dict]) -> dict:
+    """Least-squares fit of peak_bytes ~ static + batch*width*(per_token[gc] + per_token_width[gc]*width).
+
+    `points` are dicts with batch, width, grad_checkpoint (bool-ish) and peak_bytes.
+    One shared static term; per checkpoint mode present, a per-token slope and, when
+    the mode was measured at two or more widths, a per-token-per-width slope (memory
+    that grows with the square of the sequence: attention scores). Each point is
+    weighted by 1/peak, so the fit minimizes relative errors, small points count."""
+    import numpy as np
+
+    cols = _columns(points)
+    X = np.array([[1.0] + [_feature(t, m, p["batch"], p["width"], p["grad_checkpoint"]) for t, m in cols]
+                  for p in points])
+    y = np.array([float(p["peak_bytes"]) for p in points])
+    if len(points) < X.shape[1] or np.linalg.matrix_rank(X) < X.shape[1]:
+        modes = sorted({m for _, m in cols})
+        raise olelo.UserError(
+            f"cannot fit peak memory from {len(points)} points: need at least two different "
+            f"batch x width values for each checkpoint mode ({', '.join(GC_MODES[m] for m in modes)})")
+    coef, *_ = np.linalg.lstsq(X / y[:, None], np.ones_like(y), rcond=None)
+    fit = {
+        "formula": "peak_bytes = static_bytes + batch * padded_len * "
+                   "(per_token_bytes[gc] + per_token_width_bytes[gc] * padded_len)",
+        "static_bytes": float(coef[0]),
+        "per_token_bytes": {},
+        "per_token_width_bytes": {},
+        "n_points": len(points),
+    }
+    for (term, m), c in zip(cols, coef[1:]):
+        fit[f"{term}_bytes"][GC_MODES[m]] = float(c)
+    errors = [prediction_error(fit, p) for p in points]
+    fit["max_abs_error_pct"] = max(abs(e) for e in errors)
+    return fit
+
+
+def predict_peak(fit: dict, batch: int, width: int, grad_checkpoint: bool) -> float:
+    mode = GC_MODES[bool(int(grad_checkpoint))]
+    if mode not in fit["per_token_bytes"]:
+        raise olelo.UserError(f"the fit has no points with grad checkpoint {mode}")
+    per_token = fit["per_token_bytes"][mode] + fit.get("per_token_width_bytes", {}).get(mode, 0.0) * width
+    return fit["static_bytes"] + per_token * batch * width
+
+
+def prediction_error(fit: dict, point: dict) -> float:
+    """(predicted - measured) / measured, in percent."""
+    pred = predict_peak(fit, point["batch"], point["width"], point["grad_checkpoint"])
+    return 100.0 * (pred - point["peak_bytes"]) / point["peak_bytes"]
+
+
+def describe(fit: dict) -> str:
+    """The fitted coefficients in one line."""
+    parts = [f"static {gb(fit['static_bytes'])}"]
+    for mode, a in fit["per_token_bytes"].items():
+        q = fit.get("per_token_width_bytes", {}).get(mode)
+        parts.append(f"checkpointing {mode}: {a / 1e3:.1f} kB per padded token"
+                     + (f" + {q:.1f} B per token per unit of width" if q is not None else ""))
+    return "; ".join(parts)
+
+
+def model_name(model: str) -> str:
+    """How results name a model: the last part of its path or Hub id (as run stamps do)."""
+    return Path(str(model).rstrip("/")).name
+
+
+def newest_profile(results_dir: str | os.PathLike, model: str) -> dict | None:
+    """The newest mem-profile results.json (by its `created` time) measured on `model`
+    that has a fit, or None."""
+    best = None
+    for f in Path(results_dir).glob("*/results.json"):
+        try:
+            r = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if model_name(r.get("model", "")) != model_name(model) or not r.get("fit"):
+            continue
+        if best is None or r.get("created", "") > best.get("created", ""):
+            best = {**r, "path": str(f)}
+    return best
+
+
+# ---------------------------------------------------------------- data
+
+def token_lengths(model: str, jsonl: str | os.PathLike) -> tuple[list[dict], list[int]]:
+    """The rows of a training JSONL and their lengths in tokens, tokenized exactly
+    as mlx-lm's datasets do (chat template for {"messages": ...} rows)."""
+    from mlx_lm.tuner.datasets import create_dataset
+    from mlx_lm.utils import load_tokenizer
+
+    rows = olelo.read_jsonl(jsonl)
+    if not rows:
+        raise olelo.UserError(f"{jsonl}: no rows")
+    try:
+        tokenizer = load_tokenizer(model)
+    except Exception as e:
+        raise olelo.UserError(olelo.model_unavailable_message(model, e)) from None
+    dataset = create_dataset(rows, tokenizer, types.SimpleNamespace(mask_prompt=False))
+    return rows, [len(dataset.process(r)[0]) for r in rows]
+
+
+# ---------------------------------------------------------------- this machine
+
+def available_memory_bytes() -> int:
+    """Memory a new process can use without swapping: MemAvailable on Linux; on macOS
+    free + inactive + speculative pages, capped by Metal's recommended working set."""
+    system = platform.system()
+    if system == "Linux":
+        text = Path("/proc/meminfo").read_text()
+        m = re.search(r"^MemAvailable:\s+(\d+) kB", text, re.M)
+        if not m:
+            raise olelo.UserError("/proc/meminfo has no MemAvailable line")
+        return int(m[1]) * 1024
+    if system == "Darwin":
+        out = subprocess.run(["vm_stat"], capture_output=True, text=True, check=True).stdout
+        page = int(re.search(r"page size of (\d+) bytes", out)[1])
+        pages = {k.strip().lower(): int(v.strip().rstrip(".")) for k, v in re.findall(r"^([^:\n]+):\s+(\d+)\.?$", out, re.M)}
+        free = page * sum(pages.get(k, 0) for k in ("pages free", "pages inactive", "pages speculative"))
+        try:
+            import mlx.core as mx
+
+            if mx.metal.is_available():  # the GPU may not wire more than this
+                free = min(free, int(mx.metal.device_info()["max_recommended_working_set_size"]))
+        except Exception:
+            pass
+        return free
+    raise olelo.UserError(f"do not know how to read available memory on {system}; pass --available")
+
+
+def gb(n: float) -> str:
+    """Bytes as a short human string (decimal units, as mlx-lm reports peak memory)."""
+    return f"{n / 1e9:.2f} GB" if abs(n) >= 1e9 else f"{n / 1e6:.1f} MB"
