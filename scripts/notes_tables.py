@@ -32,6 +32,8 @@ def results_table(runs_dir: Path) -> str:
     lines = ["| run | eval | n | checkpoint (iter) | BLEU | chrF++ | TER | semsim | Δ chrF++ vs base (p) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for summary_path in sorted(runs_dir.glob("*/eval*/summary.json")):
+        if summary_path.parent.parent.is_symlink():  # runs/latest
+            continue
         s = json.loads(summary_path.read_text())
         ckpts = s["checkpoints"]
         tuned = {n: c for n, c in ckpts.items() if n != "base"}

@@ -40,7 +40,8 @@ def main():
     a = p.parse_args()
     model, test_file, adapter = run_eval_inputs(a.run, a.ckpt)
     if a.limit:
-        subset = Path(a.output).parent / f"test-first-{a.limit}" / "test.jsonl"
+        # Beside the checkpoint folders (eval*/test-first-N/), shared by all of them.
+        subset = Path(a.output).resolve().parent.parent / f"test-first-{a.limit}" / "test.jsonl"
         olelo.atomic_write_jsonl(subset, olelo.read_jsonl(test_file)[: a.limit])
         test_file = str(subset)
     cmd = ["mlx_lm.lora", "--model", model, "--adapter-path", adapter or "", "--data", str(Path(test_file).parent), "--test",
