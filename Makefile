@@ -168,6 +168,8 @@ BACKEND ?= ring
 LAUNCH := $(if $(HOSTFILE),$(VENV)/bin/mlx.launch --hostfile $(HOSTFILE) --backend $(BACKEND),$(if $(filter-out 1,$(NPROC)),$(VENV)/bin/mlx.launch -n $(NPROC) --backend $(BACKEND)))
 LAUNCH_ENV := $(if $(filter nccl,$(BACKEND)),NCCL_NVLS_ENABLE=0)
 TRAIN = $(strip $(MLX_ENV) $(LAUNCH_ENV) $(LAUNCH)) $(PY) scripts/train.py $(strip $(LAB_FLAGS)) --
+# The notes' large batch is 1 example; with NPROC ranks it is 1 per rank.
+LARGE_BATCH := $(if $(filter-out 1,$(NPROC)),$(NPROC),1)
 # mlx.launch exits 0 even when a rank fails: check the batch before, the run after.
 RANKS_CHECK = $(if $(filter-out 1,$(NPROC)),@test $$(( $(1) % $(NPROC) )) -eq 0 || \
   { echo "error: BATCH=$(1) does not divide by NPROC=$(NPROC); use a multiple of $(NPROC)" >&2; exit 2; })
@@ -197,8 +199,8 @@ train-small: $(SMALL_DATA)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## th
 .PHONY: train-large
 train-large: GRAD_CKPT := $(or $(GRAD_CKPT),$(if $(filter auto,$(BATCH)),,1))
 train-large: $(LARGE_DATA)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## the notes' experiment 2: Fornander pairs, batch 1, grad checkpoint
-	$(call RANKS_CHECK,$(or $(BATCH),1))
-	$(call BATCH_PRE,$(LARGE_DATA)) $(TRAIN) mlx_lm.lora --model $(MODEL) --train --data $(LARGE_DATA) --iters $(ITERS) $(call BATCH_ARG,1) $(strip $(MLX_FLAGS))
+	$(call RANKS_CHECK,$(or $(BATCH),$(LARGE_BATCH)))
+	$(call BATCH_PRE,$(LARGE_DATA)) $(TRAIN) mlx_lm.lora --model $(MODEL) --train --data $(LARGE_DATA) --iters $(ITERS) $(call BATCH_ARG,$(LARGE_BATCH)) $(strip $(MLX_FLAGS))
 	$(LAUNCH_CHECK)
 
 .PHONY: runs

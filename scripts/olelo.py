@@ -198,6 +198,8 @@ def run_stamp(dataset: str, args: dict) -> str:
         parts.append(f"{schedule['name'].replace('_decay', '')}w{schedule.get('warmup', 0)}")
     if args.get("patience"):
         parts.append(f"p{args['patience']}")
+    if args.get("world_size", 1) > 1:  # ranks average per-rank means: not the same weights as 1 process
+        parts.append(f"np{args['world_size']}")
     parts.append(f"s{args['seed']}")
     return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
 

@@ -46,8 +46,10 @@ def main():
         test_file = str(subset)
     cmd = ["mlx_lm.lora", "--model", model, "--adapter-path", adapter or "", "--data", str(Path(test_file).parent), "--test",
            "--batch-size", "1", "--test-batches", "-1"]
-    # The console script of this venv, the same program as on the notes' PATH.
-    exe = [str(Path(sys.executable).with_name("mlx_lm.lora"))]
+    # The console script of this venv, the same program as on the notes' PATH; where
+    # the packages are installed without scripts (e.g. pip --target), its module.
+    exe = Path(sys.executable).with_name("mlx_lm.lora")
+    exe = [str(exe)] if exe.is_file() else [sys.executable, "-m", "mlx_lm", "lora"]
     proc = subprocess.run(exe + cmd[1:], capture_output=True, text=True)
     sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-2000:])
     if proc.returncode != 0:

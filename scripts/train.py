@@ -358,7 +358,7 @@ def main(argv=None):
     if not (data / "train.jsonl").is_file():
         raise olelo.UserError(f"{data}/train.jsonl not found; build the data first (make data)")
     dataset = data.name
-    stamp = olelo.run_stamp(dataset, {**base, **config, "patience": lab.patience})
+    stamp = olelo.run_stamp(dataset, {**base, **config, "patience": lab.patience, "world_size": world.size()})
     runs, adapters = Path(lab.runs_dir), Path(lab.adapters_dir)
 
     # Rank 0 looks at the run folder and decides; every rank follows its decision.
@@ -442,7 +442,8 @@ def main(argv=None):
             if rank == 0:
                 shutil.copy(adapter_dir / f"{offset:07d}_adapters.safetensors", adapter_dir / "adapters.safetensors")
         else:
-            print(f"[olelo] run {stamp}: {'resuming at iteration %d' % offset if offset else 'starting'}")
+            if rank == 0:
+                print(f"[olelo] run {stamp}: {'resuming at iteration %d' % offset if offset else 'starting'}")
             status = train(args, model, tokenizer, run_dir, adapter_dir, offset, lab.patience)
     except KeyboardInterrupt:
         error = "interrupted (Ctrl-C); run the same command again to resume"
