@@ -295,6 +295,15 @@ def read_metrics(path: Path) -> list[dict]:
 STATES = ("new", "done", "resume", "busy")
 
 
+def collective_stream():
+    """Where the lab's own small collectives run: ring/MPI want the CPU stream (as
+    mlx-lm uses), NCCL on CUDA refuses it ("no Stream(gpu, 0) in current thread",
+    measured on 2 H100s), so there the default GPU stream."""
+    import mlx.core as mx
+
+    return None if mx.cuda.is_available() else mx.cpu
+
+
 def agree(world, values: list[int]) -> list[int]:
     """Rank 0's values, on every rank (a sum where the other ranks add zeros)."""
     if world.size() == 1:
@@ -302,7 +311,7 @@ def agree(world, values: list[int]) -> list[int]:
     import mlx.core as mx
 
     mine = mx.array(values if world.rank() == 0 else [0] * len(values))
-    return [int(v) for v in mx.distributed.all_sum(mine, stream=mx.cpu).tolist()]
+    return [int(v) for v in mx.distributed.all_sum(mine, stream=collective_stream()).tolist()]
 
 
 def all_hosts(world) -> list[str]:
@@ -312,7 +321,7 @@ def all_hosts(world) -> list[str]:
         return [platform.node()]
     import mlx.core as mx
 
-    gathered = mx.distributed.all_gather(mx.array(list(name), dtype=mx.uint8), stream=mx.cpu)
+    gathered = mx.distributed.all_gather(mx.array(list(name), dtype=mx.uint8), stream=collective_stream())
     raw = bytes(gathered.tolist())
     return [raw[i:i + 64].rstrip(b"\0").decode(errors="replace") for i in range(0, len(raw), 64)]
 
