@@ -304,6 +304,24 @@ def collective_stream():
     return None if mx.cuda.is_available() else mx.cpu
 
 
+def route_collectives_to_gpu() -> None:
+    """mlx-lm 0.32.2 runs its all_sum calls on the CPU stream; under NCCL (mlx 0.32.4,
+    CUDA) that fails with "There is no Stream(gpu, N) in current thread" (measured on
+    2 H100s). Run them on the default stream instead: same sums, where NCCL has them."""
+    import mlx.core as mx
+
+    def on_default_stream(collective):
+        def call(x, *args, **kwargs):
+            stream = kwargs.get("stream")
+            if stream is not None and "cpu" in str(stream):  # mx.cpu, Device(cpu, 0) or a cpu Stream
+                kwargs.pop("stream")
+            return collective(x, *args, **kwargs)
+        return call
+
+    for name in ("all_sum", "all_gather"):
+        setattr(mx.distributed, name, on_default_stream(getattr(mx.distributed, name)))
+
+
 def agree(world, values: list[int]) -> list[int]:
     """Rank 0's values, on every rank (a sum where the other ranks add zeros)."""
     if world.size() == 1:
@@ -324,6 +342,14 @@ def all_hosts(world) -> list[str]:
     gathered = mx.distributed.all_gather(mx.array(list(name), dtype=mx.uint8), stream=collective_stream())
     raw = bytes(gathered.tolist())
     return [raw[i:i + 64].rstrip(b"\0").decode(errors="replace") for i in range(0, len(raw), 64)]
+
+
+def point_latest(runs: Path, stamp: str) -> None:
+    """runs/latest -> the run asked for last (make eval/fuse default to it)."""
+    latest = runs / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    latest.symlink_to(stamp)
 
 
 def choose_run_dir(runs: Path, stamp: str, force: bool):
@@ -356,6 +382,8 @@ def main(argv=None):
 
     world = mx.distributed.init()
     rank = world.rank()
+    if world.size() > 1 and mx.cuda.is_available():
+        route_collectives_to_gpu()
     base = vars(mlx_lora_args(cmd))
     config = run_config(lab, base)
     if not base["train"]:
@@ -385,6 +413,7 @@ def main(argv=None):
     run_dir, adapter_dir = runs / stamp, adapters / stamp
     if state == "done":
         if rank == 0:
+            point_latest(runs, stamp)
             print(f"{run_dir}: up to date (status finished; FORCE=1 trains a new attempt)")
         return 0
     if state == "busy":
@@ -423,14 +452,12 @@ def main(argv=None):
             if state == "resume":
                 f.write(f"# resumed from iteration {offset}\n")
             f.write(shlex.join(full_cmd) + "\n")
-        latest = runs / "latest"
-        if latest.is_symlink() or latest.exists():
-            latest.unlink()
-        latest.symlink_to(stamp)
+        point_latest(runs, stamp)
         manifest.update({
             "status": "running", "pid": os.getpid(), "host": platform.node(),
             "git": git_info(), "environment": environment_info(), "data": data_info(base["data"]),
             "world_size": world.size(), "hosts": sorted(set(all_hosts(world))),
+            "workarounds": ["collectives on the GPU stream (NCCL)"] if world.size() > 1 and mx.cuda.is_available() else [],
         })
         if lab.auto_batch_record:
             manifest["auto_batch"] = json.loads(Path(lab.auto_batch_record).read_text())
