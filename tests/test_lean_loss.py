@@ -1,0 +1,98 @@
+"""The chunked cross-entropy equals mlx-lm's default loss: value, token count and
+gradients, for LoRA and full fine-tuning, with and without prompt masking."""
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten, tree_map
+from mlx_lm import load
+from mlx_lm.tuner.trainer import default_loss
+from mlx_lm.tuner.utils import linear_to_lora_layers
+
+import lean_loss
+import olelo
+
+
+def _batch(vocab, seed=0):
+    rng = np.random.default_rng(seed)
+    batch = mx.array(rng.integers(1, vocab, size=(3, 23)))
+    # (prompt offset, length) per row: whole sequence, masked prompt, short padded row
+    lengths = mx.array([[1, 22], [7, 22], [4, 12]])
+    return batch, lengths
+
+
+def _loss_and_grads(model, loss_fn, batch, lengths):
+    (loss, ntoks), grads = nn.value_and_grad(model, loss_fn)(model, batch, lengths)
+    mx.eval(loss, ntoks, grads)
+    return loss.item(), ntoks.item(), dict(tree_flatten(grads))
+
+
+def _assert_same(model, batch, lengths, chunk_tokens):
+    want = _loss_and_grads(model, default_loss, batch, lengths)
+    got = _loss_and_grads(model, lambda m, b, l: lean_loss.chunked_loss(m, b, l, chunk_tokens), batch, lengths)
+    assert got[1] == want[1]
+    assert got[0] == pytest.approx(want[0], rel=1e-5)
+    assert got[2].keys() == want[2].keys() and want[2]
+    for name, g in want[2].items():
+        scale = max(mx.abs(g).max().item(), 1e-12)
+        assert mx.abs(got[2][name] - g).max().item() / scale < 1e-5, name
+
+
+def _lora(model_dir):
+    model, _ = load(str(model_dir))
+    model.freeze()
+    linear_to_lora_layers(model, 4, {"rank": 4, "scale": 20.0, "dropout": 0.0})
+    # LoRA's B starts at zero: move every adapter weight so the adapters change the logits.
+    mx.random.seed(1)
+    model.update(tree_map(lambda p: mx.random.normal(p.shape, dtype=p.dtype) * 0.05,
+                          model.trainable_parameters()))
+    return model
+
+
+@pytest.mark.parametrize("chunk_tokens", [3, 16, 10_000])
+def test_lora_loss_and_gradients_equal_default(tiny_model, chunk_tokens):
+    model = _lora(tiny_model)
+    batch, lengths = _batch(model.args.vocab_size)
+    _assert_same(model, batch, lengths, chunk_tokens)
+
+
+def test_qlora_on_a_quantized_tied_head(tiny_model_4bit):
+    model = _lora(tiny_model_4bit)
+    assert isinstance(lean_loss.split_head(model)[1], nn.QuantizedEmbedding)
+    batch, lengths = _batch(model.args.vocab_size, seed=4)
+    _assert_same(model, batch, lengths, chunk_tokens=5)
+
+
+def test_full_fine_tune_gradients_include_the_tied_head(tiny_model):
+    model, _ = load(str(tiny_model))
+    _, head, _ = lean_loss.split_head(model)
+    assert isinstance(head, nn.Embedding)  # the tiny model ties its head to the embedding
+    batch, lengths = _batch(model.args.vocab_size, seed=2)
+    _assert_same(model, batch, lengths, chunk_tokens=8)
+
+
+def test_untied_head_is_used(tiny_model):
+    model, _ = load(str(tiny_model))
+    lm = model
+    lm.lm_head = nn.Linear(lm.args.hidden_size, lm.args.vocab_size, bias=False)
+    lm.tie_word_embeddings = False
+    lean_loss.check_split(model)
+    _, head, _ = lean_loss.split_head(model)
+    assert head is lm.lm_head
+    model.freeze(keys=["embed_tokens"], recurse=True, strict=False)
+    batch, lengths = _batch(model.args.vocab_size, seed=3)
+    _assert_same(model, batch, lengths, chunk_tokens=8)
+
+
+def test_check_split_refuses_a_model_that_rescales_its_logits(tiny_model):
+    model, _ = load(str(tiny_model))
+    lean_loss.check_split(model)  # the plain model passes
+
+    class Capped(type(model)):
+        def __call__(self, inputs, *a, **k):
+            return mx.tanh(super().__call__(inputs, *a, **k) / 30.0) * 30.0
+
+    model.__class__ = Capped
+    with pytest.raises(olelo.UserError, match="LOSS=default"):
+        lean_loss.check_split(model)
