@@ -2,6 +2,8 @@
 # `make` or `make help` lists the targets. Read top to bottom: setup, data,
 # models, training, evaluation, memory/speed, fuse/upload, tests.
 
+# GNU Make 3.81 (macOS) ignores .SHELLFLAGS and runs `bash -c`: a recipe line that
+# pipes or chains starts with `set -e -o pipefail;` itself (scripts/check_bash32.py checks).
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
@@ -49,10 +51,10 @@ $(VENV)/.installed: requirements.txt requirements-test.txt requirements-semsim.t
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt -r requirements-test.txt
 	$(VENV)/bin/pip install -q --no-deps -r requirements-semsim.txt
-	@if [ "$(MLX_BACKEND)" = cuda12 ] || [ "$(MLX_BACKEND)" = cuda13 ]; then \
+	@set -e; if [ "$(MLX_BACKEND)" = cuda12 ] || [ "$(MLX_BACKEND)" = cuda13 ]; then \
 	  $(VENV)/bin/pip uninstall -q -y mlx-cpu || true; \
 	  $(VENV)/bin/pip install -q "mlx[$(MLX_BACKEND)]==0.32.4"; fi
-	@if [ "$$(uname -s)" = Linux ] && [ ! -e "$(OPENBLAS)" ]; then \
+	@set -e; if [ "$$(uname -s)" = Linux ] && [ ! -e "$(OPENBLAS)" ]; then \
 	  echo "note: OpenBLAS not found; MLX on the Linux CPU will be ~50x slower."; \
 	  echo "      install it: sudo apt-get install libopenblas0-pthread"; fi
 	@touch $@
@@ -79,9 +81,11 @@ SMALL := $(SPLITS)/small$(SUFFIX)
 fetch-data: $(VENV)/.installed ## download the raw CSVs (pinned commit, sha256 checked)
 	$(PY) scripts/fetch_data.py --download --out data/raw
 
-data/raw/fornander/fornander_pairs.csv data/raw/koa/koa_pairs.csv &: scripts/fetch_data.py | $(VENV)/.installed
-	@if [ -d "$(DATA_SRC)" ]; then $(PY) scripts/fetch_data.py --src $(DATA_SRC) --out data/raw; \
-	else $(PY) scripts/fetch_data.py --download --out data/raw; fi
+# One command writes several files: a pattern rule (its stem is the folder) is
+# how Make 3.81 says so (grouped targets `&:` need Make 4.3).
+%/fornander/fornander_pairs.csv %/koa/koa_pairs.csv: scripts/fetch_data.py | $(VENV)/.installed
+	@if [ -d "$(DATA_SRC)" ]; then $(PY) scripts/fetch_data.py --src $(DATA_SRC) --out $*; \
+	else $(PY) scripts/fetch_data.py --download --out $*; fi
 
 CONVERT = $(PY) scripts/convert_fornander.py $< -o $@ --direction $(DIRECTION) --report $(basename $@).report.json
 $(INTERIM)/fornander.jsonl: $(RAW_FORNANDER) scripts/convert_fornander.py scripts/olelo.py
@@ -89,8 +93,8 @@ $(INTERIM)/fornander.jsonl: $(RAW_FORNANDER) scripts/convert_fornander.py script
 $(INTERIM)/koa.jsonl: $(RAW_KOA) scripts/convert_fornander.py scripts/olelo.py
 	$(CONVERT)
 
-$(LARGE)/manifest.json $(SMALL)/manifest.json &: $(INTERIM)/fornander.jsonl $(INTERIM)/koa.jsonl scripts/split.py
-	$(PY) scripts/split.py --out $(SPLITS) --seed $(SEED) \
+%/large$(SUFFIX)/manifest.json %/small$(SUFFIX)/manifest.json: $(INTERIM)/fornander.jsonl $(INTERIM)/koa.jsonl scripts/split.py
+	$(PY) scripts/split.py --out $* --seed $(SEED) \
 	  large$(SUFFIX)=$(INTERIM)/fornander.jsonl small$(SUFFIX)=$(INTERIM)/koa.jsonl
 
 # DATA=mix: the small set repeated MIX_K times inside the large training set.
@@ -111,12 +115,12 @@ TINY := models/tiny-gemma3
 TINY_4BIT := models/tiny-gemma3-4bit
 TINY_TEXT ?= $(RAW_FORNANDER)
 
-$(TINY)/config.json $(TINY_4BIT)/config.json &: $(TINY_TEXT) scripts/build_tiny_model.py | $(VENV)/.installed
-	$(RUN_PY) scripts/build_tiny_model.py --text $(TINY_TEXT) --out $(TINY) --quantized-out $(TINY_4BIT) --layers 16 --seed $(SEED)
+%/tiny-gemma3/config.json %/tiny-gemma3-4bit/config.json: $(TINY_TEXT) scripts/build_tiny_model.py | $(VENV)/.installed
+	$(RUN_PY) scripts/build_tiny_model.py --text $(TINY_TEXT) --out $*/tiny-gemma3 --quantized-out $*/tiny-gemma3-4bit --layers 16 --seed $(SEED)
 
 .PRECIOUS: $(TINY)/config.json $(TINY_4BIT)/config.json
 .PHONY: tiny-model
-tiny-model: $(TINY)/config.json ## build models/tiny-gemma3 and models/tiny-gemma3-4bit (offline)
+tiny-model: $(TINY)/config.json $(TINY_4BIT)/config.json ## build models/tiny-gemma3 and models/tiny-gemma3-4bit (offline)
 
 # A local model folder of this repo is built on demand; anything else is mlx-lm's business.
 MODEL_DEP := $(if $(filter $(TINY) $(TINY_4BIT),$(MODEL:/=)),$(MODEL:/=)/config.json)
@@ -205,7 +209,7 @@ train-large: $(LARGE_DATA)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## th
 
 .PHONY: runs
 runs: | $(VENV)/.installed ## table of all runs (status, iterations, best val loss, tok/s, peak memory)
-	@$(PY) scripts/runs_table.py --runs-dir $(RUNS_DIR) | $(VENV)/bin/csvlook --no-inference
+	@set -e -o pipefail; $(PY) scripts/runs_table.py --runs-dir $(RUNS_DIR) | $(VENV)/bin/csvlook --no-inference
 
 ## ---------------------------------------------------------------- evaluation
 # Each checkpoint's translations are a file target, so adding a checkpoint costs
@@ -299,12 +303,22 @@ demo: $(VENV)/.installed ## the whole lab on the tiny model: data, model, train-
 	$(DEMO) tiny-model
 	$(DEMO) train-small ITERS=20 STEPS_PER_EVAL=10 SAVE_EVERY=10
 	$(DEMO) eval RUN=latest LIMIT=8 MAX_TOKENS=24 BOOTSTRAP=200
-	@echo; echo "demo done: data in $(SPLITS)/, model in $(TINY)/, run in runs/demo/latest/,"
+	@echo
+	@echo "demo done: data in $(SPLITS)/, model in $(TINY)/, run in runs/demo/latest/,"
 	@echo "adapters in adapters/demo/, evaluation in runs/demo/latest/eval-n8-mt24/ (summary.md, ab.md, *.png)"
 
+# The Makefile tests run the make that runs them (OLELO_MAKE), so `make-3.81 test`
+# tests the Makefile under Make 3.81. TEST_ARGS goes to pytest (-k eval, -m make, -x).
+TEST_ARGS ?=
+PYTEST = $(MLX_ENV) OLELO_MAKE=$(MAKE) $(VENV)/bin/pytest -q
+
 .PHONY: test
-test: $(VENV)/.installed ## run the test suite (pytest, offline, real MLX)
-	$(MLX_ENV) $(VENV)/bin/pytest -q tests
+test: $(VENV)/.installed ## the whole test suite (pytest, offline, real MLX)
+	$(PYTEST) $(TEST_ARGS) tests
+
+.PHONY: test-fast
+test-fast: $(VENV)/.installed ## the suite without the tests marked slow (they train)
+	$(PYTEST) -m "not slow" $(TEST_ARGS) tests
 
 ## ---------------------------------------------------------------- benchmarks
 # Speed targets live here, never in timed tests. Results: bench/results/*.json.

@@ -52,6 +52,6 @@ def test_without_preload_mlx_uses_its_bundled_blas(openblas):
     assert not loaded and err < 1e-5
 
 
-def test_makefile_preloads_openblas_into_mlx_commands(openblas):
-    out = subprocess.run(["make", "-n", "--no-print-directory", "doctor"], cwd=REPO, capture_output=True, text=True)
+def test_makefile_preloads_openblas_into_mlx_commands(openblas, run_make):
+    out = run_make("-n", "doctor", check=False)
     assert f"LD_PRELOAD={openblas}" in out.stdout

@@ -70,7 +70,6 @@ def test_batch_that_does_not_divide_by_ranks_fails_before_anything(runs):
     assert not (runs["root"] / "three").exists()
 
 
-def test_make_refuses_a_batch_that_does_not_divide_before_launching():
-    out = subprocess.run(["make", "--no-print-directory", "train-large", "NPROC=2", "BATCH=3", "MODEL=models/x",
-                          "DATA=nonexistent-but-unused"], cwd=REPO, capture_output=True, text=True)
+def test_make_refuses_a_batch_that_does_not_divide_before_launching(run_make):
+    out = run_make("train-large", "NPROC=2", "BATCH=3", "MODEL=models/x", "DATA=nonexistent-but-unused", check=False)
     assert out.returncode != 0

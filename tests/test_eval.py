@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory, tiny_model, tiny_data):
+def evaluated(tmp_path_factory, tiny_model, tiny_data, run_make):
     root = tmp_path_factory.mktemp("evallab")
     data = tiny_data
     runs, adapters = root / "runs", root / "adapters"
@@ -28,11 +28,8 @@ def evaluated(tmp_path_factory, tiny_model, tiny_data):
     assert train.returncode == 0, train.stderr[-3000:]
 
     def make_eval(*extra):
-        out = subprocess.run(["make", "--no-print-directory", "eval", f"RUNS_DIR={runs}", f"ADAPTERS_DIR={adapters}",
-                              "LIMIT=4", "MAX_TOKENS=8", "BOOTSTRAP=50", *extra],
-                             cwd=REPO, capture_output=True, text=True)
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-        return out
+        return run_make("eval", f"RUNS_DIR={runs}", f"ADAPTERS_DIR={adapters}", "LIMIT=4", "MAX_TOKENS=8",
+                        "BOOTSTRAP=50", *extra)
 
     first = make_eval()
     eval_dir = (runs / "latest").resolve() / "eval-n4-mt8"

@@ -24,10 +24,10 @@ NOTES_LARGE = ("mlx_lm.lora --model mlx-community/gemma-3-4b-it-4bit --train --d
                "--batch-size 1 --grad-checkpoint")
 
 
-def make_n(*args):
-    out = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=REPO, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
+@pytest.fixture
+def make_n(run_make):
+    """make -n's output: the commands a target would run."""
+    return lambda *args: run_make("-n", *args).stdout
 
 
 def lora_line(make_output: str) -> str:
@@ -42,12 +42,12 @@ def test_notes_commands_are_the_ones_quoted_here():
 
 
 @pytest.mark.parametrize("target,notes,data", [("train-small", NOTES_SMALL, "small"), ("train-large", NOTES_LARGE, "large")])
-def test_make_n_shows_the_notes_command_verbatim(target, notes, data):
+def test_make_n_shows_the_notes_command_verbatim(make_n, target, notes, data):
     line = lora_line(make_n(target))
     assert notes.replace("--data finetuning", f"--data data/finetuning/{data}") in line
 
 
-def test_notes_recommendations_are_one_variable_each():
+def test_notes_recommendations_are_one_variable_each(make_n):
     # Each recommendation, parsed by mlx-lm's own parser, equals what make runs.
     recs = {
         "--iters 2000 --batch-size 1 --grad-checkpoint --steps-per-eval 200 --save-every 400":
