@@ -12,17 +12,25 @@ MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
 .DEFAULT_GOAL := help
 
 ## ---------------------------------------------------------------- settings
+## the Python that creates .venv
 PYTHON_SYS ?= python3
+## the virtualenv folder
 VENV ?= .venv
+## MLX build that `make setup` installs: auto (Metal on a Mac, CPU on Linux), cuda12, cuda13
 MLX_BACKEND ?= auto
+## base model: a Hugging Face id or a local folder (models/tiny-gemma3 works offline)
 MODEL ?= mlx-community/gemma-3-4b-it-4bit
+## folder with the raw CSVs (fornander/, koa/); without it, make downloads them
 DATA_SRC ?= ../shared/data
+## translation direction: haw-en, en-haw, or both (both directions in one dataset)
 DIRECTION ?= haw-en
+## seed of the splits, the tiny model and training
 SEED ?= 0
 
 PY := $(VENV)/bin/python
 # Linux CPU: mlx[cpu] bundles a reference BLAS ~50x slower than OpenBLAS.
 # Preload Debian's OpenBLAS into every MLX command when it is installed.
+## OpenBLAS library preloaded into MLX commands when it exists (Linux)
 OPENBLAS ?= /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0
 ifneq ($(wildcard $(OPENBLAS)),)
 MLX_ENV := LD_PRELOAD=$(OPENBLAS)
@@ -41,7 +49,9 @@ help: ## list targets and their variables
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "Variables (make TARGET VAR=value):"
-	@awk '/^[A-Z_]+ \?=/ {v=$$1; $$1=$$2=""; printf "  %-14s %s\n", v, ($$0 ~ /[^ ]/ ? "default:" $$0 : "(unset)")}' $(MAKEFILE_LIST)
+	@awk '/^## -+ / {s = $$0; sub(/^## -+ /, "", s)} /^## [^-]/ {doc = substr($$0, 4); next} \
+	  /^[A-Z][A-Z0-9_]* \?=/ {d = $$0; sub(/^[^=]*\?= */, "", d); if (s != shown) {printf "\n  %s:\n", s; shown = s} \
+	  printf "  %-16s %s%s\n", $$1, doc, (d == "" ? "" : " (default: " d ")")} {doc = ""}' $(MAKEFILE_LIST)
 
 ## ---------------------------------------------------------------- setup
 # The virtualenv is a real file target: it is rebuilt only when a
@@ -98,6 +108,7 @@ $(INTERIM)/koa.jsonl: $(RAW_KOA) scripts/convert_fornander.py scripts/olelo.py
 	  large$(SUFFIX)=$(INTERIM)/fornander.jsonl small$(SUFFIX)=$(INTERIM)/koa.jsonl
 
 # DATA=mix: the small set repeated MIX_K times inside the large training set.
+## DATA=mix: how many times the small training set is repeated inside the large one
 MIX_K ?= 3
 MIX := $(SPLITS)/mix-k$(MIX_K)$(SUFFIX)
 $(MIX)/manifest.json: $(LARGE)/manifest.json $(SMALL)/manifest.json scripts/mix_data.py
@@ -113,6 +124,7 @@ data: $(LARGE)/manifest.json $(SMALL)/manifest.json ## build both datasets (DATA
 # 16 layers, so mlx_lm.lora's default --num-layers 16 works unchanged.
 TINY := models/tiny-gemma3
 TINY_4BIT := models/tiny-gemma3-4bit
+## text that the tiny model's tokenizer is trained on
 TINY_TEXT ?= $(RAW_FORNANDER)
 
 %/tiny-gemma3/config.json %/tiny-gemma3-4bit/config.json: $(TINY_TEXT) scripts/build_tiny_model.py | $(VENV)/.installed
@@ -150,29 +162,56 @@ MODEL_DEP := $(if $(filter $(LOCAL_MODELS),$(MODEL:/=)),$(MODEL:/=)/config.json)
 ## ---------------------------------------------------------------- training
 # Each knob of the notes is a variable; unset ones are left to mlx-lm's defaults
 # (or the per-run config.yaml), so `make -n train-large` shows the notes' command.
+## training iterations (--iters)
 ITERS ?= 200
+## global batch size (--batch-size; small: 2, large: 1 per rank); auto: the largest that fits memory now
 BATCH ?=
+## 1: gradient checkpointing (--grad-checkpoint); train-large's default unless BATCH=auto chooses
 GRAD_CKPT ?=
+## learning rate (--learning-rate; mlx-lm: 1e-5)
 LR ?=
+## LoRA rank (the run's config.yaml; mlx-lm: 8)
 RANK ?=
+## LoRA scale (mlx-lm: 20)
 SCALE ?=
+## LoRA dropout (mlx-lm: 0)
 DROPOUT ?=
+## layers that get LoRA (--num-layers; mlx-lm: 16)
 LAYERS ?=
+## gradient accumulation steps (--grad-accumulation-steps)
 GRAD_ACCUM ?=
+## longest sequence in tokens, longer ones are cut (--max-seq-length; mlx-lm: 2048)
 MAX_SEQ ?=
+## validate every N iterations (--steps-per-eval; mlx-lm: 200)
 STEPS_PER_EVAL ?=
+## save a checkpoint every N iterations (--save-every; mlx-lm: 100)
 SAVE_EVERY ?=
+## validation batches per validation, -1 for all (--val-batches; mlx-lm: 25)
 VAL_BATCHES ?=
+## 1: loss on the translation only, not the prompt (--mask-prompt)
 MASK_PROMPT ?=
+## adam, adamw, sgd, adafactor, muon (--optimizer; mlx-lm: adam)
 OPTIMIZER ?=
+## lora, dora or full (--fine-tune-type; mlx-lm: lora)
 FINE_TUNE_TYPE ?=
+## learning-rate schedule: none, or cosine (decay to 10% after WARMUP)
 LR_SCHEDULE ?= none
+## warmup iterations of LR_SCHEDULE=cosine (default: 5% of ITERS)
 WARMUP ?=
+## stop after N validations without a better loss (0: never)
 PATIENCE ?= 0
+## 1: train again into a new attempt folder (<stamp>-a2) instead of "up to date"
 FORCE ?=
+## another dataset folder under data/finetuning (mix: the small set inside the large one)
 DATA ?=
+## any other mlx_lm.lora flags, passed as they are (EXTRA="--steps-per-report 5")
+EXTRA ?=
+## where run records are written
 RUNS_DIR ?= runs
+## where adapter weights are written
 ADAPTERS_DIR ?= adapters
+## 1: show the command a target would run and start nothing (train-small, train-large, upload)
+DRY_RUN ?=
 
 flag = $(if $(strip $(2)),$(1) $(2))
 on = $(filter 1 yes true,$(1))
@@ -181,53 +220,49 @@ MLX_FLAGS = $(if $(call on,$(GRAD_CKPT)),--grad-checkpoint) $(call flag,--steps-
   $(call flag,--grad-accumulation-steps,$(GRAD_ACCUM)) $(call flag,--max-seq-length,$(MAX_SEQ)) \
   $(call flag,--num-layers,$(LAYERS)) $(call flag,--val-batches,$(VAL_BATCHES)) \
   $(if $(call on,$(MASK_PROMPT)),--mask-prompt) $(call flag,--optimizer,$(OPTIMIZER)) \
-  $(call flag,--fine-tune-type,$(FINE_TUNE_TYPE)) $(call flag,--seed,$(SEED))
+  $(call flag,--fine-tune-type,$(FINE_TUNE_TYPE)) $(call flag,--seed,$(SEED)) $(EXTRA)
 LAB_FLAGS = --runs-dir $(RUNS_DIR) --adapters-dir $(ADAPTERS_DIR) $(call flag,--rank,$(RANK)) \
   $(call flag,--scale,$(SCALE)) $(call flag,--dropout,$(DROPOUT)) --lr-schedule $(LR_SCHEDULE) \
-  $(call flag,--warmup,$(WARMUP)) --patience $(PATIENCE) $(if $(call on,$(FORCE)),--force) \
-  $(if $(filter auto,$(BATCH)),--auto-batch-record $(RUNS_DIR)/auto-batch.json)
-# Distributed: NPROC ranks on this host, or HOSTFILE (mlx.launch's JSON host list)
-# with BACKEND ring|mpi|nccl. mlx_lm.lora averages gradients over the ranks.
+  $(call flag,--warmup,$(WARMUP)) --patience $(PATIENCE) $(if $(call on,$(FORCE)),--force)
+
+# Distributed: mlx_lm.lora averages gradients over the ranks mlx.launch starts.
+## ranks on this host (mlx.launch -n)
 NPROC ?= 1
+## mlx.launch's JSON host list, to train on several machines (instead of NPROC)
 HOSTFILE ?=
-BACKEND ?= ring
-LAUNCH := $(if $(HOSTFILE),$(VENV)/bin/mlx.launch --hostfile $(HOSTFILE) --backend $(BACKEND),$(if $(filter-out 1,$(NPROC)),$(VENV)/bin/mlx.launch -n $(NPROC) --backend $(BACKEND)))
-LAUNCH_ENV := $(if $(filter nccl,$(BACKEND)),NCCL_NVLS_ENABLE=0)
-TRAIN = $(strip $(MLX_ENV) $(LAUNCH_ENV) $(LAUNCH)) $(PY) scripts/train.py $(strip $(LAB_FLAGS)) --
-# The notes' large batch is 1 example; with NPROC ranks it is 1 per rank.
-LARGE_BATCH := $(if $(filter-out 1,$(NPROC)),$(NPROC),1)
-# mlx.launch exits 0 even when a rank fails: check the batch before, the run after.
-RANKS_CHECK = $(if $(filter-out 1,$(NPROC)),@test $$(( $(1) % $(NPROC) )) -eq 0 || \
-  { echo "error: BATCH=$(1) does not divide by NPROC=$(NPROC); use a multiple of $(NPROC)" >&2; exit 2; })
-LAUNCH_CHECK = $(if $(LAUNCH),@jq -e '.status == "finished" or .status == "stopped-early"' $(RUNS_DIR)/latest/manifest.json \
-  >/dev/null || { echo "error: the distributed run did not finish; see $(RUNS_DIR)/latest/train.log" >&2; exit 1; })
-# BATCH=auto: scripts/auto_batch.py picks --batch-size (and --grad-checkpoint unless
-# GRAD_CKPT=1 fixes it) for MODEL, the data and the memory available now, from the
-# newest mem-profile of MODEL (else a ~3 min probe); it says why on stderr and the
-# run's manifest records it. One process only.
-AUTO_BATCH = $(RUN_PY) scripts/auto_batch.py --model $(MODEL) --data $(1) $(call flag,--max-seq,$(MAX_SEQ)) \
-  $(call flag,--num-layers,$(LAYERS)) --grad-checkpoint $(if $(call on,$(GRAD_CKPT)),on,auto) \
-  --record $(RUNS_DIR)/auto-batch.json --flags
-BATCH_PRE = $(if $(filter auto,$(BATCH)),$(if $(LAUNCH),$(error BATCH=auto needs NPROC=1 and no HOSTFILE))batch_flags=$$($(call AUTO_BATCH,$(1))) &&)
-BATCH_ARG = $(if $(filter auto,$(BATCH)),$$batch_flags,--batch-size $(or $(BATCH),$(1)))
+# Old name: BACKEND (too close to MLX_BACKEND).
+ifeq ($(origin BACKEND),command line)
+DIST_BACKEND := $(BACKEND)
+$(info note: BACKEND= is now DIST_BACKEND=)
+endif
+## mlx.launch's backend: ring, mpi, or nccl (NVIDIA GPUs)
+DIST_BACKEND ?= ring
+# scripts/launch.py checks that the batch divides by the ranks, resolves BATCH=auto
+# (scripts/auto_batch.py: for MODEL, the data and the memory available now, one
+# process only), starts mlx.launch when there are ranks, and checks afterwards that
+# the run finished (mlx.launch exits 0 even when a rank fails).
+LAUNCH_FLAGS = --nproc $(NPROC) $(call flag,--hostfile,$(HOSTFILE)) --backend $(DIST_BACKEND) \
+  $(if $(call on,$(DRY_RUN)),--dry-run)
 
 # DATA picks another dataset folder under data/finetuning; DATA=mix is mix-k$(MIX_K).
 DATA_NAME := $(if $(filter mix,$(DATA)),mix-k$(MIX_K),$(DATA))
 SMALL_DATA := $(if $(DATA),$(SPLITS)/$(DATA_NAME)$(SUFFIX),$(SMALL))
 LARGE_DATA := $(if $(DATA),$(SPLITS)/$(DATA_NAME)$(SUFFIX),$(LARGE))
 
-.PHONY: train-small
-train-small: $(SMALL_DATA)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## the notes' experiment 1: 20 Koa pairs, batch 2
-	$(call RANKS_CHECK,$(or $(BATCH),2))
-	$(call BATCH_PRE,$(SMALL_DATA)) $(TRAIN) mlx_lm.lora --model $(MODEL) --train --data $(SMALL_DATA) --iters $(ITERS) $(call BATCH_ARG,2) $(strip $(MLX_FLAGS))
-	$(LAUNCH_CHECK)
-
-.PHONY: train-large
+# The notes' two experiments share one rule and differ in data and defaults: the
+# large batch is 1 example (1 per rank with NPROC ranks), with grad checkpointing
+# unless BATCH=auto decides it.
+train-small: TRAIN_DATA := $(SMALL_DATA)
+train-small: TRAIN_BATCH := $(or $(BATCH),2)
+train-large: TRAIN_DATA := $(LARGE_DATA)
+train-large: TRAIN_BATCH := $(or $(BATCH),$(if $(filter-out 1,$(NPROC)),$(NPROC),1))
 train-large: GRAD_CKPT := $(or $(GRAD_CKPT),$(if $(filter auto,$(BATCH)),,1))
-train-large: $(LARGE_DATA)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## the notes' experiment 2: Fornander pairs, batch 1, grad checkpoint
-	$(call RANKS_CHECK,$(or $(BATCH),$(LARGE_BATCH)))
-	$(call BATCH_PRE,$(LARGE_DATA)) $(TRAIN) mlx_lm.lora --model $(MODEL) --train --data $(LARGE_DATA) --iters $(ITERS) $(call BATCH_ARG,$(LARGE_BATCH)) $(strip $(MLX_FLAGS))
-	$(LAUNCH_CHECK)
+
+.PHONY: train-small train-large
+train-small: $(SMALL_DATA)/manifest.json ## the notes' experiment 1: 20 Koa pairs, batch 2
+train-large: $(LARGE_DATA)/manifest.json ## the notes' experiment 2: Fornander pairs, batch 1, grad checkpoint
+train-small train-large: $(MODEL_DEP) | $(VENV)/.installed
+	$(RUN_PY) scripts/launch.py $(strip $(LAUNCH_FLAGS)) -- $(strip $(LAB_FLAGS)) -- mlx_lm.lora --model $(MODEL) --train --data $(TRAIN_DATA) --iters $(ITERS) --batch-size $(TRAIN_BATCH) $(strip $(MLX_FLAGS))
 
 .PHONY: runs
 runs: | $(VENV)/.installed ## table of all runs (status, iterations, best val loss, tok/s, peak memory)
@@ -236,11 +271,22 @@ runs: | $(VENV)/.installed ## table of all runs (status, iterations, best val lo
 ## ---------------------------------------------------------------- evaluation
 # Each checkpoint's translations are a file target, so adding a checkpoint costs
 # one checkpoint. LIMIT / MAX_TOKENS change the eval folder's name.
+## the run to evaluate or fuse: latest, a stamp under RUNS_DIR, or a run folder
 RUN ?= latest
-CKPTS ?= final best
+# Old name: CKPTS (too close to fuse's CKPT).
+ifeq ($(origin CKPTS),command line)
+EVAL_CKPTS := $(CKPTS)
+$(info note: CKPTS= is now EVAL_CKPTS=)
+endif
+## checkpoints evaluated beside base: final, best, all, and/or iteration numbers
+EVAL_CKPTS ?= final best
+## evaluate the first N test sentences only
 LIMIT ?=
+## most tokens generated per sentence
 MAX_TOKENS ?=
+## sentences translated per batch
 EVAL_BATCH ?= 32
+## paired bootstrap resamples behind the p-values
 BOOTSTRAP ?= 1000
 
 RUN_DIR := $(if $(findstring /,$(RUN)),$(RUN:/=),$(RUNS_DIR)/$(RUN))
@@ -248,8 +294,8 @@ RUN_STAMP := $(notdir $(or $(realpath $(RUN_DIR)),$(RUN_DIR)))
 RUN_ADAPTERS := $(ADAPTERS_DIR)/$(RUN_STAMP)
 EVAL := $(RUNS_DIR)/$(RUN_STAMP)/eval$(if $(LIMIT),-n$(LIMIT))$(if $(MAX_TOKENS),-mt$(MAX_TOKENS))
 ALL_CKPTS := $(patsubst %_adapters.safetensors,ckpt-%,$(notdir $(wildcard $(RUN_ADAPTERS)/*_adapters.safetensors)))
-EVAL_CKPTS := base $(if $(filter all,$(CKPTS)),final best $(ALL_CKPTS),$(foreach c,$(CKPTS),$(if $(filter final best,$(c)),$(c),ckpt-$(shell printf %07d $(c)))))
-EVAL_HYPS := $(foreach c,$(EVAL_CKPTS),$(EVAL)/$(c)/hyps.jsonl)
+EVAL_DIRS := base $(if $(filter all,$(EVAL_CKPTS)),final best $(ALL_CKPTS),$(foreach c,$(EVAL_CKPTS),$(if $(filter final best,$(c)),$(c),ckpt-$(shell printf %07d $(c)))))
+EVAL_HYPS := $(foreach c,$(EVAL_DIRS),$(EVAL)/$(c)/hyps.jsonl)
 
 define EVAL_CKPT
 $(RUN_PY) scripts/perplexity.py --run $(RUN_DIR) --ckpt $(notdir $(@D)) $(call flag,--limit,$(LIMIT)) -o $(@D)/ppl.json
@@ -269,7 +315,7 @@ $(EVAL)/summary.json: $(EVAL_HYPS) scripts/eval_report.py scripts/score.py scrip
 	$(RUN_PY) scripts/eval_report.py --run $(RUN_DIR) --eval-dir $(EVAL) --bootstrap $(BOOTSTRAP)
 
 .PHONY: eval
-eval: $(EVAL)/summary.json | $(VENV)/.installed ## evaluate RUN (default latest): base vs CKPTS (final best | all | 400 800)
+eval: $(EVAL)/summary.json | $(VENV)/.installed ## evaluate RUN (default latest): base vs EVAL_CKPTS (final best | all | 400 800)
 	@cat $(EVAL)/summary.md
 	@echo "A/B: $(EVAL)/ab.md   plots: $(EVAL)/loss.png $(EVAL)/scores.png"
 
@@ -278,8 +324,11 @@ eval: $(EVAL)/summary.json | $(VENV)/.installed ## evaluate RUN (default latest)
 # max-seq, each in its own process (runs/mem-profile/<stamp>/); fits peak memory,
 # then regenerates NOTES.md's "Memory guidelines" between its markers.
 # Default sweep: 14 points, ~3.5 min for the tiny model on 2 shared cores.
+## mem-profile: batch sizes measured
 PROFILE_BATCHES ?= 1,2,4
+## mem-profile: --max-seq-length values measured (two or more fit the width term)
 PROFILE_MAX_SEQS ?= 128,512
+## mem-profile: iterations per point
 PROFILE_ITERS ?= 6
 
 .PHONY: mem-profile
@@ -291,16 +340,25 @@ mem-profile: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## peak me
 ## ---------------------------------------------------------------- fuse and upload
 # fuse.py skips a checkpoint it has already fused into the same base, so `upload`
 # can depend on it: `make fuse upload RUN=<stamp> HF_REPO=user/name` is one command.
-CKPT ?= best
+# Old name: CKPT (too close to eval's CKPTS).
+ifeq ($(origin CKPT),command line)
+FUSE_CKPT := $(CKPT)
+$(info note: CKPT= is now FUSE_CKPT=)
+endif
+## the checkpoint fuse and upload use: best (chosen on validation), final, or an iteration number
+FUSE_CKPT ?= best
+## 1: fuse into a float (dequantized) model
 DEQUANTIZE ?=
+## the fused model's folder (fuse: fused/<stamp>-<ckpt>; upload: fused/latest)
 FUSED ?=
+## the Hugging Face repo to upload to (user/name)
 HF_REPO ?=
-DRY_RUN ?=
+## 1: make the uploaded repo public (default: private)
 PUBLIC ?=
 
 .PHONY: fuse
-fuse: | $(VENV)/.installed ## fuse RUN's CKPT (best|final|N) into its base: fused/<stamp>-<ckpt>, checked vs base+adapter (DEQUANTIZE=1)
-	$(RUN_PY) scripts/fuse.py --run $(RUN_DIR) --ckpt $(CKPT) $(if $(call on,$(DEQUANTIZE)),--dequantize) $(call flag,--out,$(FUSED))
+fuse: | $(VENV)/.installed ## fuse RUN's FUSE_CKPT (best|final|N) into its base: fused/<stamp>-<ckpt>, checked vs base+adapter (DEQUANTIZE=1)
+	$(RUN_PY) scripts/fuse.py --run $(RUN_DIR) --ckpt $(FUSE_CKPT) $(if $(call on,$(DEQUANTIZE)),--dequantize) $(call flag,--out,$(FUSED))
 
 .PHONY: upload
 upload: fuse | $(VENV)/.installed ## upload the fused model + generated card to HF_REPO=user/name (private; PUBLIC=1, DRY_RUN=1)
@@ -331,19 +389,21 @@ demo: $(VENV)/.installed ## the whole lab on the tiny model: data, model, train-
 
 # The Makefile tests run the make that runs them (OLELO_MAKE), so `make-3.81 test`
 # tests the Makefile under Make 3.81. TEST_ARGS goes to pytest (-k eval, -m make, -x).
+## more pytest arguments (-k eval, -m make, -x)
 TEST_ARGS ?=
 PYTEST = $(MLX_ENV) OLELO_MAKE=$(MAKE) $(VENV)/bin/pytest -q
 
 .PHONY: test
-test: $(VENV)/.installed ## the whole test suite (pytest, offline, real MLX)
+test: $(VENV)/.installed ## the whole test suite (pytest, offline, real MLX; ~4.5 min on 2 CPU cores)
 	$(PYTEST) $(TEST_ARGS) tests
 
 .PHONY: test-fast
-test-fast: $(VENV)/.installed ## the suite without the tests marked slow (they train)
+test-fast: $(VENV)/.installed ## the suite without the tests that train (pytest -m "not slow"; under 1 min on 2 CPU cores)
 	$(PYTEST) -m "not slow" $(TEST_ARGS) tests
 
 ## ---------------------------------------------------------------- benchmarks
 # Speed targets live here, never in timed tests. Results: bench/results/*.json.
+## bench-eval: sentences translated
 BENCH_N ?= 16
 
 .PHONY: bench-eval

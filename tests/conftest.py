@@ -16,9 +16,13 @@ MAKE = os.environ.get("OLELO_MAKE") or "make"
 def pytest_collection_modifyitems(config, items):
     # A test that runs make is a Makefile test, whether it asks for run_make itself
     # or through a fixture: CI reruns these under Make 3.81 (`pytest -m make`).
+    # Likewise a test that trains (through tiny_train) is slow: `make test-fast` skips it.
     for item in items:
-        if "run_make" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "run_make" in names:
             item.add_marker(pytest.mark.make)
+        if "tiny_train" in names:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -107,3 +111,36 @@ def tiny_data(tmp_path_factory) -> Path:
     olelo.atomic_write_jsonl(data / "valid.jsonl", records[6:])
     olelo.atomic_write_jsonl(data / "test.jsonl", records[:5])
     return data
+
+
+class TinyTrain:
+    """The tests' one short real training: scripts/train.py (mlx_lm.lora) of the tiny
+    model on tiny_data, into ROOT/runs and ROOT/adapters, a report, a validation and
+    a checkpoint every `every` iterations."""
+
+    def __init__(self, model: Path, data: Path):
+        self.model, self.data = model, data
+
+    def command(self, root, *extra, iters=4, batch=2, every=2, layers=6, model=None, data=None,
+                launcher=(), lab_opts=()) -> list[str]:
+        root = Path(root)
+        return [*map(str, launcher), sys.executable, str(REPO / "scripts" / "train.py"),
+                "--runs-dir", str(root / "runs"), "--adapters-dir", str(root / "adapters"), *map(str, lab_opts),
+                "--", "mlx_lm.lora", "--model", str(model or self.model), "--train", "--data", str(data or self.data),
+                "--iters", str(iters), "--batch-size", str(batch), "--num-layers", str(layers),
+                "--steps-per-report", str(every), "--steps-per-eval", str(every), "--save-every", str(every),
+                *map(str, extra)]
+
+    def __call__(self, root, *extra, check=True, env=None, **kw) -> subprocess.CompletedProcess:
+        out = subprocess.run(self.command(root, *extra, **kw), cwd=REPO, capture_output=True, text=True,
+                             env=env, timeout=900)
+        if check:
+            assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        return out
+
+
+@pytest.fixture(scope="session")
+def tiny_train(tiny_model, tiny_data) -> TinyTrain:
+    """tiny_train(root, *extra_mlx_flags, iters=4, batch=2, ...) trains for real (a
+    few seconds): a test that asks for it is marked slow."""
+    return TinyTrain(tiny_model, tiny_data)

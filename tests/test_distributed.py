@@ -2,13 +2,11 @@
 folder once and matches a 1-rank run at the same global batch."""
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 LAUNCH = Path(sys.executable).with_name("mlx.launch")
 
 
@@ -18,22 +16,18 @@ def metrics(root):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_model, tiny_data):
+def runs(tmp_path_factory, tiny_train):
     root = tmp_path_factory.mktemp("dist")
-    data = tiny_data
+    ring = (LAUNCH, "-n", "2", "--backend", "ring")
 
     def train(out, launcher=(), batch=2):
-        cmd = [*launcher, sys.executable, "scripts/train.py", "--runs-dir", str(out / "runs"),
-               "--adapters-dir", str(out / "adapters"), "--", "mlx_lm.lora", "--model", str(tiny_model), "--train",
-               "--data", str(data), "--iters", "4", "--batch-size", str(batch), "--num-layers", "6",
-               "--steps-per-eval", "2", "--steps-per-report", "2", "--save-every", "2"]
-        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+        return tiny_train(out, batch=batch, launcher=launcher, check=False)
 
     one = train(root / "one")
     assert one.returncode == 0, one.stderr[-3000:]
-    two = train(root / "two", (str(LAUNCH), "-n", "2", "--backend", "ring"))
+    two = train(root / "two", ring)
     assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
-    return {"root": root, "train": train}
+    return {"root": root, "train": train, "ring": ring}
 
 
 def test_two_ranks_write_one_complete_run_folder(runs):
@@ -65,11 +59,6 @@ def test_two_ranks_match_one_rank_at_the_same_global_batch(runs):
 def test_batch_that_does_not_divide_by_ranks_fails_before_anything(runs):
     # mlx.launch itself exits 0 when its ranks fail; the message and the absent
     # run folder are what tell. (The Makefile checks the batch before launching.)
-    out = runs["train"](runs["root"] / "three", (str(LAUNCH), "-n", "2", "--backend", "ring"), batch=3)
+    out = runs["train"](runs["root"] / "three", runs["ring"], batch=3)
     assert "does not divide by 2 ranks" in out.stdout + out.stderr
     assert not (runs["root"] / "three").exists()
-
-
-def test_make_refuses_a_batch_that_does_not_divide_before_launching(run_make):
-    out = run_make("train-large", "NPROC=2", "BATCH=3", "MODEL=models/x", "DATA=nonexistent-but-unused", check=False)
-    assert out.returncode != 0

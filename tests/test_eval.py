@@ -2,9 +2,6 @@
 p-values, A/B, plots, reuse of finished outputs. Real MLX on a tiny model."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -12,20 +9,14 @@ import olelo
 import perplexity
 import translate
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory, tiny_model, tiny_data, run_make):
+def evaluated(tmp_path_factory, tiny_model, tiny_data, tiny_train, run_make):
     root = tmp_path_factory.mktemp("evallab")
     data = tiny_data
     runs, adapters = root / "runs", root / "adapters"
-    train = subprocess.run(
-        [sys.executable, "scripts/train.py", "--runs-dir", str(runs), "--adapters-dir", str(adapters), "--",
-         "mlx_lm.lora", "--model", str(tiny_model), "--train", "--data", str(data), "--iters", "4",
-         "--batch-size", "2", "--num-layers", "6", "--steps-per-eval", "2", "--save-every", "2",
-         "--steps-per-report", "2"], cwd=REPO, capture_output=True, text=True)
-    assert train.returncode == 0, train.stderr[-3000:]
+    tiny_train(root)
 
     def make_eval(*extra):
         return run_make("eval", f"RUNS_DIR={runs}", f"ADAPTERS_DIR={adapters}", "LIMIT=4", "MAX_TOKENS=8",
@@ -76,7 +67,7 @@ def test_second_eval_reuses_everything_and_a_new_checkpoint_costs_one(evaluated)
     before = {p: p.stat().st_mtime_ns for p in d.glob("*/hyps.jsonl")}
     out = evaluated["make_eval"]()
     assert "translate.py" not in out.stdout and "perplexity.py" not in out.stdout
-    out = evaluated["make_eval"]("CKPTS=final best 2")
+    out = evaluated["make_eval"]("EVAL_CKPTS=final best 2")
     assert out.stdout.count("scripts/translate.py") == 1
     assert (d / "ckpt-0000002" / "hyps.jsonl").is_file()
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())

@@ -21,7 +21,6 @@ from conftest import REPO, TINY_PAIRS
 
 FUSE = str(REPO / "scripts" / "fuse.py")
 UPLOAD = str(REPO / "scripts" / "upload.py")
-TRAIN = str(REPO / "scripts" / "train.py")
 FAKE_TOKEN = "hf_FakeTokenForTests0123456789abcdef"
 
 
@@ -43,7 +42,7 @@ def hf_env(tmp_path, token=None, **extra):
     return {**env, **extra}
 
 
-def make_run(root: Path, model: Path) -> dict:
+def make_run(root: Path, model: Path, tiny_train) -> dict:
     """A 6-iteration LoRA run of `model` (checkpoints at 3 and 6) under root/."""
     data = root / "data" / "tiny"
     records = [olelo.chat_record(h, e, "haw-en", f"p{i}") for i, (h, e) in enumerate(TINY_PAIRS)]
@@ -52,17 +51,15 @@ def make_run(root: Path, model: Path) -> dict:
     olelo.atomic_write_jsonl(data / "valid.jsonl", records[1::4])
     olelo.atomic_write_jsonl(data / "test.jsonl", records[3::4])
     layers = json.loads((model / "config.json").read_text())["num_hidden_layers"]
-    cli(TRAIN, "--runs-dir", "runs", "--adapters-dir", "adapters", "--", "mlx_lm.lora", "--model", model,
-        "--train", "--data", data, "--iters", 6, "--batch-size", 2, "--save-every", 3, "--steps-per-eval", 3,
-        "--steps-per-report", 3, "--num-layers", layers, "--learning-rate", "1e-3", cwd=root)
+    tiny_train(root, "--learning-rate", "1e-3", model=model, data=data, iters=6, every=3, layers=layers)
     stamp = os.readlink(root / "runs" / "latest")
     return {"root": root, "stamp": stamp, "model": model, "run_dir": root / "runs" / stamp,
             "adapters": root / "adapters" / stamp}
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, tiny_model):
-    r = make_run(tmp_path_factory.mktemp("lab"), tiny_model)
+def run(tmp_path_factory, tiny_model, tiny_train):
+    r = make_run(tmp_path_factory.mktemp("lab"), tiny_model, tiny_train)
     r["fuse_best"] = cli(FUSE, "--run", "latest", cwd=r["root"])  # default: --ckpt best
     return r
 
@@ -147,9 +144,9 @@ def test_fuse_refusals(run):
     assert r.returncode == 2 and "no run 'no-such-run'" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_fuse_4bit_model(tmp_path_factory, tiny_model_4bit):
+def test_fuse_4bit_model(tmp_path_factory, tiny_model_4bit, tiny_train):
     """QLoRA: fusing requantizes the updated weights, so greedy outputs may differ from base + adapter."""
-    r = make_run(tmp_path_factory.mktemp("lab4"), tiny_model_4bit)
+    r = make_run(tmp_path_factory.mktemp("lab4"), tiny_model_4bit, tiny_train)
     cli(FUSE, "--run", "latest", "--ckpt", "final", cwd=r["root"])
     out = r["root"] / "fused" / f"{r['stamp']}-final"
     rec = record(out)

@@ -205,6 +205,7 @@ def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model, capsys):
 
 # ---------------------------------------------------------------- mem_profile end to end
 
+@pytest.mark.slow
 def test_mem_profile_sweep_writes_results_and_fit(tmp_path, model, request, capsys):
     """Two real points (batch 1 and 2) in subprocesses on the tiny model: ~10 s."""
     import csv

@@ -7,7 +7,6 @@ import re
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -56,11 +55,12 @@ def test_notes_recommendations_are_one_variable_each(make_n):
         "--iters 1000 --batch-size 1 --grad-accumulation-steps 4 --grad-checkpoint": ["ITERS=1000", "GRAD_ACCUM=4"],
     }
     for flags, variables in recs.items():
-        ours = lora_line(make_n("train-large", *variables)).split(" -- ", 1)[1]
+        ours = "mlx_lm.lora" + lora_line(make_n("train-large", *variables)).split(" -- mlx_lm.lora", 1)[1]
         notes = f"mlx_lm.lora --model mlx-community/gemma-3-4b-it-4bit --train --data data/finetuning/large {flags}"
         assert vars(train.mlx_lora_args(shlex.split(ours))) == vars(train.mlx_lora_args(shlex.split(notes)))
     # Rank is not an mlx-lm flag: it goes to the per-run config.yaml via the lab's --rank.
-    assert "--rank 16" in lora_line(make_n("train-large", "RANK=16")).split(" -- ")[0]
+    launcher, lab, mlx = lora_line(make_n("train-large", "RANK=16")).split(" -- ")
+    assert "--rank 16" in lab and "--rank" not in mlx
 
 
 def test_stamp_is_readable_and_deterministic():
@@ -76,23 +76,15 @@ def test_stamp_is_readable_and_deterministic():
 # ---------------------------------------------------------------- real runs
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory, tiny_model, tiny_data):
+def lab(tmp_path_factory, tiny_train):
     """Runs/adapters folders in tmp, and a function to train on tiny_data."""
     root = tmp_path_factory.mktemp("lab")
-    data = tiny_data
 
     def command(*extra, iters=6, lab_opts=()):
-        return [sys.executable, str(REPO / "scripts" / "train.py"), "--runs-dir", str(root / "runs"),
-                "--adapters-dir", str(root / "adapters"), *lab_opts, "--",
-                "mlx_lm.lora", "--model", str(tiny_model), "--train", "--data", str(data), "--iters", str(iters),
-                "--batch-size", "2", "--num-layers", "6", "--steps-per-report", "2", "--steps-per-eval", "2",
-                "--save-every", "2", *extra]
+        return tiny_train.command(root, *extra, iters=iters, lab_opts=lab_opts)
 
-    def run(*extra, check=True, **kw):
-        out = subprocess.run(command(*extra, **kw), cwd=REPO, capture_output=True, text=True)
-        if check:
-            assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-        return out
+    def run(*extra, check=True, iters=6, lab_opts=()):
+        return tiny_train(root, *extra, check=check, iters=iters, lab_opts=lab_opts)
 
     return {"root": root, "command": command, "run": run}
 

@@ -1,0 +1,201 @@
+"""Start a training run as `make train-small` / `make train-large` do: one process,
+or NPROC ranks on this host / the hosts of a HOSTFILE through mlx.launch.
+
+    .venv/bin/python scripts/launch.py [--nproc 2 | --hostfile hosts.json] [--backend ring|mpi|nccl] \\
+        [--dry-run] -- <scripts/train.py options> -- mlx_lm.lora --model M --train --data D --batch-size 4 ...
+
+Before it starts anything:
+- `--batch-size auto` (make's BATCH=auto) is replaced by what scripts/auto_batch.py
+  picks for this model, data and the memory available now (and `--grad-checkpoint`
+  when it chooses it, unless the command already has it); the choice is recorded
+  in the run's manifest. One process only: the pick is for one process's memory.
+- The batch is global: it must divide by the number of ranks.
+After a distributed run it checks that the run finished, because mlx.launch exits 0
+even when a rank fails.
+
+--dry-run prints the command that would run (and, for auto, the auto_batch.py
+command that would pick the batch) and starts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import olelo
+
+SCRIPTS = Path(__file__).resolve().parent
+FINISHED = ("finished", "stopped-early")
+
+
+def parse_args(argv):
+    split = argv.index("--") if "--" in argv else len(argv)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nproc", type=int, default=1, help="ranks on this host (make's NPROC; default: %(default)s)")
+    p.add_argument("--hostfile", help="mlx.launch's JSON host list (make's HOSTFILE); overrides --nproc")
+    p.add_argument("--backend", default="ring", choices=["ring", "mpi", "nccl"],
+                   help="mlx.launch backend (make's DIST_BACKEND; default: %(default)s)")
+    p.add_argument("--dry-run", action="store_true", help="print the command and start nothing")
+    args = p.parse_args(argv[:split])
+    args.train_argv = argv[split + 1:]
+    if split == len(argv) or "--" not in args.train_argv or args.train_argv[args.train_argv.index("--") + 1:][:1] != ["mlx_lm.lora"]:
+        raise olelo.UserError("after the first --: train.py's options, then -- mlx_lm.lora ...")
+    if args.nproc < 1:
+        raise olelo.UserError(f"NPROC={args.nproc}: the number of ranks is 1 or more")
+    return args
+
+
+def hostfile_size(path: str) -> int:
+    """Number of hosts in an mlx.launch hostfile (a JSON list, or {"hosts": [...]})."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise olelo.UserError(f"HOSTFILE={path}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise olelo.UserError(f"HOSTFILE={path}: not a JSON host list ({e})") from None
+    hosts = data.get("hosts") if isinstance(data, dict) else data
+    if not isinstance(hosts, list) or not hosts:
+        raise olelo.UserError(f"HOSTFILE={path}: no hosts (expected a list, or {{\"hosts\": [...]}})")
+    return len(hosts)
+
+
+def option(args: list[str], name: str) -> str | None:
+    """The value of `name VALUE` in an argument list (the last one wins, as in argparse)."""
+    value = None
+    for i, a in enumerate(args[:-1]):
+        if a == name:
+            value = args[i + 1]
+    return value
+
+
+def without(args: list[str], name: str) -> list[str]:
+    """args with every `name VALUE` pair removed."""
+    out, i = [], 0
+    while i < len(args):
+        if args[i] == name and i + 1 < len(args):
+            i += 2
+        else:
+            out.append(args[i])
+            i += 1
+    return out
+
+
+def auto_batch_argv(lab: list[str], mlx: list[str]) -> list[str]:
+    """The scripts/auto_batch.py arguments that pick --batch-size for this command."""
+    argv = ["--model", option(mlx, "--model") or "", "--data", option(mlx, "--data") or "",
+            "--grad-checkpoint", "on" if "--grad-checkpoint" in mlx else "auto",
+            "--record", str(Path(option(lab, "--runs-dir") or "runs") / "auto-batch.json"), "--flags"]
+    for ours, theirs in (("--max-seq-length", "--max-seq"), ("--num-layers", "--num-layers")):
+        if option(mlx, ours):
+            argv += [theirs, option(mlx, ours)]
+    return argv
+
+
+def pick_batch(lab: list[str], mlx: list[str]) -> tuple[list[str], list[str]]:
+    """(lab, mlx) with --batch-size auto replaced by auto_batch.py's choice."""
+    import contextlib
+    import io
+
+    import auto_batch
+
+    argv = auto_batch_argv(lab, mlx)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = auto_batch.main(argv)
+    if status != 0:
+        raise olelo.UserError("BATCH=auto: no batch size fits (auto_batch.py said why above); "
+                              "lower MAX_SEQ or use a smaller model")
+    flags = out.getvalue().split()
+    mlx = without(mlx, "--batch-size") + [f for f in flags if not (f == "--grad-checkpoint" and f in mlx)]
+    return lab + ["--auto-batch-record", option(argv, "--record")], mlx
+
+
+def plan(args) -> dict:
+    """What would run: world size, the command and its environment."""
+    split = args.train_argv.index("--")
+    lab, mlx = args.train_argv[:split], args.train_argv[split + 1:]
+    world = hostfile_size(args.hostfile) if args.hostfile else args.nproc
+    batch = option(mlx, "--batch-size")
+    auto = batch == "auto"
+    if auto and world > 1:
+        raise olelo.UserError(f"BATCH=auto picks a batch for one process; with {world} ranks give BATCH=N "
+                              "(a multiple of the ranks)")
+    if batch is not None and not auto:
+        if not batch.isdigit() or int(batch) < 1:
+            raise olelo.UserError(f"BATCH={batch}: a positive whole number, or auto")
+        if int(batch) % world:
+            raise olelo.UserError(f"BATCH={batch} does not divide by {world} ranks (the batch is global); "
+                                  f"use a multiple of {world}")
+    launcher, env = [], {}
+    if args.hostfile:
+        launcher = [short(Path(sys.executable).with_name("mlx.launch")), "--hostfile", args.hostfile]
+    elif world > 1:
+        launcher = [short(Path(sys.executable).with_name("mlx.launch")), "-n", str(world)]
+    if launcher:
+        launcher += ["--backend", args.backend]
+        if args.backend == "nccl":
+            env["NCCL_NVLS_ENABLE"] = "0"  # NVLink multicast fails on the lent GPUs (see README)
+    return {"world": world, "auto": auto, "launcher": launcher, "env": env, "lab": lab, "mlx": mlx,
+            "auto_batch_argv": auto_batch_argv(lab, mlx) if auto else None}
+
+
+def short(path) -> str:
+    """A path relative to the working folder when it is inside it (readable commands)."""
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def command(p: dict, lab=None, mlx=None) -> list[str]:
+    return [*p["launcher"], short(sys.executable), short(SCRIPTS / "train.py"), *(lab or p["lab"]), "--",
+            *(mlx or p["mlx"])]
+
+
+def shown(p: dict, cmd: list[str]) -> str:
+    return " ".join([*(f"{k}={v}" for k, v in p["env"].items()), *map(shlex.quote, cmd)])
+
+
+def check_finished(runs_dir: Path, started: float) -> None:
+    """A distributed run's ranks may fail while mlx.launch exits 0: the run is done
+    only if train.py pointed runs/latest during this launch at a finished run."""
+    latest = runs_dir / "latest"
+    try:
+        touched = latest.lstat().st_mtime >= started - 1
+        status = json.loads((latest / "manifest.json").read_text()).get("status")
+    except (OSError, ValueError):
+        touched, status = False, None
+    if not touched or status not in FINISHED:
+        raise olelo.UserError(f"the distributed run did not finish (status {status or 'unknown'}); "
+                              f"see the output above and {latest}/train.log")
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else list(argv))
+    p = plan(args)
+    if args.dry_run:
+        if p["auto"]:
+            print("# BATCH=auto: the batch size comes from",
+                  shlex.join([short(sys.executable), short(SCRIPTS / "auto_batch.py"), *p["auto_batch_argv"]]))
+        print(shown(p, command(p)))
+        return 0
+    lab, mlx = pick_batch(p["lab"], p["mlx"]) if p["auto"] else (p["lab"], p["mlx"])
+    cmd = command(p, lab, mlx)
+    if p["auto"]:
+        print(shown(p, cmd), flush=True)
+    started = time.time()
+    status = subprocess.run(cmd, env={**os.environ, **p["env"]}).returncode
+    if status:
+        return status
+    if p["launcher"]:
+        check_finished(Path(option(lab, "--runs-dir") or "runs"), started)
+    return 0
+
+
+if __name__ == "__main__":
+    olelo.run_main(main)

@@ -1,0 +1,169 @@
+"""scripts/launch.py, what the training targets run: the ranks check, BATCH=auto,
+the mlx.launch command, the dry run, and the check after a distributed run."""
+
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import launch
+import olelo
+
+LAB = ["--runs-dir", "runs", "--adapters-dir", "adapters", "--patience", "0"]
+MLX = ["mlx_lm.lora", "--model", "models/tiny-gemma3", "--train", "--data", "data/finetuning/large", "--iters", "20"]
+
+
+def argv(*launch_opts, batch="4", mlx_extra=(), lab=LAB):
+    return [*launch_opts, "--", *lab, "--", *MLX, "--batch-size", batch, *mlx_extra]
+
+
+def dry_run(capsys, *launch_opts, **kw):
+    assert launch.main(["--dry-run", *argv(*launch_opts, **kw)]) == 0
+    return capsys.readouterr().out.strip().splitlines()
+
+
+@pytest.mark.parametrize("opts,batch,world", [(("--nproc", "2"), "3", 2), (("--nproc", "4"), "6", 4),
+                                              (("--nproc", "3"), "4", 3)])
+def test_a_batch_that_does_not_divide_by_the_ranks_is_refused(opts, batch, world):
+    with pytest.raises(olelo.UserError, match=f"BATCH={batch} does not divide by {world} ranks"):
+        launch.main(["--dry-run", *argv(*opts, batch=batch)])
+
+
+@pytest.mark.parametrize("nproc,batch", [("1", "3"), ("2", "4"), ("4", "8")])
+def test_a_batch_that_divides_is_launched(capsys, nproc, batch):
+    lines = dry_run(capsys, "--nproc", nproc, batch=batch)
+    cmd = shlex.split(lines[-1])
+    if nproc == "1":
+        assert Path(cmd[0]).name.startswith("python") and "mlx.launch" not in lines[-1]
+    else:
+        assert cmd[:5] == [launch.short(Path(sys.executable).with_name("mlx.launch")), "-n", nproc, "--backend",
+                           "ring"]
+    # What follows the launcher is train.py with the lab and mlx-lm arguments unchanged.
+    tail = cmd[cmd.index(launch.short(launch.SCRIPTS / "train.py")) + 1:]
+    assert tail == [*LAB, "--", *MLX, "--batch-size", batch]
+
+
+def test_nccl_turns_nvlink_multicast_off(capsys):
+    line = dry_run(capsys, "--nproc", "2", "--backend", "nccl")[-1]
+    assert line.startswith("NCCL_NVLS_ENABLE=0 ") and "--backend nccl" in line
+
+
+def test_hostfile_sets_the_world_size(tmp_path, capsys):
+    hosts = tmp_path / "hosts.json"
+    hosts.write_text(json.dumps({"backend": "ring", "hosts": [{"ssh": "a"}, {"ssh": "b"}, {"ssh": "c"}]}))
+    line = dry_run(capsys, "--hostfile", str(hosts), batch="6")[-1]
+    assert f"--hostfile {hosts} --backend ring" in line
+    with pytest.raises(olelo.UserError, match="does not divide by 3 ranks"):
+        launch.main(["--dry-run", *argv("--hostfile", str(hosts), batch="4")])
+    hosts.write_text(json.dumps([{"ssh": "a"}, {"ssh": "b"}]))
+    assert launch.hostfile_size(str(hosts)) == 2
+
+
+@pytest.mark.parametrize("content,message", [(None, "no such file"), ("{", "not a JSON host list"),
+                                             ("{\"hosts\": []}", "no hosts")])
+def test_a_bad_hostfile_is_a_clear_error(tmp_path, content, message):
+    hosts = tmp_path / "hosts.json"
+    if content is not None:
+        hosts.write_text(content)
+    with pytest.raises(olelo.UserError, match=message):
+        launch.hostfile_size(str(hosts))
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "two"])
+def test_a_batch_that_is_not_a_positive_number_is_refused(bad):
+    with pytest.raises(olelo.UserError, match=f"BATCH={bad}: a positive whole number"):
+        launch.main(["--dry-run", *argv(batch=bad)])
+
+
+def test_auto_batch_is_for_one_process():
+    with pytest.raises(olelo.UserError, match="BATCH=auto picks a batch for one process"):
+        launch.main(["--dry-run", *argv("--nproc", "2", batch="auto")])
+
+
+def test_auto_dry_run_shows_how_the_batch_will_be_picked(capsys):
+    lines = dry_run(capsys, batch="auto", mlx_extra=("--max-seq-length", "512", "--grad-checkpoint"))
+    assert lines[0].startswith("# BATCH=auto: the batch size comes from")
+    picked = shlex.split(lines[0].split("comes from ", 1)[1])
+    assert picked[2:] == ["--model", "models/tiny-gemma3", "--data", "data/finetuning/large", "--grad-checkpoint",
+                          "on", "--record", "runs/auto-batch.json", "--flags", "--max-seq", "512"]
+
+
+@pytest.mark.parametrize("chosen,had_gc,expected", [
+    ("--batch-size 8", False, ["--batch-size", "8"]),
+    ("--batch-size 4 --grad-checkpoint", False, ["--batch-size", "4", "--grad-checkpoint"]),
+    ("--batch-size 4 --grad-checkpoint", True, ["--grad-checkpoint", "--batch-size", "4"]),
+])
+def test_auto_batch_choice_replaces_auto_and_is_recorded(monkeypatch, chosen, had_gc, expected):
+    # auto_batch.main's own choice is tested in test_mem_profile.py; here, what
+    # launch.py does with the flags it prints.
+    import auto_batch
+
+    seen = {}
+
+    def fake_main(args):
+        seen["args"] = args
+        print(chosen)
+        return 0
+
+    monkeypatch.setattr(auto_batch, "main", fake_main)
+    mlx = [*MLX, "--batch-size", "auto", *(["--grad-checkpoint"] if had_gc else [])]
+    lab, new_mlx = launch.pick_batch(LAB, mlx)
+    assert new_mlx == [*MLX, *expected]
+    assert lab == [*LAB, "--auto-batch-record", "runs/auto-batch.json"]
+    assert seen["args"][seen["args"].index("--grad-checkpoint") + 1] == ("on" if had_gc else "auto")
+
+
+def test_auto_batch_that_finds_nothing_is_a_clear_error(monkeypatch):
+    import auto_batch
+
+    monkeypatch.setattr(auto_batch, "main", lambda args: 1)
+    with pytest.raises(olelo.UserError, match="no batch size fits"):
+        launch.pick_batch(LAB, [*MLX, "--batch-size", "auto"])
+
+
+def test_a_command_without_mlx_lm_lora_is_refused():
+    with pytest.raises(olelo.UserError, match="then -- mlx_lm.lora"):
+        launch.main(["--dry-run", "--", *LAB, "--", "python", "x.py"])
+    with pytest.raises(olelo.UserError, match="then -- mlx_lm.lora"):
+        launch.main(["--dry-run"])
+
+
+def test_after_a_distributed_run_latest_must_be_a_run_this_launch_finished(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "a").mkdir(parents=True)
+    (runs / "latest").symlink_to("a")
+    started = time.time()
+
+    def manifest(status):
+        olelo.atomic_write_json(runs / "a" / "manifest.json", {"status": status})
+
+    manifest("finished")
+    launch.check_finished(runs, started)  # latest was pointed just now: ok
+    manifest("running")
+    with pytest.raises(olelo.UserError, match="did not finish \\(status running\\)"):
+        launch.check_finished(runs, started)
+    manifest("finished")
+    old = started - 3600
+    os.utime(runs / "latest", (old, old), follow_symlinks=False)
+    with pytest.raises(olelo.UserError, match="did not finish"):  # an older run's latest: this one failed early
+        launch.check_finished(runs, started)
+    (runs / "latest").unlink()
+    with pytest.raises(olelo.UserError, match="status unknown"):
+        launch.check_finished(runs, started)
+
+
+@pytest.mark.slow
+def test_ranks_that_fail_are_reported_though_mlx_launch_exits_0(tmp_path):
+    import subprocess
+
+    cmd = [sys.executable, str(launch.SCRIPTS / "launch.py"), "--nproc", "2", "--",
+           "--runs-dir", str(tmp_path / "runs"), "--adapters-dir", str(tmp_path / "adapters"), "--",
+           "mlx_lm.lora", "--model", str(tmp_path / "no-such-model"), "--train", "--data", str(tmp_path),
+           "--iters", "2", "--batch-size", "2"]
+    out = subprocess.run(cmd, cwd=launch.SCRIPTS.parent, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1].startswith("error: the distributed run did not finish (status unknown)")

@@ -1,0 +1,117 @@
+"""The Makefile itself: help describes every variable, one rule trains both
+experiments, EXTRA reaches mlx-lm, DRY_RUN resolves the launch (and refuses a batch
+that does not divide by the ranks), and the renamed variables' old names still work."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+import olelo
+import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def makefile_variables() -> list[str]:
+    """Every user knob: the `NAME ?= ...` lines of the Makefile."""
+    return re.findall(r"^([A-Z][A-Z0-9_]*) \?=", (REPO / "Makefile").read_text(), re.M)
+
+
+def mlx_part(line: str) -> list[str]:
+    return shlex.split("mlx_lm.lora" + line.split(" -- mlx_lm.lora", 1)[1])
+
+
+def lora_line(out: str) -> str:
+    return next(line for line in out.splitlines() if "mlx_lm.lora" in line)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, tiny_data):
+    """SPLITS/DATA for make: a dataset folder with a manifest, so the training
+    targets need nothing built."""
+    splits = tmp_path_factory.mktemp("splits")
+    for name in ("train", "valid", "test"):
+        (splits / "tiny").mkdir(exist_ok=True)
+        (splits / "tiny" / f"{name}.jsonl").write_text((tiny_data / f"{name}.jsonl").read_text())
+    olelo.atomic_write_json(splits / "tiny" / "manifest.json", {"counts": {}})
+    return [f"SPLITS={splits}", "DATA=tiny"]
+
+
+def test_help_describes_every_variable(run_make):
+    out = run_make("help").stdout
+    variables = makefile_variables()
+    assert len(variables) > 40
+    for name in variables:
+        line = next((l for l in out.splitlines() if l.split()[:1] == [name]), None)
+        assert line, f"{name} is not in make help"
+        assert len(line.split(None, 1)[1]) > 12, f"{name} has no description in make help: {line!r}"
+
+
+def test_both_training_targets_are_one_rule_with_their_defaults(run_make):
+    small = mlx_part(lora_line(run_make("-n", "train-small").stdout))
+    large = mlx_part(lora_line(run_make("-n", "train-large").stdout))
+    assert vars(train.mlx_lora_args(small))["batch_size"] == 2 and "--grad-checkpoint" not in small
+    assert vars(train.mlx_lora_args(large))["batch_size"] == 1 and "--grad-checkpoint" in large
+    assert small[small.index("--data") + 1] == "data/finetuning/small"
+    assert large[large.index("--data") + 1] == "data/finetuning/large"
+    # With ranks, the large batch is one example per rank.
+    assert "--batch-size 4" in lora_line(run_make("-n", "train-large", "NPROC=4").stdout)
+    # BATCH=auto leaves grad checkpointing to the pick unless GRAD_CKPT says.
+    assert "--grad-checkpoint" not in lora_line(run_make("-n", "train-large", "BATCH=auto").stdout)
+    assert "--grad-checkpoint" in lora_line(run_make("-n", "train-large", "BATCH=auto", "GRAD_CKPT=1").stdout)
+
+
+def test_extra_passes_any_mlx_lm_flag_through(run_make):
+    line = lora_line(run_make("-n", "train-small", "EXTRA=--steps-per-report 5 --test-batches 7").stdout)
+    args = vars(train.mlx_lora_args(mlx_part(line)))
+    assert args["steps_per_report"] == 5 and args["test_batches"] == 7
+
+
+def test_dry_run_refuses_a_batch_that_does_not_divide_by_the_ranks(run_make, dataset, tmp_path):
+    # The replacement of a test that could not fail: the refusal is told apart from
+    # a valid batch, which prints the launch and exits 0.
+    common = ["train-large", *dataset, "MODEL=models/x", "NPROC=2", "DRY_RUN=1", f"RUNS_DIR={tmp_path / 'runs'}"]
+    bad = run_make(*common, "BATCH=3", check=False)
+    assert bad.returncode != 0
+    assert "error: BATCH=3 does not divide by 2 ranks" in bad.stderr
+    good = run_make(*common, "BATCH=4")
+    assert "mlx.launch -n 2 --backend ring" in good.stdout and "--batch-size 4" in good.stdout
+    assert not (tmp_path / "runs").exists()  # a dry run starts nothing
+
+
+def test_dry_run_refuses_auto_batch_with_ranks(run_make, dataset):
+    out = run_make("train-small", *dataset, "MODEL=models/x", "NPROC=2", "BATCH=auto", "DRY_RUN=1", check=False)
+    assert out.returncode != 0 and "BATCH=auto picks a batch for one process" in out.stderr
+
+
+@pytest.mark.parametrize("old,new,target,shows", [
+    ("CKPT=400", "FUSE_CKPT", "fuse", "--ckpt 400"),
+    ("BACKEND=nccl", "DIST_BACKEND", "train-large", "--backend nccl"),
+])
+def test_old_variable_names_still_work_with_a_note(run_make, old, new, target, shows):
+    out = run_make("-n", target, old, "RUN=runs/x")
+    assert shows in out.stdout
+    assert f"note: {old.split('=')[0]}= is now {new}=" in out.stdout + out.stderr
+    assert "note:" not in run_make("-n", target, f"{new}={old.split('=')[1]}", "RUN=runs/x").stdout
+
+
+def test_old_eval_checkpoints_name_still_works(run_make, tmp_path):
+    # A run whose final and best adapters exist: make -n lists one translation per
+    # checkpoint asked for.
+    for path in ("adapters/x/adapters.safetensors", "adapters/x/best/adapters.safetensors"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(b"")
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    where = [f"RUNS_DIR={tmp_path / 'runs'}", f"ADAPTERS_DIR={tmp_path / 'adapters'}", "RUN=x"]
+
+    def checkpoints(*args):
+        out = run_make("-n", "eval", *where, *args)
+        return out, sorted(re.findall(r"translate\.py .*--ckpt (\w+)", out.stdout))
+
+    assert checkpoints()[1] == ["base", "best", "final"]
+    assert checkpoints("EVAL_CKPTS=final")[1] == ["base", "final"]
+    out, ckpts = checkpoints("CKPTS=final")
+    assert ckpts == ["base", "final"]
+    assert "note: CKPTS= is now EVAL_CKPTS=" in out.stdout + out.stderr
