@@ -4,8 +4,8 @@ mlx-lm's default loss computes the logits of the whole batch at once:
 batch x length x vocabulary values (262,144 for Gemma 3), plus what their
 gradient needs. This loss computes the same number in sequence chunks: the
 model's body gives the final hidden states, and each chunk goes through the output
-head and the cross-entropy inside a gradient checkpoint, so at most one chunk's
-logits exist at a time, forward or backward. The result equals mlx-lm's
+head and the cross-entropy in turn, forward and backward (the backward pass
+recomputes a chunk's logits), so at most one chunk's logits exist at a time. The result equals mlx-lm's
 `default_loss` up to the order of the floating-point sum (tests/test_lean_loss.py).
 
     from lean_loss import chunked_loss        # same signature as mlx-lm's default_loss
@@ -18,10 +18,10 @@ reproduce its logits (the condition for using this loss) and prints the answer.
 from __future__ import annotations
 
 import argparse
-from functools import partial
 
 import mlx.core as mx
 import mlx.nn as nn
+from mlx.utils import tree_flatten
 
 import olelo
 
@@ -64,25 +64,55 @@ def _chunk_ce(head_fn, hidden, targets, mask):
     return ce.astype(mx.float32).sum()
 
 
+def _ce_sum(head_fn, targets, mask, width):
+    """sum(cross-entropy * mask) as a function of the hidden states, with its own
+    gradient. Each chunk's work waits (mx.depends) for the previous chunk's result,
+    forward and backward, so one chunk's logits exist at a time: left alone, the
+    scheduler may run every chunk's recomputation at once and keep all their logits."""
+    bounds = [(s, s + width) for s in range(0, targets.shape[1], width)]
+
+    @mx.custom_function
+    def ce_sum(hidden):
+        total = mx.array(0.0, dtype=mx.float32)
+        for s, e in bounds:
+            h = mx.depends([hidden[:, s:e]], [total])[0] if s else hidden[:, s:e]
+            total = total + _chunk_ce(head_fn, h, targets[:, s:e], mask[:, s:e])
+        return total
+
+    @ce_sum.vjp
+    def ce_sum_vjp(primals, cotangent, output):
+        hidden = primals  # a one-argument custom function gets its argument itself
+        grads, prev = [], cotangent
+        for s, e in bounds:
+            h = mx.depends([hidden[:, s:e]], [prev])[0]
+            logits = head_fn(h)
+            # d ce / d logits = softmax - one_hot(target), on the unmasked positions
+            grad = mx.softmax(logits.astype(mx.float32), axis=-1)
+            t = targets[:, s:e, None]
+            grad = mx.put_along_axis(grad, t, mx.take_along_axis(grad, t, axis=-1) - 1.0, axis=-1)
+            grad = grad * (mask[:, s:e, None] * cotangent)
+            _, (dh,) = mx.vjp(head_fn, [h], [grad.astype(logits.dtype)])
+            grads.append(dh)
+            prev = dh
+        return mx.concatenate(grads, axis=1)
+
+    return ce_sum
+
+
 def chunked_loss(model, batch, lengths, chunk_tokens: int = CHUNK_TOKENS):
-    """mlx-lm's default_loss(model, batch, lengths), computed chunk by chunk."""
+    """mlx-lm's default_loss(model, batch, lengths), computed chunk by chunk. The
+    output head must be frozen (LoRA, DoRA, QLoRA): its weights get no gradient here."""
     body, head_module, head_fn = split_head(model)
+    if tree_flatten(head_module.trainable_parameters()):
+        raise olelo.UserError("LOSS=chunked needs a frozen output head (LoRA/DoRA); "
+                              "use LOSS=default for full fine-tuning")
     inputs, targets = batch[:, :-1], batch[:, 1:]
     hidden = body(inputs)
     steps = mx.arange(1, targets.shape[1] + 1)
     mask = mx.logical_and(steps >= lengths[:, 0:1], steps <= lengths[:, 1:])
     ntoks = mask.sum()
     width = max(1, chunk_tokens // targets.shape[0])
-    total = mx.array(0.0, dtype=mx.float32)
-    for start in range(0, targets.shape[1], width):
-        end = start + width
-        # Targets and mask are closed over: a checkpoint differentiates all its inputs,
-        # and integer targets have no gradient. Checkpointed with respect to the head's
-        # trainable parameters too, so full fine-tuning of a tied embedding still gets
-        # the head's share of the gradient.
-        chunk_ce = nn.utils.checkpoint(
-            head_module, partial(_chunk_ce, head_fn, targets=targets[:, start:end], mask=mask[:, start:end]))
-        total = total + chunk_ce(hidden[:, start:end])
+    total = _ce_sum(head_fn, targets, mask, width)(hidden)
     return total / ntoks, ntoks
 
 
