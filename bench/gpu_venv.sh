@@ -1,0 +1,19 @@
+# Sourced on the GPU machine after `source .gpu-b/install.sh`: a stand-in for the
+# .venv the Makefile wants. MLX and mlx-lm come from /tmp/site (the carried wheels),
+# everything else from the machine's python3. Afterwards pass VENV=$V to make.
+# A wrapper, not a symlink: python3 there is itself a venv's, found by its own path.
+V=/tmp/v
+mkdir -p $V/bin
+PY3=$(command -v python3)
+rm -f $V/bin/python  # never write through an old symlink
+printf '#!/bin/sh\nexec %s "$@"\n' "$PY3" > $V/bin/python
+chmod +x $V/bin/python
+printf '#!/bin/sh\nexec %s -c "import sys; sys.argv[0] = \\"mlx.launch\\"; from mlx._distributed_utils.launch import main; main()" "$@"\n' "$PY3" > $V/bin/mlx.launch
+chmod +x $V/bin/mlx.launch
+touch $V/.installed
+# scripts/perplexity.py runs the mlx_lm.lora console script found beside sys.executable;
+# `pip install --target /tmp/site` put the console scripts in /tmp/site/bin instead.
+for f in /tmp/site/bin/mlx_lm*; do
+  [ -e "$f" ] && [ ! -e "$(dirname "$PY3")/$(basename "$f")" ] && ln -s "$f" "$(dirname "$PY3")/"
+done
+export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
