@@ -324,7 +324,7 @@ eval: $(EVAL)/summary.json | $(VENV)/.installed ## evaluate RUN (default latest)
 ## ---------------------------------------------------------------- memory and speed
 # mem-profile: short real LoRA runs of MODEL over batch x grad checkpoint x
 # max-seq, each in its own process (runs/mem-profile/<stamp>/); fits peak memory,
-# then regenerates NOTES.md's "Memory guidelines" between its markers.
+# then regenerates RESULTS.md's "Memory guidelines" between its markers.
 # Default sweep: 14 points, ~3.5 min for the tiny model on 2 shared cores.
 ## mem-profile: batch sizes measured
 PROFILE_BATCHES ?= 1,2,4
@@ -334,10 +334,10 @@ PROFILE_MAX_SEQS ?= 128,512
 PROFILE_ITERS ?= 6
 
 .PHONY: mem-profile
-mem-profile: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## peak memory + tok/s sweep of MODEL, fit, NOTES.md memory guidelines
+mem-profile: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## peak memory + tok/s sweep of MODEL, fit, RESULTS.md memory guidelines
 	$(RUN_PY) scripts/mem_profile.py --model $(MODEL) --data $(LARGE) --batch-sizes $(PROFILE_BATCHES) \
 	  --max-seqs $(PROFILE_MAX_SEQS) --iters $(PROFILE_ITERS) $(call flag,--num-layers,$(LAYERS))
-	$(PY) scripts/memory_guidelines.py --model $(MODEL) --notes NOTES.md
+	$(PY) scripts/memory_guidelines.py --model $(MODEL) --notes RESULTS.md
 
 ## ---------------------------------------------------------------- fuse and upload
 # fuse.py skips a checkpoint it has already fused into the same base, so `upload`
@@ -368,8 +368,8 @@ upload: fuse | $(VENV)/.installed ## upload the fused model + generated card to 
 
 ## ---------------------------------------------------------------- lab notebook
 .PHONY: notes
-notes: | $(VENV)/.installed ## rebuild the generated tables in NOTES.md (runs, evaluations)
-	$(PY) scripts/notes_tables.py --notes NOTES.md --runs-dir $(RUNS_DIR)
+notes: | $(VENV)/.installed ## rebuild RESULTS.md, the generated tables beside NOTES.md (runs, evaluations)
+	$(PY) scripts/notes_tables.py --out RESULTS.md --runs-dir $(RUNS_DIR)
 
 ## ---------------------------------------------------------------- demo and tests
 # The demo uses the real data when DATA_SRC has it, else the committed sample;

@@ -1,67 +1,120 @@
-"""Rebuild the generated tables of NOTES.md from the run folders.
+"""Rebuild RESULTS.md, the generated tables beside the lab notebook, from the run folders.
 
-    python scripts/notes_tables.py --notes NOTES.md [--runs-dir runs]
+    python scripts/notes_tables.py [--out RESULTS.md] [--runs-dir runs]
 
-Two tables, each between its markers (everything between them is replaced;
-nothing outside is touched):
-  <!-- runs:begin --> ... <!-- runs:end -->        every run (scripts/runs_table.py)
-  <!-- results:begin --> ... <!-- results:end -->  every evaluated run: base vs its
-      best checkpoint by chrF++, with p-values from the paired bootstrap
+RESULTS.md holds, for real models first and then, in a section of its own, for the
+tiny random-weight stand-in (models/tiny-*: numbers about the pipeline, never about
+translation):
+  - every run (scripts/runs_table.py), with the commit it ran from, "unknown (...)"
+    where the record names none that exists here, "+ uncommitted changes" where the
+    tree was dirty;
+  - every evaluation: base vs the checkpoint chosen on validation ("best") and, as a
+    post-hoc view, the checkpoint with the highest chrF++ on the test set (chosen on
+    test: an upper bound, not a result), with p-values from the paired bootstrap.
+The memory guidelines between `<!-- memory-guidelines:begin/end -->` are written by
+scripts/memory_guidelines.py (`make mem-profile`) and kept as they are here.
+The file is rewritten whole: never edit it by hand (NOTES.md is where words go).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
+import memory_guidelines
 import olelo
 import runs_table
 
+HEADER = """# olelo-mlx results (generated)
 
-def replace_between(text: str, name: str, body: str, path) -> str:
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
-        raise olelo.UserError(f"{path}: needs exactly one '{begin}' followed by one '{end}'")
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    return pattern.sub(lambda _: f"{begin}\n{body}{end}", text)
+Generated from the committed run records by `make notes` (runs, evaluations) and
+`make mem-profile` (memory guidelines); do not edit by hand. What the numbers answer,
+and what was concluded from them, is in the lab notebook, [NOTES.md](NOTES.md).
+"""
+
+STAND_IN = """## Tiny random-weight model: pipeline checks only
+
+`models/tiny-*` are random-weight stand-ins built by `make tiny-model`. Their numbers
+show that each step runs, and how fast on the machine named in the run record; they
+say nothing about translation. Scores near zero are expected.
+"""
+
+NO_MEMORY = (f"{memory_guidelines.BEGIN}\n## Memory guidelines\n\n"
+             f"No profile yet: `make mem-profile MODEL=...` writes this section.\n{memory_guidelines.END}")
 
 
-def results_table(runs_dir: Path) -> str:
-    lines = ["| run | eval | n | checkpoint (iter) | BLEU | chrF++ | TER | semsim | Δ chrF++ vs base (p) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+def evaluation_rows(runs_dir: Path, stand_in: bool) -> list[str]:
+    rows = []
     for summary_path in sorted(runs_dir.glob("*/eval*/summary.json")):
-        if summary_path.parent.parent.is_symlink():  # runs/latest
+        run_dir = summary_path.parent.parent
+        if run_dir.is_symlink():  # runs/latest
+            continue
+        model = json.loads((run_dir / "manifest.json").read_text()).get("model", "")
+        if runs_table.is_stand_in(model) != stand_in:
             continue
         s = json.loads(summary_path.read_text())
         ckpts = s["checkpoints"]
         tuned = {n: c for n, c in ckpts.items() if n != "base"}
         if not tuned:
             continue
-        name = max(tuned, key=lambda n: tuned[n]["chrf"])
-        for label, c in (("base", ckpts["base"]), (name, tuned[name])):
+        shown = [("base", "base")]
+        if "best" in tuned:
+            shown.append(("best", "best (chosen on validation)"))
+        top = max(tuned, key=lambda n: tuned[n]["chrf"])
+        shown.append((top, f"{top}: top chrF++ on test (post hoc)"))
+        for name, label in shown:
+            c = ckpts[name]
             vs = c.get("vs_base", {}).get("metrics", {}).get("chrf")
             delta = f"{vs['delta']:+.2f} (p={vs['p_value']:.3f})" if vs else ""
             semsim = f"{c['semsim']:.3f}" if c.get("semsim") is not None else "–"
-            lines.append(f"| {s['run']} | {summary_path.parent.name} | {c['n']} | {label} ({c['iteration']}) | "
-                         f"{c['bleu']:.2f} | {c['chrf']:.2f} | {c['ter']:.2f} | {semsim} | {delta} |")
-    return "\n".join(lines) + "\n"
+            rows.append(f"| {s['run']} | {summary_path.parent.name} | {c['n']} | {label} | {c['iteration']} | "
+                        f"{c['bleu']:.2f} | {c['chrf']:.2f} | {c['ter']:.2f} | {semsim} | {delta} |")
+    return rows
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--notes", default="NOTES.md")
-    p.add_argument("--runs-dir", default="runs")
-    a = p.parse_args()
-    path, runs_dir = Path(a.notes), Path(a.runs_dir)
-    if not path.is_file():
-        raise olelo.UserError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8")
-    text = replace_between(text, "runs", runs_table.markdown(runs_table.rows(runs_dir)), path)
-    text = replace_between(text, "results", results_table(runs_dir), path)
-    olelo.atomic_write_text(path, text)
-    print(f"{path}: tables rebuilt from {runs_dir}/")
+def tables(runs_dir: Path, stand_in: bool) -> str:
+    runs = [r for r in runs_table.rows(runs_dir) if runs_table.is_stand_in(r["model"]) == stand_in]
+    out = ["Runs (`make runs` shows the same):", ""]
+    out.append(runs_table.markdown(runs).rstrip() if runs else "None yet.")
+    evals = evaluation_rows(runs_dir, stand_in)
+    out += ["", "Evaluations on the common test set. \"best\" is the checkpoint chosen on validation; the "
+            "\"top chrF++ on test\" row is a post-hoc view (selected on the test set itself, so it flatters). "
+            "p: sacrebleu's paired bootstrap vs base.", ""]
+    if evals:
+        out += ["| run | eval | n | checkpoint | iter | BLEU | chrF++ | TER | semsim | Δ chrF++ vs base (p) |",
+                "|---|---|---|---|---|---|---|---|---|---|", *evals]
+    else:
+        out.append("None yet.")
+    return "\n".join(out) + "\n"
+
+
+def memory_section(old: str) -> str:
+    begin, end = memory_guidelines.BEGIN, memory_guidelines.END
+    if old.count(begin) == 1 and old.count(end) == 1 and old.index(begin) < old.index(end):
+        return old[old.index(begin):old.index(end) + len(end)]
+    return NO_MEMORY
+
+
+def build(runs_dir: Path, old: str = "") -> str:
+    return "\n".join([HEADER, "## Real models\n", tables(runs_dir, False), STAND_IN, tables(runs_dir, True),
+                      memory_section(old), ""])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="RESULTS.md", help="the generated file (default: %(default)s)")
+    p.add_argument("--runs-dir", default="runs", help="folder of the run records (default: %(default)s)")
+    a = p.parse_args(argv)
+    out, runs_dir = Path(a.out), Path(a.runs_dir)
+    if not runs_dir.is_dir():
+        raise olelo.UserError(f"{runs_dir}: no such folder (RUNS_DIR)")
+    old = out.read_text(encoding="utf-8") if out.is_file() else ""
+    new = build(runs_dir, old)
+    if new != old:
+        olelo.atomic_write_text(out, new)
+    print(f"{out}: {'rebuilt' if new != old else 'unchanged'} from {runs_dir}/")
     return 0
 
 

@@ -5,7 +5,11 @@
 Columns: stamp, status, iterations done / planned, best val loss and the
 iteration it came at, median train tok/s over the run's reports, peak memory (GB),
 git commit. CSV goes well with csvkit (`make runs` pipes it to csvlook); the
-markdown form is what `make notes` puts into NOTES.md.
+markdown form is what `make notes` puts into RESULTS.md.
+
+The commit column never claims more than the record shows: a commit that is not in
+this repository, or none recorded, reads "unknown (...)"; a run trained from a tree
+with uncommitted changes reads "<commit> + uncommitted changes".
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import argparse
 import csv
 import json
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
 import olelo
 
+REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["stamp", "status", "iters", "best_val_loss", "best_iter", "tok_per_s", "peak_mem_gb", "commit"]
 
 
@@ -29,8 +35,7 @@ def run_row(run_dir: Path) -> dict:
     train = [m for m in metrics if m["type"] == "train"]
     vals = [m for m in metrics if m["type"] == "val"]
     best = min(vals, key=lambda m: m["val_loss"], default=None)
-    git = manifest.get("git") or {}
-    commit = (git.get("commit") or "")[:8] + ("+dirty" if git.get("dirty") else "")
+    commit = commit_label(manifest.get("git") or {})
     return {
         "stamp": manifest["stamp"],
         "status": manifest.get("status", "?"),
@@ -40,7 +45,34 @@ def run_row(run_dir: Path) -> dict:
         "tok_per_s": f"{statistics.median(m['tokens_per_second'] for m in train):.0f}" if train else "",
         "peak_mem_gb": f"{max(m['peak_memory'] for m in train):.3f}" if train else "",
         "commit": commit,
+        "model": manifest.get("model", ""),
     }
+
+
+def commit_exists(commit: str, repo: Path = REPO) -> bool:
+    r = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=repo, capture_output=True)
+    return r.returncode == 0
+
+
+def commit_label(git: dict, repo: Path = REPO) -> str:
+    """What a run record says about the code it ran, in words a table can hold."""
+    commit = git.get("commit")
+    recorded = commit or git.get("recorded_commit")
+    if not commit:
+        label = f"unknown (recorded {recorded[:8]}, not in this repository)" if recorded else "unknown (not recorded)"
+    elif not commit_exists(commit, repo):
+        label = f"unknown (recorded {commit[:8]}, not in this repository)"
+    else:
+        label = commit[:8]
+    if git.get("dirty"):
+        label += " + uncommitted changes"
+    return label
+
+
+def is_stand_in(model: str) -> bool:
+    """A random-weight model of this repo (scripts/build_tiny_model.py): its numbers
+    are about the pipeline, never about translation."""
+    return Path(str(model).rstrip("/")).name.startswith("tiny-")
 
 
 def rows(runs_dir: Path) -> list[dict]:
@@ -63,7 +95,7 @@ def main():
     if a.format == "markdown":
         sys.stdout.write(markdown(table))
     else:
-        w = csv.DictWriter(sys.stdout, fieldnames=COLUMNS)
+        w = csv.DictWriter(sys.stdout, fieldnames=COLUMNS, extrasaction="ignore")
         w.writeheader()
         w.writerows(table)
     return 0

@@ -206,7 +206,7 @@ def model_card(fused: Path, repo: str) -> str:
           f"| run | `{rec['run']}` ({manifest.get('status', '?')}, {manifest.get('iters', '?')} iterations planned) |",
           f"| fused checkpoint | `{rec['checkpoint']}`: iteration {rec.get('iteration')}, val loss {fmt(rec.get('val_loss'))} |",
           f"| best val loss | {fmt(best.get('val_loss'))} at iteration {best.get('iteration')} |",
-          f"| git commit | `{git.get('commit')}`{' (uncommitted changes)' if git.get('dirty') else ''} |",
+          f"| git commit | `{git.get('commit') or 'unknown'}`{' (uncommitted changes)' if git.get('dirty') else ''} |",
           f"| packages | {', '.join(f'{k} {v}' for k, v in packages.items())} |", "",
           "Training command (the lab adds `-c config.yaml --adapter-path adapters/<stamp>`):", "",
           "```bash", shlex.join(manifest.get("mlx_lm_command", [])), "```", ""]
