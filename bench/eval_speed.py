@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import header  # noqa: E402  (bench/, beside this file)
 import olelo  # noqa: E402
 import translate  # noqa: E402
 
@@ -38,7 +38,7 @@ def main():
     p.add_argument("--out", default="bench/results/eval_speed.json")
     a = p.parse_args()
     records = olelo.read_jsonl(a.data)[: a.n]
-    load_before = os.getloadavg()
+    head = header.start(f"make bench-eval MODEL={a.model} BENCH_N={a.n}")
 
     exe = str(Path(sys.executable).with_name("mlx_lm.generate"))
     t = time.perf_counter()
@@ -55,17 +55,14 @@ def main():
     batched = time.perf_counter() - t
 
     result = {
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "model": a.model, "sentences": len(records), "max_tokens": a.max_tokens, "batch_size": a.batch_size,
         "notes_way_seconds": round(per_process, 2), "notes_way_sent_per_s": round(len(records) / per_process, 3),
         "lab_way_seconds": round(batched, 2), "lab_way_sent_per_s": round(len(records) / batched, 3),
         "speedup": round(per_process / batched, 1),
-        "load_average_before_after": [load_before, os.getloadavg()],
-        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
         "mlx": metadata.version("mlx"), "mlx_lm": metadata.version("mlx-lm"),
         "ld_preload": os.environ.get("LD_PRELOAD", ""),
     }
-    olelo.atomic_write_json(a.out, result)
+    header.write(a.out, head, result)
     print(f"notes' way {result['notes_way_sent_per_s']} sent/s, lab's way {result['lab_way_sent_per_s']} sent/s: "
           f"{result['speedup']}x  -> {a.out}")
     return 0

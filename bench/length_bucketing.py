@@ -18,7 +18,6 @@ Run:
 import argparse
 import os
 import random
-import shlex
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import header  # noqa: E402  (bench/, beside this file)
 import memfit  # noqa: E402
 import mem_profile  # noqa: E402
 import olelo  # noqa: E402
@@ -47,9 +47,8 @@ def main() -> int:
     a = p.parse_args()
 
     rows, lengths = memfit.token_lengths(a.model, Path(a.data) / "train.jsonl")
+    head = header.start(f"make bench-bucketing MODEL={a.model}")
     results = {"what": __doc__.split("\n\n")[0].replace("\n", " "),
-               "command": shlex.join([f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '')}", os.path.relpath(sys.executable),
-                                      "bench/length_bucketing.py", *sys.argv[1:]]),
                "model": a.model, "data": a.data, "data_sha256": olelo.sha256_file(Path(a.data) / "train.jsonl"),
                "examples": len(rows), "max_seq": a.max_seq, "iters": a.iters, "warmup": a.warmup,
                "environment": {**lab.environment_info(), "cpu_count": os.cpu_count()}, "cases": []}
@@ -90,7 +89,7 @@ def main() -> int:
                     case["repeated_width_iterations"] = len(repeat)
                 print(case, flush=True)
                 results["cases"].append(case)
-    olelo.atomic_write_json(a.out, results)
+    header.write(a.out, head, results)
     print(f"wrote {a.out}")
     return 0
 

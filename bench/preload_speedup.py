@@ -20,7 +20,6 @@ Run:
 import argparse
 import json
 import os
-import shlex
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import header  # noqa: E402  (bench/, beside this file)
 import mem_profile  # noqa: E402
 import olelo  # noqa: E402
 import train as lab  # noqa: E402
@@ -52,9 +52,9 @@ def main() -> int:
         raise olelo.UserError(f"{a.openblas} not found (apt-get install libopenblas0-pthread)")
 
     env = dict(os.environ)
+    head = header.start(f"make bench-preload MODEL={a.models}")
     results = {
         "what": "tok/s after warm-up of one LoRA setting, OpenBLAS preloaded vs not",
-        "command": shlex.join([os.path.relpath(sys.executable), "bench/preload_speedup.py", *sys.argv[1:]]),
         "openblas": a.openblas, "environment": {**lab.environment_info(), "cpu_count": os.cpu_count()},
         "goal": ">= 5x", "models": [],
     }
@@ -89,7 +89,7 @@ def main() -> int:
                 "speedup": round(speedup, 2), "goal_met": speedup >= 5})
             print(f"{model}: speedup {speedup:.1f}x (median tok/s {statistics.median(with_):.0f} vs "
                   f"{statistics.median(without):.0f})", flush=True)
-    olelo.atomic_write_json(a.out, results)
+    header.write(a.out, head, results)
     print(f"wrote {a.out}")
     return 0
 

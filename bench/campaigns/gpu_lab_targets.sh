@@ -3,7 +3,7 @@
 # data -> train-large -> eval -> fuse, each under a time limit, each logged; a JSON
 # summary of what worked goes to $OUT/lab_targets.json.
 #
-#   source .gpu-b/install.sh && bash bench/gpu_lab_targets.sh MODEL_DIR DATA_SRC
+#   source .gpu-b/install.sh && bash bench/campaigns/gpu_lab_targets.sh MODEL_DIR DATA_SRC
 #
 # MLX, mlx-lm (and their CUDA libraries) come from /tmp/site (the carried wheels,
 # installed by .gpu-b/install.sh); everything else from the machine's python3. The

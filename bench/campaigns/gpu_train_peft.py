@@ -1,17 +1,17 @@
 """transformers + PEFT LoRA training speed on the same model shape, tokenizer, batches
-and LoRA settings as bench/gpu_train_mlx.py: the baseline MLX is compared with.
+and LoRA settings as bench/campaigns/gpu_train_mlx.py: the baseline MLX is compared with.
 
-    python bench/gpu_train_peft.py --model .gpu-c/tok --data .gpu-c/train.jsonl \\
+    python bench/campaigns/gpu_train_peft.py --model .gpu-c/tok --data .gpu-c/train.jsonl \\
         --configs pad32:1,pad32:4,pad32:8 [--grad-checkpoint both] [--budget-s 480] \\
         -o $OUT/peft.json
 
-The model is Gemma3ForCausalLM with bench/gpu_common.model_config() (the text shape
+The model is Gemma3ForCausalLM with bench/campaigns/gpu_common.model_config() (the text shape
 of gemma-3-4b-it, the vocabulary of the tokenizer in --model), random-init in bfloat16 on the GPU, SDPA attention.
 LoRA: r 8, lora_alpha 160 (= mlx-lm's scale 20 x r), dropout 0, on q/k/v/o and
 gate/up/down of the last 16 layers, as mlx-lm's default; Adam lr 1e-5. The loss is
 mlx-lm's default_loss computed the same way (inputs batch[:, :-1], targets batch[:, 1:],
 positions up to each example's length, mean over those tokens). Batches, warm-up
-and token counting come from bench/gpu_common.plan(), as on the MLX side.
+and token counting come from bench/campaigns/gpu_common.plan(), as on the MLX side.
 --grad-checkpoint off|on|both: non-reentrant activation checkpointing of every
 decoder layer. Peak memory is torch.cuda.max_memory_allocated (reserved beside it).
 """
@@ -37,7 +37,7 @@ def build_model(model_dir: str, seed: int, device: str, tiny: bool = False):
     from peft import LoraConfig, get_peft_model
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-    cfg = gpu_common.model_config(model_dir, gpu_common.TINY_TEXT if tiny else gpu_common.GEMMA3_4B_TEXT)  # the config bench/gpu_build_model.py gives the MLX model
+    cfg = gpu_common.model_config(model_dir, gpu_common.TINY_TEXT if tiny else gpu_common.GEMMA3_4B_TEXT)  # the config bench/campaigns/gpu_build_model.py gives the MLX model
     keep = {k: v for k, v in cfg.items() if k not in ("quantization", "quantization_config", "architectures",
                                                           "model_type", "tokenizer_vocab_size", "torch_dtype")}
     keep["eos_token_id"] = cfg["eos_token_id"]

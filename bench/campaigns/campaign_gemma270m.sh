@@ -3,7 +3,7 @@
 # make targets, on a CUDA machine (the lent H100). Steps run in the order of the plan
 # below; a step that finished is skipped when the script runs again.
 #
-#   bash bench/campaign_gemma270m.sh        # from a copy of the repo that stays put
+#   bash bench/campaigns/campaign_gemma270m.sh        # from a copy of the repo that stays put
 #
 # Needs: MLX from the carried wheels (`source .gpu-b/install.sh`, see ../shared/device),
 # the GGUF chunk wheels of Gemma 3 270M (+ gguf) in /root/stash, the raw CSVs in
@@ -12,8 +12,8 @@
 # and fetch /root/lab/out/ (campaign.tar.gz: the runs/<stamp>/ records and local-only
 # eval files; campaign.log) with short calls.
 set -u
-cd "$(dirname "$0")/.."
-source bench/gpu_venv.sh
+cd "$(dirname "$0")/../.."
+source bench/campaigns/gpu_venv.sh
 OUTD=/root/lab/out; mkdir -p "$OUTD" /root/lab/done
 LOG=/root/lab/campaign.log
 M=models/gemma-3-270m

@@ -1,8 +1,8 @@
 """Peak memory and speed of one LoRA training step: mlx-lm's default loss vs the lab's
 chunked loss (scripts/lean_loss.py), at several batch sizes, each point in its own process.
 
-    python bench/lean_loss_memory.py --model models/gemma-3-270m --batches 1,2,4 --seq 512
-    python bench/lean_loss_memory.py --shape gemma-3-270m ...   # random weights of that shape
+    python bench/campaigns/lean_loss_memory.py --model models/gemma-3-270m --batches 1,2,4 --seq 512
+    python bench/campaigns/lean_loss_memory.py --shape gemma-3-270m ...   # random weights of that shape
 
 A step is value_and_grad of the loss over LoRA (rank 8, mlx-lm's default 16 layers)
 plus an Adam update, on random tokens of the given length (no padding), repeated
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 # Random-weight shapes (config.json values of the released models' text part).
 SHAPES = {

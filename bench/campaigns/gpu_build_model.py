@@ -1,7 +1,7 @@
 """Build a random-init model of gemma-3-4b-it's text shape, 4-bit quantized (group 64),
 in the folder layout `mlx_lm.load` reads, with a tokenizer folder's files.
 
-    python bench/gpu_build_model.py --tokenizer .gpu-c/tok --out /root/m4b [--tiny] [--seed 0]
+    python bench/campaigns/gpu_build_model.py --tokenizer .gpu-c/tok --out /root/m4b [--tiny] [--seed 0]
 
 Meant for the GPU machine: the model (3.3 B parameters with this 26k vocabulary)
 is too big to carry there, so it is made there in about a minute. --tiny builds

@@ -3,7 +3,7 @@ batch_generate's engine (BatchGenerator) at several batch sizes, first call agai
 later calls, step by step, plus micro-benchmarks of the pieces whose shapes change
 from step to step.
 
-    python bench/gpu_generation.py --model /root/m4b --data .gpu-c/test.jsonl \\
+    python bench/campaigns/gpu_generation.py --model /root/m4b --data .gpu-c/test.jsonl \\
         [--max-tokens 128] [--budget-s 420] -o $OUT/generation.json
 
 Prompts are the test split's, built as scripts/translate.py builds them (the lab's
@@ -29,7 +29,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "scripts"))
+sys.path.insert(0, str(HERE.parents[1] / "scripts"))
 import gpu_common  # noqa: E402
 import olelo  # noqa: E402
 

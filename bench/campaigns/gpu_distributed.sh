@@ -2,9 +2,9 @@
 # 1 GPU vs 2 GPUs (MLX NCCL backend through mlx.launch), the lab's own `make train-large`,
 # on the lent 2-GPU machine (kind nvidia-h100-x2). Two device calls, back to back:
 #   1. carry [".gpu-a"]:                 mkdir -p /root/stash && cp .gpu-a/part.aa /root/stash/
-#   2. carry [".gpu-b", ".gpu-c"]:       source .gpu-b/install.sh && bash bench/gpu_distributed.sh
+#   2. carry [".gpu-b", ".gpu-c"]:       source .gpu-b/install.sh && bash bench/campaigns/gpu_distributed.sh
 # Model: random-init gemma-3-4b-it text shape, bf16 (the fastest MLX setting of
-# bench/results/gpu_train_mlx_vs_peft.md), built on the machine by bench/gpu_build_model.py.
+# bench/results/gpu_train_mlx_vs_peft.md), built on the machine by bench/campaigns/gpu_build_model.py.
 # Both runs: global batch 8 (NPROC=2: 4 per GPU), no grad checkpointing, ITERS iterations,
 # a report every 5 steps, validation only at the start and end (2 batches).
 # MLX_FLAGS is overridden on make's command line (a plain make feature) because the
@@ -17,10 +17,10 @@ ITERS=${ITERS:-60}
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 nvidia-smi -L | tee "$OUTD/smi_apps.txt"
 T0=$SECONDS
-python3 bench/gpu_build_model.py --tokenizer .gpu-c/tok --out /root/m4b16 --bits 16 || exit 5
+python3 bench/campaigns/gpu_build_model.py --tokenizer .gpu-c/tok --out /root/m4b16 --bits 16 || exit 5
 echo "model built in $((SECONDS - T0)) s"
 
-# Fake venv for the Makefile (as in bench/gpu_lab_targets.sh), plus mlx.launch beside it.
+# Fake venv for the Makefile (as in bench/campaigns/gpu_lab_targets.sh), plus mlx.launch beside it.
 V=/tmp/v; mkdir -p $V/bin
 PY3=$(command -v python3)
 rm -f $V/bin/python; printf '#!/bin/sh\nexec %s "$@"\n' "$PY3" > $V/bin/python; chmod +x $V/bin/python

@@ -1,8 +1,8 @@
 """Shared pieces of the GPU benchmarks (issue 5): the gemma-3-4b-it text shape, and
 the training batches that MLX and transformers+PEFT both get.
 
-Not a script. bench/gpu_build_model.py, bench/gpu_train_mlx.py and
-bench/gpu_train_peft.py import it; it needs only numpy and transformers'
+Not a script. bench/campaigns/gpu_build_model.py, bench/campaigns/gpu_train_mlx.py and
+bench/campaigns/gpu_train_peft.py import it; it needs only numpy and transformers'
 tokenizer (no MLX, no torch), so both sides build the very same batches.
 
 Batches follow mlx-lm 0.32.2's iterate_batches as it is meant to work: examples
