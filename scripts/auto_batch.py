@@ -146,7 +146,10 @@ def main(argv=None) -> int:
         return 0
 
     budget = available * (1 - a.margin)
-    candidates = sorted({int(x) for x in a.candidates.split(",")} & set(range(1, len(lengths) + 1)))
+    # mlx-lm refuses a batch larger than any split it iterates (train, and valid during training).
+    valid_file = Path(a.data) / "valid.jsonl"
+    most = min(len(lengths), len(olelo.read_jsonl(valid_file)) if valid_file.is_file() else len(lengths))
+    candidates = sorted({int(x) for x in a.candidates.split(",")} & set(range(1, most + 1)))
     pick = choose(fit, width, budget, modes, candidates)
     gc_text = " --grad-checkpoint" if pick["grad_checkpoint"] else ""
     if pick["batch_size"]:

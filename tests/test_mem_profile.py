@@ -201,6 +201,11 @@ def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model, capsys):
     assert auto_batch.main(["--model", str(model), "--data", str(data), "--results-dir", str(results),
                             "--available", str(budget / 0.8), "--grad-checkpoint", "off", "--flags"]) == 0
     assert capsys.readouterr().out == "--batch-size 4\n"
+    # A validation split of 3 examples caps the batch: mlx-lm refuses a batch larger than a split.
+    olelo.atomic_write_jsonl(data / "valid.jsonl", olelo.read_jsonl(data / "train.jsonl")[:3])
+    assert auto_batch.main(["--model", str(model), "--data", str(data), "--results-dir", str(results),
+                            "--available", str(budget / 0.8), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["batch_size"] == 2
 
 
 # ---------------------------------------------------------------- mem_profile end to end

@@ -154,7 +154,9 @@ def test_make_381_reads_the_makefile_without_warnings():
         if os.environ.get("OLELO_REQUIRE_SHARED_DATA") == "1":
             pytest.fail(f"{MAKE_381} not found")
         pytest.skip(f"{MAKE_381} not found")
-    for target in ("help", "data", "tiny-model", "train-small", "train-large", "eval", "mem-profile", "demo"):
+    for target in ("help", "setup", "doctor", "data", "tiny-model", "base-model", "train-small", "train-large", "runs",
+                   "eval", "mem-profile", "fuse", "upload", "notes", "demo", "test", "test-fast", "bench-eval",
+                   "bench-preload", "bench-bucketing"):
         out = subprocess.run([str(MAKE_381), "-n", "--no-print-directory", target, "MODEL=models/tiny-gemma3"],
                              cwd=REPO, capture_output=True, text=True)
         assert "warning" not in out.stderr.lower(), (target, out.stderr)
