@@ -290,6 +290,12 @@ MAX_TOKENS ?=
 EVAL_BATCH ?= 32
 ## paired bootstrap resamples behind the p-values
 BOOTSTRAP ?= 1000
+# A pretrained (not instruction-tuned) base echoes the zero-shot prompt; few-shot
+# examples give it the pattern: a second baseline beside base and copy-source.
+## fewshot: also evaluate the base model with SHOTS train pairs (drawn with SEED) before each sentence
+BASE_PROMPT ?=
+## example pairs in the few-shot prompt (BASE_PROMPT=fewshot)
+SHOTS ?= 4
 
 RUN_DIR := $(if $(findstring /,$(RUN)),$(RUN:/=),$(RUNS_DIR)/$(RUN))
 RUN_STAMP := $(notdir $(or $(realpath $(RUN_DIR)),$(RUN_DIR)))
@@ -297,7 +303,8 @@ RUN_ADAPTERS := $(ADAPTERS_DIR)/$(RUN_STAMP)
 EVAL := $(RUNS_DIR)/$(RUN_STAMP)/eval$(if $(LIMIT),-n$(LIMIT))$(if $(MAX_TOKENS),-mt$(MAX_TOKENS))
 ALL_CKPTS := $(patsubst %_adapters.safetensors,ckpt-%,$(notdir $(wildcard $(RUN_ADAPTERS)/*_adapters.safetensors)))
 EVAL_DIRS := base $(if $(filter all,$(EVAL_CKPTS)),final best $(ALL_CKPTS),$(foreach c,$(EVAL_CKPTS),$(if $(filter final best,$(c)),$(c),ckpt-$(shell printf %07d $(c)))))
-EVAL_HYPS := $(foreach c,$(EVAL_DIRS),$(EVAL)/$(c)/hyps.jsonl)
+FEWSHOT := base-fewshot$(SHOTS)-s$(SEED)
+EVAL_HYPS := $(foreach c,$(EVAL_DIRS),$(EVAL)/$(c)/hyps.jsonl) $(if $(filter fewshot,$(BASE_PROMPT)),$(EVAL)/$(FEWSHOT)/hyps.jsonl)
 
 define EVAL_CKPT
 $(RUN_PY) scripts/perplexity.py --run $(RUN_DIR) --ckpt $(notdir $(@D)) $(call flag,--limit,$(LIMIT)) -o $(@D)/ppl.json
@@ -312,14 +319,29 @@ $(EVAL)/best/hyps.jsonl: $(RUN_ADAPTERS)/best/adapters.safetensors scripts/trans
 	$(EVAL_CKPT)
 $(EVAL)/ckpt-%/hyps.jsonl: $(RUN_ADAPTERS)/%_adapters.safetensors scripts/translate.py scripts/perplexity.py
 	$(EVAL_CKPT)
+# No perplexity here: held-out loss is the zero-shot base row's.
+$(EVAL)/$(FEWSHOT)/hyps.jsonl: scripts/translate.py
+	$(RUN_PY) scripts/translate.py --run $(RUN_DIR) --ckpt base --prompt fewshot --shots $(SHOTS) --shots-seed $(SEED) \
+	  --batch-size $(EVAL_BATCH) $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) -o $@
 
-$(EVAL)/summary.json: $(EVAL_HYPS) scripts/eval_report.py scripts/score.py scripts/semsim.py
+$(EVAL)/summary.json: $(EVAL_HYPS) scripts/eval_report.py scripts/score.py scripts/semsim.py scripts/plots.py
 	$(RUN_PY) scripts/eval_report.py --run $(RUN_DIR) --eval-dir $(EVAL) --bootstrap $(BOOTSTRAP)
 
 .PHONY: eval
 eval: $(EVAL)/summary.json | $(VENV)/.installed ## evaluate RUN (default latest): base vs EVAL_CKPTS (final best | all | 400 800)
 	@cat $(EVAL)/summary.md
-	@echo "A/B: $(EVAL)/ab.md   plots: $(EVAL)/loss.png $(EVAL)/scores.png"
+	@echo "A/B: $(EVAL)/ab.md   plots: $(EVAL)/loss.png $(EVAL)/scores.png   every run on one page: make report"
+
+## ---------------------------------------------------------------- lab report
+# One static page (no server, no network) of every run, evaluation and data check.
+# Rebuilt on each call (seconds): runs come and go. It quotes the data, so it is
+# git-ignored; NO_TEXT=1 leaves every quoted sentence out (a page to share).
+## 1: leave quoted sentences (A/B examples, data excerpts) out of the report
+NO_TEXT ?=
+
+.PHONY: report
+report: | $(VENV)/.installed ## one offline HTML page: runs, curves, eval sweeps with CIs, A/B, data quality (NO_TEXT=1)
+	$(PY) scripts/report.py --runs-dir $(RUNS_DIR) --out $(RUNS_DIR)/report/index.html $(if $(call on,$(NO_TEXT)),--no-text)
 
 ## ---------------------------------------------------------------- memory and speed
 # mem-profile: short real LoRA runs of MODEL over batch x grad checkpoint x
@@ -385,9 +407,11 @@ demo: $(VENV)/.installed ## the whole lab on the tiny model: data, model, train-
 	$(DEMO) tiny-model
 	$(DEMO) train-small ITERS=20 STEPS_PER_EVAL=10 SAVE_EVERY=10
 	$(DEMO) eval RUN=latest LIMIT=8 MAX_TOKENS=24 BOOTSTRAP=200
+	$(DEMO) report
 	@echo
 	@echo "demo done: data in $(SPLITS)/, model in $(TINY)/, run in runs/demo/latest/,"
-	@echo "adapters in adapters/demo/, evaluation in runs/demo/latest/eval-n8-mt24/ (summary.md, ab.md, *.png)"
+	@echo "adapters in adapters/demo/, evaluation in runs/demo/latest/eval-n8-mt24/ (summary.md, ab.md, *.png),"
+	@echo "everything on one page: runs/demo/report/index.html"
 
 # The Makefile tests run the make that runs them (OLELO_MAKE), so `make-3.81 test`
 # tests the Makefile under Make 3.81. TEST_ARGS goes to pytest (-k eval, -m make, -x).

@@ -1,16 +1,30 @@
-"""Score a run's evaluated checkpoints and write what a person reads.
+"""Score a run's evaluated checkpoints against baselines and write what a person reads.
 
     python scripts/eval_report.py --run runs/<stamp> --eval-dir runs/<stamp>/eval
 
-Reads <eval-dir>/<ckpt>/hyps.jsonl and ppl.json for every checkpoint there
-(base, final, best, ckpt-NNNNNNN), and writes into <eval-dir>:
-  summary.json  per checkpoint BLEU, chrF++, TER (with sacrebleu signatures),
-                semantic similarity, test loss/ppl, paired bootstrap vs base
-                (p-values, 95 % CI), and the best checkpoint by each metric
-  summary.md    the same as a table
-  ab.md, ab.csv base vs the best fine-tuned checkpoint (by chrF++), sentence by
-                sentence, biggest chrF++ differences first
-  scores.png    val loss and chrF++ against iteration; loss.png train/val curves
+Reads <eval-dir>/<name>/hyps.jsonl (and ppl.json) of every folder there and scores
+two kinds of rows on the same test sentences:
+  baselines    base               the base model, zero-shot, the training prompt
+               copy-source        the source sentence itself as the translation
+                                  (names and shared words score; a fine-tuned model
+                                  that does not beat it has not learned to translate)
+               base-fewshot<k>-s<seed>  the base model with k train examples first
+                                  (translate.py --prompt fewshot; when evaluated)
+  checkpoints  best               adapters/<stamp>/best: chosen on VALIDATION during
+                                  training. This is the headline row.
+               final, ckpt-NNNNNNN  the rest of the sweep
+Each row: BLEU, chrF++, TER (sacrebleu signatures), loop rate and length ratio
+(defined in score.py), semantic similarity, test loss/ppl, and a paired bootstrap
+vs base (p, 95 % CI). Each checkpoint is also tested against every other baseline
+on chrF++ and BLEU (TER is left out there: it takes minutes on long paragraphs).
+
+"test_posthoc" names, per metric, the checkpoint that scored highest on the TEST
+set. It is a post-hoc view: choosing on the test set flatters the chosen one, so it
+is never the result to report; "best" alone always means the validation choice.
+
+Writes into <eval-dir>: summary.json, summary.md, ab.md / ab.csv (base vs the
+headline checkpoint, sentence by sentence, biggest chrF++ differences first),
+loss.png (training curves) and scores.png (the checkpoint sweep with CIs).
 """
 
 from __future__ import annotations
@@ -23,92 +37,177 @@ import sys
 from pathlib import Path
 
 import olelo
+import plots
 import score
 import semsim
+import summaries
 
 HIGHER_BETTER = {"bleu": True, "chrf": True, "ter": False, "semsim": True, "test_ppl": False}
+POSTHOC_NOTE = ("highest on the TEST set among the fine-tuned checkpoints: a post-hoc view (selection on test "
+                "flatters it), never the result to report; the headline is the checkpoint chosen on validation")
+SECONDARY = ("chrf", "bleu")  # metrics of the comparisons against copy-source and few-shot
 
 
-def ckpt_iteration(name: str, manifest: dict, adapter_dir: Path):
-    if name == "base":
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    return olelo.read_jsonl(path) if path.is_file() else []
+
+
+def ckpt_iteration(name: str, metrics: list[dict], manifest: dict, adapter_dir: Path):
+    if name == "base" or name.startswith("base-"):
         return 0
     if name == "best":
         best = adapter_dir / "best" / "best.json"
         return json.loads(best.read_text())["iteration"] if best.is_file() else None
     if name == "final":
-        metrics = Path(manifest["run_dir"]) / "metrics.jsonl"
-        its = [json.loads(line)["iteration"] for line in metrics.read_text().splitlines() if line.strip()]
-        return max(its, default=manifest["iters"])
+        return max((m["iteration"] for m in metrics), default=manifest["iters"])
     return int(name.removeprefix("ckpt-"))
 
 
-def evaluate_checkpoints(eval_dir: Path, manifest: dict, bootstrap: int, seed: int) -> dict:
-    names = sorted((d.name for d in eval_dir.iterdir() if (d / "hyps.jsonl").is_file()),
-                   key=lambda n: (n != "base", n))
+def score_row(hyps, refs, semsim_ok: bool) -> dict:
+    s = score.score_corpus(hyps, refs)
+    row = {"bleu": s["bleu"]["score"], "chrf": s["chrf"]["score"], "ter": s["ter"]["score"],
+           "loop_rate": s["loop_rate"], "loops": s["loops"], "length_ratio": s["length_ratio"],
+           "signatures": {k: s[k]["signature"] for k in ("bleu", "chrf", "ter")},
+           "chrf_sentences": s["chrf_sentences"], "n": len(hyps)}
+    if semsim_ok:
+        row["semsim"] = semsim.mean_cosine(hyps, refs)
+    return row
+
+
+def evaluate(eval_dir: Path, metrics: list[dict], manifest: dict, bootstrap: int, seed: int):
+    """(baselines, checkpoints): name -> scored row."""
+    names = sorted(d.name for d in eval_dir.iterdir() if (d / "hyps.jsonl").is_file())
     if "base" not in names:
         raise olelo.UserError(f"{eval_dir}/base/hyps.jsonl missing: the base model is what every checkpoint is compared with")
     rows = {n: olelo.read_jsonl(eval_dir / n / "hyps.jsonl") for n in names}
-    refs = [r["reference"] for r in rows["base"]]
-    base_hyps = [r["hypothesis"] for r in rows["base"]]
-    semsim_ok = semsim.unavailable_reason() is None
-    out = {}
+    ids = [r["id"] for r in rows["base"]]
     for n in names:
-        hyps = [r["hypothesis"] for r in rows[n]]
-        if [r["id"] for r in rows[n]] != [r["id"] for r in rows["base"]]:
+        if [r["id"] for r in rows[n]] != ids:
             raise olelo.UserError(f"{eval_dir}/{n}/hyps.jsonl covers other test ids than base; delete it and rerun")
-        s = score.score_corpus(hyps, refs)
-        entry = {
-            "iteration": ckpt_iteration(n, manifest, Path(manifest["adapter_dir"])),
-            "bleu": s["bleu"]["score"], "chrf": s["chrf"]["score"], "ter": s["ter"]["score"],
-            "signatures": {k: s[k]["signature"] for k in ("bleu", "chrf", "ter")},
-            "chrf_sentences": s["chrf_sentences"],
-            "n": len(hyps),
-        }
-        if semsim_ok:
-            entry["semsim"] = semsim.mean_cosine(hyps, refs)
+    refs = [r["reference"] for r in rows["base"]]
+    hyps = {n: [r["hypothesis"] for r in rows[n]] for n in names}
+    hyps["copy-source"] = [r["source"] for r in rows["base"]]
+    baseline_names = ["base", "copy-source"] + [n for n in names if n.startswith("base-")]
+    semsim_ok = semsim.unavailable_reason() is None
+    adapter_dir = Path(manifest["adapter_dir"])
+
+    out = {}
+    for n in baseline_names + [n for n in names if n not in baseline_names]:
+        print(f"scoring {n}", file=sys.stderr)
+        row = {"iteration": None if n == "copy-source" else ckpt_iteration(n, metrics, manifest, adapter_dir),
+               **score_row(hyps[n], refs, semsim_ok)}
         ppl = eval_dir / n / "ppl.json"
         if ppl.is_file():
-            entry.update({k: json.loads(ppl.read_text())[k] for k in ("test_loss", "test_ppl")})
+            row.update({k: json.loads(ppl.read_text())[k] for k in ("test_loss", "test_ppl")})
+        prompt = eval_dir / n / "prompt.json"
+        if prompt.is_file():
+            row["prompt"] = json.loads(prompt.read_text())
         if n != "base":
-            entry["vs_base"] = score.compare(base_hyps, hyps, refs, n_samples=bootstrap, seed=seed)
-        out[n] = entry
-    return out
+            row["vs_base"] = score.compare(hyps["base"], hyps[n], refs, n_samples=bootstrap, seed=seed,
+                                           metrics=SECONDARY if n == "copy-source" else tuple(score.METRICS))
+        if n not in baseline_names:
+            row["vs_baselines"] = {b: score.compare(hyps[b], hyps[n], refs, n_samples=bootstrap, seed=seed,
+                                                    metrics=SECONDARY) for b in baseline_names if b != "base"}
+        out[n] = row
+    baselines = {n: out[n] for n in baseline_names}
+    return baselines, {n: r for n, r in out.items() if n not in baselines}
 
 
-def best_by(ckpts: dict) -> dict:
-    best = {}
+def choose_headline(ckpts: dict, adapter_dir: Path) -> dict | None:
+    """The row to report: the checkpoint chosen on validation (best/), else final."""
+    best_json = adapter_dir / "best" / "best.json"
+    chosen = json.loads(best_json.read_text()) if best_json.is_file() else None
+    if "best" in ckpts:
+        name = "best"
+    elif chosen and f"ckpt-{chosen['iteration']:07d}" in ckpts:
+        name = f"ckpt-{chosen['iteration']:07d}"
+    elif "final" in ckpts:
+        return {"checkpoint": "final", "iteration": ckpts["final"]["iteration"],
+                "selected_on": "none: no validation choice was evaluated (CKPTS lacks best)"}
+    else:
+        return None
+    return {"checkpoint": name, "iteration": ckpts[name]["iteration"], "selected_on": "validation",
+            "selection": chosen}
+
+
+def test_posthoc(ckpts: dict) -> dict:
+    by = {}
     for metric, higher in HIGHER_BETTER.items():
         have = {n: c[metric] for n, c in ckpts.items() if c.get(metric) is not None}
         if have:
-            best[metric] = (max if higher else min)(have, key=have.get)
-    return best
+            by[metric] = (max if higher else min)(have, key=have.get)
+    return by
 
 
-def summary_markdown(stamp: str, ckpts: dict, best: dict) -> str:
+def _num(x, fmt):
+    return "–" if x is None else fmt.format(x)
+
+
+def summary_markdown(summary: dict, ckpts_all: dict) -> str:
+    baselines, ckpts = summary["baselines"], summary["checkpoints"]
+    head = summary["headline"]
+    posthoc = summary["test_posthoc"]["by_metric"]
+
     def cell(n, metric, fmt):
-        c = ckpts[n]
+        c = ckpts_all[n]
         if c.get(metric) is None:
             return "–"
         text = fmt.format(c[metric])
-        vs = c.get("vs_base", {}).get("metrics", {}).get(metric)
+        vs = (c.get("vs_base") or {}).get("metrics", {}).get(metric)
+        ci = summaries.base_ci(summary) if n == "base" else summaries.chrf_ci(c)
+        if metric == "chrf" and ci:
+            text += f" ±{ci:.2f}"
         if vs:
             text += f" (p={vs['p_value']:.3f}{'*' if vs['significant'] else ''})"
-        return f"**{text}**" if best.get(metric) == n else text
+        return text + (" †" if posthoc.get(metric) == n else "")
 
-    lines = [f"# Evaluation of {stamp}", "",
-             "| checkpoint | iteration | BLEU | chrF++ | TER | semsim | test ppl |", "|---|---|---|---|---|---|---|"]
-    for n in ckpts:
-        lines.append(f"| {n} | {ckpts[n]['iteration']} | {cell(n, 'bleu', '{:.2f}')} | {cell(n, 'chrf', '{:.2f}')} | "
-                     f"{cell(n, 'ter', '{:.2f}')} | {cell(n, 'semsim', '{:.3f}')} | {cell(n, 'test_ppl', '{:.1f}')} |")
-    sig = next(iter(ckpts.values()))["signatures"]
-    lines += ["", "Bold: best checkpoint by that metric. p: paired bootstrap vs base "
-              "(sacrebleu, two-sided); * marks p < 0.05.", "", "Signatures:", ""]
-    lines += [f"- {k}: `{v}`" for k, v in sig.items()]
-    lines += ["", "Verdicts (each checkpoint vs base):", ""]
-    for n, c in ckpts.items():
-        if "vs_base" in c:
-            lines.append(f"- {n}: " + "; ".join(c["vs_base"]["verdicts"]))
+    def label(n):
+        if head and n == head["checkpoint"]:
+            return f"**{n}** (chosen on {head['selected_on'].split(':')[0]})"
+        return n
+
+    order = list(baselines) + ([head["checkpoint"]] if head else []) + \
+        sorted((n for n in ckpts if not head or n != head["checkpoint"]), key=lambda n: (ckpts[n]["iteration"] or 0, n))
+    lines = [f"# Evaluation of {summary['run']}", ""]
+    if head:
+        h = ckpts[head["checkpoint"]]
+        lines.append(f"Headline: **{head['checkpoint']}** (iteration {head['iteration']}; selected on "
+                     f"{head['selected_on']}) — {headline_sentence(h, baselines)}")
+        lines.append("")
+    lines += ["| row | iteration | BLEU | chrF++ ±95% CI | TER | loops | length | semsim | test ppl |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for n in order:
+        c = ckpts_all[n]
+        lines.append(f"| {label(n)} | {_num(c['iteration'], '{}')} | {cell(n, 'bleu', '{:.2f}')} | "
+                     f"{cell(n, 'chrf', '{:.2f}')} | {cell(n, 'ter', '{:.2f}')} | {c['loop_rate']:.3f} | "
+                     f"{_num(c['length_ratio'], '{:.2f}')} | {cell(n, 'semsim', '{:.3f}')} | "
+                     f"{cell(n, 'test_ppl', '{:.1f}')} |")
+    d = summary["definitions"]
+    lines += ["", "p: paired bootstrap vs base (sacrebleu, two-sided); * marks p < 0.05. "
+              "copy-source: the source sentence as the translation.",
+              f"† {POSTHOC_NOTE}.",
+              f"loops: {d['loop_rate']} (references: {summary['reference']['loop_rate']:.3f}). "
+              f"length: {d['length_ratio']}.", "", "Signatures:", ""]
+    lines += [f"- {k}: `{v}`" for k, v in next(iter(baselines.values()))["signatures"].items()]
+    lines += ["", "Verdicts:", ""]
+    for n in order:
+        c = ckpts_all[n]
+        for b, vs in [("base", c.get("vs_base"))] + list((c.get("vs_baselines") or {}).items()):
+            if vs:  # compare() calls the two sides "base" and "system": name them
+                named = [v.replace("system", "\0").replace("base", b).replace("\0", n) for v in vs["verdicts"]]
+                lines.append(f"- {n} vs {b}: " + "; ".join(named))
     return "\n".join(lines) + "\n"
+
+
+def headline_sentence(h: dict, baselines: dict) -> str:
+    parts = [f"chrF++ {h['chrf']:.2f}"]
+    for b, vs in [("base", h.get("vs_base"))] + list((h.get("vs_baselines") or {}).items()):
+        m = (vs or {}).get("metrics", {}).get("chrf")
+        if m:
+            parts.append(f"vs {b} {baselines[b]['chrf']:.2f}: Δ {m['delta']:+.2f} (p={m['p_value']:.3f}"
+                         f"{', significant' if m['significant'] else ''})")
+    return "; ".join(parts)
 
 
 def ab_rows(base_rows, ft_rows, base_chrf, ft_chrf):
@@ -132,39 +231,16 @@ def ab_markdown(rows, ft_name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(run_dir: Path, eval_dir: Path, ckpts: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for kind, key in (("train", "train_loss"), ("val", "val_loss")):
-        pts = [(m["iteration"], m[key]) for m in metrics if m["type"] == kind]
-        if pts:
-            ax.plot(*zip(*pts), marker="o", ms=3, label=f"{kind} loss")
-    ax.set(xlabel="iteration", ylabel="loss", title=run_dir.name)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(eval_dir / "loss.png", dpi=120)
-    plt.close(fig)
-
-    fig, ax1 = plt.subplots(figsize=(7, 4))
-    vals = [(m["iteration"], m["val_loss"]) for m in metrics if m["type"] == "val"]
-    if vals:
-        ax1.plot(*zip(*vals), color="tab:blue", marker="o", ms=3, label="val loss")
-    ax1.set(xlabel="iteration", ylabel="val loss")
-    ax2 = ax1.twinx()
-    pts = sorted((c["iteration"], c["chrf"]) for c in ckpts.values() if c["iteration"] is not None)
-    ax2.plot(*zip(*pts), color="tab:red", marker="s", ls="--", label="chrF++ (test)")
-    ax2.set_ylabel("chrF++")
-    handles = ax1.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    ax1.legend(handles=handles, loc="best")
-    ax1.set_title(f"{run_dir.name}: val loss and test chrF++")
-    fig.tight_layout()
-    fig.savefig(eval_dir / "scores.png", dpi=120)
-    plt.close(fig)
+def write_ab(eval_dir: Path, rows_all: dict, ft: str) -> None:
+    base_rows = olelo.read_jsonl(eval_dir / "base" / "hyps.jsonl")
+    ft_rows = olelo.read_jsonl(eval_dir / ft / "hyps.jsonl")
+    rows = ab_rows(base_rows, ft_rows, rows_all["base"]["chrf_sentences"], rows_all[ft]["chrf_sentences"])
+    olelo.atomic_write_text(eval_dir / "ab.md", ab_markdown(rows, f"{ft} (the headline checkpoint)"))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    olelo.atomic_write_text(eval_dir / "ab.csv", buf.getvalue())
 
 
 def main():
@@ -176,29 +252,33 @@ def main():
     a = p.parse_args()
     run_dir = olelo.resolve_run(a.run)
     eval_dir = Path(a.eval_dir)
-    manifest = {**olelo.run_manifest(run_dir), "run_dir": str(run_dir)}
-    ckpts = evaluate_checkpoints(eval_dir, manifest, a.bootstrap, a.seed)
-    best = best_by(ckpts)
-    summary = {"run": manifest["stamp"], "model": manifest["model"], "test_data": manifest["data_dir"] + "/test.jsonl",
-               "bootstrap": {"samples": a.bootstrap, "seed": a.seed}, "best_by": best,
-               "semsim_unavailable": semsim.unavailable_reason(),
-               "checkpoints": {n: {k: v for k, v in c.items() if k != "chrf_sentences"} for n, c in ckpts.items()}}
-    olelo.atomic_write_json(eval_dir / "summary.json", summary)
-    olelo.atomic_write_text(eval_dir / "summary.md", summary_markdown(manifest["stamp"], ckpts, best))
+    manifest = olelo.run_manifest(run_dir)
+    metrics = read_metrics(run_dir)
+    baselines, ckpts = evaluate(eval_dir, metrics, manifest, a.bootstrap, a.seed)
+    rows_all = {**baselines, **ckpts}
+    refs = [r["reference"] for r in olelo.read_jsonl(eval_dir / "base" / "hyps.jsonl")]
 
-    tuned = {n: c for n, c in ckpts.items() if n != "base"}
-    if tuned:
-        ft = max(tuned, key=lambda n: tuned[n]["chrf"])
-        base_rows = olelo.read_jsonl(eval_dir / "base" / "hyps.jsonl")
-        ft_rows = olelo.read_jsonl(eval_dir / ft / "hyps.jsonl")
-        rows = ab_rows(base_rows, ft_rows, ckpts["base"]["chrf_sentences"], ckpts[ft]["chrf_sentences"])
-        olelo.atomic_write_text(eval_dir / "ab.md", ab_markdown(rows, ft))
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-        olelo.atomic_write_text(eval_dir / "ab.csv", buf.getvalue())
-    plot(run_dir, eval_dir, ckpts)
+    def strip(rows):
+        return {n: {k: v for k, v in c.items() if k != "chrf_sentences"} for n, c in rows.items()}
+
+    summary = {
+        "run": manifest["stamp"], "model": manifest["model"], "test_data": manifest["data_dir"] + "/test.jsonl",
+        "bootstrap": {"samples": a.bootstrap, "seed": a.seed},
+        "headline": choose_headline(ckpts, Path(manifest["adapter_dir"])),
+        "test_posthoc": {"note": POSTHOC_NOTE, "by_metric": test_posthoc(ckpts)},
+        "definitions": {"loop_rate": score.LOOP_DEFINITION, "length_ratio": score.LENGTH_DEFINITION,
+                        "copy-source": "the source sentence as the translation"},
+        "reference": {"loop_rate": score.output_health(refs, refs)["loop_rate"]},
+        "semsim_unavailable": semsim.unavailable_reason(),
+        "baselines": strip(baselines), "checkpoints": strip(ckpts),
+    }
+    olelo.atomic_write_json(eval_dir / "summary.json", summary)
+    olelo.atomic_write_text(eval_dir / "summary.md", summary_markdown(summary, rows_all))
+    if summary["headline"]:
+        write_ab(eval_dir, rows_all, summary["headline"]["checkpoint"])
+    for name, fig in (("loss.png", plots.loss_figure(metrics, run_dir.name)),
+                      ("scores.png", plots.sweep_figure(summary, f"{run_dir.name}: {eval_dir.name}"))):
+        olelo.atomic_write_bytes(eval_dir / name, plots.png_bytes(fig, dpi=120))
     print(f"wrote {eval_dir}/summary.json, summary.md, ab.md, ab.csv, loss.png, scores.png", file=sys.stderr)
     return 0
 

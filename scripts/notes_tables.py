@@ -8,9 +8,10 @@ translation):
   - every run (scripts/runs_table.py), with the commit it ran from, "unknown (...)"
     where the record names none that exists here, "+ uncommitted changes" where the
     tree was dirty;
-  - every evaluation: base vs the checkpoint chosen on validation ("best") and, as a
-    post-hoc view, the checkpoint with the highest chrF++ on the test set (chosen on
-    test: an upper bound, not a result), with p-values from the paired bootstrap.
+  - every evaluation: its baselines (base, copy-source, base-fewshot), the checkpoint
+    chosen on validation ("best", the headline) and, as a post-hoc view, the checkpoint
+    with the highest chrF++ on the test set when it is another one (chosen on test: an
+    upper bound, not a result), with CIs and p-values from the paired bootstrap.
 The memory guidelines between `<!-- memory-guidelines:begin/end -->` are written by
 scripts/memory_guidelines.py (`make mem-profile`) and kept as they are here.
 The file is rewritten whole: never edit it by hand (NOTES.md is where words go).
@@ -25,6 +26,7 @@ from pathlib import Path
 import memory_guidelines
 import olelo
 import runs_table
+import summaries
 
 HEADER = """# olelo-mlx results (generated)
 
@@ -54,23 +56,33 @@ def evaluation_rows(runs_dir: Path, stand_in: bool) -> list[str]:
         if runs_table.is_stand_in(model) != stand_in:
             continue
         s = json.loads(summary_path.read_text())
-        ckpts = s["checkpoints"]
-        tuned = {n: c for n, c in ckpts.items() if n != "base"}
+        baselines, tuned, head, posthoc = summaries.normalize(s)
         if not tuned:
             continue
-        shown = [("base", "base")]
-        if "best" in tuned:
-            shown.append(("best", "best (chosen on validation)"))
-        top = max(tuned, key=lambda n: tuned[n]["chrf"])
-        shown.append((top, f"{top}: top chrF++ on test (post hoc)"))
-        for name, label in shown:
-            c = ckpts[name]
-            vs = c.get("vs_base", {}).get("metrics", {}).get("chrf")
-            delta = f"{vs['delta']:+.2f} (p={vs['p_value']:.3f})" if vs else ""
-            semsim = f"{c['semsim']:.3f}" if c.get("semsim") is not None else "–"
-            rows.append(f"| {s['run']} | {summary_path.parent.name} | {c['n']} | {label} | {c['iteration']} | "
-                        f"{c['bleu']:.2f} | {c['chrf']:.2f} | {c['ter']:.2f} | {semsim} | {delta} |")
+        shown = [(n, n, c) for n, c in baselines.items()]
+        if head:
+            how = "chosen on validation" if head["selected_on"].startswith("validation") else "no validation choice"
+            shown.append((head["checkpoint"], f"{head['checkpoint']} ({how})", tuned[head["checkpoint"]]))
+        top = posthoc.get("chrf") or max(tuned, key=lambda n: tuned[n]["chrf"])
+        if not head or top != head["checkpoint"]:
+            shown.append((top, f"{top}: top chrF++ on test (post hoc)", tuned[top]))
+        for name, label, c in shown:
+            ci = summaries.base_ci(s) if name == "base" else summaries.chrf_ci(c)
+            cells = [s["run"], summary_path.parent.name, c["n"], label, _num(c["iteration"], "{}"), _num(c["bleu"]),
+                     _num(c["chrf"]) + (f" ±{ci:.2f}" if ci else ""), _num(c["ter"]), _num(c.get("semsim"), "{:.3f}"),
+                     _num(c.get("loop_rate"), "{:.3f}"), _num(c.get("length_ratio")), _num(c.get("test_ppl"), "{:.1f}"),
+                     _delta(summaries.chrf_vs(c, "base")),
+                     "" if name in baselines else _delta(summaries.chrf_vs(c, "copy-source"))]
+            rows.append("| " + " | ".join(str(x) for x in cells) + " |")
     return rows
+
+
+def _num(x, fmt="{:.2f}") -> str:
+    return "–" if x is None else fmt.format(x)
+
+
+def _delta(m) -> str:
+    return f"{m['delta']:+.2f} (p={m['p_value']:.3f})" if m else ""
 
 
 def tables(runs_dir: Path, stand_in: bool) -> str:
@@ -78,12 +90,15 @@ def tables(runs_dir: Path, stand_in: bool) -> str:
     out = ["Runs (`make runs` shows the same):", ""]
     out.append(runs_table.markdown(runs).rstrip() if runs else "None yet.")
     evals = evaluation_rows(runs_dir, stand_in)
-    out += ["", "Evaluations on the common test set. \"best\" is the checkpoint chosen on validation; the "
-            "\"top chrF++ on test\" row is a post-hoc view (selected on the test set itself, so it flatters). "
-            "p: sacrebleu's paired bootstrap vs base.", ""]
+    out += ["", "Evaluations on the common test set. Baselines: base (zero-shot), copy-source (the source sentence "
+            "as the translation: a model that does not beat it has not learned to translate), base-fewshot (when "
+            "evaluated). \"best\" is the checkpoint chosen on validation, the headline; the \"top chrF++ on test\" "
+            "row is a post-hoc view (selected on the test set itself, so it flatters). chrF++ ± its 95 % bootstrap "
+            "interval; p: sacrebleu's paired bootstrap; loops and length as defined in scripts/score.py.", ""]
     if evals:
-        out += ["| run | eval | n | checkpoint | iter | BLEU | chrF++ | TER | semsim | Δ chrF++ vs base (p) |",
-                "|---|---|---|---|---|---|---|---|---|---|", *evals]
+        out += ["| run | eval | n | checkpoint | iter | BLEU | chrF++ | TER | semsim | loops | length | test ppl "
+                "| Δ chrF++ vs base (p) | Δ chrF++ vs copy-source (p) |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|", *evals]
     else:
         out.append("None yet.")
     return "\n".join(out) + "\n"

@@ -73,6 +73,16 @@ def prompt_messages(source: str, direction: str) -> list[dict]:
     ]
 
 
+def fewshot_messages(source: str, direction: str, examples: list[tuple[str, str]]) -> list[dict]:
+    """The training prompt with worked examples as earlier turns: a base model that
+    is not instruction-tuned sees the pattern instead of only an instruction."""
+    messages = [{"role": "system", "content": system_prompt(direction)}]
+    for example_source, example_target in examples:
+        messages += [{"role": "user", "content": example_source}, {"role": "assistant", "content": example_target}]
+    messages.append({"role": "user", "content": source})
+    return messages
+
+
 def chat_record(source: str, target: str, direction: str, pair_id: str) -> dict:
     """One mlx-lm chat training example: system + user turn + assistant turn."""
     messages = prompt_messages(source, direction)

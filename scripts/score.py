@@ -1,5 +1,10 @@
 """Score translations against references: corpus BLEU, chrF++ and TER, each with its
-sacrebleu signature, per-sentence chrF++, and semantic similarity (semsim.py).
+sacrebleu signature, per-sentence chrF++, semantic similarity (semsim.py), and two
+health checks of the outputs themselves:
+  loop rate     share of outputs that loop: some span of 1 to 10 words occurs 3 or
+                more times in a row (words: lowercased runs of letters/digits, so
+                punctuation and case do not hide a repeat). A loop, not a style.
+  length ratio  characters of all outputs / characters of all references.
 With --base, also a paired bootstrap test (sacrebleu's own) of system vs base.
 
 Run:
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,6 +41,12 @@ METRICS = {
     "ter": ("TER", "TER", False),
 }
 ALPHA = 0.05
+# A loop: a span of 1..LOOP_MAX_WORDS words repeated LOOP_COPIES or more times in a row.
+LOOP_MAX_WORDS = 10
+LOOP_COPIES = 3
+LOOP_DEFINITION = (f"share of outputs in which some span of 1 to {LOOP_MAX_WORDS} words occurs {LOOP_COPIES} or more "
+                   "times in a row (lowercased words, punctuation ignored)")
+LENGTH_DEFINITION = "characters of all outputs / characters of all references"
 
 
 def new_metrics() -> dict:
@@ -116,7 +128,27 @@ def score_corpus(hyps: list[str], refs: list[str]) -> dict:
             report[key]["verbose"] = s._verbose  # n-gram precisions, BP, lengths, as the CLI prints them
     sentence_chrf = CHRF(word_order=2)
     report["chrf_sentences"] = [sentence_chrf.sentence_score(h, [r]).score for h, r in zip(hyps, refs)]
+    report.update(output_health(hyps, refs))
     return report
+
+
+def loops(text: str, max_words: int = LOOP_MAX_WORDS, copies: int = LOOP_COPIES) -> bool:
+    """True when some span of 1..max_words words occurs `copies` times in a row."""
+    words = re.findall(r"\w+", text.lower())
+    for n in range(1, max_words + 1):
+        for i in range(len(words) - copies * n + 1):
+            unit = words[i:i + n]
+            if all(words[i + k * n:i + (k + 1) * n] == unit for k in range(1, copies)):
+                return True
+    return False
+
+
+def output_health(hyps: list[str], refs: list[str]) -> dict:
+    """Loop rate and length ratio (definitions in the module docstring)."""
+    looping = sum(loops(h) for h in hyps)
+    ref_chars = sum(len(r) for r in refs)
+    return {"loop_rate": looping / len(hyps), "loops": looping,
+            "length_ratio": sum(len(h) for h in hyps) / ref_chars if ref_chars else None}
 
 
 @contextmanager
@@ -133,9 +165,12 @@ def _sacrebleu_seed(seed: int):
             os.environ["SACREBLEU_SEED"] = old
 
 
-def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_samples: int = 1000, seed: int = 12345) -> dict:
+def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_samples: int = 1000, seed: int = 12345,
+            metrics=tuple(METRICS)) -> dict:
     """Paired bootstrap resampling (sacrebleu --paired-bs) of system vs base on
-    BLEU, chrF++ and TER: scores, bootstrap mean ± 95% CI, delta, p-value, verdict.
+    `metrics` (default BLEU, chrF++ and TER): scores, bootstrap mean ± 95% CI,
+    delta, p-value, verdict. TER is by far the slowest on long segments (minutes for
+    a few hundred paragraphs), so secondary comparisons may leave it out.
 
     sacrebleu's p-value is two-sided (|delta|); the direction comes from delta.
     Identical systems get p = 1/(n+1) from sacrebleu (no resample beats a zero
@@ -148,11 +183,14 @@ def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_sample
         raise ValueError(f"seed must be a positive integer, got {seed!r}")
     if n_samples < 1:
         raise ValueError(f"n_samples must be at least 1, got {n_samples}")
-    metrics = new_metrics()
+    unknown = set(metrics) - set(METRICS)
+    if unknown or not metrics:
+        raise ValueError(f"metrics must be a non-empty subset of {list(METRICS)}, got {list(metrics)}")
+    chosen = {k: m for k, m in new_metrics().items() if k in metrics}
     with _sacrebleu_seed(seed):
         test = PairedTest(
             [("base", base_hyps), ("system", sys_hyps)],
-            {METRICS[k][1]: m for k, m in metrics.items()},
+            {METRICS[k][1]: m for k, m in chosen.items()},
             references=[refs],
             test_type="bs",
             n_samples=n_samples,
@@ -162,6 +200,8 @@ def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_sample
     report = {"test": "paired bootstrap resampling (sacrebleu)", "n_samples": n_samples, "seed": seed, "metrics": {}}
     verdicts = []
     for key, (label, name, higher_better) in METRICS.items():
+        if key not in chosen:
+            continue
         base, system = results[name]
         delta = system.score - base.score
         p = system.p_value
@@ -205,7 +245,14 @@ def format_single(report: dict) -> str:
         m = report[key]
         lines.append(f"  {label:<7}{m['score']:7.2f}  {m['signature']}")
     lines.append(_format_semsim(report))
+    lines.append(_format_health(report))
     return "\n".join(lines)
+
+
+def _format_health(report: dict) -> str:
+    ratio = "–" if report["length_ratio"] is None else f"{report['length_ratio']:.2f}"
+    return (f"  loops  {report['loop_rate']:7.3f}  ({report['loops']} of {report['n_segments']}: {LOOP_DEFINITION})\n"
+            f"  length {ratio:>7}  ({LENGTH_DEFINITION})")
 
 
 def _format_semsim(report: dict) -> str:
@@ -236,6 +283,10 @@ def format_comparison(out: dict) -> str:
     lines.append("")
     lines.append("semsim: base " + _format_semsim(out["base"]).split(None, 1)[1])
     lines.append("      system " + _format_semsim(out["system"]).split(None, 1)[1])
+    for key, label in (("loop_rate", "loops"), ("length_ratio", "length")):
+        b, s = out["base"][key], out["system"][key]
+        lines.append(f"{label}: base {b if b is None else round(b, 3)}, system {s if s is None else round(s, 3)}")
+    lines.append(f"  (loops: {LOOP_DEFINITION}; length: {LENGTH_DEFINITION})")
     lines.append("signatures:")
     for key, (label, _, _) in METRICS.items():
         lines.append(f"  {label:<7}{cmp['metrics'][key]['signature']}")

@@ -1,11 +1,15 @@
 """Translate a test split with one model (+ optional adapter), loaded once, in batches.
 
     python scripts/translate.py --model M [--adapter-path DIR] --data test.jsonl -o hyps.jsonl
-        [--max-tokens N] [--batch-size 32] [--limit N]
+        [--max-tokens N] [--batch-size 32] [--limit N] [--prompt fewshot --shots 4 --shots-seed 0]
 
 Prompts are built exactly as in training (olelo.prompt_messages + the model's chat
 template, generation prompt added) and decoded greedily with mlx-lm's
-batch_generate. Without --max-tokens the cap is 1.25x the longest reference in
+batch_generate. `--prompt fewshot` (a second baseline for a base model that is
+not instruction-tuned and echoes the zero-shot prompt) puts --shots example pairs
+from the TRAIN split before the sentence as earlier chat turns: drawn with
+--shots-seed from the shorter half of the train pairs (short prompts), the
+same examples for every sentence, recorded in prompt.json beside the output. Without --max-tokens the cap is 1.25x the longest reference in
 tokens (+8). Output rows: id, source, reference, hypothesis, tokens (generated),
 time (seconds: the batch's wall time shared evenly among its sentences).
 """
@@ -14,19 +18,41 @@ from __future__ import annotations
 
 import argparse
 import math
+import random
 import sys
 import time
+from pathlib import Path
 
 import olelo
 
 
-def build_prompts(tokenizer, records):
+def build_prompts(tokenizer, records, shots=None):
+    """Token prompts; `shots` maps a direction to its (source, target) examples."""
     prompts = []
     for r in records:
         source, _ = olelo.record_source_target(r)
-        messages = olelo.prompt_messages(source, r.get("direction", "haw-en"))
+        direction = r.get("direction", "haw-en")
+        if shots is None:
+            messages = olelo.prompt_messages(source, direction)
+        else:
+            messages = olelo.fewshot_messages(source, direction, shots[direction])
         prompts.append(tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=False))
     return prompts
+
+
+def pick_shots(train_records, directions, k: int, seed: int) -> dict:
+    """{direction: [record, ...]}: k train records per direction, drawn with `seed`
+    from the shorter half (source + target characters; at least k records)."""
+    shots = {}
+    for direction in sorted(directions):
+        pool = [r for r in train_records if r.get("direction", "haw-en") == direction]
+        if len(pool) < k:
+            raise olelo.UserError(f"--shots {k}: the train split has only {len(pool)} {direction} pairs")
+        # Sorted by (length, id) and then by id: the draw does not depend on the order of train.jsonl.
+        by_size = sorted(pool, key=lambda r: (sum(map(len, olelo.record_source_target(r))), str(r.get("id"))))
+        short = sorted(by_size[:max(k, (len(pool) + 1) // 2)], key=lambda r: str(r.get("id")))
+        shots[direction] = random.Random(seed).sample(short, k)
+    return shots
 
 
 def default_max_tokens(tokenizer, records) -> int:
@@ -34,11 +60,11 @@ def default_max_tokens(tokenizer, records) -> int:
     return math.ceil(1.25 * longest) + 8
 
 
-def translate(model, tokenizer, records, max_tokens: int, batch_size: int, progress=True) -> list[dict]:
+def translate(model, tokenizer, records, max_tokens: int, batch_size: int, progress=True, shots=None) -> list[dict]:
     from mlx_lm.generate import batch_generate
     from tqdm import tqdm
 
-    prompts = build_prompts(tokenizer, records)
+    prompts = build_prompts(tokenizer, records, shots)
     # Batch prompts of similar length together: less padding in prefill.
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out = [None] * len(records)
@@ -76,6 +102,11 @@ def main():
     p.add_argument("--max-tokens", type=int)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--limit", type=int, help="only the first N test records")
+    p.add_argument("--prompt", choices=["zero-shot", "fewshot"], default="zero-shot",
+                   help="zero-shot: the training prompt; fewshot: --shots train pairs first (default: %(default)s)")
+    p.add_argument("--shots", type=int, default=4, help="examples in a fewshot prompt (default: %(default)s)")
+    p.add_argument("--shots-seed", type=int, default=0, help="seed of the examples' draw (default: %(default)s)")
+    p.add_argument("--shots-from", help="train.jsonl to draw examples from (default: beside --data)")
     a = p.parse_args()
     if a.run:
         a.model, a.data, a.adapter_path = run_eval_inputs(a.run, a.ckpt)
@@ -84,10 +115,22 @@ def main():
     records = olelo.read_jsonl(a.data)[: a.limit]
     if not records:
         raise olelo.UserError(f"{a.data}: no records")
+    shots = None
+    if a.prompt == "fewshot":
+        if a.shots < 1:
+            raise olelo.UserError(f"--shots must be at least 1, got {a.shots}")
+        train_file = Path(a.shots_from or Path(a.data).with_name("train.jsonl"))
+        picked = pick_shots(olelo.read_jsonl(train_file), {r.get("direction", "haw-en") for r in records},
+                            a.shots, a.shots_seed)
+        shots = {d: [olelo.record_source_target(r) for r in rs] for d, rs in picked.items()}
+        # Ids only, no text: this record may be committed.
+        olelo.atomic_write_json(Path(a.output).with_name("prompt.json"), {
+            "prompt": "fewshot", "shots": a.shots, "seed": a.shots_seed, "examples_from": str(train_file),
+            "example_ids": {d: [r.get("id") for r in rs] for d, rs in picked.items()}})
     model, tokenizer = olelo.load_model(a.model, adapter_path=a.adapter_path)
     max_tokens = a.max_tokens or default_max_tokens(tokenizer, records)
     t = time.perf_counter()
-    rows = translate(model, tokenizer, records, max_tokens, a.batch_size)
+    rows = translate(model, tokenizer, records, max_tokens, a.batch_size, shots=shots)
     elapsed = time.perf_counter() - t
     olelo.atomic_write_jsonl(a.output, rows)
     print(f"{a.output}: {len(rows)} sentences in {elapsed:.1f} s ({len(rows) / elapsed:.2f} sent/s, "

@@ -10,7 +10,6 @@ import perplexity
 import translate
 
 
-
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory, tiny_model, tiny_data, tiny_train, run_make):
     root = tmp_path_factory.mktemp("evallab")
@@ -24,7 +23,8 @@ def evaluated(tmp_path_factory, tiny_model, tiny_data, tiny_train, run_make):
 
     first = make_eval()
     eval_dir = (runs / "latest").resolve() / "eval-n4-mt8"
-    return {"eval_dir": eval_dir, "make_eval": make_eval, "first": first, "tiny_model": tiny_model, "data": data}
+    return {"eval_dir": eval_dir, "make_eval": make_eval, "first": first, "tiny_model": tiny_model, "data": data,
+            "adapters": adapters}
 
 
 def test_eval_writes_every_output(evaluated):
@@ -42,16 +42,52 @@ def test_eval_writes_every_output(evaluated):
 
 def test_summary_has_signatures_and_p_values(evaluated):
     s = json.loads((evaluated["eval_dir"] / "summary.json").read_text())
-    assert set(s["checkpoints"]) == {"base", "final", "best"}
+    assert set(s["checkpoints"]) == {"final", "best"}
+    assert list(s["baselines"]) == ["base", "copy-source"]
     final = s["checkpoints"]["final"]
     assert final["signatures"]["chrf"].startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:2")
     assert final["iteration"] == 4
     for metric in ("bleu", "chrf", "ter"):
         p = final["vs_base"]["metrics"][metric]["p_value"]
         assert 0 < p <= 1
-    assert set(s["best_by"]) >= {"bleu", "chrf", "ter", "test_ppl"}
+    # Against copy-source: chrF++ and BLEU only (TER is slow on long segments).
+    assert set(final["vs_baselines"]["copy-source"]["metrics"]) == {"chrf", "bleu"}
+    assert set(s["test_posthoc"]["by_metric"]) >= {"bleu", "chrf", "ter", "test_ppl"}
+    assert set(s["test_posthoc"]["by_metric"].values()) <= {"final", "best"}
     md = (evaluated["eval_dir"] / "summary.md").read_text()
     assert "p=" in md and "nrefs:1" in md
+    assert "post-hoc view" in md and "copy-source" in md
+
+
+def test_headline_is_the_checkpoint_chosen_on_validation(evaluated, tmp_path):
+    d = evaluated["eval_dir"]
+    s = json.loads((d / "summary.json").read_text())
+    stamp = d.parent.name
+    chosen = json.loads((evaluated["adapters"] / stamp / "best" / "best.json").read_text())
+    assert s["headline"]["checkpoint"] == "best" and s["headline"]["selected_on"] == "validation"
+    assert s["headline"]["iteration"] == chosen["iteration"] == s["checkpoints"]["best"]["iteration"]
+    md = (d / "summary.md").read_text()
+    assert "Headline: **best**" in md and "| **best** (chosen on validation) |" in md
+    assert (d / "ab.md").read_text().startswith("# A/B: base vs best (the headline checkpoint)")
+
+
+def test_copy_source_and_output_health_are_scored_like_a_checkpoint(evaluated):
+    import score
+
+    d = evaluated["eval_dir"]
+    s = json.loads((d / "summary.json").read_text())
+    rows = olelo.read_jsonl(d / "base" / "hyps.jsonl")
+    sources, refs = [r["source"] for r in rows], [r["reference"] for r in rows]
+    copy = s["baselines"]["copy-source"]
+    expected = score.score_corpus(sources, refs)
+    assert (copy["chrf"], copy["bleu"], copy["ter"]) == (expected["chrf"]["score"], expected["bleu"]["score"],
+                                                          expected["ter"]["score"])
+    assert copy["iteration"] is None and set(copy["vs_base"]["metrics"]) == {"chrf", "bleu"}
+    assert copy["length_ratio"] == sum(map(len, sources)) / sum(map(len, refs))
+    for name in ("final", "best"):
+        hyps = [r["hypothesis"] for r in olelo.read_jsonl(d / name / "hyps.jsonl")]
+        assert s["checkpoints"][name]["loop_rate"] == sum(map(score.loops, hyps)) / len(hyps)
+    assert s["definitions"]["loop_rate"] == score.LOOP_DEFINITION
 
 
 def test_ab_is_sorted_by_size_of_difference(evaluated):
@@ -86,6 +122,38 @@ def test_eval_prompt_is_the_training_prompt(evaluated):
         full = tokenizer.apply_chat_template(record["messages"], return_dict=False)
         assert full[: len(prompt)] == prompt
         assert tokenizer.decode(full[len(prompt):]).startswith(record["messages"][-1]["content"])
+
+
+def test_fewshot_base_is_a_second_baseline(evaluated):
+    d = evaluated["eval_dir"]
+    out = evaluated["make_eval"]("BASE_PROMPT=fewshot", "SHOTS=2")
+    assert out.stdout.count("scripts/translate.py") == 1 and "perplexity.py" not in out.stdout
+    prompt = json.loads((d / "base-fewshot2-s0" / "prompt.json").read_text())
+    train_ids = {r["id"] for r in olelo.read_jsonl(evaluated["data"] / "train.jsonl")}
+    assert prompt["prompt"] == "fewshot" and prompt["shots"] == 2 and prompt["seed"] == 0
+    assert len(prompt["example_ids"]["haw-en"]) == 2 and set(prompt["example_ids"]["haw-en"]) <= train_ids
+    s = json.loads((d / "summary.json").read_text())
+    assert list(s["baselines"]) == ["base", "copy-source", "base-fewshot2-s0"]
+    assert s["baselines"]["base-fewshot2-s0"]["prompt"] == prompt
+    assert "base-fewshot2-s0" in s["checkpoints"]["best"]["vs_baselines"]
+
+
+def test_fewshot_prompt_holds_the_examples_then_the_sentence(evaluated):
+    from mlx_lm import load
+
+    _, tokenizer = load(str(evaluated["tiny_model"]))
+    records = olelo.read_jsonl(evaluated["data"] / "test.jsonl")[:2]
+    train = olelo.read_jsonl(evaluated["data"] / "train.jsonl")
+    shots = translate.pick_shots(train, {"haw-en"}, 2, seed=0)
+    assert shots == translate.pick_shots(list(reversed(train)), {"haw-en"}, 2, seed=0)  # order-free draw
+    pairs = {"haw-en": [olelo.record_source_target(r) for r in shots["haw-en"]]}
+    for record, prompt in zip(records, translate.build_prompts(tokenizer, records, pairs)):
+        text = tokenizer.decode(prompt)
+        positions = [text.index(part) for pair in pairs["haw-en"] for part in pair]
+        source = olelo.record_source_target(record)[0]
+        assert positions == sorted(positions) and text.rindex(source) > positions[-1]
+    with pytest.raises(olelo.UserError, match="only 6 haw-en pairs"):
+        translate.pick_shots(train, {"haw-en"}, 7, seed=0)
 
 
 def test_perplexity_line_is_parsed_as_mlx_lm_prints_it():

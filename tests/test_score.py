@@ -211,3 +211,51 @@ def test_error_bad_seed(tmp_path, ref3):
 def test_help():
     proc = run_score("--help")
     assert proc.returncode == 0 and "--bootstrap" in proc.stdout and "Run:" in proc.stdout
+
+
+# ---------------------------------------------------------------- loops and length
+
+LOOPS = [
+    ("the king of the island, the king of the island, the king of the island", True),  # 5 words x 3
+    ("the king of the island, the king of the island", False),  # twice is not a loop
+    ("ha ha ha", True),
+    ("The King, the king. THE KING!", True),  # case and punctuation do not hide it
+    ("aliʻi aliʻi aliʻi", True),  # ʻokina is part of a word
+    ("ali ʻi ali ʻi ali", False),
+    ("wiki wiki", False),
+    ("a b a b a b", True),
+    (" ".join([" ".join(f"w{i}" for i in range(10))] * 3), True),  # a span of 10 words, 3 times
+    (" ".join([" ".join(f"w{i}" for i in range(11))] * 3), False),  # a span of 11 words is past the limit
+    ("", False),
+]
+
+
+@pytest.mark.parametrize("text,expected", LOOPS)
+def test_loops_table(text, expected):
+    assert score.loops(text) is expected
+
+
+def test_output_health_is_in_every_score():
+    hyps = ["ha ha ha", "The chief went to the ship.", "a", "All the people wept."]
+    refs = ["Aloha.", "The chief went to the ship.", "abc", "All the people wept."]
+    s = score.score_corpus(hyps, refs)
+    assert (s["loops"], s["loop_rate"]) == (1, 0.25)
+    assert s["length_ratio"] == sum(map(len, hyps)) / sum(map(len, refs))
+
+
+def test_compare_on_some_metrics_only_matches_all():
+    some = score.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=100, seed=3, metrics=("chrf", "bleu"))
+    full = score.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=100, seed=3)
+    assert set(some["metrics"]) == {"chrf", "bleu"} and len(some["verdicts"]) == 2
+    for key in ("chrf", "bleu"):
+        assert some["metrics"][key]["p_value"] == full["metrics"][key]["p_value"]
+        assert some["metrics"][key]["system"] == full["metrics"][key]["system"]
+    with pytest.raises(ValueError, match="subset"):
+        score.compare(BAD, BAD, MANY_REFS, metrics=("meteor",))
+
+
+def test_cli_prints_loops_and_length(tmp_path):
+    ref, hyp = write_lines(tmp_path / "ref.txt", REFS), write_lines(tmp_path / "hyp.txt", ["ha ha ha"] * 5)
+    proc = run_score("--hyp", str(hyp), "--ref", str(ref), "--no-semsim")
+    assert proc.returncode == 0, proc.stderr
+    assert "loops    1.000  (5 of 5:" in proc.stdout and "length " in proc.stdout

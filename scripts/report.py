@@ -1,0 +1,380 @@
+"""The lab on one page: a static HTML file that opens offline in any browser.
+
+    python scripts/report.py [--runs-dir runs] [--data data] [--out runs/report/index.html] [--no-text]
+
+Sections: the runs (a sortable table, failed and stopped runs marked; click a
+header, or open the page as index.html#sort=-tok_per_s), each run's loss curves
+(and validation chrF++ when metrics.jsonl has it), each evaluation (the headline
+row chosen on validation, every row with its 95 % bootstrap interval, the
+checkpoint sweep, and base vs fine-tuned examples, largest differences first, when
+the local ab.csv is there), and the data-quality findings (data/interim/**/
+*.report.json) and split manifests (data/finetuning/**/manifest.json).
+
+Figures: matplotlib (already a dependency) PNGs inlined as data: URIs, because one
+self-contained file opens offline anywhere and needs no JavaScript library vendored.
+A Content-Security-Policy in the page makes the browser refuse any outside load.
+
+The page quotes the data (examples, excerpts), so runs/report/ is git-ignored;
+--no-text leaves every quoted sentence out: a page you may commit or share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import html
+import json
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import olelo
+import plots
+import runs_table
+from summaries import base_ci, chrf_ci, chrf_vs, normalize
+
+AB_ROWS = 12
+STATUS_CLASS = {"finished": "ok", "stopped-early": "ok", "failed": "bad", "stopped": "bad", "running": "busy"}
+STATUS_NOTE = {"stopped": "process gone (killed or crashed): run the same command to resume",
+               "failed": "see the run's train.log"}
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5em auto;max-width:1200px;padding:0 1em;color:#222}
+h1{margin-bottom:.2em} h2{border-bottom:2px solid #ddd;margin-top:2em} h3{margin-bottom:.3em}
+nav a{margin-right:1em} .meta{color:#666} table{border-collapse:collapse;margin:.6em 0;font-size:13px}
+th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top} th{background:#f3f3f3}
+table.sortable th{cursor:pointer} table.sortable th[data-dir=asc]::after{content:" \\25B2"}
+table.sortable th[data-dir=desc]::after{content:" \\25BC"} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.badge{padding:1px 7px;border-radius:9px;font-size:12px;color:#fff;white-space:nowrap}
+.badge.ok{background:#2a7d3b} .badge.bad{background:#b3261e} .badge.busy{background:#1f5fa8}
+.badge.other{background:#777} tr.bad{background:#fdecea} tr.busy{background:#eaf1fb}
+tr.headline{background:#fff6d6;font-weight:600} img{max-width:100%;height:auto} .pair{display:flex;flex-wrap:wrap;gap:1em}
+.pair img{max-width:49%} .pos{color:#2a7d3b} .neg{color:#b3261e} details{margin:.5em 0} summary{cursor:pointer}
+section.run,section.eval{border-left:4px solid #eee;padding-left:1em;margin:1.2em 0}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(540px,1fr));gap:0 1.5em}
+section.run h3{font-size:14px;word-break:break-all}
+"""
+
+# The browser itself refuses any load from outside the page: it opens with no network.
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+
+# Sorting: click a header; a #sort=KEY or #sort=-KEY link sorts on load.
+JS = """
+function cellKey(td){var v=td.getAttribute('data-sort');if(v===null)v=td.textContent.trim();
+ var n=parseFloat(v);return isNaN(n)||!/^[-+0-9.eE]+$/.test(v)?[1,v.toLowerCase()]:[0,n];}
+function sortTable(t,i,asc){var b=t.tBodies[0],rows=Array.prototype.slice.call(b.rows);
+ rows.sort(function(x,y){var a=cellKey(x.cells[i]),c=cellKey(y.cells[i]);
+  var r=a[0]-c[0]||(a[1]<c[1]?-1:a[1]>c[1]?1:0);return asc?r:-r;});
+ rows.forEach(function(r){b.appendChild(r);});
+ Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,j){
+  if(j===i)th.setAttribute('data-dir',asc?'asc':'desc');else th.removeAttribute('data-dir');});}
+Array.prototype.forEach.call(document.querySelectorAll('table.sortable'),function(t){
+ Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){th.addEventListener('click',function(){
+  sortTable(t,i,th.getAttribute('data-dir')!=='asc');});});});
+var m=/sort=(-?)([\\w-]+)/.exec(location.hash),t=document.getElementById('runs-table');
+if(m&&t){Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){
+ if(th.getAttribute('data-key')===m[2])sortTable(t,i,m[1]!=='-');});}
+document.body.setAttribute('data-ready','1');
+"""
+
+
+def esc(x) -> str:
+    return html.escape("" if x is None else str(x))
+
+
+def num(x, fmt="{:.2f}") -> str:
+    return "–" if x is None else fmt.format(x)
+
+
+def img(fig, alt: str) -> str:
+    data = base64.b64encode(plots.png_bytes(fig)).decode("ascii")
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise olelo.UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); fix or delete it") from None
+
+
+def run_status(manifest: dict) -> str:
+    """The manifest's status, except that a 'running' run whose process is gone
+    on this host is shown as 'stopped' (kill -9, out of memory, a closed lid)."""
+    status = manifest.get("status", "?")
+    if status == "running" and manifest.get("host") == platform.node():
+        try:
+            import os
+
+            os.kill(int(manifest.get("pid")), 0)
+        except (OSError, TypeError, ValueError):
+            return "stopped"
+    return status
+
+
+def badge(status: str) -> str:
+    cls = STATUS_CLASS.get(status, "other")
+    return f'<span class="badge {cls}" title="{esc(STATUS_NOTE.get(status, ""))}">{esc(status)}</span>'
+
+
+def table(headers, rows, cls="", table_id="") -> str:
+    """headers: [(key, label)]; rows: [(tr_class, [(html, sort_value | None, numeric)])]."""
+    out = [f'<table class="{cls}"' + (f' id="{table_id}"' if table_id else "") + "><thead><tr>"]
+    out += [f'<th data-key="{esc(k)}">{esc(label)}</th>' for k, label in headers]
+    out.append("</tr></thead><tbody>")
+    for tr_cls, cells in rows:
+        out.append(f'<tr class="{tr_cls}">')
+        for text, sort, numeric in cells:
+            attrs = (' class="num"' if numeric else "") + (f' data-sort="{esc(sort)}"' if sort is not None else "")
+            out.append(f"<td{attrs}>{text}</td>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- runs
+
+
+def collect_runs(runs_dir: Path) -> list[dict]:
+    runs = []
+    for manifest_path in sorted(runs_dir.glob("*/manifest.json")):
+        run_dir = manifest_path.parent
+        if run_dir.is_symlink():  # runs/latest
+            continue
+        manifest = read_json(manifest_path)
+        metrics = olelo.read_jsonl(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
+        evals = [p.parent for p in sorted(run_dir.glob("eval*/summary.json"))]
+        runs.append({"dir": run_dir, "manifest": manifest, "metrics": metrics, "row": runs_table.run_row(run_dir),
+                     "status": run_status(manifest), "evals": evals})
+    return runs
+
+
+def runs_section(runs: list[dict]) -> str:
+    headers = [("stamp", "run"), ("status", "status"), ("iters", "iterations"), ("best_val_loss", "best val loss"),
+               ("best_iter", "at"), ("val_chrf", "best val chrF++"), ("tok_per_s", "tok/s"),
+               ("peak_mem_gb", "peak GB"), ("commit", "commit"), ("started", "started"), ("evals", "evaluations")]
+    rows = []
+    for r in runs:
+        row, stamp = r["row"], r["manifest"]["stamp"]
+        chrf = [m for m in r["metrics"] if m.get("val_chrf") is not None]
+        top = max(chrf, key=lambda m: m["val_chrf"], default=None)
+        started = (r["manifest"].get("segments") or [{}])[0].get("started", "")
+        done = row["iters"].split("/")[0]
+        links = " ".join(f'<a href="#eval-{esc(stamp)}-{esc(e.name)}">{esc(e.name)}</a>' for e in r["evals"])
+        rows.append((STATUS_CLASS.get(r["status"], "other"), [
+            (f'<a href="#run-{esc(stamp)}">{esc(stamp)}</a>', None, False),
+            (badge(r["status"]), r["status"], False),
+            (esc(row["iters"]), done, True),
+            (esc(row["best_val_loss"]), row["best_val_loss"], True),
+            (esc(row["best_iter"]), row["best_iter"], True),
+            (num(top and top["val_chrf"]) + (f' @{top["iteration"]}' if top else ""),
+             top["val_chrf"] if top else "", True),
+            (esc(row["tok_per_s"]), row["tok_per_s"], True),
+            (esc(row["peak_mem_gb"]), row["peak_mem_gb"], True),
+            (f"<code>{esc(row['commit'])}</code>", None, False),
+            (esc(started[:16].replace("T", " ")), started, False),
+            (links or "–", len(r["evals"]), False),
+        ]))
+    if not rows:
+        return '<h2 id="runs">Runs</h2><p>No runs yet: <code>make train-small</code> or <code>make demo</code>.</p>'
+    return ('<h2 id="runs">Runs</h2><p class="meta">Click a header to sort. Red rows failed or were stopped '
+            "(a run left 'running' by a process that is gone); blue rows are running.</p>"
+            + table(headers, rows, "sortable", "runs-table"))
+
+
+def run_detail(r: dict) -> str:
+    m, stamp = r["manifest"], r["manifest"]["stamp"]
+    facts = [f"model <code>{esc(m.get('model'))}</code>", f"data <code>{esc(m.get('data_dir'))}</code>",
+             f"{esc(r['row']['iters'])} iterations"]
+    if m.get("best"):
+        facts.append(f"best/ at iteration {esc(m['best'].get('iteration'))} (chosen on validation)")
+    error = f'<p class="neg">error: {esc(m["error"])}</p>' if m.get("error") else ""
+    return (f'<section class="run" id="run-{esc(stamp)}"><h3>{esc(stamp)} {badge(r["status"])}</h3>'
+            f'<p class="meta">{"; ".join(facts)}</p>{error}'
+            f'{img(plots.loss_figure(r["metrics"], stamp), "loss curves of " + stamp)}</section>')
+
+
+# ---------------------------------------------------------------- evaluations
+
+
+def p_cell(row: dict, against: str) -> str:
+    m = chrf_vs(row, against)
+    if not m:
+        return ""
+    cls = "pos" if m["delta"] > 0 else "neg" if m["delta"] < 0 else ""
+    star = "*" if m["significant"] else ""
+    return f'<span class="{cls}">{m["delta"]:+.2f}</span> (p={m["p_value"]:.3f}{star})'
+
+
+def eval_section(run_dir: Path, eval_dir: Path, with_text: bool) -> str:
+    summary = read_json(eval_dir / "summary.json")
+    baselines, ckpts, head, posthoc = normalize(summary)
+    head_name = head["checkpoint"] if head else None
+    anchor = f"eval-{run_dir.name}-{eval_dir.name}"
+    others = [b for b in baselines if b != "base"]
+    headers = [("row", "row"), ("iter", "iteration"), ("chrf", "chrF++ ±95% CI"), ("d_base", "Δ vs base (p)")]
+    headers += [(f"d_{b}", f"Δ vs {b} (p)") for b in others]
+    headers += [("bleu", "BLEU"), ("ter", "TER"), ("loops", "loop rate"), ("len", "length ratio"),
+                ("semsim", "semsim"), ("ppl", "test ppl")]
+    order = list(baselines) + ([head_name] if head_name in ckpts else []) + sorted(
+        (n for n in ckpts if n != head_name), key=lambda n: (ckpts[n]["iteration"] or 0, n))
+    rows = []
+    for n in order:
+        c = {**baselines, **ckpts}[n]
+        ci = chrf_ci(c) if n != "base" else base_ci(summary)
+        marks = " †" if posthoc.get("chrf") == n else ""
+        label = f"<b>{esc(n)}</b> (headline: chosen on validation)" if n == head_name else esc(n)
+        cells = [(label + marks, None, False), (num(c.get("iteration"), "{}"), None, True),
+                 (num(c["chrf"]) + (f" ±{ci:.2f}" if ci else ""), None, True), (p_cell(c, "base"), None, True)]
+        cells += [(p_cell(c, b), None, True) for b in others]
+        cells += [(num(c.get("bleu")), None, True), (num(c.get("ter")), None, True),
+                  (num(c.get("loop_rate"), "{:.3f}"), None, True), (num(c.get("length_ratio")), None, True),
+                  (num(c.get("semsim"), "{:.3f}"), None, True), (num(c.get("test_ppl"), "{:.1f}"), None, True)]
+        rows.append(("headline" if n == head_name else "", cells))
+    if head_name in ckpts:
+        h = ckpts[head_name]
+        intro = (f"<p>Headline: <b>{esc(head_name)}</b>, iteration {esc(head.get('iteration'))}, selected on "
+                 f"{esc(head.get('selected_on'))}; chrF++ {h['chrf']:.2f} vs base {baselines['base']['chrf']:.2f}"
+                 + (f", vs copy-source {baselines['copy-source']['chrf']:.2f}" if "copy-source" in baselines else "")
+                 + ".</p>")
+    else:
+        intro = ('<p class="neg">No headline row: this summary predates validation-chosen headlines '
+                 "(re-run <code>make eval</code> to rescore).</p>")
+    notes = ("<p class='meta'>p: paired bootstrap (sacrebleu, two-sided), * p &lt; 0.05. "
+             + (f"† chrF++: {esc(summary['test_posthoc']['note'])}. " if "test_posthoc" in summary else
+                "† chrF++: highest on the test set, a post-hoc view (selection on test). ")
+             + ("loop rate: " + esc(summary["definitions"]["loop_rate"]) + "." if "definitions" in summary else "")
+             + "</p>")
+    figs = f'<div class="pair">{img(plots.sweep_figure(summary, f"{run_dir.name}: {eval_dir.name}"), "sweep")}</div>'
+    return (f'<section class="eval" id="{esc(anchor)}"><h3>{esc(run_dir.name)} / {esc(eval_dir.name)}</h3>'
+            f'<p class="meta">{esc(summary.get("model"))}, {esc(next(iter(baselines.values()))["n"])} test sentences '
+            f'({esc(summary.get("test_data"))}), {esc(summary["bootstrap"]["samples"])} bootstrap samples</p>'
+            + intro + table(headers, rows) + notes + figs + ab_block(eval_dir, with_text) + "</section>")
+
+
+def ab_block(eval_dir: Path, with_text: bool) -> str:
+    path = eval_dir / "ab.csv"
+    if not path.is_file():
+        return "<p class='meta'>No A/B examples here (ab.csv is a local, git-ignored file of the machine that evaluated).</p>"
+    if not with_text:
+        return "<p class='meta'>A/B examples left out (--no-text).</p>"
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: -abs(float(r["delta"])))
+    title = (eval_dir / "ab.md").read_text(encoding="utf-8").splitlines()[0].lstrip("# ") \
+        if (eval_dir / "ab.md").is_file() else "A/B"
+    body = [("", [(f'<span class="{"pos" if float(r["delta"]) > 0 else "neg"}">{float(r["delta"]):+.2f}</span>',
+                   None, True), (esc(r["id"]), None, False), (esc(r["source"]), None, False),
+                  (esc(r["reference"]), None, False), (esc(r["base"]), None, False),
+                  (esc(r["fine_tuned"]), None, False)]) for r in rows[:AB_ROWS]]
+    headers = [("delta", "Δ chrF++"), ("id", "id"), ("source", "source"), ("reference", "reference"),
+               ("base", "base"), ("ft", "fine-tuned")]
+    return (f"<details><summary>{esc(title)}: the {min(AB_ROWS, len(rows))} largest of {len(rows)} differences"
+            f"</summary>{table(headers, body)}</details>")
+
+
+# ---------------------------------------------------------------- data quality
+
+
+def data_section(data_dir: Path, with_text: bool) -> str:
+    out = ['<h2 id="data">Data quality</h2>']
+    reports = sorted((data_dir / "interim").rglob("*.report.json")) if (data_dir / "interim").is_dir() else []
+    manifests = sorted((data_dir / "finetuning").rglob("manifest.json")) if (data_dir / "finetuning").is_dir() else []
+    if not reports and not manifests:
+        return out[0] + f"<p>No data under {esc(data_dir)}/ yet: <code>make data</code>.</p>"
+    for path in reports:
+        r = read_json(path)
+        c = r.get("counts", {})
+        drop = ", ".join(f"{k} {v}" for k, v in (c.get("dropped_by_reason") or {}).items())
+        out.append(f"<h3>{esc(path)}</h3><p>{esc(c.get('rows'))} rows → {esc(c.get('pairs'))} pairs → "
+                   f"{esc(c.get('records'))} records; dropped: {esc(drop)}; flagged misaligned "
+                   f"{esc(c.get('flagged_misaligned'))} (ratio {esc(r.get('ratio'))} outside "
+                   f"{esc(r.get('options', {}).get('min_ratio'))}–{esc(r.get('options', {}).get('max_ratio'))}); "
+                   f"repaired {esc(c.get('repaired'))}.</p>")
+        findings = [("flagged", f) for f in r.get("flagged", [])] + [("dropped", f) for f in r.get("dropped", [])] \
+            + [("repaired", f) for f in r.get("repaired", [])]
+        if findings:
+            headers = [("kind", "finding"), ("line", "CSV line"), ("id", "pair id"), ("what", "details")]
+            if with_text:
+                headers.append(("excerpt", "excerpt"))
+            rows = []
+            for kind, f in findings:
+                what = f.get("reason") or f.get("note") or (f"ratio {f.get('ratio')} ({f.get('haw_chars')} haw / "
+                                                            f"{f.get('en_chars')} en chars)")
+                cells = [(esc(kind), None, False), (esc(f.get("line")), None, True),
+                         (esc(f.get("pair_id", "")), None, False), (esc(what), None, False)]
+                if with_text:
+                    cells.append((esc(f.get("excerpt", "")), None, False))
+                rows.append(("bad" if kind == "dropped" else "", cells))
+            out.append(table(headers, rows))
+    if manifests:
+        headers = [("split", "dataset"), ("train", "train"), ("valid", "valid"), ("test", "test"), ("seed", "seed"),
+                   ("common", "common test from"), ("sha", "test sha256"), ("order", "train order")]
+        rows = []
+        for path in manifests:
+            m = read_json(path)
+            counts = m.get("counts", {})
+            rows.append(("", [(esc(path.parent), None, False)] + [
+                (esc(counts.get(s, {}).get("pairs")), None, True) for s in ("train", "valid", "test")] + [
+                (esc(m.get("seed")), None, True), (esc(m.get("common_test_from")), None, False),
+                (f"<code>{esc((m.get('common_test_sha256') or '')[:12])}</code>", None, False),
+                (esc(m.get("train_order", "")), None, False)]))
+        out.append("<h3>Splits</h3>" + table(headers, rows))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- page
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def build_page(runs_dir: Path, data_dir: Path, with_text: bool) -> str:
+    runs = collect_runs(runs_dir)
+    evals = [(r["dir"], e) for r in runs for e in r["evals"]]
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        f"<title>olelo-mlx lab report</title><style>{CSS}</style></head><body>",
+        f"<h1>olelo-mlx lab report</h1><p class='meta'>{len(runs)} runs and {len(evals)} evaluations in "
+        f"{esc(runs_dir)}/, built {now} at commit <code>{esc(git_commit())}</code> by "
+        f"<code>make report</code>.{'' if with_text else ' Quoted text left out (--no-text).'}</p>",
+        '<nav><a href="#runs">Runs</a><a href="#curves">Training curves</a>'
+        '<a href="#evals">Evaluations</a><a href="#data">Data quality</a></nav>',
+        runs_section(runs),
+        '<h2 id="curves">Training curves</h2><div class="grid">' + "".join(run_detail(r) for r in runs) + "</div>",
+        '<h2 id="evals">Evaluations</h2>' + ("".join(eval_section(d, e, with_text) for d, e in evals)
+                                             or "<p>No evaluations yet: <code>make eval</code>.</p>"),
+        data_section(data_dir, with_text),
+        f"<script>{JS}</script></body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs-dir", default="runs", help="run folders (default: %(default)s)")
+    p.add_argument("--data", default="data", help="data folder with interim/ and finetuning/ (default: %(default)s)")
+    p.add_argument("--out", default="runs/report/index.html", help="the page to write (default: %(default)s)")
+    p.add_argument("--no-text", action="store_true", help="leave out quoted sentences (A/B examples, data excerpts)")
+    a = p.parse_args(argv)
+    runs_dir = Path(a.runs_dir)
+    if not runs_dir.is_dir():
+        raise olelo.UserError(f"{runs_dir}: no such folder (train a run first, e.g. make demo)")
+    page = build_page(runs_dir, Path(a.data), not a.no_text)
+    olelo.atomic_write_text(a.out, page)
+    print(f"{a.out}: {len(page) // 1024} KiB; open it in a browser (file://{Path(a.out).resolve()})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    olelo.run_main(main)
