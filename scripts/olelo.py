@@ -203,7 +203,7 @@ def run_stamp(dataset: str, args: dict) -> str:
     """The one place a run's name is built, from what defines the trained weights.
 
     `args` is the merged mlx_lm.lora configuration (flags > YAML > defaults) plus
-    the lab's own `patience`. Settings at mlx-lm's defaults are left out, except
+    the lab's own `patience`, `select` and `val_gen`. Settings at mlx-lm's defaults are left out, except
     the ones every reader wants to see (iterations, batch, learning rate, rank, seed).
     """
     import re
@@ -242,8 +242,9 @@ def run_stamp(dataset: str, args: dict) -> str:
     schedule = args.get("lr_schedule")
     if schedule:
         parts.append(f"{schedule['name'].replace('_decay', '')}w{schedule.get('warmup', 0)}")
-    if args.get("patience"):
-        parts.append(f"p{args['patience']}")
+    if args.get("patience"):  # early stopping by validation chrF++ ends elsewhere than by val loss
+        chrf = f"chrf{args['val_gen']}" if args.get("select") == "val_chrf" else ""
+        parts.append(f"p{args['patience']}{chrf}")
     if args.get("world_size", 1) > 1:  # ranks average per-rank means: not the same weights as 1 process
         parts.append(f"np{args['world_size']}")
     parts.append(f"s{args['seed']}")

@@ -3,21 +3,24 @@
     python scripts/train.py [lab options] -- mlx_lm.lora --model M --train --data D ...
 
 Everything after `--` is an ordinary mlx_lm.lora command line. It is parsed by
-mlx-lm's own parser, merged with the run's config.yaml exactly as mlx_lm.lora
-does (flag > YAML > default), and trained by mlx-lm's own `train_model`; the lab
-adds a TrainingCallback that records every report, keeps the best checkpoint and
-stops early. What gets written:
+mlx-lm's own parser and merged with the run's config.yaml exactly as mlx_lm.lora
+does (flag > YAML > default); scripts/trainer.py trains it with mlx-lm's pieces in
+mlx-lm's order (same losses as mlx-lm's train) and checkpoints that resume exactly.
+The lab's Recorder writes every report, scores validation translations (chrF++ of
+--val-gen sentences), keeps the best checkpoint (--select) and stops early. What
+gets written:
 
-    runs/<stamp>/command.sh     the exact mlx_lm.lora invocation (one line per segment)
+    runs/<stamp>/command.sh     the exact mlx_lm.lora invocation
     runs/<stamp>/config.yaml    LoRA parameters and LR schedule (mlx-lm reads them only from YAML)
     runs/<stamp>/manifest.json  git, packages, platform, data checksums, times, status
     runs/<stamp>/train.log      the console output
     runs/<stamp>/metrics.jsonl  every train and validation report
-    adapters/<stamp>/           adapters, numbered checkpoints, best/
+    adapters/<stamp>/           adapters, numbered checkpoints with their training state, best/
 
 Run the same command again: a finished run is "up to date"; an interrupted one
-(Ctrl-C, kill -9, out of memory) resumes from its last checkpoint; --force starts a
-new attempt (<stamp>-a2, ...) and keeps the old one.
+(Ctrl-C, kill -9, out of memory) resumes from its last checkpoint as if it had
+never stopped (optimizer state, schedule, data order, RNG); --force starts a new
+attempt (<stamp>-a2, ...) and keeps the old one.
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ import olelo
 
 REPO = Path(__file__).resolve().parent.parent
 CKPT_RE = re.compile(r"^(\d{7})_adapters\.safetensors$")
-SCRATCH = ".segment"  # where a resumed segment writes before its files are renumbered
 
 
 class EarlyStop(Exception):
@@ -61,10 +63,25 @@ def parse_lab_args(argv):
                    help="cosine: linear warmup then cosine decay to 10%% of the learning rate")
     p.add_argument("--warmup", type=int, help="warmup iterations for --lr-schedule cosine (default: 5%% of iters)")
     p.add_argument("--patience", type=int, default=0,
-                   help="stop after N validations without a new best val loss (0: never)")
+                   help="stop after N validations without a new best (by --select) (0: never)")
+    p.add_argument("--val-gen", type=int, default=64,
+                   help="at each validation, translate this many validation sentences (a fixed seeded sample; "
+                        "all when fewer) greedily and record their chrF++ (0: off; default 64)")
+    p.add_argument("--val-gen-batch", type=int, default=32, help="generation batch size for --val-gen")
+    p.add_argument("--select", choices=["val_loss", "val_chrf"],
+                   help="what picks best/ and drives --patience (default: val_chrf when --val-gen > 0, else val_loss)")
+    p.add_argument("--keep", default="all",
+                   help="adapter checkpoints to keep: all, or N (the N newest); the training state "
+                        "(optimizer, RNG, data order) is kept for the newest only")
     p.add_argument("--force", action="store_true", help="train again into a new attempt folder")
     p.add_argument("--auto-batch-record", help="JSON written by auto_batch.py (BATCH=auto): kept in the manifest")
     lab = p.parse_args(argv[:cut])
+    if lab.select is None:
+        lab.select = "val_chrf" if lab.val_gen > 0 else "val_loss"
+    if lab.select == "val_chrf" and lab.val_gen <= 0:
+        raise olelo.UserError("--select val_chrf needs --val-gen > 0 (VAL_GEN=64, say)")
+    if lab.keep != "all" and not (lab.keep.isdigit() and int(lab.keep) > 0):
+        raise olelo.UserError(f"--keep {lab.keep}: use all or a positive number of checkpoints")
     cmd = argv[cut + 1:]
     if not cmd or cmd[0] != "mlx_lm.lora":
         raise olelo.UserError("after `--` give an mlx_lm.lora command line, e.g. -- mlx_lm.lora --model M --train --data D")
@@ -202,60 +219,52 @@ def checkpoints(folder: Path) -> dict[int, Path]:
     return out
 
 
-def drain_scratch(adapter_dir: Path) -> None:
-    """Move a resumed segment's files into place, renumbered to global iterations.
-
-    mlx-lm numbers checkpoints from 1 in every segment; the segment's offset is
-    kept in segment.json so this is safe to repeat after any crash."""
-    scratch = adapter_dir / SCRATCH
-    seg = scratch / "segment.json"
-    if not seg.is_file():
-        return
-    offset = json.loads(seg.read_text())["offset"]
-    for n, f in sorted(checkpoints(scratch).items()):
-        os.replace(f, adapter_dir / f"{n + offset:07d}_adapters.safetensors")
-    final = scratch / "adapters.safetensors"
-    if final.is_file():
-        os.replace(final, adapter_dir / "adapters.safetensors")
-
-
 class Recorder:
-    """mlx-lm TrainingCallback: metrics.jsonl, best checkpoint, early stopping."""
+    """The trainer's callback: metrics.jsonl, best checkpoint by `select`, early stopping.
 
-    def __init__(self, model, run_dir: Path, adapter_dir: Path, offset: int, patience: int, writer: bool):
+    Its state (rows written, best so far) is saved in each checkpoint; on resume,
+    metrics.jsonl is cut back to the rows it had then, and what follows is redone."""
+
+    def __init__(self, model, run_dir: Path, adapter_dir: Path, patience: int, select: str, writer: bool,
+                 restored: dict | None = None):
         self.model, self.run_dir, self.adapter_dir = model, run_dir, adapter_dir
-        self.offset, self.patience, self.writer = offset, patience, writer
+        self.patience, self.select, self.writer = patience, select, writer
         self.metrics = run_dir / "metrics.jsonl"
-        # Keep what happened up to the checkpoint we resume from; the rest is redone.
-        kept = [r for r in read_metrics(self.metrics) if offset and r["iteration"] <= offset]
+        restored = restored or {"metrics_rows": 0, "best": None, "since_best": 0}
+        kept = read_metrics(self.metrics)[: restored["metrics_rows"]]
         if writer:
             olelo.atomic_write_jsonl(self.metrics, kept)
-        self.tokens_before = max([r["trained_tokens"] for r in kept if r["type"] == "train"], default=0)
-        vals = [r for r in kept if r["type"] == "val"]
-        self.best = min(vals, key=lambda r: r["val_loss"], default=None)
-        self.since_best = sum(1 for r in vals if self.best and r["iteration"] > self.best["iteration"])
+        self.rows, self.best, self.since_best = len(kept), restored["best"], restored["since_best"]
+
+    def checkpoint_state(self) -> dict:
+        return {"metrics_rows": self.rows, "best": self.best, "since_best": self.since_best}
 
     def _append(self, record):
+        self.rows += 1
         if not self.writer:  # distributed: every rank decides alike, rank 0 writes
             return
         with open(self.metrics, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
-        if self.offset:
-            drain_scratch(self.adapter_dir)
 
     def on_train_loss_report(self, info):
         record = {"type": "train", **{k: float(v) if k != "iteration" else int(v) for k, v in info.items()}}
-        record["iteration"] += self.offset
-        record["trained_tokens"] = int(record["trained_tokens"]) + self.tokens_before
+        record["trained_tokens"] = int(record["trained_tokens"])
         record["time"] = now()
         self._append(record)
 
+    def better(self, record) -> bool:
+        if self.best is None:
+            return True
+        if self.select == "val_chrf":
+            return record["val_chrf"] > self.best["val_chrf"]
+        return record["val_loss"] < self.best["val_loss"]
+
     def on_val_loss_report(self, info):
-        # mlx-lm validates before the step it names, so `iteration` counts updates done.
-        record = {"type": "val", "iteration": int(info["iteration"]) + self.offset,
-                  "val_loss": float(info["val_loss"]), "val_time": float(info["val_time"]), "time": now()}
+        record = {"type": "val", "iteration": int(info["iteration"]), "val_loss": float(info["val_loss"]),
+                  "val_time": float(info["val_time"]),
+                  **{k: info[k] for k in ("val_chrf", "val_gen_n", "val_gen_time") if k in info}, "time": now()}
         self._append(record)
-        if self.best is None or record["val_loss"] < self.best["val_loss"]:
+        if self.better(record):
             self.best, self.since_best = record, 0
             if self.writer:
                 self.save_best()
@@ -274,7 +283,9 @@ class Recorder:
         tmp.mkdir(parents=True)
         mx.save_safetensors(str(tmp / "adapters.safetensors"), dict(tree_flatten(self.model.trainable_parameters())))
         shutil.copy(self.adapter_dir / "adapter_config.json", tmp / "adapter_config.json")
-        olelo.atomic_write_json(tmp / "best.json", {"iteration": self.best["iteration"], "val_loss": self.best["val_loss"]})
+        olelo.atomic_write_json(tmp / "best.json", {"iteration": self.best["iteration"], "criterion": self.select,
+                                                    **{k: self.best[k] for k in ("val_loss", "val_chrf")
+                                                       if k in self.best}})
         shutil.rmtree(best_dir, ignore_errors=True)
         os.replace(tmp, best_dir)
 
@@ -395,7 +406,8 @@ def main(argv=None):
     if not (data / "train.jsonl").is_file():
         raise olelo.UserError(f"{data}/train.jsonl not found; build the data first (make data)")
     dataset = data.name
-    stamp = olelo.run_stamp(dataset, {**base, **config, "patience": lab.patience, "world_size": world.size()})
+    stamp = olelo.run_stamp(dataset, {**base, **config, "patience": lab.patience, "select": lab.select,
+                                      "val_gen": lab.val_gen, "world_size": world.size()})
     runs, adapters = Path(lab.runs_dir), Path(lab.adapters_dir)
 
     # Rank 0 looks at the run folder and decides; every rank follows its decision.
@@ -403,11 +415,13 @@ def main(argv=None):
     if rank == 0:
         decided, state = choose_run_dir(runs, stamp, lab.force)
         attempt = int(decided.rsplit("-a", 1)[1]) if decided != stamp else 0
-        if state == "resume":  # tidy up what a killed segment left, then find the last checkpoint
-            drain_scratch(adapters / decided)
-            shutil.rmtree(adapters / decided / SCRATCH, ignore_errors=True)
-            offset = max(checkpoints(adapters / decided), default=0)
-    state_code, attempt, offset = agree(world, [STATES.index(state), attempt, offset])
+        if state == "resume":  # the newest checkpoint with its training state; -1: weights only
+            import trainer
+
+            resumable = trainer.states(adapters / decided)
+            offset = resumable[-1] if resumable else -1 if checkpoints(adapters / decided) else 0
+    state_code, attempt, offset = agree(world, [STATES.index(state), attempt, offset + 1])
+    offset -= 1  # sent as offset + 1: agree() sums, and -1 must survive
     state = STATES[state_code]
     stamp = f"{stamp}-a{attempt}" if attempt else stamp
     run_dir, adapter_dir = runs / stamp, adapters / stamp
@@ -418,6 +432,9 @@ def main(argv=None):
         return 0
     if state == "busy":
         raise olelo.UserError(f"run {stamp} is being trained right now; wait for it or stop it")
+    if offset < 0:
+        raise olelo.UserError(f"{adapters / stamp} has checkpoints without training state (written before exact "
+                              f"resume); FORCE=1 trains a new attempt")
 
     # Load first: a model that cannot be had should leave no run folder behind.
     model, tokenizer = olelo.load_model(base["model"])
@@ -425,7 +442,8 @@ def main(argv=None):
     config_path = run_dir / "config.yaml"
     manifest = {"stamp": stamp, "dataset": dataset, "model": base["model"], "data_dir": base["data"],
                 "adapter_dir": str(adapter_dir), "iters": base["iters"], "segments": [],
-                "lab_options": {"patience": lab.patience, "lr_schedule": lab.lr_schedule},
+                "lab_options": {"patience": lab.patience, "lr_schedule": lab.lr_schedule, "select": lab.select,
+                                "val_gen": lab.val_gen, "keep": lab.keep},
                 "mlx_lm_command": cmd}
     if state == "resume" and rank == 0:
         manifest = json.loads(manifest_path.read_text())
@@ -434,10 +452,6 @@ def main(argv=None):
 
     total = manifest["iters"]
     full_cmd = manifest["mlx_lm_command"] + ["-c", str(config_path), "--adapter-path", str(adapter_dir)]
-    scratch = adapter_dir / SCRATCH
-    if offset:
-        full_cmd += ["--iters", str(total - offset), "--adapter-path", str(scratch),
-                     "--resume-adapter-file", str(adapter_dir / f"{offset:07d}_adapters.safetensors")]
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         if state == "new":
@@ -445,13 +459,11 @@ def main(argv=None):
             olelo.atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
             olelo.atomic_write_text(run_dir / "command.sh", "#!/usr/bin/env bash\n# Run from the repository root.\n")
             (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-        if offset:
-            scratch.mkdir(parents=True, exist_ok=True)
-            olelo.atomic_write_json(scratch / "segment.json", {"offset": offset})
         with open(run_dir / "command.sh", "a") as f:
-            if state == "resume":
-                f.write(f"# resumed from iteration {offset}\n")
-            f.write(shlex.join(full_cmd) + "\n")
+            if state == "resume":  # same command: the checkpoint holds everything else
+                f.write(f"# resumed from iteration {offset} (weights, optimizer, schedule, data order, RNG)\n")
+            else:
+                f.write(shlex.join(full_cmd) + "\n")
         point_latest(runs, stamp)
         manifest.update({
             "status": "running", "pid": os.getpid(), "host": platform.node(),
@@ -480,7 +492,7 @@ def main(argv=None):
         else:
             if rank == 0:
                 print(f"[olelo] run {stamp}: {'resuming at iteration %d' % offset if offset else 'starting'}")
-            status = train(args, model, tokenizer, run_dir, adapter_dir, offset, lab.patience)
+            status = train(args, lab, model, tokenizer, run_dir, adapter_dir, offset)
     except KeyboardInterrupt:
         error = "interrupted (Ctrl-C); run the same command again to resume"
         raise
@@ -489,9 +501,6 @@ def main(argv=None):
         raise
     finally:
         if rank == 0:
-            if offset:
-                drain_scratch(adapter_dir)
-                shutil.rmtree(adapter_dir / SCRATCH, ignore_errors=True)
             manifest["status"] = status
             manifest["ended"] = manifest["segments"][-1]["ended"] = now()
             if error:
@@ -524,29 +533,50 @@ def preflight(args, train_set, profiles: Path) -> None:
         print(f"[olelo] {warning} (fit: {profile['path']})")
 
 
-def train(args, model, tokenizer, run_dir: Path, adapter_dir: Path, offset: int, patience: int) -> str:
+def train(args, lab, model, tokenizer, run_dir: Path, adapter_dir: Path, offset: int) -> str:
+    """Set up as mlx_lm.lora does, then the lab's loop (scripts/trainer.py) from `offset`."""
     import mlx.core as mx
     import numpy as np
     from mlx.utils import tree_flatten
-    from mlx_lm.lora import train_model
-    from mlx_lm.tuner.datasets import load_dataset
+    from mlx_lm.cli_ui import make_console, print_lora_run_header
+    from mlx_lm.tuner.datasets import CacheDataset, load_dataset
+    from mlx_lm.tuner.utils import print_trainable_parameters
+    from mlx_lm.utils import save_config
+
+    import trainer
 
     np.random.seed(args.seed)  # as mlx_lm.lora.run does
     train_set, valid_set, _ = load_dataset(args, tokenizer)
     preflight(args, train_set, Path(run_dir).parent / "mem-profile")
-    rank = mx.distributed.init().rank()
-    recorder = Recorder(model, run_dir, adapter_dir, offset, patience, writer=rank == 0)
+    world = mx.distributed.init()
+    rank = world.rank()
+    trainer.prepare_model(args, model)
+    if rank == 0:
+        print_lora_run_header(make_console(), args)
+    print_trainable_parameters(model)
+    if rank == 0:
+        adapter_dir.mkdir(parents=True, exist_ok=True)
+        save_config(vars(args), adapter_dir / "adapter_config.json")
+    resume = trainer.load_state(adapter_dir, offset) if offset else None
+    recorder = Recorder(model, run_dir, adapter_dir, lab.patience, lab.select, writer=rank == 0,
+                        restored=resume and resume["callback"])
+    val_gen = None
+    if lab.val_gen > 0 and len(valid_set):
+        records = olelo.read_jsonl(Path(args.data) / "valid.jsonl")
+        val_gen = trainer.ValChrf(records, lab.val_gen, args.seed, tokenizer, lab.val_gen_batch, world)
     try:
-        train_model(args, model, train_set, valid_set, training_callback=recorder)
+        trainer.train(model, trainer.make_optimizer(args), CacheDataset(train_set), CacheDataset(valid_set),
+                      trainer.training_args(args, adapter_dir), callback=recorder, val_gen=val_gen,
+                      resume=resume, keep=lab.keep)
     except EarlyStop as stop:
-        print(f"[olelo] early stop at iteration {stop}: no better val loss in {patience} validations "
-              f"(best {recorder.best['val_loss']:.4f} at iteration {recorder.best['iteration']})")
+        best = recorder.best
+        print(f"[olelo] early stop at iteration {stop}: no better {lab.select} in {lab.patience} validations "
+              f"(best {best[lab.select]:.4f} at iteration {best['iteration']})")
         if rank == 0:
-            final = Path(args.adapter_path) / "adapters.safetensors"
+            final = adapter_dir / "adapters.safetensors"
             mx.save_safetensors(str(final), dict(tree_flatten(model.trainable_parameters())))
         return "stopped-early"
     return "finished"
-
 
 if __name__ == "__main__":
     olelo.run_main(main)

@@ -15,6 +15,7 @@ import pytest
 import olelo
 import runs_table
 import train
+import trainer
 
 REPO = Path(__file__).resolve().parents[1]
 NOTES = REPO.parent / "shared" / "notes" / "prior-findings.md"
@@ -170,7 +171,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(lab):
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     stamp_glob = lab["root"] / "adapters"
     deadline = time.time() + 300
-    while not list(stamp_glob.glob("*it10*/0000004_adapters.safetensors")):
+    while not list(stamp_glob.glob("*it10*/0000004_state.json")):
         assert proc.poll() is None and time.time() < deadline, "run ended before its checkpoint"
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -178,7 +179,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(lab):
     adapters = next(stamp_glob.glob("*it10*"))
     run_dir = lab["root"] / "runs" / adapters.name
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
-    done_before = max(train.checkpoints(adapters))
+    done_before = trainer.states(adapters)[-1]
 
     lab["run"](iters=10)
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -190,7 +191,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(lab):
     assert iters == [2, 4, 6, 8, 10]
     tokens = [m["trained_tokens"] for m in read_metrics(run_dir) if m["type"] == "train"]
     assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens)
-    assert not (adapters / train.SCRATCH).exists()
+    assert trainer.states(adapters) == [10]  # training state of the newest checkpoint only
 
 
 def test_patience_stops_early_and_keeps_the_best(lab):

@@ -1,0 +1,408 @@
+"""The lab's training loop: mlx-lm's train(), step for step, with checkpoints a run
+resumes from exactly, and validation by translation quality.
+
+Not a command: scripts/train.py runs it. mlx-lm 0.32.2 resumes only adapter weights
+(its optimizer state, schedule step and data order restart). Here checkpoint N is
+three files, side by side:
+
+    NNNNNNN_adapters.safetensors   adapter weights (mlx-lm's name and format)
+    NNNNNNN_state.safetensors      optimizer state (moments, step, learning rate) and
+                                   each rank's unfinished sums (gradient accumulation,
+                                   losses and tokens since the last report)
+    NNNNNNN_state.json             iteration, numpy and mx.random RNG states (the data
+                                   order), report counters, the recorder's state
+
+Each file is written to a temporary name and renamed; the JSON comes last, so a
+checkpoint without it (a kill mid-save) is ignored and the one before is used.
+Reused from mlx-lm: datasets, iterate_batches, default_loss, evaluate, LoRA
+conversion, the optimizers, the console UI, adapter_config.json.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+from mlx.nn.utils import average_gradients
+from mlx.utils import tree_flatten, tree_map, tree_map_with_path
+from mlx_lm.tuner.trainer import TrainingArgs, default_loss, evaluate, grad_checkpoint, iterate_batches
+
+import olelo
+
+STATE_RE = re.compile(r"^(\d{7})_state\.json$")
+ADAPTERS_RE = re.compile(r"^(\d{7})_adapters\.safetensors$")
+OPTIMIZERS = {"adam": optim.Adam, "adamw": optim.AdamW, "muon": optim.Muon, "sgd": optim.SGD,
+              "adafactor": optim.Adafactor}
+
+
+# ---------------------------------------------------------------- setup (as mlx_lm.lora.train_model)
+
+def prepare_model(args, model) -> None:
+    """Seed mx.random, freeze the model, add LoRA/DoRA layers (or unfreeze the last
+    layers for full fine-tuning): what mlx_lm.lora.train_model does before training."""
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    mx.random.seed(args.seed)
+    model.freeze()
+    if args.num_layers > len(model.layers):
+        raise olelo.UserError(f"--num-layers {args.num_layers}: the model has only {len(model.layers)} layers")
+    if args.fine_tune_type == "full":
+        for layer in model.layers[-max(args.num_layers, 0):]:
+            layer.unfreeze()
+        args.lora_parameters = None
+    elif args.fine_tune_type in ("lora", "dora"):
+        linear_to_lora_layers(model, args.num_layers, args.lora_parameters, use_dora=args.fine_tune_type == "dora")
+    else:
+        raise olelo.UserError(f"unknown --fine-tune-type {args.fine_tune_type!r}")
+
+
+def make_optimizer(args):
+    """The optimizer mlx_lm.lora.train_model builds (learning rate or schedule)."""
+    from mlx_lm.tuner.utils import build_schedule
+
+    name = args.optimizer.lower()
+    if name not in OPTIMIZERS:
+        raise olelo.UserError(f"unknown optimizer {args.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+    lr = build_schedule(args.lr_schedule) if args.lr_schedule else args.learning_rate
+    return OPTIMIZERS[name](learning_rate=lr, **args.optimizer_config.get(name, {}))
+
+
+def training_args(args, adapter_dir: Path) -> TrainingArgs:
+    return TrainingArgs(batch_size=args.batch_size, iters=args.iters, val_batches=args.val_batches,
+                        steps_per_report=args.steps_per_report, steps_per_eval=args.steps_per_eval,
+                        steps_per_save=args.save_every, adapter_file=adapter_dir / "adapters.safetensors",
+                        max_seq_length=args.max_seq_length, grad_checkpoint=args.grad_checkpoint,
+                        grad_accumulation_steps=args.grad_accumulation_steps,
+                        clear_cache_threshold=args.clear_cache_threshold)
+
+
+# ---------------------------------------------------------------- checkpoint files
+
+def paths(adapter_dir: Path, n: int) -> dict[str, Path]:
+    d = Path(adapter_dir)
+    return {"adapters": d / f"{n:07d}_adapters.safetensors", "state": d / f"{n:07d}_state.safetensors",
+            "json": d / f"{n:07d}_state.json"}
+
+
+def states(adapter_dir: Path) -> list[int]:
+    """Iterations whose checkpoint can be resumed from (all three files there), ascending."""
+    found = []
+    d = Path(adapter_dir)
+    if d.is_dir():
+        for f in d.iterdir():
+            m = STATE_RE.match(f.name)
+            if m and all(p.is_file() for p in paths(d, int(m[1])).values()):
+                found.append(int(m[1]))
+    return sorted(found)
+
+
+def save_arrays(path: Path, arrays: dict) -> None:
+    """mx.save_safetensors, atomically and durably (a kill or power cut leaves the old file or the new)."""
+    tmp = path.with_name(f".{path.stem}.tmp.safetensors")  # mx appends .safetensors to other names
+    mx.save_safetensors(str(tmp), arrays)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def prune(adapter_dir: Path, newest: int, keep: str) -> None:
+    """Drop the training state of all checkpoints but `newest`; with keep=N also the
+    adapter weights of all but the N newest checkpoints up to `newest`."""
+    for n in states(adapter_dir):
+        if n != newest:
+            p = paths(adapter_dir, n)
+            p["json"].unlink(missing_ok=True)  # first: without it the others are not a checkpoint
+            p["state"].unlink(missing_ok=True)
+    if keep != "all":
+        older = sorted(int(m[1]) for f in Path(adapter_dir).iterdir()
+                       if (m := ADAPTERS_RE.match(f.name)) and int(m[1]) < newest)
+        for n in older[: max(0, len(older) - (int(keep) - 1))]:
+            paths(adapter_dir, n)["adapters"].unlink()
+
+
+def load_state(adapter_dir: Path, n: int) -> dict:
+    """Checkpoint n's JSON, with its arrays under "arrays" and the weights' path under "adapters"."""
+    import json
+
+    p = paths(adapter_dir, n)
+    state = json.loads(p["json"].read_text())
+    state["arrays"] = mx.load(str(p["state"]))
+    state["adapters"] = p["adapters"]
+    return state
+
+
+def rank_local(world, x) -> mx.array:
+    """x of every rank, stacked: shape (world size, *x.shape), on every rank."""
+    x = mx.array(x)[None]
+    return x if world.size() == 1 else mx.distributed.all_gather(x, stream=mx.cpu)
+
+
+def mx_key() -> list[int]:
+    return [int(v) for v in mx.random.state[0].tolist()]
+
+
+def set_mx_key(key: list[int]) -> None:
+    # mx.random.seed(s) sets the key to [s >> 32, s & 0xffffffff]: any key can be restored.
+    mx.random.seed((int(key[0]) << 32) | int(key[1]))
+
+
+def numpy_state() -> dict:
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"name": name, "keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)}
+
+
+def set_numpy_state(s: dict) -> None:
+    np.random.set_state((s["name"], np.array(s["keys"], dtype=np.uint32), s["pos"], s["has_gauss"], s["gauss"]))
+
+
+class BatchStream:
+    """mlx-lm's iterate_batches(loop=True), with the position it can be restored to.
+
+    iterate_batches draws each epoch's batch order from numpy's global RNG, which
+    validation draws from too. A position is (batches served, the global RNG state
+    when the current epoch's order was drawn, the global RNG state now)."""
+
+    def __init__(self, iterate, dataset, batch_size, max_seq_length, world, served=0, epoch_rng=None, rng=None):
+        self.per_epoch = len(dataset) // batch_size  # = len(batch_idx) in iterate_batches
+        self.batches = iterate(dataset=dataset, batch_size=batch_size, max_seq_length=max_seq_length,
+                               loop=True, comm_group=world)
+        self.served, self.epoch_rng = 0, None
+        if served % max(self.per_epoch, 1):
+            set_numpy_state(epoch_rng)  # replay the current epoch's order up to where it was
+            for _ in range(served % self.per_epoch):
+                next(self)
+        self.served = served
+        if rng is not None:
+            set_numpy_state(rng)
+
+    def __next__(self):
+        if self.per_epoch and self.served % self.per_epoch == 0:
+            self.epoch_rng = numpy_state()
+        self.served += 1
+        return next(self.batches)
+
+    def position(self) -> dict:
+        return {"served": self.served, "epoch_rng": self.epoch_rng, "rng": numpy_state()}
+
+
+# ---------------------------------------------------------------- validation by translation
+
+class ValChrf:
+    """chrF++ of greedy translations of a fixed, seeded sample of the validation split.
+
+    Prompts, batching and decoding are scripts/translate.py's (the training prompt,
+    mlx-lm's batch_generate); the score is scripts/score.py's chrF++. With several
+    ranks each translates its share and the hypotheses are gathered. RNG states are
+    put back afterwards, so generating changes nothing in training."""
+
+    def __init__(self, records: list[dict], n: int, seed: int, tokenizer, batch_size: int, world):
+        import translate
+
+        if n < len(records):
+            pick = np.random.RandomState(seed).choice(len(records), size=n, replace=False)
+            records = [records[i] for i in sorted(pick)]
+        try:
+            self.refs = [olelo.record_source_target(r)[1] for r in records]
+        except (KeyError, TypeError):
+            raise olelo.UserError("VAL_GEN needs chat records (system/user/assistant messages) in valid.jsonl; "
+                                  "use VAL_GEN=0 for other formats") from None
+        self.records, self.tokenizer, self.batch_size, self.world = records, tokenizer, batch_size, world
+        self.max_tokens = translate.default_max_tokens(tokenizer, records)
+        self.mine = list(range(world.rank(), len(records), world.size()))
+
+    def __call__(self, model) -> dict:
+        import score
+        import translate
+
+        np_state, key = np.random.get_state(), mx_key()
+        tic = time.perf_counter()
+        model.eval()
+        rows = translate.translate(model, self.tokenizer, [self.records[i] for i in self.mine],
+                                   self.max_tokens, self.batch_size, progress=False)
+        hyps = dict(zip(self.mine, (r["hypothesis"] for r in rows)))
+        if self.world.size() > 1:
+            hyps = gather_texts(self.world, hyps)
+        order = sorted(hyps)
+        chrf = score.new_metrics()["chrf"].corpus_score([hyps[i] for i in order], [[self.refs[i] for i in order]])
+        np.random.set_state(np_state)
+        set_mx_key(key)
+        return {"val_chrf": round(chrf.score, 4), "val_gen_n": len(order),
+                "val_gen_time": round(time.perf_counter() - tic, 3)}
+
+
+def gather_texts(world, texts: dict[int, str]) -> dict[int, str]:
+    """Every rank's {index: text}, merged, on every rank (JSON bytes padded to the longest)."""
+    import json
+
+    data = json.dumps(texts).encode()
+    sizes = rank_local(world, len(data)).tolist()
+    padded = np.zeros(max(sizes), np.uint8)
+    padded[: len(data)] = np.frombuffer(data, np.uint8)
+    gathered = np.array(rank_local(world, mx.array(padded)))
+    merged = {}
+    for row, size in zip(gathered, sizes):
+        merged.update({int(k): v for k, v in json.loads(bytes(row[:size])).items()})
+    return merged
+
+
+# ---------------------------------------------------------------- the loop
+
+def train(model, optimizer, train_dataset, val_dataset, args: TrainingArgs, *, loss=default_loss,
+          iterate_batches=iterate_batches, callback=None, val_gen=None, resume: dict | None = None,
+          keep: str = "all"):
+    """mlx_lm.tuner.trainer.train, the same steps and reports, plus: global
+    iteration numbers, resumable checkpoints (`resume`: load_state's dict),
+    val_gen's scores beside each validation, and `keep` (see prune).
+
+    `loss(model, batch, lengths) -> (loss, ntoks)` is used for training and validation.
+    The callback may have checkpoint_state() (saved in each checkpoint)."""
+    from mlx_lm.cli_ui import TrainUI
+    from mlx_lm.utils import maybe_set_recommended_wired_limit
+
+    maybe_set_recommended_wired_limit()
+    world = mx.distributed.init()
+    rank = world.rank()
+    adapter_dir = Path(args.adapter_file).parent
+    if args.grad_checkpoint:
+        grad_checkpoint(model.layers[0])
+    ga_steps = args.grad_accumulation_steps
+    if ga_steps < 1:
+        raise olelo.UserError("--grad-accumulation-steps must be at least 1")
+
+    # Counters between reports and the gradient sum between updates are rank-local.
+    start, losses, n_tokens, steps, trained_tokens, train_time, grad_accum = 0, 0, 0, 0, 0, 0.0, None
+    position = {}
+    if resume:
+        if resume["world_size"] != world.size():
+            raise olelo.UserError(f"checkpoint {resume['iteration']} was written by {resume['world_size']} ranks, "
+                                  f"this run has {world.size()}; resume with the same number of processes")
+        arrays = resume["arrays"]
+        model.load_weights(str(resume["adapters"]), strict=False)
+        restore_optimizer(optimizer, model, {k[len("optimizer."):]: v for k, v in arrays.items()
+                                             if k.startswith("optimizer.")})
+        start, steps = resume["iteration"], resume["steps"]
+        trained_tokens, train_time = resume["trained_tokens"], resume["train_time"]
+        if steps:
+            losses, n_tokens = arrays["local.losses"][rank], arrays["local.n_tokens"][rank]
+        grads = {k[len("local.grad."):]: v[rank] for k, v in arrays.items() if k.startswith("local.grad.")}
+        if grads:
+            grad_accum = tree_map_with_path(lambda path, _: grads[path], model.trainable_parameters())
+        set_mx_key(resume["mx_key"])
+        position = resume["data"]
+    batches = BatchStream(iterate_batches, train_dataset, args.batch_size, args.max_seq_length, world, **position)
+
+    loss_value_and_grad = nn.value_and_grad(model, loss)
+    state = [model.state, optimizer.state, mx.random.state]
+
+    @partial(mx.compile, inputs=state, outputs=state)
+    def step(batch, prev_grad, do_update):
+        (lvalue, toks), grad = loss_value_and_grad(model, *batch)
+        if prev_grad is not None:
+            grad = tree_map(lambda x, y: x + y, grad, prev_grad)
+        if do_update:
+            grad = average_gradients(grad)
+            if ga_steps > 1:
+                grad = tree_map(lambda x: x / ga_steps, grad)
+            optimizer.update(model, grad)
+            grad = None
+        return lvalue, toks, grad
+
+    def checkpoint(it):
+        local = {"losses": losses, "n_tokens": n_tokens}
+        if grad_accum is not None:
+            local.update({f"grad.{k}": v for k, v in tree_flatten(grad_accum)})
+        local = {f"local.{k}": rank_local(world, v) for k, v in local.items()}
+        mx.eval(local)
+        if rank != 0:
+            return
+        p = paths(adapter_dir, it)
+        weights = dict(tree_flatten(model.trainable_parameters()))
+        save_arrays(args.adapter_file, weights)
+        save_arrays(p["adapters"], weights)
+        save_arrays(p["state"], {**{f"optimizer.{k}": v for k, v in tree_flatten(optimizer.state)}, **local})
+        olelo.atomic_write_json(p["json"], {
+            "iteration": it, "world_size": world.size(), "steps": steps, "trained_tokens": trained_tokens,
+            "train_time": train_time, "mx_key": mx_key(), "data": batches.position(),
+            "callback": callback.checkpoint_state() if hasattr(callback, "checkpoint_state") else None})
+        prune(adapter_dir, it, keep)
+        ui.report_save(p["adapters"])
+
+    model.train()
+    ui = TrainUI(args.iters, rank=rank)
+    with ui:
+        for _ in range(start):
+            ui.advance()
+        for it in range(start + 1, args.iters + 1):
+            batch = next(batches)
+            tic = time.perf_counter()
+            if val_dataset and (it == 1 or it % args.steps_per_eval == 0 or it == args.iters):
+                if args.val_batches == -1:
+                    val_total = len(val_dataset) // args.batch_size
+                else:
+                    val_total = min(len(val_dataset) // args.batch_size, args.val_batches)
+                tic = time.perf_counter()
+                with ui.val_task(val_total) as advance_val:
+                    val_loss = evaluate(model=model, dataset=val_dataset, loss=loss, batch_size=args.batch_size,
+                                        num_batches=args.val_batches, max_seq_length=args.max_seq_length,
+                                        iterate_batches=iterate_batches, progress_callback=advance_val)
+                val_time = time.perf_counter() - tic
+                extra = val_gen(model) if val_gen else {}
+                model.train()
+                ui.report_val(it, val_loss, val_time)
+                if extra and rank == 0:
+                    print(f"  {it:>4}    val chrF++ {extra['val_chrf']:.2f} on {extra['val_gen_n']} sentences"
+                          f"    {extra['val_gen_time']:.2f}s")
+                if callback is not None:
+                    # mlx-lm validates before the step it names: `iteration` counts updates done.
+                    callback.on_val_loss_report({"iteration": it - 1, "val_loss": val_loss, "val_time": val_time,
+                                                 **extra})
+                tic = time.perf_counter()
+
+            lvalue, toks, grad_accum = step(batch, grad_accum, it % ga_steps == 0)
+            losses += lvalue
+            n_tokens += toks
+            steps += 1
+            mx.eval(state, losses, n_tokens, grad_accum)
+            if mx.get_cache_memory() > args.clear_cache_threshold:
+                mx.clear_cache()
+            train_time += time.perf_counter() - tic
+            ui.advance()
+
+            if it % args.steps_per_report == 0 or it == args.iters:
+                train_loss = mx.distributed.all_sum(losses, stream=mx.cpu).item() / (steps * world.size())
+                n_tokens = mx.distributed.all_sum(n_tokens, stream=mx.cpu).item()
+                trained_tokens += n_tokens
+                info = {"iteration": it, "train_loss": train_loss,
+                        "learning_rate": optimizer.learning_rate.item(),
+                        "iterations_per_second": args.steps_per_report / train_time,
+                        "tokens_per_second": float(n_tokens) / train_time, "trained_tokens": trained_tokens,
+                        "peak_memory": mx.get_peak_memory() / 1e9}
+                ui.report_train(it, train_loss, info["tokens_per_second"], trained_tokens)
+                if callback is not None:
+                    callback.on_train_loss_report(info)
+                losses, n_tokens, steps, train_time = 0, 0, 0, 0.0
+
+            if it % args.steps_per_save == 0:
+                checkpoint(it)
+
+    if rank == 0:
+        save_arrays(args.adapter_file, dict(tree_flatten(model.trainable_parameters())))
+
+
+def restore_optimizer(optimizer, model, saved: dict) -> None:
+    """Put a checkpoint's optimizer state (flattened) back, structure from the model."""
+    if any(k not in ("step", "learning_rate") for k in saved):  # moments exist once an update happened
+        optimizer.init(model.trainable_parameters())
+    expected = {k for k, _ in tree_flatten(optimizer.state)}
+    if expected != set(saved):
+        raise olelo.UserError("the checkpoint's optimizer state does not fit this model and optimizer "
+                              f"({len(set(saved) ^ expected)} entries differ); FORCE=1 trains a new attempt")
+    optimizer.state = tree_map_with_path(lambda path, _: saved[path], optimizer.state)
