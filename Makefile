@@ -200,8 +200,14 @@ FINE_TUNE_TYPE ?=
 LR_SCHEDULE ?= none
 ## warmup iterations of LR_SCHEDULE=cosine (default: 5% of ITERS)
 WARMUP ?=
-## stop after N validations without a better loss (0: never)
+## stop after N validations without a new best of SELECT (0: never)
 PATIENCE ?= 0
+## at each validation, translate N validation sentences (seeded sample; all when fewer) and record chrF++ (0: off)
+VAL_GEN ?= 64
+## what picks best/ and drives PATIENCE: val_loss or val_chrf (default: val_chrf when VAL_GEN > 0)
+SELECT ?=
+## adapter checkpoints to keep: all, or the N newest (training state: the newest only)
+KEEP ?= all
 ## 1: train again into a new attempt folder (<stamp>-a2) instead of "up to date"
 FORCE ?=
 ## another dataset folder under data/finetuning (mix: the small set inside the large one)
@@ -225,7 +231,8 @@ MLX_FLAGS = $(if $(call on,$(GRAD_CKPT)),--grad-checkpoint) $(call flag,--steps-
   $(call flag,--fine-tune-type,$(FINE_TUNE_TYPE)) $(call flag,--seed,$(SEED)) $(EXTRA)
 LAB_FLAGS = --runs-dir $(RUNS_DIR) --adapters-dir $(ADAPTERS_DIR) $(call flag,--rank,$(RANK)) \
   $(call flag,--scale,$(SCALE)) $(call flag,--dropout,$(DROPOUT)) --lr-schedule $(LR_SCHEDULE) \
-  $(call flag,--warmup,$(WARMUP)) --patience $(PATIENCE) $(if $(call on,$(FORCE)),--force)
+  $(call flag,--warmup,$(WARMUP)) --patience $(PATIENCE) --val-gen $(VAL_GEN) $(call flag,--select,$(SELECT)) \
+  --keep $(KEEP) $(if $(call on,$(FORCE)),--force)
 
 # Distributed: mlx_lm.lora averages gradients over the ranks mlx.launch starts.
 ## ranks on this host (mlx.launch -n)

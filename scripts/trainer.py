@@ -228,13 +228,15 @@ class ValChrf:
         rows = translate.translate(model, self.tokenizer, [self.records[i] for i in self.mine],
                                    self.max_tokens, self.batch_size, progress=False)
         hyps = dict(zip(self.mine, (r["hypothesis"] for r in rows)))
+        tokens = sum(r["tokens"] for r in rows)
         if self.world.size() > 1:
             hyps = gather_texts(self.world, hyps)
+            tokens = int(rank_local(self.world, tokens).sum().item())
         order = sorted(hyps)
         chrf = score.new_metrics()["chrf"].corpus_score([hyps[i] for i in order], [[self.refs[i] for i in order]])
         np.random.set_state(np_state)
         set_mx_key(key)
-        return {"val_chrf": round(chrf.score, 4), "val_gen_n": len(order),
+        return {"val_chrf": round(chrf.score, 4), "val_gen_n": len(order), "val_gen_tokens": tokens,
                 "val_gen_time": round(time.perf_counter() - tic, 3)}
 
 

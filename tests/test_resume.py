@@ -90,6 +90,7 @@ def train_killed_after_first_checkpoint(cmd, root):
     proc.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_killed_and_resumed_run_is_the_uninterrupted_run(case, tmp_path, tiny_model, data):
     whole, cut = tmp_path / "whole", tmp_path / "cut"

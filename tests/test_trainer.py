@@ -1,0 +1,163 @@
+"""scripts/trainer.py: the same run as mlx-lm's own train(); validation chrF++ is
+translate.py's translations scored by sacrebleu; --select picks best/ and
+drives patience. Real training on the tiny model."""
+
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import olelo
+import train
+import trainer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Collect:
+    def __init__(self):
+        self.rows = []
+
+    def on_train_loss_report(self, info):
+        self.rows.append(("train", info["iteration"], info["train_loss"], info["learning_rate"], info["trained_tokens"]))
+
+    def on_val_loss_report(self, info):
+        self.rows.append(("val", info["iteration"], info["val_loss"]))
+
+
+@pytest.mark.slow
+def test_same_losses_and_weights_as_mlx_lm_train(tmp_path, tiny_model, tiny_data):
+    # Dropout (mx.random), gradient accumulation and a cosine schedule, 7 steps.
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm import load
+    from mlx_lm.lora import train_model
+    from mlx_lm.tuner.datasets import CacheDataset, load_dataset
+
+    cmd = ["mlx_lm.lora", "--model", str(tiny_model), "--train", "--data", str(tiny_data), "--iters", "7",
+           "--batch-size", "2", "--num-layers", "4", "--steps-per-report", "2", "--steps-per-eval", "3",
+           "--save-every", "100", "--grad-accumulation-steps", "2", "--learning-rate", "1e-3"]
+    lab = types.SimpleNamespace(rank=None, scale=None, dropout=0.1, lr_schedule="cosine", warmup=2)
+    config = train.run_config(lab, vars(train.mlx_lora_args(cmd)))
+
+    def run(ours: bool):
+        out = tmp_path / ("ours" if ours else "mlx")
+        args = train.mlx_lora_args(cmd + ["-c", "unused", "--adapter-path", str(out)], config)
+        model, tokenizer = load(args.model)
+        np.random.seed(args.seed)  # as mlx_lm.lora.run does
+        train_set, valid_set, _ = load_dataset(args, tokenizer)
+        seen = Collect()
+        if ours:
+            trainer.prepare_model(args, model)
+            out.mkdir()
+            trainer.train(model, trainer.make_optimizer(args), CacheDataset(train_set), CacheDataset(valid_set),
+                          trainer.training_args(args, out), callback=seen)
+        else:
+            train_model(args, model, train_set, valid_set, training_callback=seen)
+        return seen.rows, {k: np.array(v) for k, v in tree_flatten(model.trainable_parameters())}
+
+    theirs, their_weights = run(ours=False)
+    ours, our_weights = run(ours=True)
+    assert [r[:2] for r in ours] == [("val", 0), ("train", 2), ("val", 2), ("train", 4), ("val", 5), ("train", 6),
+                                     ("val", 6), ("train", 7)]
+    assert ours == theirs
+    assert our_weights.keys() == their_weights.keys()
+    assert all(np.array_equal(our_weights[k], their_weights[k]) for k in our_weights)
+    final = {k: np.array(v) for k, v in mx.load(str(tmp_path / "ours" / "adapters.safetensors")).items()}
+    assert all(np.array_equal(final[k], our_weights[k]) for k in final)
+
+
+def test_validation_sample_is_fixed_by_the_seed_and_takes_all_when_fewer():
+    records = [olelo.chat_record(f"s{i}", f"t{i}", "haw-en", f"p{i}") for i in range(10)]
+    tok = types.SimpleNamespace(encode=lambda s: list(s))
+    world = types.SimpleNamespace(rank=lambda: 0, size=lambda: 1)
+    a = trainer.ValChrf(records, 4, 0, tok, 32, world)
+    assert [r["id"] for r in a.records] == [r["id"] for r in trainer.ValChrf(records, 4, 0, tok, 32, world).records]
+    assert len(a.records) == 4 and [r["id"] for r in a.records] != [r["id"] for r in
+                                                                    trainer.ValChrf(records, 4, 1, tok, 32, world).records]
+    assert len(trainer.ValChrf(records, 64, 0, tok, 32, world).records) == 10
+    # Ranks split the sample between them.
+    two = [trainer.ValChrf(records, 5, 0, tok, 32, types.SimpleNamespace(rank=lambda r=r: r, size=lambda: 2)).mine
+           for r in (0, 1)]
+    assert sorted(two[0] + two[1]) == list(range(5)) and not set(two[0]) & set(two[1])
+    with pytest.raises(olelo.UserError, match="VAL_GEN needs chat records"):
+        trainer.ValChrf([{"text": "plain"}], 4, 0, tok, 32, world)
+
+
+@pytest.fixture(scope="module")
+def chrf_run(tmp_path_factory, tiny_model, tiny_data):
+    """A run that selects best/ by validation chrF++ (4 sentences: 2 validation pairs twice)."""
+    root = tmp_path_factory.mktemp("chrf")
+    data = root / "data"
+    records = olelo.read_jsonl(tiny_data / "valid.jsonl") + olelo.read_jsonl(tiny_data / "train.jsonl")[:2]
+    olelo.atomic_write_jsonl(data / "valid.jsonl", records)
+    for split in ("train", "test"):
+        (data / f"{split}.jsonl").write_bytes((tiny_data / f"{split}.jsonl").read_bytes())
+    cmd = [sys.executable, "scripts/train.py", "--runs-dir", str(root / "runs"), "--adapters-dir",
+           str(root / "adapters"), "--val-gen", "3", "--", "mlx_lm.lora", "--model", str(tiny_model), "--train",
+           "--data", str(data), "--iters", "6", "--batch-size", "2", "--num-layers", "4", "--learning-rate", "1e-2",
+           "--steps-per-eval", "2", "--steps-per-report", "2", "--save-every", "2"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run_dir = (root / "runs" / "latest").resolve()
+    return {"run_dir": run_dir, "adapters": root / "adapters" / run_dir.name, "data": data, "model": tiny_model,
+            "cmd": cmd, "stdout": out.stdout}
+
+
+@pytest.mark.slow
+def test_val_chrf_is_translate_py_scored_by_sacrebleu(chrf_run):
+    # Each validation scores the weights of its iteration; best/ holds the best one's.
+    import score
+    import translate
+
+    vals = [m for m in map(json.loads, (chrf_run["run_dir"] / "metrics.jsonl").read_text().splitlines())
+            if m["type"] == "val"]
+    assert all(m["val_gen_n"] == 3 and m["val_gen_time"] > 0 for m in vals)
+    best = json.loads((chrf_run["adapters"] / "best" / "best.json").read_text())
+    assert best["criterion"] == "val_chrf"
+    assert best["val_chrf"] == max(m["val_chrf"] for m in vals)
+    assert best["iteration"] == next(m["iteration"] for m in vals if m["val_chrf"] == best["val_chrf"])
+
+    records = olelo.read_jsonl(chrf_run["data"] / "valid.jsonl")
+    picked = trainer.ValChrf(records, 3, 0, types.SimpleNamespace(encode=lambda s: [0] * len(s)), 32,
+                             types.SimpleNamespace(rank=lambda: 0, size=lambda: 1)).records
+    model, tokenizer = olelo.load_model(str(chrf_run["model"]), adapter_path=str(chrf_run["adapters"] / "best"))
+    rows = translate.translate(model, tokenizer, picked, translate.default_max_tokens(tokenizer, picked), 32,
+                               progress=False)
+    chrf = score.new_metrics()["chrf"].corpus_score([r["hypothesis"] for r in rows], [[r["reference"] for r in rows]])
+    assert round(chrf.score, 4) == best["val_chrf"]
+    manifest = json.loads((chrf_run["run_dir"] / "manifest.json").read_text())
+    assert manifest["lab_options"]["select"] == "val_chrf" and manifest["best"]["criterion"] == "val_chrf"
+    assert "val chrF++" in (chrf_run["run_dir"] / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_select_val_loss_picks_the_lowest_val_loss(chrf_run):
+    cmd = list(chrf_run["cmd"])
+    cmd[cmd.index("--val-gen")] = "--select"
+    cmd[cmd.index("--select") + 1] = "val_loss"
+    cmd.insert(cmd.index("--select"), "--force")
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run_dir = chrf_run["run_dir"].with_name(chrf_run["run_dir"].name + "-a2")
+    vals = [m for m in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if m["type"] == "val"]
+    best = json.loads((run_dir / "manifest.json").read_text())["best"]
+    assert best["criterion"] == "val_loss" and best["val_loss"] == min(m["val_loss"] for m in vals)
+    assert all("val_chrf" in m for m in vals)  # --val-gen is still on (64 by default): recorded, not selecting
+
+
+def test_select_and_keep_are_checked_and_select_names_the_run_only_with_patience():
+    with pytest.raises(olelo.UserError, match="needs --val-gen > 0"):
+        train.parse_lab_args(["--val-gen", "0", "--select", "val_chrf", "--", "mlx_lm.lora"])
+    with pytest.raises(olelo.UserError, match="--keep 0"):
+        train.parse_lab_args(["--keep", "0", "--", "mlx_lm.lora"])
+    assert train.parse_lab_args(["--", "mlx_lm.lora"])[0].select == "val_chrf"
+    assert train.parse_lab_args(["--val-gen", "0", "--", "mlx_lm.lora"])[0].select == "val_loss"
+    args = {"model": "m", "iters": 10, "batch_size": 1, "learning_rate": 1e-5, "seed": 0, "val_gen": 64}
+    assert olelo.run_stamp("d", {**args, "select": "val_chrf"}) == olelo.run_stamp("d", {**args, "select": "val_loss"})
+    assert olelo.run_stamp("d", {**args, "patience": 3, "select": "val_chrf"}).endswith("-p3chrf64-s0")
+    assert olelo.run_stamp("d", {**args, "patience": 3, "select": "val_loss"}).endswith("-p3-s0")
