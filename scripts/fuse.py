@@ -5,7 +5,7 @@ and check that the fused model generates what base + adapter generates.
                            [--out fused/<stamp>-<ckpt>]
 
 --run takes a run folder, a stamp under --runs-dir, or `latest`. --ckpt picks the
-adapters: `best` (lowest val loss; the default), `final` (adapters.safetensors) or a
+adapters: `best` (chosen on validation by the run's SELECT; the default), `final` (adapters.safetensors) or a
 numbered checkpoint (400, 0000400 or ckpt-0000400), which gets an adapter folder of its
 own, adapters/<stamp>/ckpt-0000400/ (hard links, by olelo.checkpoint_adapter), because
 mlx_lm.fuse reads a folder. Then it runs, as a subprocess of this venv,

@@ -205,7 +205,9 @@ def model_card(fused: Path, repo: str) -> str:
           "| | |", "|---|---|",
           f"| run | `{rec['run']}` ({manifest.get('status', '?')}, {manifest.get('iters', '?')} iterations planned) |",
           f"| fused checkpoint | `{rec['checkpoint']}`: iteration {rec.get('iteration')}, val loss {fmt(rec.get('val_loss'))} |",
-          f"| best val loss | {fmt(best.get('val_loss'))} at iteration {best.get('iteration')} |",
+          f"| best checkpoint (by {best.get('criterion', 'val_loss')}, on validation) | iteration {best.get('iteration')}: "
+          f"val loss {fmt(best.get('val_loss'))}"
+          + (f", val chrF++ {fmt(best['val_chrf'])}" if "val_chrf" in best else "") + " |",
           f"| git commit | `{git.get('commit') or 'unknown'}`{' (uncommitted changes)' if git.get('dirty') else ''} |",
           f"| packages | {', '.join(f'{k} {v}' for k, v in packages.items())} |", "",
           "Training command (the lab adds `-c config.yaml --adapter-path adapters/<stamp>`):", "",
