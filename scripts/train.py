@@ -420,8 +420,18 @@ def main(argv=None):
 
             resumable = trainer.states(adapters / decided)
             offset = resumable[-1] if resumable else -1 if checkpoints(adapters / decided) else 0
-    state_code, attempt, offset = agree(world, [STATES.index(state), attempt, offset + 1])
+            # best/ and patience go on by the criterion and sample they started with.
+            recorded = json.loads((runs / decided / "manifest.json").read_text()).get("lab_options", {})
+            for key in ("select", "val_gen"):
+                if key in recorded and recorded[key] != getattr(lab, key):
+                    print(f"note: resuming {decided} with its recorded {key} {recorded[key]}, not {getattr(lab, key)}",
+                          file=sys.stderr)
+                    setattr(lab, key, recorded[key])
+    selects = ("val_loss", "val_chrf")
+    state_code, attempt, offset, select, lab.val_gen = agree(
+        world, [STATES.index(state), attempt, offset + 1, selects.index(lab.select), lab.val_gen])
     offset -= 1  # sent as offset + 1: agree() sums, and -1 must survive
+    lab.select = selects[select]
     state = STATES[state_code]
     stamp = f"{stamp}-a{attempt}" if attempt else stamp
     run_dir, adapter_dir = runs / stamp, adapters / stamp

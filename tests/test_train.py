@@ -181,7 +181,10 @@ def test_killed_run_resumes_from_its_last_checkpoint(lab):
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
     done_before = trainer.states(adapters)[-1]
 
-    lab["run"](iters=10)
+    # Asked to resume with validation chrF++ off, it goes on with what it started with.
+    out = lab["run"](iters=10, lab_opts=["--val-gen", "0"])
+    assert "with its recorded select val_chrf" in out.stderr and "recorded val_gen 64" in out.stderr
+    assert all("val_chrf" in m for m in read_metrics(run_dir) if m["type"] == "val")
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "finished"
     assert [s["offset"] for s in manifest["segments"]] == [0, done_before]
