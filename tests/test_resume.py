@@ -39,11 +39,11 @@ def data(tmp_path_factory):
 CASES = {
     # Dropout draws from mx.random; --val-gen scores 2 validation sentences (best/ by chrF++).
     "1rank": dict(ranks=1, flags=["--grad-accumulation-steps", "1"], lab=["--val-gen", "2", "--dropout", "0.1"]),
-    # Each rank translates one of the 2 sentences; ranks average gradients.
-    "2ranks": dict(ranks=2, flags=[], lab=["--val-gen", "2"]),
+    # Each rank translates one of the 2 sentences; ranks average gradients; gradient checkpointing.
+    "2ranks": dict(ranks=2, flags=["--grad-checkpoint"], lab=["--val-gen", "2"]),
     # Checkpoints every 4 with updates every 3 and reports every 3: each checkpoint
-    # holds a partial gradient sum and partial loss sums. KEEP=2 prunes.
-    "grad_accum": dict(ranks=1, flags=["--grad-accumulation-steps", "3", "--steps-per-report", "3"],
+    # holds a partial gradient sum and partial loss sums. KEEP=2 prunes. Loss on the answer only.
+    "grad_accum": dict(ranks=1, flags=["--grad-accumulation-steps", "3", "--steps-per-report", "3", "--mask-prompt"],
                        lab=["--val-gen", "0", "--keep", "2", "--lr-schedule", "cosine", "--warmup", "2"]),
 }
 

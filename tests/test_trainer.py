@@ -31,7 +31,7 @@ class Collect:
 
 @pytest.mark.slow
 def test_same_losses_and_weights_as_mlx_lm_train(tmp_path, tiny_model, tiny_data):
-    # Dropout (mx.random), gradient accumulation and a cosine schedule, 7 steps.
+    # Dropout (mx.random), gradient accumulation, a cosine schedule and a masked prompt, 7 steps.
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm import load
@@ -40,7 +40,7 @@ def test_same_losses_and_weights_as_mlx_lm_train(tmp_path, tiny_model, tiny_data
 
     cmd = ["mlx_lm.lora", "--model", str(tiny_model), "--train", "--data", str(tiny_data), "--iters", "7",
            "--batch-size", "2", "--num-layers", "4", "--steps-per-report", "2", "--steps-per-eval", "3",
-           "--save-every", "100", "--grad-accumulation-steps", "2", "--learning-rate", "1e-3"]
+           "--save-every", "100", "--grad-accumulation-steps", "2", "--learning-rate", "1e-3", "--mask-prompt"]
     lab = types.SimpleNamespace(rank=None, scale=None, dropout=0.1, lr_schedule="cosine", warmup=2)
     config = train.run_config(lab, vars(train.mlx_lora_args(cmd)))
 
