@@ -427,7 +427,7 @@ TEST_ARGS ?=
 PYTEST = $(MLX_ENV) OLELO_MAKE=$(MAKE) $(VENV)/bin/pytest -q
 
 .PHONY: test
-test: $(VENV)/.installed ## the whole test suite (pytest, offline, real MLX; ~4.5 min on 2 CPU cores)
+test: $(VENV)/.installed ## the whole test suite (pytest, offline, real MLX; ~4 min on 2 CPU cores)
 	$(PYTEST) $(TEST_ARGS) tests
 
 .PHONY: test-fast
