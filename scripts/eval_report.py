@@ -124,10 +124,12 @@ def choose_headline(ckpts: dict, adapter_dir: Path) -> dict | None:
         name = f"ckpt-{chosen['iteration']:07d}"
     elif "final" in ckpts:
         return {"checkpoint": "final", "iteration": ckpts["final"]["iteration"],
-                "selected_on": "none: no validation choice was evaluated (CKPTS lacks best)"}
+                "selected_on": "none: no validation choice was evaluated (EVAL_CKPTS lacks best)"}
     else:
         return None
-    return {"checkpoint": name, "iteration": ckpts[name]["iteration"], "selected_on": "validation",
+    # best.json names its criterion (val_loss or val_chrf); records from before it existed chose on val loss.
+    criterion = (chosen or {}).get("criterion", "val_loss")
+    return {"checkpoint": name, "iteration": ckpts[name]["iteration"], "selected_on": f"validation ({criterion})",
             "selection": chosen}
 
 
@@ -164,7 +166,8 @@ def summary_markdown(summary: dict, ckpts_all: dict) -> str:
 
     def label(n):
         if head and n == head["checkpoint"]:
-            return f"**{n}** (chosen on {head['selected_on'].split(':')[0]})"
+            how = "chosen on validation" if head["selected_on"].startswith("validation") else "no validation choice"
+            return f"**{n}** ({how})"
         return n
 
     order = list(baselines) + ([head["checkpoint"]] if head else []) + \

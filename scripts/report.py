@@ -25,6 +25,7 @@ import base64
 import csv
 import html
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -107,8 +108,6 @@ def run_status(manifest: dict) -> str:
     status = manifest.get("status", "?")
     if status == "running" and manifest.get("host") == platform.node():
         try:
-            import os
-
             os.kill(int(manifest.get("pid")), 0)
         except (OSError, TypeError, ValueError):
             return "stopped"
@@ -258,7 +257,8 @@ def eval_section(run_dir: Path, eval_dir: Path, with_text: bool) -> str:
 def ab_block(eval_dir: Path, with_text: bool) -> str:
     path = eval_dir / "ab.csv"
     if not path.is_file():
-        return "<p class='meta'>No A/B examples here (ab.csv is a local, git-ignored file of the machine that evaluated).</p>"
+        return ("<p class='meta'>No A/B examples here (ab.csv is a local, git-ignored file of the machine "
+                "that evaluated).</p>")
     if not with_text:
         return "<p class='meta'>A/B examples left out (--no-text).</p>"
     with open(path, encoding="utf-8", newline="") as f:

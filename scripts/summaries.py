@@ -18,7 +18,7 @@ def normalize(summary: dict) -> tuple[dict, dict, dict | None, dict]:
     headline = summary.get("headline")
     if headline is None and "baselines" not in summary and "best" in ckpts:
         headline = {"checkpoint": "best", "iteration": ckpts["best"]["iteration"],
-                    "selected_on": "validation (val loss)"}
+                    "selected_on": "validation (val_loss)"}
     posthoc = (summary.get("test_posthoc") or {}).get("by_metric") or summary.get("best_by") or {}
     posthoc = {m: n for m, n in posthoc.items() if n in ckpts}  # old best_by could name base
     return baselines, ckpts, headline, posthoc

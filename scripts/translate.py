@@ -9,8 +9,8 @@ batch_generate. `--prompt fewshot` (a second baseline for a base model that is
 not instruction-tuned and echoes the zero-shot prompt) puts --shots example pairs
 from the TRAIN split before the sentence as earlier chat turns: drawn with
 --shots-seed from the shorter half of the train pairs (short prompts), the
-same examples for every sentence, recorded in prompt.json beside the output. Without --max-tokens the cap is 1.25x the longest reference in
-tokens (+8). Output rows: id, source, reference, hypothesis, tokens (generated),
+same examples for every sentence, recorded in prompt.json beside the output.
+Without --max-tokens the cap is 1.25x the longest reference in tokens (+8). Output rows: id, source, reference, hypothesis, tokens (generated),
 time (seconds: the batch's wall time shared evenly among its sentences).
 """
 

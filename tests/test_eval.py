@@ -64,7 +64,8 @@ def test_headline_is_the_checkpoint_chosen_on_validation(evaluated, tmp_path):
     s = json.loads((d / "summary.json").read_text())
     stamp = d.parent.name
     chosen = json.loads((evaluated["adapters"] / stamp / "best" / "best.json").read_text())
-    assert s["headline"]["checkpoint"] == "best" and s["headline"]["selected_on"] == "validation"
+    assert s["headline"]["checkpoint"] == "best"
+    assert s["headline"]["selected_on"] == f"validation ({chosen.get('criterion', 'val_loss')})"
     assert s["headline"]["iteration"] == chosen["iteration"] == s["checkpoints"]["best"]["iteration"]
     md = (d / "summary.md").read_text()
     assert "Headline: **best**" in md and "| **best** (chosen on validation) |" in md
