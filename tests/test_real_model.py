@@ -22,7 +22,8 @@ import pytest
 import olelo
 from conftest import MAKE, REPO, TINY_PAIRS
 
-pytestmark = pytest.mark.real
+# slow as well: `make test-fast` leaves out what needs the real model built
+pytestmark = [pytest.mark.real, pytest.mark.slow]
 
 GOLDEN = json.loads((REPO / "tests" / "fixtures" / "gemma3_270m_reference.json").read_text())
 # mlx vs transformers (torch), both float32, at the reference's top-20 tokens: measured
@@ -95,11 +96,13 @@ def test_logits_match_transformers_reference(loaded, real_model, kind):
         assert int(logits.argmax()) == p["top_ids"][0], p["prompt"]
 
 
-def test_4bit_copy_keeps_the_reference_top_tokens(loaded):
+def test_4bit_copy_keeps_the_reference_top_token(loaded):
+    # One short prompt: 4-bit matmuls are slow on a CPU. Quantization moves logits by
+    # several units (8.3 at most over the vocabulary, measured), so only the top token is checked.
     model, _ = loaded("q4")
-    for p in GOLDEN["prompts"]:
-        logits = np.array(model(mx.array([p["ids"]]))[0, -1].astype(mx.float32))
-        assert int(logits.argmax()) in p["top_ids"][:5], p["prompt"]
+    p = GOLDEN["prompts"][0]
+    logits = np.array(model(mx.array([p["ids"]]))[0, -1].astype(mx.float32))
+    assert int(logits.argmax()) in p["top_ids"][:3], p["prompt"]
 
 
 # ---------------------------------------------------------------- tokenizer and template
@@ -182,8 +185,7 @@ def test_greedy_generation_is_coherent_english(loaded):
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, real_model):
-    """A 12-iteration LoRA run of the fast folder on the 8 real pairs (batch 2),
-    then its evaluation and a fuse of the final adapters."""
+    """An 8-iteration LoRA run of the fast folder on 6 of the 8 real pairs (batch 2)."""
     root = tmp_path_factory.mktemp("real-lab")
     data = root / "data" / "pairs"
     records = [olelo.chat_record(h, e, "haw-en", f"p{i}") for i, (h, e) in enumerate(TINY_PAIRS)]
@@ -191,38 +193,39 @@ def lab(tmp_path_factory, real_model):
     olelo.atomic_write_jsonl(data / "valid.jsonl", records[6:])
     olelo.atomic_write_jsonl(data / "test.jsonl", records[:4])
     cli(REPO / "scripts" / "train.py", "--runs-dir", "runs", "--adapters-dir", "adapters", "--",
-        "mlx_lm.lora", "--model", real_model["fast"], "--train", "--data", data, "--iters", 12,
-        "--batch-size", 2, "--steps-per-report", 4, "--steps-per-eval", 12, "--save-every", 12,
+        "mlx_lm.lora", "--model", real_model["fast"], "--train", "--data", data, "--iters", 8,
+        "--batch-size", 2, "--steps-per-report", 4, "--steps-per-eval", 8, "--save-every", 8,
         "--num-layers", 4, "--learning-rate", "2e-4", "--max-seq-length", 128, cwd=root)
     run_dir = (root / "runs" / "latest").resolve()
     return {"root": root, "run_dir": run_dir}
 
 
-@pytest.mark.slow
 def test_lora_run_loss_falls(lab):
     rows = [json.loads(l) for l in (lab["run_dir"] / "metrics.jsonl").read_text().splitlines()]
     train = [r["train_loss"] for r in rows if r["type"] == "train"]
     val = [r["val_loss"] for r in rows if r["type"] == "val"]
-    assert len(train) == 3 and train[-1] < 0.7 * train[0], train
+    assert len(train) == 2 and train[-1] < 0.7 * train[0], train
     assert val[-1] < val[0], val
 
 
-@pytest.mark.slow
 def test_eval_scores_base_and_final(lab):
-    env = {**os.environ}
-    r = subprocess.run([MAKE, "--no-print-directory", "-C", str(REPO), "eval", f"RUN={lab['run_dir']}",
-                        f"RUNS_DIR={lab['root'] / 'runs'}", f"ADAPTERS_DIR={lab['root'] / 'adapters'}",
-                        "CKPTS=final", "LIMIT=4", "MAX_TOKENS=24", "BOOTSTRAP=100", "EVAL_BATCH=4"],
-                       capture_output=True, text=True, env=env, timeout=900)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    summary = json.loads((lab["run_dir"] / "eval-n4-mt24" / "summary.json").read_text())
-    text = json.dumps(summary)
-    assert "base" in text and "final" in text and "chrf" in text.lower()
-    hyps = [json.loads(l) for l in (lab["run_dir"] / "eval-n4-mt24" / "final" / "hyps.jsonl").read_text().splitlines()]
+    # What `make eval` runs per checkpoint, then the report (in the lab's own folder).
+    run, out = lab["run_dir"], lab["run_dir"] / "eval-n4"
+    for ckpt in ("base", "final"):
+        cli(REPO / "scripts" / "perplexity.py", "--run", run, "--ckpt", ckpt, "--limit", 4,
+            "-o", out / ckpt / "ppl.json", cwd=lab["root"])
+        cli(REPO / "scripts" / "translate.py", "--run", run, "--ckpt", ckpt, "--batch-size", 4, "--limit", 4,
+            "--max-tokens", 24, "-o", out / ckpt / "hyps.jsonl", cwd=lab["root"])
+    cli(REPO / "scripts" / "eval_report.py", "--run", run, "--eval-dir", out, "--bootstrap", 100, cwd=lab["root"])
+    summary = (out / "summary.md").read_text()
+    assert "base" in summary and "final" in summary and "chrF" in summary
+    hyps = [json.loads(l) for l in (out / "final" / "hyps.jsonl").read_text().splitlines()]
     assert len(hyps) == 4 and sum(bool(h["hypothesis"]) for h in hyps) >= 3
+    # the adapters learnt something: perplexity on these (trained-on) pairs fell
+    ppl = {c: json.loads((out / c / "ppl.json").read_text()) for c in ("base", "final")}
+    assert ppl["final"]["test_ppl"] < ppl["base"]["test_ppl"], ppl
 
 
-@pytest.mark.slow
 def test_fuse_generates_what_base_plus_adapter_does(lab):
     cli(REPO / "scripts" / "fuse.py", "--run", lab["run_dir"], "--ckpt", "final", cwd=lab["root"])
     fused = lab["root"] / "fused" / f"{lab['run_dir'].name}-final"
