@@ -189,7 +189,8 @@ def run_detail(r: dict) -> str:
     facts = [f"model <code>{esc(m.get('model'))}</code>", f"data <code>{esc(m.get('data_dir'))}</code>",
              f"{esc(r['row']['iters'])} iterations"]
     if m.get("best"):
-        facts.append(f"best/ at iteration {esc(m['best'].get('iteration'))} (chosen on validation)")
+        facts.append(f"best/ at iteration {esc(m['best'].get('iteration'))} (chosen on validation by "
+                     f"{esc(m['best'].get('criterion', 'val_loss'))})")
     error = f'<p class="neg">error: {esc(m["error"])}</p>' if m.get("error") else ""
     return (f'<section class="run" id="run-{esc(stamp)}"><h3>{esc(stamp)} {badge(r["status"])}</h3>'
             f'<p class="meta">{"; ".join(facts)}</p>{error}'

@@ -23,7 +23,7 @@ EXCERPT = "an excerpt of a flagged pair"
 
 
 def metrics(iters, val_chrf=False):
-    rows = [{"type": "val", "iteration": i, "val_loss": 3.0 - 0.1 * i, **({"val_chrf": 10.0 + i} if val_chrf else {})}
+    rows = [{"type": "val", "iteration": i, "val_loss": 2.8 + 0.1 * abs(i - 2), **({"val_chrf": 10.0 + i} if val_chrf else {})}
             for i in range(0, iters + 1, 2)]
     rows += [{"type": "train", "iteration": i, "train_loss": 3.2 - 0.1 * i, "tokens_per_second": tps,
               "peak_memory": 0.1} for i, tps in ((2, 100.0 + iters), (4, 120.0 + iters))]
@@ -42,6 +42,8 @@ def write_run(runs, adapters, stamp, status, pid=None, tps_offset=0, val_chrf=Fa
         manifest.update(pid=pid, host=platform.node())
     if status == "failed":
         manifest["error"] = "RuntimeError: out of memory"
+    if val_chrf:
+        manifest["best"] = {"iteration": 2, "criterion": "val_loss", "val_loss": 2.8}  # as best.json below
     olelo.atomic_write_json(run / "manifest.json", manifest)
     olelo.atomic_write_jsonl(run / "metrics.jsonl", metrics(4 + tps_offset, val_chrf))
     return run
@@ -105,6 +107,7 @@ def test_runs_table_has_every_run_once_with_its_status(lab):
     assert rows[KILLED].startswith(' class="bad"') and ">stopped</span>" in rows[KILLED]
     assert "12.00 @2" not in rows[FAILED] and "14.00 @4" in rows[DONE]  # best validation chrF++
     assert "RuntimeError: out of memory" in page
+    assert "best/ at iteration 2 (chosen on validation by val_loss)" in page
 
 
 def test_evaluation_shows_headline_baselines_intervals_and_posthoc(lab):
