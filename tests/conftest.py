@@ -136,19 +136,20 @@ def tiny_data(tmp_path_factory) -> Path:
 class TinyTrain:
     """The tests' one short real training: scripts/train.py (mlx_lm.lora) of the tiny
     model on tiny_data, into ROOT/runs and ROOT/adapters, a report, a validation and
-    a checkpoint every `every` iterations."""
+    a checkpoint every `every` iterations (or every report_every / save_every)."""
 
     def __init__(self, model: Path, data: Path):
         self.model, self.data = model, data
 
     def command(self, root, *extra, iters=4, batch=2, every=2, layers=6, model=None, data=None,
-                launcher=(), lab_opts=()) -> list[str]:
+                launcher=(), lab_opts=(), report_every=None, save_every=None) -> list[str]:
         root = Path(root)
         return [*map(str, launcher), sys.executable, str(REPO / "scripts" / "train.py"),
                 "--runs-dir", str(root / "runs"), "--adapters-dir", str(root / "adapters"), *map(str, lab_opts),
                 "--", "mlx_lm.lora", "--model", str(model or self.model), "--train", "--data", str(data or self.data),
                 "--iters", str(iters), "--batch-size", str(batch), "--num-layers", str(layers),
-                "--steps-per-report", str(every), "--steps-per-eval", str(every), "--save-every", str(every),
+                "--steps-per-report", str(report_every or every), "--steps-per-eval", str(every),
+                "--save-every", str(save_every or every),
                 *map(str, extra)]
 
     def __call__(self, root, *extra, check=True, env=None, **kw) -> subprocess.CompletedProcess:

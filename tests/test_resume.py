@@ -48,15 +48,17 @@ CASES = {
 }
 
 
-def command(root, tiny_model, data, case):
+def command(root, tiny_train, data, case):
     c = CASES[case]
     launcher = [str(LAUNCH), "-n", str(c["ranks"]), "--backend", "ring"] if c["ranks"] > 1 else []
-    flags = ["--steps-per-report", "2", *c["flags"]] if "--steps-per-report" not in c["flags"] else c["flags"]
-    return [*launcher, sys.executable, "scripts/train.py", "--runs-dir", str(root / "runs"),
-            "--adapters-dir", str(root / "adapters"), *c["lab"], "--",
-            "mlx_lm.lora", "--model", str(tiny_model), "--train", "--data", str(data), "--iters", "12",
-            "--batch-size", "2", "--num-layers", "4", "--learning-rate", "1e-3", "--steps-per-eval", "2",
-            "--save-every", "4", *flags]
+    flags = list(c["flags"])
+    report = 2
+    if "--steps-per-report" in flags:
+        i = flags.index("--steps-per-report")
+        report = int(flags[i + 1])
+        del flags[i:i + 2]
+    return tiny_train.command(root, "--learning-rate", "1e-3", *flags, iters=12, batch=2, layers=4, data=data,
+                              every=2, report_every=report, save_every=4, launcher=launcher, lab_opts=c["lab"])
 
 
 def run_dir_of(root):
@@ -92,16 +94,16 @@ def train_killed_after_first_checkpoint(cmd, root):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
-def test_killed_and_resumed_run_is_the_uninterrupted_run(case, tmp_path, tiny_model, data):
+def test_killed_and_resumed_run_is_the_uninterrupted_run(case, tmp_path, tiny_train, data):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
-    out = subprocess.run(command(whole, tiny_model, data, case), cwd=REPO, capture_output=True, text=True,
+    out = subprocess.run(command(whole, tiny_train, data, case), cwd=REPO, capture_output=True, text=True,
                          timeout=900)
     assert out.returncode == 0 and run_dir_of(whole).is_dir(), out.stdout[-3000:] + out.stderr[-3000:]
 
-    train_killed_after_first_checkpoint(command(cut, tiny_model, data, case), cut)
+    train_killed_after_first_checkpoint(command(cut, tiny_train, data, case), cut)
     killed = json.loads((run_dir_of(cut) / "manifest.json").read_text())
     assert killed["status"] == "running"  # it did not get to finish
-    out = subprocess.run(command(cut, tiny_model, data, case), cwd=REPO, capture_output=True, text=True,
+    out = subprocess.run(command(cut, tiny_train, data, case), cwd=REPO, capture_output=True, text=True,
                          timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
