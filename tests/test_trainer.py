@@ -161,3 +161,23 @@ def test_select_and_keep_are_checked_and_select_names_the_run_only_with_patience
     assert olelo.run_stamp("d", {**args, "select": "val_chrf"}) == olelo.run_stamp("d", {**args, "select": "val_loss"})
     assert olelo.run_stamp("d", {**args, "patience": 3, "select": "val_chrf"}).endswith("-p3chrf64-s0")
     assert olelo.run_stamp("d", {**args, "patience": 3, "select": "val_loss"}).endswith("-p3-s0")
+
+
+@pytest.mark.slow
+def test_generating_for_validation_changes_nothing_in_training(tmp_path, tiny_train):
+    # Same run with and without VAL_GEN (dropout on: mx.random is in play): same weights and losses.
+    import mlx.core as mx
+
+    def run(root, val_gen):
+        tiny_train(root, "--learning-rate", "1e-3", iters=6, lab_opts=["--val-gen", val_gen, "--select", "val_loss",
+                                                                         "--dropout", "0.1"])
+        run_dir = (root / "runs" / "latest").resolve()
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        weights = mx.load(str(root / "adapters" / run_dir.name / "adapters.safetensors"))
+        return [(r["iteration"], r.get("train_loss"), r.get("val_loss")) for r in rows], weights, rows
+
+    with_gen, w1, rows = run(tmp_path / "gen", "2")
+    without, w2, _ = run(tmp_path / "nogen", "0")
+    assert any("val_chrf" in r for r in rows)
+    assert with_gen == without
+    assert all(np.array_equal(np.array(w1[k]), np.array(w2[k])) for k in w1)
