@@ -20,13 +20,8 @@ T0=$SECONDS
 python3 bench/campaigns/gpu_build_model.py --tokenizer .gpu-c/tok --out /root/m4b16 --bits 16 || exit 5
 echo "model built in $((SECONDS - T0)) s"
 
-# Fake venv for the Makefile (as in bench/campaigns/gpu_lab_targets.sh), plus mlx.launch beside it.
-V=/tmp/v; mkdir -p $V/bin
-PY3=$(command -v python3)
-rm -f $V/bin/python; printf '#!/bin/sh\nexec %s "$@"\n' "$PY3" > $V/bin/python; chmod +x $V/bin/python
-printf '#!/bin/sh\nexec %s -c "import sys; sys.argv[0] = \\"mlx.launch\\"; from mlx._distributed_utils.launch import main; main()" "$@"\n' "$PY3" > $V/bin/mlx.launch; chmod +x $V/bin/mlx.launch
-touch $V/.installed
-export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+# Stand-in .venv for the Makefile, with mlx.launch beside its python.
+source "$(dirname "$0")/gpu_venv.sh"
 # Shim venv /tmp/vs: same python, plus a sitecustomize that makes
 # mx.distributed.all_sum/all_gather(..., stream=mx.cpu) run on the default (GPU) stream.
 # Without it the NCCL run dies in scripts/train.py agree() (all_sum(stream=mx.cpu)):

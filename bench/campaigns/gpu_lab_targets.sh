@@ -16,20 +16,7 @@ MODEL_DIR=${1:?model folder}
 DATA_SRC=${2:?folder with fornander/ and koa/ CSVs}
 OUTD=${OUT:-/tmp/lab-out}
 mkdir -p "$OUTD"
-V=/tmp/v
-mkdir -p $V/bin
-# A wrapper, not a symlink: python3 there is itself a venv's, found by its own path.
-PY3=$(command -v python3)
-rm -f $V/bin/python  # never write through an old symlink
-printf '#!/bin/sh\nexec %s "$@"\n' "$PY3" > $V/bin/python
-chmod +x $V/bin/python
-touch $V/.installed
-# scripts/perplexity.py runs the mlx_lm.lora console script found beside sys.executable;
-# `pip install --target /tmp/site` put the console scripts in /tmp/site/bin instead.
-for f in /tmp/site/bin/mlx_lm*; do
-  [ -e "$f" ] && [ ! -e "$(dirname "$PY3")/$(basename "$f")" ] && ln -s "$f" "$(dirname "$PY3")/"
-done
-export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+source "$(dirname "$0")/gpu_venv.sh"  # the stand-in .venv: VENV=$V
 LAB=${LAB_DIR:-runs/gpu}
 COMMON=(VENV=$V RUNS_DIR=$LAB/runs ADAPTERS_DIR=$LAB/adapters)
 STEPS=()
