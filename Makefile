@@ -24,10 +24,35 @@ MODEL ?= mlx-community/gemma-3-4b-it-4bit
 DATA_SRC ?= ../shared/data
 ## translation direction: haw-en, en-haw, or both (both directions in one dataset)
 DIRECTION ?= haw-en
-## seed of the splits, the tiny model and training
+## seed of the splits and of training (the tiny model has TINY_SEED)
 SEED ?= 0
 
 PY := $(VENV)/bin/python
+
+# Make variables reach the shell through one function: q single-quotes a value that
+# needs it, so spaces, quotes and $ ; | & in it stay data (HF_REPO="x'; rm -rf ~" is only
+# a bad name); plain values stay unquoted so `make -n` shows the notes' commands as written.
+q = $(if $(or $(call unsafe,$(1)),$(filter-out 1,$(words $(1)))),'$(subst ','\'',$(1))',$(1))
+# Names that make itself uses in file targets (RUN, DATA, RUNS_DIR, ...) cannot hold
+# spaces or shell/make characters: refuse them with one line before any rule runs.
+comma := ,
+lparen := (
+rparen := )
+UNSAFE_CHARS := ' " ` \ ; & | < > { } [ ] * ? ! ~ % = : $(comma) $(lparen) $(rparen)
+unsafe = $(strip $(if $(findstring $$,$(1)),$$) $(if $(findstring \#,$(1)),\#) \
+  $(foreach c,$(UNSAFE_CHARS),$(if $(findstring $(c),$(1)),$(c))))
+check_name = $(if $(or $(call unsafe,$(value $(1))),$(filter-out 1,$(words $(value $(1))))),\
+  $(error $(1)='$(value $(1))': $(2); no spaces$(comma) quotes or shell characters))
+digits = $(if $(strip $(1)),$(if $(strip $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,\
+  $(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1)))))))))))),,yes))
+check_int = $(if $(call digits,$(value $(1))),,$(error $(1)='$(value $(1))': must be a whole number >= 0))
+check_pos = $(if $(and $(call digits,$(value $(1))),$(subst 0,,$(value $(1)))),,$(error $(1)='$(value $(1))': must be a whole number >= 1))
+# A file holding the values that shape a target, rewritten only when they change: a
+# target that lists it is rebuilt exactly when one of them changed (SEED, BOOTSTRAP, ...).
+.PHONY: FORCE
+FORCE:
+VARS_FILE = @mkdir -p $(call q,$(@D)) && printf '%s\n' $(1) > $(call q,$@.new) && \
+  { cmp -s $(call q,$@.new) $(call q,$@) && rm -f $(call q,$@.new) || mv -f $(call q,$@.new) $(call q,$@); }
 # Linux CPU: mlx[cpu] bundles a reference BLAS ~50x slower than OpenBLAS.
 # Preload Debian's OpenBLAS into every MLX command when it is installed.
 ## OpenBLAS library preloaded into MLX commands when it exists (Linux)
@@ -81,6 +106,7 @@ doctor: $(VENV)/.installed ## platform, MLX backend and device, BLAS, memory, to
 # data/raw comes from DATA_SRC when that folder exists, else `make fetch-data`.
 RAW_FORNANDER := data/raw/fornander/fornander_pairs.csv
 RAW_KOA := data/raw/koa/koa_pairs.csv
+$(if $(filter haw-en en-haw both,$(value DIRECTION)),,$(error DIRECTION='$(value DIRECTION)': use haw-en, en-haw or both))
 SUFFIX := $(if $(filter haw-en,$(DIRECTION)),,-$(DIRECTION))
 INTERIM := data/interim/$(DIRECTION)
 SPLITS := data/finetuning
@@ -94,7 +120,7 @@ fetch-data: $(VENV)/.installed ## download the raw CSVs (pinned commit, sha256 c
 # One command writes several files: a pattern rule (its stem is the folder) is
 # how Make 3.81 says so (grouped targets `&:` need Make 4.3).
 %/fornander/fornander_pairs.csv %/koa/koa_pairs.csv: scripts/fetch_data.py | $(VENV)/.installed
-	@if [ -d "$(DATA_SRC)" ]; then $(PY) scripts/fetch_data.py --src $(DATA_SRC) --out $*; \
+	@if [ -d $(call q,$(DATA_SRC)) ]; then $(PY) scripts/fetch_data.py --src $(call q,$(DATA_SRC)) --out $*; \
 	else $(PY) scripts/fetch_data.py --download --out $*; fi
 
 CONVERT = $(PY) scripts/convert_fornander.py $< -o $@ --direction $(DIRECTION) --report $(basename $@).report.json
@@ -103,7 +129,12 @@ $(INTERIM)/fornander.jsonl: $(RAW_FORNANDER) scripts/convert_fornander.py script
 $(INTERIM)/koa.jsonl: $(RAW_KOA) scripts/convert_fornander.py scripts/olelo.py
 	$(CONVERT)
 
-%/large$(SUFFIX)/manifest.json %/small$(SUFFIX)/manifest.json: $(INTERIM)/fornander.jsonl $(INTERIM)/koa.jsonl scripts/split.py
+$(call check_int,SEED)
+# The split's identity beyond its inputs: SEED (a new seed re-splits).
+$(SPLITS)/.split-vars: FORCE
+	$(call VARS_FILE,seed=$(SEED))
+
+%/large$(SUFFIX)/manifest.json %/small$(SUFFIX)/manifest.json: $(INTERIM)/fornander.jsonl $(INTERIM)/koa.jsonl scripts/split.py $(SPLITS)/.split-vars
 	$(PY) scripts/split.py --out $* --seed $(SEED) \
 	  large$(SUFFIX)=$(INTERIM)/fornander.jsonl small$(SUFFIX)=$(INTERIM)/koa.jsonl
 
@@ -111,7 +142,7 @@ $(INTERIM)/koa.jsonl: $(RAW_KOA) scripts/convert_fornander.py scripts/olelo.py
 ## DATA=mix: how many times the small training set is repeated inside the large one
 MIX_K ?= 3
 MIX := $(SPLITS)/mix-k$(MIX_K)$(SUFFIX)
-$(MIX)/manifest.json: $(LARGE)/manifest.json $(SMALL)/manifest.json scripts/mix_data.py
+$(MIX)/manifest.json: $(LARGE)/manifest.json $(SMALL)/manifest.json scripts/mix_data.py $(SPLITS)/.split-vars
 	$(PY) scripts/mix_data.py --large $(LARGE) --small $(SMALL) --repeat $(MIX_K) --seed $(SEED) --out $(MIX)
 
 .PHONY: data
@@ -126,9 +157,15 @@ TINY := models/tiny-gemma3
 TINY_4BIT := models/tiny-gemma3-4bit
 ## text that the tiny model's tokenizer is trained on
 TINY_TEXT ?= $(RAW_FORNANDER)
+## seed of the tiny model's random weights (a new seed is another model: runs on the old one are refused)
+TINY_SEED ?= 0
 
-%/tiny-gemma3/config.json %/tiny-gemma3-4bit/config.json: $(TINY_TEXT) scripts/build_tiny_model.py | $(VENV)/.installed
-	$(RUN_PY) scripts/build_tiny_model.py --text $(TINY_TEXT) --out $*/tiny-gemma3 --quantized-out $*/tiny-gemma3-4bit --layers 16 --seed $(SEED)
+$(call check_int,TINY_SEED)
+models/.tiny-vars: FORCE
+	$(call VARS_FILE,seed=$(TINY_SEED) text=$(call q,$(TINY_TEXT)))
+
+%/tiny-gemma3/config.json %/tiny-gemma3-4bit/config.json: $(TINY_TEXT) scripts/build_tiny_model.py models/.tiny-vars | $(VENV)/.installed
+	$(RUN_PY) scripts/build_tiny_model.py --text $(call q,$(TINY_TEXT)) --out $*/tiny-gemma3 --quantized-out $*/tiny-gemma3-4bit --layers 16 --seed $(TINY_SEED)
 
 .PRECIOUS: $(TINY)/config.json $(TINY_4BIT)/config.json
 .PHONY: tiny-model
@@ -221,7 +258,8 @@ ADAPTERS_DIR ?= adapters
 ## 1: show the command a target would run and start nothing (train-small, train-large, upload)
 DRY_RUN ?=
 
-flag = $(if $(strip $(2)),$(1) $(2))
+# (A negative value goes as --flag=-1: argparse would read `-1e-5` as an option.)
+flag = $(if $(strip $(2)),$(if $(filter -%,$(strip $(2))),$(1)=$(call q,$(strip $(2))),$(1) $(call q,$(strip $(2)))))
 on = $(filter 1 yes true,$(1))
 MLX_FLAGS = $(if $(call on,$(GRAD_CKPT)),--grad-checkpoint) $(call flag,--steps-per-eval,$(STEPS_PER_EVAL)) \
   $(call flag,--save-every,$(SAVE_EVERY)) $(call flag,--learning-rate,$(LR)) \
@@ -229,10 +267,10 @@ MLX_FLAGS = $(if $(call on,$(GRAD_CKPT)),--grad-checkpoint) $(call flag,--steps-
   $(call flag,--num-layers,$(LAYERS)) $(call flag,--val-batches,$(VAL_BATCHES)) \
   $(if $(call on,$(MASK_PROMPT)),--mask-prompt) $(call flag,--optimizer,$(OPTIMIZER)) \
   $(call flag,--fine-tune-type,$(FINE_TUNE_TYPE)) $(call flag,--seed,$(SEED)) $(EXTRA)
-LAB_FLAGS = --runs-dir $(RUNS_DIR) --adapters-dir $(ADAPTERS_DIR) $(call flag,--rank,$(RANK)) \
-  $(call flag,--scale,$(SCALE)) $(call flag,--dropout,$(DROPOUT)) --lr-schedule $(LR_SCHEDULE) \
-  $(call flag,--warmup,$(WARMUP)) --patience $(PATIENCE) --val-gen $(VAL_GEN) $(call flag,--select,$(SELECT)) \
-  --keep $(KEEP) $(if $(call on,$(FORCE)),--force)
+LAB_FLAGS = --runs-dir $(call q,$(RUNS_DIR)) --adapters-dir $(call q,$(ADAPTERS_DIR)) $(call flag,--rank,$(RANK)) \
+  $(call flag,--scale,$(SCALE)) $(call flag,--dropout,$(DROPOUT)) $(call flag,--lr-schedule,$(LR_SCHEDULE)) \
+  $(call flag,--warmup,$(WARMUP)) $(call flag,--patience,$(PATIENCE)) $(call flag,--val-gen,$(VAL_GEN)) \
+  $(call flag,--select,$(SELECT)) $(call flag,--keep,$(KEEP)) $(if $(call on,$(FORCE)),--force)
 
 # Distributed: mlx_lm.lora averages gradients over the ranks mlx.launch starts.
 ## ranks on this host (mlx.launch -n)
@@ -250,13 +288,22 @@ DIST_BACKEND ?= ring
 # (scripts/auto_batch.py: for MODEL, the data and the memory available now, one
 # process only), starts mlx.launch when there are ranks, and checks afterwards that
 # the run finished (mlx.launch exits 0 even when a rank fails).
-LAUNCH_FLAGS = --nproc $(NPROC) $(call flag,--hostfile,$(HOSTFILE)) --backend $(DIST_BACKEND) \
+LAUNCH_FLAGS = $(call flag,--nproc,$(NPROC)) $(call flag,--hostfile,$(HOSTFILE)) $(call flag,--backend,$(DIST_BACKEND)) \
   $(if $(call on,$(DRY_RUN)),--dry-run)
 
 # DATA picks another dataset folder under data/finetuning; DATA=mix is mix-k$(MIX_K).
+$(if $(DATA),$(call check_name,DATA,a dataset folder name under $(SPLITS)))
+$(call check_name,RUNS_DIR,a folder for run records)
+$(call check_name,ADAPTERS_DIR,a folder for adapters)
+$(call check_int,MIX_K)
 DATA_NAME := $(if $(filter mix,$(DATA)),mix-k$(MIX_K),$(DATA))
 SMALL_DATA := $(if $(DATA),$(SPLITS)/$(DATA_NAME)$(SUFFIX),$(SMALL))
 LARGE_DATA := $(if $(DATA),$(SPLITS)/$(DATA_NAME)$(SUFFIX),$(LARGE))
+# What make can build (large, small, mix) or what is there already; else a clear error.
+DATA_DEP = $(if $(or $(if $(DATA),,yes),$(filter large small mix,$(DATA)),$(wildcard $(1)/manifest.json)),$(1)/manifest.json,unknown-data)
+.PHONY: unknown-data
+unknown-data:
+	@echo "error: DATA=$(DATA): no dataset $(SPLITS)/$(DATA_NAME)$(SUFFIX) (make data builds large and small, DATA=mix the mix; have: $(notdir $(wildcard $(SPLITS)/*)))" >&2 && exit 2
 
 # The notes' two experiments share one rule and differ in data and defaults: the
 # large batch is 1 example (1 per rank with NPROC ranks), with grad checkpointing
@@ -268,14 +315,14 @@ train-large: TRAIN_BATCH := $(or $(BATCH),$(if $(filter-out 1,$(NPROC)),$(NPROC)
 train-large: GRAD_CKPT := $(or $(GRAD_CKPT),$(if $(filter auto,$(BATCH)),,1))
 
 .PHONY: train-small train-large
-train-small: $(SMALL_DATA)/manifest.json ## the notes' experiment 1: 20 Koa pairs, batch 2
-train-large: $(LARGE_DATA)/manifest.json ## the notes' experiment 2: Fornander pairs, batch 1, grad checkpoint
+train-small: $(call DATA_DEP,$(SMALL_DATA)) ## the notes' experiment 1: 20 Koa pairs, batch 2
+train-large: $(call DATA_DEP,$(LARGE_DATA)) ## the notes' experiment 2: Fornander pairs, batch 1, grad checkpoint
 train-small train-large: $(MODEL_DEP) | $(VENV)/.installed
-	$(RUN_PY) scripts/launch.py $(strip $(LAUNCH_FLAGS)) -- $(strip $(LAB_FLAGS)) -- mlx_lm.lora --model $(MODEL) --train --data $(TRAIN_DATA) --iters $(ITERS) --batch-size $(TRAIN_BATCH) $(strip $(MLX_FLAGS))
+	$(RUN_PY) scripts/launch.py $(strip $(LAUNCH_FLAGS)) -- $(strip $(LAB_FLAGS)) -- mlx_lm.lora --model $(call q,$(MODEL)) --train --data $(TRAIN_DATA) --iters $(call q,$(ITERS)) --batch-size $(call q,$(TRAIN_BATCH)) $(strip $(MLX_FLAGS))
 
 .PHONY: runs
 runs: | $(VENV)/.installed ## table of all runs (status, iterations, best val loss, tok/s, peak memory)
-	@set -e -o pipefail; $(PY) scripts/runs_table.py --runs-dir $(RUNS_DIR) | $(VENV)/bin/csvlook --no-inference
+	@set -e -o pipefail; $(PY) scripts/runs_table.py --runs-dir $(call q,$(RUNS_DIR)) | $(VENV)/bin/csvlook --no-inference
 
 ## ---------------------------------------------------------------- evaluation
 # Each checkpoint's translations are a file target, so adding a checkpoint costs
@@ -304,39 +351,65 @@ BASE_PROMPT ?=
 ## example pairs in the few-shot prompt (BASE_PROMPT=fewshot)
 SHOTS ?= 4
 
+$(call check_name,RUN,a run stamp or a run folder)
+$(foreach c,$(EVAL_CKPTS),$(if $(or $(filter final best all,$(c)),$(call digits,$(c))),,$(error EVAL_CKPTS='$(EVAL_CKPTS)': use final, best, all or iteration numbers)))
+$(foreach v,$(if $(LIMIT),LIMIT) $(if $(MAX_TOKENS),MAX_TOKENS) EVAL_BATCH BOOTSTRAP SHOTS,$(call check_pos,$(v)))
 RUN_DIR := $(if $(findstring /,$(RUN)),$(RUN:/=),$(RUNS_DIR)/$(RUN))
 RUN_STAMP := $(notdir $(or $(realpath $(RUN_DIR)),$(RUN_DIR)))
 RUN_ADAPTERS := $(ADAPTERS_DIR)/$(RUN_STAMP)
 EVAL := $(RUNS_DIR)/$(RUN_STAMP)/eval$(if $(LIMIT),-n$(LIMIT))$(if $(MAX_TOKENS),-mt$(MAX_TOKENS))
 ALL_CKPTS := $(patsubst %_adapters.safetensors,ckpt-%,$(notdir $(wildcard $(RUN_ADAPTERS)/*_adapters.safetensors)))
-EVAL_DIRS := base $(if $(filter all,$(EVAL_CKPTS)),final best $(ALL_CKPTS),$(foreach c,$(EVAL_CKPTS),$(if $(filter final best,$(c)),$(c),ckpt-$(shell printf %07d $(c)))))
+EVAL_DIRS := base $(if $(filter all,$(EVAL_CKPTS)),final best $(ALL_CKPTS),$(foreach c,$(EVAL_CKPTS),$(if $(filter final best,$(c)),$(c),ckpt-$(shell printf %07d $(call q,$(c))))))
 FEWSHOT := base-fewshot$(SHOTS)-s$(SEED)
 EVAL_HYPS := $(foreach c,$(EVAL_DIRS),$(EVAL)/$(c)/hyps.jsonl) $(if $(filter fewshot,$(BASE_PROMPT)),$(EVAL)/$(FEWSHOT)/hyps.jsonl)
 
+# A checkpoint's folder (hyps.jsonl, ppl.json) is written beside it and renamed into place
+# whole. translate.py and perplexity.py refuse a test set or model other than the run's.
+# What else shapes the outputs (EVAL_BATCH; BOOTSTRAP for the report) is in a vars file.
+CKPT_TMP = $(dir $(@D)).$(notdir $(@D)).tmp
 define EVAL_CKPT
-$(RUN_PY) scripts/perplexity.py --run $(RUN_DIR) --ckpt $(notdir $(@D)) $(call flag,--limit,$(LIMIT)) -o $(@D)/ppl.json
-$(RUN_PY) scripts/translate.py --run $(RUN_DIR) --ckpt $(notdir $(@D)) --batch-size $(EVAL_BATCH) \
-  $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) -o $@
+@rm -rf $(call q,$(CKPT_TMP))
+$(RUN_PY) scripts/translate.py --run $(call q,$(RUN_DIR)) --ckpt $(notdir $(@D)) --batch-size $(call q,$(EVAL_BATCH)) \
+  $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) -o $(call q,$(CKPT_TMP)/hyps.jsonl)
+$(RUN_PY) scripts/perplexity.py --run $(call q,$(RUN_DIR)) --ckpt $(notdir $(@D)) $(call flag,--limit,$(LIMIT)) -o $(call q,$(CKPT_TMP)/ppl.json)
+@rm -rf $(call q,$(@D)) && mv $(call q,$(CKPT_TMP)) $(call q,$(@D))
 endef
-$(EVAL)/base/hyps.jsonl: scripts/translate.py scripts/perplexity.py
+# (Kept in the run folder, not in the eval folder: a refused eval leaves no eval folder.)
+EVAL_VARS := $(RUNS_DIR)/$(RUN_STAMP)/.$(notdir $(EVAL))
+RUN_EXISTS = @test -f $(call q,$(RUN_DIR)/manifest.json) || \
+  (echo "error: RUN=$(RUN): no run $(RUN_DIR) (see make runs)" >&2 && exit 2)
+$(EVAL_VARS)-translate.vars: FORCE
+	$(RUN_EXISTS)
+	$(call VARS_FILE,eval_batch=$(EVAL_BATCH) limit=$(LIMIT) max_tokens=$(MAX_TOKENS))
+$(EVAL_VARS)-report.vars: FORCE
+	$(RUN_EXISTS)
+	$(call VARS_FILE,bootstrap=$(BOOTSTRAP))
+EVAL_DEPS := scripts/translate.py scripts/perplexity.py $(EVAL_VARS)-translate.vars
+$(EVAL)/base/hyps.jsonl: $(EVAL_DEPS)
 	$(EVAL_CKPT)
-$(EVAL)/final/hyps.jsonl: $(RUN_ADAPTERS)/adapters.safetensors scripts/translate.py scripts/perplexity.py
+$(EVAL)/final/hyps.jsonl: $(RUN_ADAPTERS)/adapters.safetensors $(EVAL_DEPS)
 	$(EVAL_CKPT)
-$(EVAL)/best/hyps.jsonl: $(RUN_ADAPTERS)/best/adapters.safetensors scripts/translate.py scripts/perplexity.py
+$(EVAL)/best/hyps.jsonl: $(RUN_ADAPTERS)/best/adapters.safetensors $(EVAL_DEPS)
 	$(EVAL_CKPT)
-$(EVAL)/ckpt-%/hyps.jsonl: $(RUN_ADAPTERS)/%_adapters.safetensors scripts/translate.py scripts/perplexity.py
+$(EVAL)/ckpt-%/hyps.jsonl: $(RUN_ADAPTERS)/%_adapters.safetensors $(EVAL_DEPS)
 	$(EVAL_CKPT)
 # No perplexity here: held-out loss is the zero-shot base row's.
-$(EVAL)/$(FEWSHOT)/hyps.jsonl: scripts/translate.py
-	$(RUN_PY) scripts/translate.py --run $(RUN_DIR) --ckpt base --prompt fewshot --shots $(SHOTS) --shots-seed $(SEED) \
-	  --batch-size $(EVAL_BATCH) $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) -o $@
+$(EVAL)/$(FEWSHOT)/hyps.jsonl: scripts/translate.py $(EVAL_VARS)-translate.vars
+	$(RUN_PY) scripts/translate.py --run $(call q,$(RUN_DIR)) --ckpt base --prompt fewshot --shots $(call q,$(SHOTS)) --shots-seed $(SEED) \
+	  --batch-size $(call q,$(EVAL_BATCH)) $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) -o $(call q,$@)
 
-$(EVAL)/summary.json: $(EVAL_HYPS) scripts/eval_report.py scripts/score.py scripts/semsim.py scripts/plots.py
-	$(RUN_PY) scripts/eval_report.py --run $(RUN_DIR) --eval-dir $(EVAL) --bootstrap $(BOOTSTRAP)
+# Adapters make cannot build: one line instead of "No rule to make target".
+$(RUN_ADAPTERS)/%_adapters.safetensors:
+	@echo "error: run $(RUN_STAMP) has no checkpoint at iteration $* ($@ missing; see ls $(RUN_ADAPTERS))" >&2 && exit 2
+$(RUN_ADAPTERS)/adapters.safetensors $(RUN_ADAPTERS)/best/adapters.safetensors:
+	@echo "error: $@ is missing: run $(RUN_STAMP) did not finish or its adapters were deleted (see make runs)" >&2 && exit 2
+
+$(EVAL)/summary.json: $(EVAL_HYPS) scripts/eval_report.py scripts/score.py scripts/semsim.py scripts/plots.py $(EVAL_VARS)-report.vars
+	$(RUN_PY) scripts/eval_report.py --run $(call q,$(RUN_DIR)) --eval-dir $(call q,$(EVAL)) --bootstrap $(call q,$(BOOTSTRAP))
 
 .PHONY: eval
 eval: $(EVAL)/summary.json | $(VENV)/.installed ## evaluate RUN (default latest): base vs EVAL_CKPTS (final best | all | 400 800)
-	@cat $(EVAL)/summary.md
+	@cat $(call q,$(EVAL)/summary.md)
 	@echo "A/B: $(EVAL)/ab.md   plots: $(EVAL)/loss.png $(EVAL)/scores.png   every run on one page: make report"
 
 ## ---------------------------------------------------------------- lab report
@@ -348,7 +421,7 @@ NO_TEXT ?=
 
 .PHONY: report
 report: | $(VENV)/.installed ## one offline HTML page: runs, curves, eval sweeps with CIs, A/B, data quality (NO_TEXT=1)
-	$(PY) scripts/report.py --runs-dir $(RUNS_DIR) --out $(RUNS_DIR)/report/index.html $(if $(call on,$(NO_TEXT)),--no-text)
+	$(PY) scripts/report.py --runs-dir $(call q,$(RUNS_DIR)) --out $(call q,$(RUNS_DIR)/report/index.html) $(if $(call on,$(NO_TEXT)),--no-text)
 
 ## ---------------------------------------------------------------- memory and speed
 # mem-profile: short real LoRA runs of MODEL over batch x grad checkpoint x
@@ -364,13 +437,14 @@ PROFILE_ITERS ?= 6
 
 .PHONY: mem-profile
 mem-profile: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## peak memory + tok/s sweep of MODEL, fit, RESULTS.md memory guidelines
-	$(RUN_PY) scripts/mem_profile.py --model $(MODEL) --data $(LARGE) --batch-sizes $(PROFILE_BATCHES) \
+	$(RUN_PY) scripts/mem_profile.py --model $(call q,$(MODEL)) --data $(LARGE) --batch-sizes $(PROFILE_BATCHES) \
 	  --max-seqs $(PROFILE_MAX_SEQS) --iters $(PROFILE_ITERS) $(call flag,--num-layers,$(LAYERS))
-	$(PY) scripts/memory_guidelines.py --model $(MODEL) --notes RESULTS.md
+	$(PY) scripts/memory_guidelines.py --model $(call q,$(MODEL)) --notes RESULTS.md
 
 ## ---------------------------------------------------------------- fuse and upload
-# fuse.py skips a checkpoint it has already fused into the same base, so `upload`
-# can depend on it: `make fuse upload RUN=<stamp> HF_REPO=user/name` is one command.
+# fuse.py skips a checkpoint it has already fused into the same base. upload never fuses:
+# it uploads the fused folder of the RUN/FUSE_CKPT given on the command line (or FUSED),
+# else the one fused last (fused/latest): `make fuse upload RUN=<stamp> HF_REPO=user/name`.
 # Old name: CKPT (too close to eval's CKPTS).
 ifeq ($(origin CKPT),command line)
 FUSE_CKPT := $(CKPT)
@@ -380,25 +454,30 @@ endif
 FUSE_CKPT ?= best
 ## 1: fuse into a float (dequantized) model
 DEQUANTIZE ?=
-## the fused model's folder (fuse: fused/<stamp>-<ckpt>; upload: fused/latest)
+## the fused model's folder (fuse: fused/<stamp>-<ckpt>; upload: RUN/FUSE_CKPT's, else fused/latest)
 FUSED ?=
 ## the Hugging Face repo to upload to (user/name)
 HF_REPO ?=
 ## 1: make the uploaded repo public (default: private)
 PUBLIC ?=
 
+$(if $(or $(filter final best,$(FUSE_CKPT)),$(call digits,$(FUSE_CKPT:ckpt-%=%))),,$(error FUSE_CKPT='$(FUSE_CKPT)': use best, final or an iteration number))
+
 .PHONY: fuse
 fuse: | $(VENV)/.installed ## fuse RUN's FUSE_CKPT (best|final|N) into its base: fused/<stamp>-<ckpt>, checked vs base+adapter (DEQUANTIZE=1)
-	$(RUN_PY) scripts/fuse.py --run $(RUN_DIR) --ckpt $(FUSE_CKPT) $(if $(call on,$(DEQUANTIZE)),--dequantize) $(call flag,--out,$(FUSED))
+	$(RUN_PY) scripts/fuse.py --run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize) $(call flag,--out,$(FUSED))
 
+given = $(filter command line environment override,$(origin $(1)))
+UPLOAD_WHAT = $(if $(FUSED),--fused $(call q,$(FUSED)),$(if $(call given,RUN)$(call given,FUSE_CKPT)$(call given,CKPT),\
+  --run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize)))
 .PHONY: upload
-upload: fuse | $(VENV)/.installed ## upload the fused model + generated card to HF_REPO=user/name (private; PUBLIC=1, DRY_RUN=1)
-	$(RUN_PY) scripts/upload.py --fused $(or $(FUSED),fused/latest) --repo "$(HF_REPO)" $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public)
+upload: | $(VENV)/.installed ## upload RUN/FUSE_CKPT's fused model (else the one fused last) + card to HF_REPO=user/name (private; PUBLIC=1, DRY_RUN=1)
+	$(RUN_PY) scripts/upload.py $(UPLOAD_WHAT) --repo $(call q,$(value HF_REPO)) $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public)
 
 ## ---------------------------------------------------------------- lab notebook
 .PHONY: notes
 notes: | $(VENV)/.installed ## rebuild RESULTS.md, the generated tables beside NOTES.md (runs, evaluations)
-	$(PY) scripts/notes_tables.py --out RESULTS.md --runs-dir $(RUNS_DIR)
+	$(PY) scripts/notes_tables.py --out RESULTS.md --runs-dir $(call q,$(RUNS_DIR))
 
 ## ---------------------------------------------------------------- demo and tests
 # The demo uses the real data when DATA_SRC has it, else the committed sample;

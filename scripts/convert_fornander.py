@@ -19,6 +19,14 @@ without kahako, either case) become the ʻokina U+02BB, because the ʻokina is a
 always precedes a vowel. Before anything else (he ’lii, a closing quote) they stay. Kahako
 combining forms become precomposed by the NFC above, with or without this flag.
 
+Text that is well-formed but wrong is caught before anything is written (scripts/checks.py):
+mojibake (UTF-8 read as cp1252, e.g. `Ê»` for ʻ), U+FFFD, and `?` where an ʻokina or a kahakō
+was lost refuse the file with their line numbers (fix the encoding at the source); a Hawaiian
+column that is mostly not Hawaiian (share of letters outside a e i o u h k l m n p w ʻ and the
+kahakō vowels) is refused as swapped; single Hawaiian cells that read as another language are
+flagged (`not_hawaiian` in the report, line numbers on the console) and kept. An output or
+report path that is the input is refused.
+
 Rows are dropped, each with a reason, the first occurrence kept:
   empty           the Hawaiian or the English cell is empty after cleanup
   duplicate       same cleaned Hawaiian and English as an earlier row
@@ -60,6 +68,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
+import checks
 import olelo
 from olelo import UserError
 
@@ -113,6 +122,8 @@ def read_text(path: Path) -> str:
         data = path.read_bytes()
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    if olelo.utf16_kind(data):
+        olelo.decode_utf8(path, data)  # says which UTF-16 and how to convert it
     if b"\0" in data:
         at = data.index(b"\0")
         raise UserError(
@@ -253,7 +264,13 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    checks.refuse_overwriting_inputs([args.input], [args.output, args.report])
+    if args.report is not None and args.report.resolve() == args.output.resolve():
+        raise UserError(f"--report {args.report} is the output file; give the report its own path")
     pairs, read_info = read_pairs(args.input)
+    damaged, not_hawaiian = checks.check_pairs(
+        [(f"{args.input}:{p['line']}", clean(p["haw"]), clean(p["en"])) for p in pairs], str(args.input))
+    checks.refuse_damaged(damaged, str(args.input))
     kept, dropped, flagged = convert(
         pairs, min_ratio=args.min_ratio, max_ratio=args.max_ratio,
         drop_misaligned=args.drop_misaligned, modern=args.modern_orthography,
@@ -274,6 +291,7 @@ def main(argv=None) -> int:
         "flagged_misaligned": len(flagged),
         "repaired": len(read_info["repaired"]),
         "blank_lines": read_info["blank_lines"],
+        "flagged_not_hawaiian": len(not_hawaiian),
     }
     if args.report:
         olelo.atomic_write_json(args.report, {
@@ -291,6 +309,7 @@ def main(argv=None) -> int:
             "dropped": dropped,
             "flagged": flagged,
             "repaired": read_info["repaired"],
+            "not_hawaiian": not_hawaiian,
         })
 
     reasons = ", ".join(f"{r} {n}" for r, n in by_reason.items() if n) or "none"
@@ -305,6 +324,11 @@ def main(argv=None) -> int:
         f"to {args.output}{f', report {args.report}' if args.report else ''}.",
         file=sys.stderr,
     )
+    if not_hawaiian:
+        where = ", ".join(d["where"].rsplit(":", 1)[1] for d in not_hawaiian[:10])
+        print(f"convert_fornander: warning: {len(not_hawaiian)} Hawaiian cell(s) read as another language "
+              f"(over {checks.NOT_HAWAIIAN_LIMIT:.0%} letters outside the Hawaiian alphabet), kept: "
+              f"line(s) {where}{' …' if len(not_hawaiian) > 10 else ''}", file=sys.stderr)
     return 0
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import olelo
 import plots
+import run_identity
 import score
 import semsim
 import summaries
@@ -82,6 +83,10 @@ def evaluate(eval_dir: Path, metrics: list[dict], manifest: dict, bootstrap: int
         raise olelo.UserError(f"{eval_dir}/base/hyps.jsonl missing: the base model is what every checkpoint is compared with")
     rows = {n: olelo.read_jsonl(eval_dir / n / "hyps.jsonl") for n in names}
     ids = [r["id"] for r in rows["base"]]
+    test = olelo.read_jsonl(Path(manifest["data_dir"]) / "test.jsonl")
+    if ids != [r.get("id", str(i)) for i, r in enumerate(test)][: len(ids)]:
+        raise olelo.UserError(f"{eval_dir}/base/hyps.jsonl was not translated from the run's test set "
+                              f"{manifest['data_dir']}/test.jsonl (other ids); delete {eval_dir} and evaluate again")
     for n in names:
         if [r["id"] for r in rows[n]] != ids:
             raise olelo.UserError(f"{eval_dir}/{n}/hyps.jsonl covers other test ids than base; delete it and rerun")
@@ -160,8 +165,7 @@ def summary_markdown(summary: dict, ckpts_all: dict) -> str:
         ci = summaries.base_ci(summary) if n == "base" else summaries.chrf_ci(c)
         if metric == "chrf" and ci:
             text += f" ±{ci:.2f}"
-        if vs:
-            text += f" (p={vs['p_value']:.3f}{'*' if vs['significant'] else ''})"
+        text += score.p_note(vs)  # none beside identical scores
         return text + (" †" if posthoc.get(metric) == n else "")
 
     def label(n):
@@ -208,8 +212,8 @@ def headline_sentence(h: dict, baselines: dict) -> str:
     for b, vs in [("base", h.get("vs_base"))] + list((h.get("vs_baselines") or {}).items()):
         m = (vs or {}).get("metrics", {}).get("chrf")
         if m:
-            parts.append(f"vs {b} {baselines[b]['chrf']:.2f}: Δ {m['delta']:+.2f} (p={m['p_value']:.3f}"
-                         f"{', significant' if m['significant'] else ''})")
+            p = f"p={m['p_value']:.3f}{', significant' if m['significant'] else ''}" if score.p_note(m) else "identical"
+            parts.append(f"vs {b} {baselines[b]['chrf']:.2f}: Δ {m['delta']:+.2f} ({p})")
     return "; ".join(parts)
 
 
@@ -253,9 +257,15 @@ def main():
     p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap samples")
     p.add_argument("--seed", type=int, default=12345)
     a = p.parse_args()
+    if a.bootstrap < 1:
+        raise olelo.UserError(f"--bootstrap (BOOTSTRAP)={a.bootstrap}: must be a whole number >= 1")
+    if a.seed < 1:
+        raise olelo.UserError(f"--seed={a.seed}: must be a whole number >= 1 (sacrebleu runs unseeded at 0)")
     run_dir = olelo.resolve_run(a.run)
     eval_dir = Path(a.eval_dir)
     manifest = olelo.run_manifest(run_dir)
+    run_identity.require_unchanged(manifest, "be scored", splits=("test",), remedy=(
+        "Score it on the test set it was trained with (rebuild that data), or train a new run (FORCE=1)"))
     metrics = read_metrics(run_dir)
     baselines, ckpts = evaluate(eval_dir, metrics, manifest, a.bootstrap, a.seed)
     rows_all = {**baselines, **ckpts}
@@ -267,6 +277,7 @@ def main():
     summary = {
         "run": manifest["stamp"], "model": manifest["model"], "test_data": manifest["data_dir"] + "/test.jsonl",
         "bootstrap": {"samples": a.bootstrap, "seed": a.seed},
+        "test_sha256": (manifest.get("data") or {}).get("test_sha256"),
         "headline": choose_headline(ckpts, Path(manifest["adapter_dir"])),
         "test_posthoc": {"note": POSTHOC_NOTE, "by_metric": test_posthoc(ckpts)},
         "definitions": {"loop_rate": score.LOOP_DEFINITION, "length_ratio": score.LENGTH_DEFINITION,
@@ -275,13 +286,15 @@ def main():
         "semsim_unavailable": semsim.unavailable_reason(),
         "baselines": strip(baselines), "checkpoints": strip(ckpts),
     }
-    olelo.atomic_write_json(eval_dir / "summary.json", summary)
+    # summary.json is make's target: written last, so an interrupted report is redone whole.
+    (eval_dir / "summary.json").unlink(missing_ok=True)
     olelo.atomic_write_text(eval_dir / "summary.md", summary_markdown(summary, rows_all))
     if summary["headline"]:
         write_ab(eval_dir, rows_all, summary["headline"]["checkpoint"])
     for name, fig in (("loss.png", plots.loss_figure(metrics, run_dir.name)),
                       ("scores.png", plots.sweep_figure(summary, f"{run_dir.name}: {eval_dir.name}"))):
         olelo.atomic_write_bytes(eval_dir / name, plots.png_bytes(fig, dpi=120))
+    olelo.atomic_write_json(eval_dir / "summary.json", summary)
     print(f"wrote {eval_dir}/summary.json, summary.md, ab.md, ab.csv, loss.png, scores.png", file=sys.stderr)
     return 0
 

@@ -16,8 +16,11 @@ into a temporary folder beside <out>; generates greedily from the first few prom
 of the run's test split with base + adapter and with the fused model and compares the
 token ids; writes <out>/olelo_fuse.json (command, checkpoint, iteration, val loss,
 sha256 of adapter and base, verification); and renames the folder into place.
-<out>/../latest then points at it (scripts/upload.py's default). A second fuse of the
+<out>/../latest then points at it (scripts/upload.py's default), unless a `latest` there
+is not a link this script made (then it is left alone). An existing <out> that is not a
+fused folder (no olelo_fuse.json) is refused, never replaced. A second fuse of the
 same adapters into the same base with the same command is a no-op ("up to date").
+A run whose model is no longer the one it was trained from is refused.
 
 Run (from the repository root; ~10 s on the tiny model):
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 \\
@@ -38,6 +41,7 @@ from importlib import metadata
 from pathlib import Path
 
 import olelo
+import run_identity
 
 
 def shown(path) -> str:
@@ -184,10 +188,20 @@ def runnable(command: list[str]) -> list[str]:
 
 
 def point_latest(out: Path) -> None:
+    """<out>/../latest -> out, the record of the model fused last; a `latest` this script
+    did not make (a file, a folder, a link to something else than a fused model) is kept."""
     latest = out.parent / "latest"
-    if latest.is_symlink() or latest.exists():
+    if latest.is_symlink() and (not latest.exists() or (latest / "olelo_fuse.json").is_file()):
         latest.unlink()
+    elif latest.exists() or latest.is_symlink():
+        print(f"note: left {latest} alone (not a link made by fuse); the fused model is {out}", file=sys.stderr)
+        return
     latest.symlink_to(out.name)
+
+
+def default_out(stamp: str, ckpt: str, dequantize: bool) -> str:
+    """Where a run's checkpoint is fused by default (upload.py finds it there too)."""
+    return f"fused/{stamp}-{ckpt_name(ckpt)}{'-dq' if dequantize else ''}"
 
 
 def main(argv=None):
@@ -209,19 +223,26 @@ def main(argv=None):
         print(f"note: run {stamp} is {manifest.get('status')!r}, not finished; fusing what it has", file=sys.stderr)
     cmd = manifest["mlx_lm_command"]
     model = manifest.get("model") or cmd[cmd.index("--model") + 1]
+    run_identity.require_unchanged({**manifest, "model": model}, "be fused", splits=(), remedy=(
+        "Fuse into the model it was trained from (restore it), or train a new run on this model (FORCE=1)"))
     data_dir = manifest.get("data_dir") or manifest["data"]["path"]
     adapter_dir = Path(f"{args.adapters_dir}/{stamp}" if args.adapters_dir else manifest.get("adapter_dir", f"adapters/{stamp}"))
     name = ckpt_name(args.ckpt)
     folder = olelo.checkpoint_adapter(adapter_dir, name)
     iteration, val_loss = iteration_and_val_loss(run_dir, manifest, adapter_dir, name)
 
-    out = Path(args.out or f"fused/{stamp}-{name}{'-dq' if args.dequantize else ''}")
+    out = Path(args.out or default_out(stamp, name, args.dequantize))
+    if out.name in ("", ".", "..", "latest"):
+        raise olelo.UserError(f"--out {out}: name the fused model's own folder (e.g. fused/{stamp}-{name})")
+    if out.exists() and not (out / "olelo_fuse.json").is_file():
+        raise olelo.UserError(f"--out {out} exists and is not a model made by fuse (no olelo_fuse.json); "
+                              f"pick a new folder (FUSED=...) or remove it yourself")
     command = fuse_command(model, shown(folder), shown(out), args.dequantize)
     adapter_sha = olelo.sha256_file(folder / "adapters.safetensors")
     base_sha = fingerprint(model)
     record_path = out / "olelo_fuse.json"
     if record_path.is_file():
-        old = json.loads(record_path.read_text())
+        old = olelo.read_json(record_path, "fuse record")
         if (old.get("command"), old.get("adapter_sha256"), old.get("base_model_sha256")) == (command, adapter_sha, base_sha):
             point_latest(out)
             print(f"{out}: up to date (run {stamp}, checkpoint {name})")

@@ -48,15 +48,18 @@ def main():
         report_leaks(leaks)
         raise olelo.UserError(f"{len(leaks)} test pair(s) leak into training data; nothing written")
     out = Path(a.out)
+    if out.resolve() in (large.resolve(), small.resolve()):
+        raise olelo.UserError(f"--out {out} is an input dataset; write the mix to its own folder")
     files = {}
-    for split, records in mixed.items():
-        olelo.atomic_write_jsonl(out / f"{split}.jsonl", records)
-        files[split] = {"records": len(records), "sha256": olelo.sha256_file(out / f"{split}.jsonl")}
-    olelo.atomic_write_json(out / "manifest.json", {
-        "made_by": "scripts/mix_data.py", "large": str(large), "small": str(small), "repeat": a.repeat,
-        "seed": a.seed, "inputs_sha256": {str(d / "manifest.json"): olelo.sha256_file(d / "manifest.json")
-                                          for d in (large, small)},
-        "counts": {s: f["records"] for s, f in files.items()}, "files": files})
+    with olelo.atomic_dir(out) as tmp:  # the folder appears whole or not at all
+        for split, records in mixed.items():
+            olelo.atomic_write_jsonl(tmp / f"{split}.jsonl", records)
+            files[split] = {"records": len(records), "sha256": olelo.sha256_file(tmp / f"{split}.jsonl")}
+        olelo.atomic_write_json(tmp / "manifest.json", {
+            "made_by": "scripts/mix_data.py", "large": str(large), "small": str(small), "repeat": a.repeat,
+            "seed": a.seed, "inputs_sha256": {str(d / "manifest.json"): olelo.sha256_file(d / "manifest.json")
+                                              for d in (large, small)},
+            "counts": {s: f["records"] for s, f in files.items()}, "files": files})
     print(f"{out}: train {len(mixed['train'])} (large {len(splits[large.name]['train'])} + small "
           f"{len(splits[small.name]['train'])} x {a.repeat}), valid {len(mixed['valid'])}, test {len(mixed['test'])}",
           file=sys.stderr)

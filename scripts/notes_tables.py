@@ -20,12 +20,13 @@ The file is rewritten whole: never edit it by hand (NOTES.md is where words go).
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 import memory_guidelines
 import olelo
 import runs_table
+import score
 import summaries
 
 HEADER = """# olelo-mlx results (generated)
@@ -52,11 +53,19 @@ def evaluation_rows(runs_dir: Path, stand_in: bool) -> list[str]:
         run_dir = summary_path.parent.parent
         if run_dir.is_symlink():  # runs/latest
             continue
-        model = json.loads((run_dir / "manifest.json").read_text()).get("model", "")
-        if runs_table.is_stand_in(model) != stand_in:
+        try:
+            manifest = olelo.run_manifest(run_dir)
+            s = olelo.read_json(summary_path, "evaluation summary")
+            baselines, tuned, head, posthoc = summaries.normalize(s)
+        except (olelo.UserError, KeyError, TypeError, ValueError) as e:
+            print(f"warning: skipped {summary_path}: {e}", file=sys.stderr)
             continue
-        s = json.loads(summary_path.read_text())
-        baselines, tuned, head, posthoc = summaries.normalize(s)
+        if runs_table.is_stand_in(manifest.get("model", "")) != stand_in:
+            continue
+        status = runs_table.status_of(run_dir, manifest)
+        if status not in runs_table.DONE:  # a failed or stopped run's checkpoints are not results
+            print(f"note: {summary_path} left out: its run is {status}", file=sys.stderr)
+            continue
         if not tuned:
             continue
         shown = [(n, n, c) for n, c in baselines.items()]
@@ -82,7 +91,7 @@ def _num(x, fmt="{:.2f}") -> str:
 
 
 def _delta(m) -> str:
-    return f"{m['delta']:+.2f} (p={m['p_value']:.3f})" if m else ""
+    return f"{m['delta']:+.2f}{score.p_note(m)}" if m else ""
 
 
 def tables(runs_dir: Path, stand_in: bool) -> str:

@@ -8,6 +8,7 @@ when a script there runs).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -107,12 +108,42 @@ class UserError(Exception):
     """A problem with the user's input: printed as one line, no traceback."""
 
 
+# OS errors a user can cause and fix (disk, permissions, a folder where a file goes):
+# one line, no traceback. Others are bugs and keep their traceback.
+EXPECTED_OS_ERRORS = {
+    errno.ENOSPC: "the disk is full; free some space and run the same command again",
+    errno.EDQUOT: "the disk quota is exceeded; free some space and run the same command again",
+    errno.EROFS: "the file system is read-only; work in a writable folder",
+    errno.EACCES: "permission denied; check the folder's permissions or pick another folder",
+    errno.EPERM: "operation not permitted; check the folder's permissions or pick another folder",
+    errno.EISDIR: "it is a folder; give the path of a file",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; fix the path",
+    errno.ENOENT: "no such file or folder",
+}
+
+
+def os_error_message(e: OSError) -> str | None:
+    why = EXPECTED_OS_ERRORS.get(e.errno)
+    if why is None:
+        return None
+    where = e.filename if e.filename is not None else ""
+    where = f"{where}: " if where != "" else ""
+    return f"{where}{e.strerror or type(e).__name__}: {why}"
+
+
 def run_main(main) -> None:
-    """Run a script's main(); a UserError becomes `error: ...` and exit status 2."""
+    """Run a script's main(); a UserError (or an OSError a user can fix: full disk,
+    read-only folder, permissions) becomes `error: ...` and exit status 2."""
     try:
         sys.exit(main())
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:
+        message = os_error_message(e)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -122,6 +153,8 @@ def run_main(main) -> None:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write a file so that readers see the old content or the new, never a half."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; give the path of a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -150,21 +183,103 @@ def atomic_write_jsonl(path, rows) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
+def utf16_kind(data: bytes) -> str | None:
+    """'UTF-16 LE'/'UTF-16 BE' when bytes look like UTF-16 text (BOM, or NULs in every
+    other byte of the start), else None: such files are text, just not UTF-8."""
+    if data.startswith(b"\xff\xfe"):
+        return "UTF-16 LE"
+    if data.startswith(b"\xfe\xff"):
+        return "UTF-16 BE"
+    head = data[:200]
+    if len(head) >= 4:
+        even, odd = head[0::2], head[1::2]
+        if odd.count(0) > 0.8 * len(odd) and even.count(0) < 0.2 * len(even):
+            return "UTF-16 LE"
+        if even.count(0) > 0.8 * len(even) and odd.count(0) < 0.2 * len(odd):
+            return "UTF-16 BE"
+    return None
+
+
+def decode_utf8(path, data: bytes) -> str:
+    """The text of a file's bytes, or one line saying which encoding it has instead."""
+    kind = utf16_kind(data)
+    if kind:
+        raise UserError(f"{path}: the file is {kind} text, not UTF-8; convert it: "
+                        f"iconv -f UTF-16 -t UTF-8 {path} > {Path(path).stem}-utf8{Path(path).suffix}")
+    skip = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        at = skip + e.start
+        line = data.count(b"\n", 0, at) + 1
+        raise UserError(f"{path}:{line}: not UTF-8 (byte 0x{data[at]:02x} at byte offset {at}); "
+                        f"re-save the file as UTF-8 (e.g. iconv -f cp1252 -t utf-8)") from None
+
+
 def read_jsonl(path) -> list[dict]:
     """Read a JSONL file; a bad line is reported with file and line number."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; give the path of a .jsonl file")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    for lineno, line in enumerate(decode_utf8(path, path.read_bytes()).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
     return rows
+
+
+def read_json(path, what: str = "record"):
+    """A JSON file, or one line naming the file when it is missing or damaged."""
+    path = Path(path)
+    try:
+        return json.loads(decode_utf8(path, path.read_bytes()))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: damaged {what} (not valid JSON: {e.msg} at line {e.lineno}); "
+                        f"restore it from git (git checkout -- {path}) or remove that folder") from None
+
+
+class atomic_dir:
+    """A folder that appears whole or not at all: write into the yielded temporary
+    sibling; on success it replaces `path` (the old folder is removed only then).
+
+        with olelo.atomic_dir(out) as tmp:
+            write files into tmp
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.tmp = self.path.parent / f".{self.path.name}.tmp-{os.getpid()}"
+
+    def __enter__(self) -> Path:
+        import shutil
+
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"{self.path}: is a file, not a folder; remove it or pick another path")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir()
+        return self.tmp
+
+    def __exit__(self, kind, value, tb):
+        import shutil
+
+        if kind is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        old = self.path.parent / f".{self.path.name}.old-{os.getpid()}"
+        if self.path.exists():
+            os.replace(self.path, old)
+        os.replace(self.tmp, self.path)
+        shutil.rmtree(old, ignore_errors=True)
+        return False
 
 
 def sha256_file(path) -> str:
@@ -180,12 +295,29 @@ def load_model(model: str, adapter_path: str | None = None):
     gives a message that says what to do instead of a traceback."""
     from mlx_lm import load
 
+    check_model_folder(model)
+    if adapter_path is not None and not (Path(adapter_path) / "adapters.safetensors").is_file():
+        raise UserError(f"{adapter_path}/adapters.safetensors not found: the adapters were deleted or never "
+                        f"written; retrain the run (FORCE=1) or pick another checkpoint")
     try:
         return load(model, adapter_path=adapter_path)
     except Exception as e:  # mlx-lm raises several types for "not available"
         if Path(model).exists():
-            raise
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise UserError(f"cannot load the model folder {model} ({type(e).__name__}: {first}); "
+                            f"rebuild or re-download it") from None
         raise UserError(model_unavailable_message(model, e)) from None
+
+
+def check_model_folder(model: str) -> None:
+    """A local model path must be a folder with config.json (what mlx-lm reads first)."""
+    p = Path(model)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"MODEL={model}: is a file; give a model folder or a Hugging Face id")
+    if p.is_dir() and not (p / "config.json").is_file():
+        raise UserError(f"MODEL={model}: the folder has no config.json, so it is not an mlx-lm model "
+                        f"(a build or download that did not finish?); rebuild it (make tiny-model) or "
+                        f"download it again")
 
 
 def model_unavailable_message(model: str, err: Exception | None = None) -> str:
@@ -253,18 +385,20 @@ def run_stamp(dataset: str, args: dict) -> str:
 
 def resolve_run(run: str, runs_dir="runs") -> Path:
     """A run folder from a stamp, a path, or 'latest'."""
-    p = Path(run)
-    if not (p / "manifest.json").is_file():
-        p = Path(runs_dir) / run
-    if not (p / "manifest.json").is_file():
-        raise UserError(f"no run {run!r}: expected {p}/manifest.json (see `make runs`)")
-    return p.resolve() if p.is_symlink() else p
+    given = Path(run)
+    candidates = [given]
+    # A bare name is a stamp under runs_dir; a path (runs/x, ./x, /abs) is taken as it is.
+    if len(given.parts) == 1 and not run.startswith("."):
+        candidates.append(Path(runs_dir) / run)
+    for p in candidates:
+        if (p / "manifest.json").is_file():
+            return p.resolve() if p.is_symlink() else p
+    where = " or ".join(f"{p}/manifest.json" for p in candidates[::-1])
+    raise UserError(f"no run {run!r}: found no {where} (see `make runs`)")
 
 
 def run_manifest(run_dir) -> dict:
-    import json
-
-    return json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
+    return read_json(Path(run_dir) / "manifest.json", "run record")
 
 
 def checkpoint_adapter(adapter_dir, ckpt: str) -> Path | None:

@@ -38,6 +38,8 @@ def main():
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--limit", type=int, help="only the first N test records (as translate.py --limit)")
     a = p.parse_args()
+    if a.limit is not None and a.limit < 1:
+        raise olelo.UserError(f"--limit (LIMIT)={a.limit}: must be a whole number >= 1")
     model, test_file, adapter = run_eval_inputs(a.run, a.ckpt)
     if a.limit:
         # Beside the checkpoint folders (eval*/test-first-N/), shared by all of them.

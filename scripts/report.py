@@ -25,8 +25,6 @@ import base64
 import csv
 import html
 import json
-import os
-import platform
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -35,10 +33,12 @@ from pathlib import Path
 import olelo
 import plots
 import runs_table
+import score
 from summaries import base_ci, chrf_ci, chrf_vs, normalize
 
 AB_ROWS = 12
-STATUS_CLASS = {"finished": "ok", "stopped-early": "ok", "failed": "bad", "stopped": "bad", "running": "busy"}
+STATUS_CLASS = {"finished": "ok", "stopped-early": "ok", "failed": "bad", "stopped": "bad", "running": "busy",
+                "training": "busy"}
 STATUS_NOTE = {"stopped": "process gone (killed or crashed): run the same command to resume",
                "failed": "see the run's train.log"}
 
@@ -102,18 +102,6 @@ def read_json(path: Path):
         raise olelo.UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); fix or delete it") from None
 
 
-def run_status(manifest: dict) -> str:
-    """The manifest's status, except that a 'running' run whose process is gone
-    on this host is shown as 'stopped' (kill -9, out of memory, a closed lid)."""
-    status = manifest.get("status", "?")
-    if status == "running" and manifest.get("host") == platform.node():
-        try:
-            os.kill(int(manifest.get("pid")), 0)
-        except (OSError, TypeError, ValueError):
-            return "stopped"
-    return status
-
-
 def badge(status: str) -> str:
     cls = STATUS_CLASS.get(status, "other")
     return f'<span class="badge {cls}" title="{esc(STATUS_NOTE.get(status, ""))}">{esc(status)}</span>'
@@ -143,11 +131,16 @@ def collect_runs(runs_dir: Path) -> list[dict]:
         run_dir = manifest_path.parent
         if run_dir.is_symlink():  # runs/latest
             continue
-        manifest = read_json(manifest_path)
-        metrics = olelo.read_jsonl(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
+        try:  # one damaged record must not hide every other run
+            manifest = read_json(manifest_path)
+            row = runs_table.run_row(run_dir)
+        except (olelo.UserError, KeyError, TypeError, ValueError) as e:
+            print(f"warning: skipped {run_dir}: {e}", file=sys.stderr)
+            continue
+        metrics = runs_table.read_metrics(run_dir)
         evals = [p.parent for p in sorted(run_dir.glob("eval*/summary.json"))]
-        runs.append({"dir": run_dir, "manifest": manifest, "metrics": metrics, "row": runs_table.run_row(run_dir),
-                     "status": run_status(manifest), "evals": evals})
+        runs.append({"dir": run_dir, "manifest": manifest, "metrics": metrics, "row": row,
+                     "status": row["status"], "evals": evals})
     return runs
 
 
@@ -206,7 +199,8 @@ def p_cell(row: dict, against: str) -> str:
         return ""
     cls = "pos" if m["delta"] > 0 else "neg" if m["delta"] < 0 else ""
     star = "*" if m["significant"] else ""
-    return f'<span class="{cls}">{m["delta"]:+.2f}</span> (p={m["p_value"]:.3f}{star})'
+    p = score.p_note(m)  # none where the scores are identical
+    return f'<span class="{cls}">{m["delta"]:+.2f}</span>' + (f' (p={m["p_value"]:.3f}{star})' if p else "")
 
 
 def eval_section(run_dir: Path, eval_dir: Path, with_text: bool) -> str:

@@ -7,6 +7,11 @@ iteration it came at, median train tok/s over the run's reports, peak memory (GB
 git commit. CSV goes well with csvkit (`make runs` pipes it to csvlook); the
 markdown form is what `make notes` puts into RESULTS.md.
 
+Finished runs (finished, stopped-early) come first; the others follow with what they
+are: failed, stopped (killed or interrupted: the same command resumes it) or training
+(its lock is held now). A run folder whose manifest.json is damaged is skipped with a
+warning on stderr, never breaking the table.
+
 The commit column never claims more than the record shows: a commit that is not in
 this repository, or none recorded, reads "unknown (...)"; a run trained from a tree
 with uncommitted changes reads "<commit> + uncommitted changes".
@@ -23,22 +28,50 @@ import sys
 from pathlib import Path
 
 import olelo
+import run_identity
 
+DONE = ("finished", "stopped-early")
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["stamp", "status", "iters", "best_val_loss", "best_iter", "tok_per_s", "peak_mem_gb", "commit"]
 
 
+def status_of(run_dir: Path, manifest: dict) -> str:
+    """The recorded status, except that a 'running' run nobody holds the lock of stopped."""
+    status = manifest.get("status", "?")
+    if status == "running":
+        lock = run_dir / ".lock"
+        if not lock.is_file():
+            return "stopped"
+        probe = run_identity.RunLock(run_dir)
+        if probe.acquire():
+            probe.release()
+            return "stopped"
+        return "training"
+    return status
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    rows = []
+    path = run_dir / "metrics.jsonl"
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass  # a line cut short by a kill
+    return rows
+
+
 def run_row(run_dir: Path) -> dict:
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-               if line.strip()] if (run_dir / "metrics.jsonl").is_file() else []
+    manifest = olelo.run_manifest(run_dir)
+    metrics = read_metrics(run_dir)
     train = [m for m in metrics if m["type"] == "train"]
     vals = [m for m in metrics if m["type"] == "val"]
     best = min(vals, key=lambda m: m["val_loss"], default=None)
     commit = commit_label(manifest.get("git") or {})
     return {
         "stamp": manifest["stamp"],
-        "status": manifest.get("status", "?"),
+        "status": status_of(run_dir, manifest),
         "iters": f"{max((m['iteration'] for m in train), default=0)}/{manifest.get('iters', '?')}",
         "best_val_loss": f"{best['val_loss']:.4f}" if best else "",
         "best_iter": best["iteration"] if best else "",
@@ -76,13 +109,29 @@ def is_stand_in(model: str) -> bool:
 
 
 def rows(runs_dir: Path) -> list[dict]:
-    found = sorted(p.parent for p in runs_dir.glob("*/manifest.json") if not p.parent.is_symlink())
-    return [run_row(d) for d in found]
+    """Every run's row, finished ones first; a damaged record is skipped with a warning."""
+    found = sorted(p.parent for p in runs_dir.glob("*/manifest.json")
+                   if not p.parent.is_symlink() and not p.parent.name.startswith("."))
+    table = []
+    for d in found:
+        try:
+            table.append(run_row(d))
+        except (olelo.UserError, KeyError, TypeError, ValueError, AttributeError) as e:
+            print(f"warning: skipped {d}: {e}", file=sys.stderr)
+    return sorted(table, key=lambda r: r["status"] not in DONE)
 
 
 def markdown(table: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in table]
+    """Finished runs in one table, the others (failed, stopped, training) in a second."""
+    def block(rows):
+        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        return lines + ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
+
+    done = [r for r in table if r["status"] in DONE]
+    other = [r for r in table if r["status"] not in DONE]
+    lines = block(done)
+    if other:
+        lines += ["", "Not finished (failed, stopped or still training; not results):", "", *block(other)]
     return "\n".join(lines) + "\n"
 
 

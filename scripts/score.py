@@ -173,8 +173,9 @@ def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_sample
     a few hundred paragraphs), so secondary comparisons may leave it out.
 
     sacrebleu's p-value is two-sided (|delta|); the direction comes from delta.
-    Identical systems get p = 1/(n+1) from sacrebleu (no resample beats a zero
-    delta), so a zero delta is never called significant here.
+    Where the two scores are identical there is nothing to test: sacrebleu would still
+    give p = 1/(n+1) (no resample beats a zero delta), which reads as "significant"
+    beside equal numbers, so p_value is None there and the verdict says "identical".
     """
     if not (len(base_hyps) == len(sys_hyps) == len(refs)):
         raise ValueError(f"lengths differ: base {len(base_hyps)}, system {len(sys_hyps)}, refs {len(refs)}")
@@ -204,10 +205,12 @@ def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_sample
             continue
         base, system = results[name]
         delta = system.score - base.score
-        p = system.p_value
-        significant = p < ALPHA and delta != 0
+        p = None if delta == 0 else float(system.p_value)
+        significant = p is not None and p < ALPHA
         winner = None
-        if significant:
+        if p is None:
+            verdicts.append(f"identical {label} scores ({system.score:.2f}): nothing to test")
+        elif significant:
             winner = "system" if (delta > 0) == higher_better else "base"
             loser = "base" if winner == "system" else "system"
             verdicts.append(f"{winner} beats {loser} on {label} (p={p:.4f})")
@@ -219,7 +222,7 @@ def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_sample
             "base": {"score": base.score, "mean": float(base.mean), "ci": float(base.ci)},
             "system": {"score": system.score, "mean": float(system.mean), "ci": float(system.ci)},
             "delta": delta,
-            "p_value": float(p),
+            "p_value": p,
             "significant": significant,
             "winner": winner,
         }
@@ -276,7 +279,8 @@ def format_comparison(out: dict) -> str:
         m = cmp["metrics"][key]
         b, s = m["base"], m["system"]
         lines.append(
-            f"{label:<8}{_with_ci(b):>24}{_with_ci(s):>26}{m['delta']:>+9.2f}{m['p_value']:>9.4f}"
+            f"{label:<8}{_with_ci(b):>24}{_with_ci(s):>26}{m['delta']:>+9.2f}"
+            f"{'–' if m['p_value'] is None else format(m['p_value'], '.4f'):>9}"
         )
     lines.append("")
     lines += cmp["verdicts"]
@@ -291,6 +295,17 @@ def format_comparison(out: dict) -> str:
     for key, (label, _, _) in METRICS.items():
         lines.append(f"  {label:<7}{cmp['metrics'][key]['signature']}")
     return "\n".join(lines)
+
+
+def p_note(m: dict | None, digits: int = 2) -> str:
+    """' (p=0.012*)' for a metric of compare(), or '' where no p-value belongs: none was
+    computed (identical scores) or the scores look identical at the precision shown."""
+    if not m or m.get("p_value") is None:
+        return ""
+    base, system = (m.get("base") or {}).get("score"), (m.get("system") or {}).get("score")
+    if base is not None and system is not None and round(base, digits) == round(system, digits):
+        return ""
+    return f" (p={m['p_value']:.3f}{'*' if m.get('significant') else ''})"
 
 
 def _with_ci(r: dict) -> str:

@@ -5,8 +5,11 @@
     python scripts/split.py --check data/finetuning
 
 Inputs are chat JSONL files written by convert_fornander.py. Writes OUT/<name>/train.jsonl,
-valid.jsonl, test.jsonl and manifest.json for every NAME=IN.jsonl, each file atomically, and
-only after the leakage check has passed.
+valid.jsonl, test.jsonl and manifest.json for every NAME=IN.jsonl, each folder whole (a
+temporary sibling renamed into place: a killed split leaves the old folder or the new, never
+a mix), and only after the leakage check and the text checks (mojibake, U+FFFD, lost
+diacritics, a swapped language column; scripts/checks.py) have passed. An input inside a
+folder it would replace is refused.
 
 Design (so models trained on different datasets are scored on the same examples):
 - Pairs are compared by content (convert_fornander.match_key of the Hawaiian and the English),
@@ -30,6 +33,8 @@ Design (so models trained on different datasets are scored on the same examples)
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import random
 import re
@@ -40,6 +45,8 @@ from pathlib import Path
 import olelo
 from convert_fornander import excerpt, match_key, pair_id
 from olelo import UserError
+
+import checks
 
 SPLITS = ("train", "valid", "test")
 
@@ -68,6 +75,10 @@ def load_dataset(path: Path, allow_empty: bool = False) -> list[dict]:
                 f"(needs a direction and messages with non-empty user and assistant turns)"
             )
     return records
+
+
+def jsonl_bytes(records: list[dict]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
 
 
 def text_length(record: dict) -> int:
@@ -205,7 +216,7 @@ def read_splits(root: Path) -> dict[str, dict[str, list[dict]]]:
     if not root.is_dir():
         raise UserError(f"{root}: no such directory; run split.py --out {root} first")
     found = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = {s: sub / f"{s}.jsonl" for s in SPLITS if (sub / f"{s}.jsonl").is_file()}
         if files:
             # An empty split is fine here: --test-fraction 0 writes an empty test.jsonl.
@@ -272,7 +283,15 @@ def main(argv=None) -> int:
     if args.check:
         return check(args.check)
     paths = dict(args.datasets)
+    for name, path in paths.items():
+        if (args.out / name).resolve() in path.resolve().parents:
+            raise UserError(f"input {path} is inside {args.out / name}, which this split replaces; "
+                            f"copy it elsewhere first or pick another --out")
     datasets = {name: load_dataset(path) for name, path in paths.items()}
+    for name, records in datasets.items():
+        damaged, _ = checks.check_pairs(
+            [(f"{paths[name]} record {n}", *haw_en(r)) for n, r in enumerate(records, 1)], str(paths[name]))
+        checks.refuse_damaged(damaged, str(paths[name]))
     splits, largest = make_splits(datasets, args.seed, args.valid_fraction, args.test_fraction)
     leaks = find_leaks(splits)
     if leaks:
@@ -285,25 +304,26 @@ def main(argv=None) -> int:
     for name, by_split in splits.items():
         by_split["train"] = sorted(by_split["train"], key=text_length)
         for split, records in by_split.items():
-            path = args.out / name / f"{split}.jsonl"
-            olelo.atomic_write_jsonl(path, records)
-            outputs[name, split] = olelo.sha256_file(path)
+            outputs[name, split] = hashlib.sha256(jsonl_bytes(records)).hexdigest()
     for name, by_split in splits.items():
-        olelo.atomic_write_json(args.out / name / "manifest.json", {
-            "name": name,
-            "seed": args.seed,
-            "valid_fraction": args.valid_fraction,
-            "test_fraction": args.test_fraction,
-            "input": inputs[name],
-            "directions": sorted({r["direction"] for r in datasets[name]}),
-            "counts": {s: {"records": len(r), "pairs": len({record_pair_id(x) for x in r})}
-                       for s, r in by_split.items()},
-            "outputs": {f"{s}.jsonl": outputs[name, s] for s in SPLITS},
-            "train_order": "by text length (characters), for mlx-lm's batching",
-            "common_test_from": largest,
-            "common_test_sha256": outputs[largest, "test"],
-            "all_inputs": inputs,
-        })
+        with olelo.atomic_dir(args.out / name) as tmp:
+            for split, records in by_split.items():
+                olelo.atomic_write_bytes(tmp / f"{split}.jsonl", jsonl_bytes(records))
+            olelo.atomic_write_json(tmp / "manifest.json", {
+                "name": name,
+                "seed": args.seed,
+                "valid_fraction": args.valid_fraction,
+                "test_fraction": args.test_fraction,
+                "input": inputs[name],
+                "directions": sorted({r["direction"] for r in datasets[name]}),
+                "counts": {s: {"records": len(r), "pairs": len({record_pair_id(x) for x in r})}
+                           for s, r in by_split.items()},
+                "outputs": {f"{s}.jsonl": outputs[name, s] for s in SPLITS},
+                "train_order": "by text length (characters), for mlx-lm's batching",
+                "common_test_from": largest,
+                "common_test_sha256": outputs[largest, "test"],
+                "all_inputs": inputs,
+            })
 
     summary = "; ".join(
         f"{name}: " + " / ".join(

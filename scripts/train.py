@@ -39,7 +39,9 @@ import types
 from importlib import metadata
 from pathlib import Path
 
+import checks
 import olelo
+import run_identity
 
 REPO = Path(__file__).resolve().parent.parent
 CKPT_RE = re.compile(r"^(\d{7})_adapters\.safetensors$")
@@ -97,7 +99,13 @@ def mlx_lora_args(cmd: list[str], config: dict | None = None) -> types.SimpleNam
     import yaml
     from mlx_lm import lora
 
-    args = vars(lora.build_parser().parse_args(cmd[1:]))
+    parser = lora.build_parser()
+
+    def refuse(message):  # one line, not argparse's usage block
+        raise olelo.UserError(f"mlx_lm.lora command: {message}")
+
+    parser.error = refuse
+    args = vars(parser.parse_args(cmd[1:]))
     if args.get("config"):
         if config is None:
             with open(args["config"]) as f:
@@ -161,29 +169,8 @@ def environment_info() -> dict:
     }
 
 
-def data_info(data_dir: str) -> dict:
-    d = Path(data_dir)
-    info = {"path": data_dir}
-    manifest = d / "manifest.json"
-    if manifest.is_file():
-        info["manifest_sha256"] = olelo.sha256_file(manifest)
-    for split in ("train", "valid", "test"):
-        f = d / f"{split}.jsonl"
-        if f.is_file():
-            info[f"{split}_sha256"] = olelo.sha256_file(f)
-    return info
-
-
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def pid_alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except (OSError, TypeError, ValueError):
-        return False
 
 
 class Tee:
@@ -303,7 +290,7 @@ def read_metrics(path: Path) -> list[dict]:
 
 # ---------------------------------------------------------------- the run
 
-STATES = ("new", "done", "resume", "busy")
+STATES = ("new", "done", "resume", "busy", "refused")
 
 
 def collective_stream():
@@ -364,24 +351,43 @@ def point_latest(runs: Path, stamp: str) -> None:
 
 
 def choose_run_dir(runs: Path, stamp: str, force: bool):
-    """(stamp, state): state is 'new', 'done' or 'resume'."""
-    def status(d):
-        m = d / "manifest.json"
-        return json.loads(m.read_text()) if m.is_file() else None
-
-    man = status(runs / stamp)
-    if man is None:
-        return stamp, "new"
-    if force:
+    """(stamp, state, lock): state is 'new', 'done', 'resume' or 'busy'. Decided under
+    the run folder's lock (run_identity.RunLock), which the caller keeps while training:
+    of two identical commands started together, one trains and the other is refused."""
+    if force:  # a new attempt folder: mkdir is atomic, so two --force runs get two folders
         n = 2
-        while (runs / f"{stamp}-a{n}").exists():
-            n += 1
-        return f"{stamp}-a{n}", "new"
-    if man["status"] in ("finished", "stopped-early"):
-        return stamp, "done"
-    if man["status"] == "running" and pid_alive(man.get("pid")) and man.get("host") == platform.node():
-        return stamp, "busy"
-    return stamp, "resume"
+        while True:
+            attempt = f"{stamp}-a{n}"
+            try:
+                (runs / attempt).mkdir(parents=True)
+            except FileExistsError:
+                n += 1
+                continue
+            lock = run_identity.RunLock(runs / attempt)
+            lock.acquire()
+            lock.created = True
+            return attempt, "new", lock
+    created = not (runs / stamp).exists()
+    lock = run_identity.RunLock(runs / stamp)
+    if not lock.acquire():
+        return stamp, "busy", lock
+    if created:
+        lock.created = True
+    m = runs / stamp / "manifest.json"
+    if not m.is_file():
+        return stamp, "new", lock
+    status = olelo.read_json(m, f"record of run {stamp} (FORCE=1 trains a new attempt)").get("status")
+    return stamp, ("done" if status in ("finished", "stopped-early") else "resume"), lock
+
+
+def forget_new_folder(runs: Path, stamp: str, lock) -> None:
+    """An invalid or refused run leaves no folder: remove the one this process made (empty
+    but for its lock)."""
+    if lock is not None and getattr(lock, "created", False):
+        folder = runs / stamp
+        if {p.name for p in folder.iterdir()} <= {".lock"}:
+            shutil.rmtree(folder, ignore_errors=True)
+        lock.release()
 
 
 def main(argv=None):
@@ -399,21 +405,28 @@ def main(argv=None):
     config = run_config(lab, base)
     if not base["train"]:
         raise olelo.UserError("the mlx_lm.lora command must include --train")
-    if base["batch_size"] % world.size():
-        raise olelo.UserError(f"batch size {base['batch_size']} does not divide by {world.size()} ranks; "
-                              f"use a batch size that is a multiple of the number of processes")
+    checks.training_knobs(base, lab, world.size())
     data = Path(base["data"])
     if not (data / "train.jsonl").is_file():
         raise olelo.UserError(f"{data}/train.jsonl not found; build the data first (make data)")
+    note = run_identity.verify_split(data)
+    if note and rank == 0:
+        print(note, file=sys.stderr)
     dataset = data.name
     stamp = olelo.run_stamp(dataset, {**base, **config, "patience": lab.patience, "select": lab.select,
                                       "val_gen": lab.val_gen, "world_size": world.size()})
     runs, adapters = Path(lab.runs_dir), Path(lab.adapters_dir)
 
     # Rank 0 looks at the run folder and decides; every rank follows its decision.
-    state, attempt, offset = "new", 0, 0
+    state, attempt, offset, lock, refusal = "new", 0, 0, None, ""
     if rank == 0:
-        decided, state = choose_run_dir(runs, stamp, lab.force)
+        try:
+            decided, state, lock = choose_run_dir(runs, stamp, lab.force)
+            if state in ("done", "resume"):  # the same stamp must also mean the same data and model
+                run_identity.require_unchanged(olelo.run_manifest(runs / decided),
+                                               "be up to date" if state == "done" else "resume")
+        except olelo.UserError as e:
+            state, refusal, decided = "refused", str(e), stamp
         attempt = int(decided.rsplit("-a", 1)[1]) if decided != stamp else 0
         if state == "resume":  # the newest checkpoint with its training state; -1: weights only
             import trainer
@@ -441,13 +454,26 @@ def main(argv=None):
             print(f"{run_dir}: up to date (status finished; FORCE=1 trains a new attempt)")
         return 0
     if state == "busy":
-        raise olelo.UserError(f"run {stamp} is being trained right now; wait for it or stop it")
+        holder = lock.holder() if lock else "another process"
+        raise olelo.UserError(f"run {stamp} is being trained right now ({holder} holds {run_dir}/.lock); "
+                              f"wait for it or stop it")
+    if state == "refused":
+        raise olelo.UserError(refusal or "rank 0 refused this run (see its message)")
     if offset < 0:
         raise olelo.UserError(f"{adapters / stamp} has checkpoints without training state (written before exact "
                               f"resume); FORCE=1 trains a new attempt")
 
-    # Load first: a model that cannot be had should leave no run folder behind.
-    model, tokenizer = olelo.load_model(base["model"])
+    # Load and check against the model first: an invalid run leaves no run folder behind.
+    try:
+        model, tokenizer = olelo.load_model(base["model"])
+        checks.layers_vs_model(base["num_layers"], model)
+        warning = checks.max_seq_vs_data(base["max_seq_length"], tokenizer, data / "train.jsonl")
+    except BaseException:
+        if rank == 0:
+            forget_new_folder(runs, stamp, lock)
+        raise
+    if warning and rank == 0:
+        print(f"warning: {warning}", file=sys.stderr)
     manifest_path = run_dir / "manifest.json"
     config_path = run_dir / "config.yaml"
     manifest = {"stamp": stamp, "dataset": dataset, "model": base["model"], "data_dir": base["data"],
@@ -477,7 +503,8 @@ def main(argv=None):
         point_latest(runs, stamp)
         manifest.update({
             "status": "running", "pid": os.getpid(), "host": platform.node(),
-            "git": git_info(), "environment": environment_info(), "data": data_info(base["data"]),
+            "git": git_info(), "environment": environment_info(), "data": run_identity.data_identity(base["data"]),
+            "model_identity": run_identity.model_identity(base["model"]),
             "world_size": world.size(), "hosts": sorted(set(all_hosts(world))),
             "workarounds": ["collectives on the GPU stream (NCCL)"] if world.size() > 1 and mx.cuda.is_available() else [],
         })
@@ -520,7 +547,11 @@ def main(argv=None):
             best = adapter_dir / "best" / "best.json"
             if best.is_file():
                 manifest["best"] = {**json.loads(best.read_text()), "path": str(adapter_dir / "best")}
-            olelo.atomic_write_json(manifest_path, manifest)
+            try:
+                olelo.atomic_write_json(manifest_path, manifest)
+            except OSError as e:  # e.g. the disk filled up: say so, and let the first error speak
+                print(f"[olelo] could not record the status {status!r} in {manifest_path} ({e.strerror}); "
+                      f"the run shows as running until resumed", file=sys.__stderr__)
             print(f"[olelo] {status}: {run_dir} (adapters in {adapter_dir})")
         sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
         log.close()

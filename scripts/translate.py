@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import olelo
+import run_identity
 
 
 def build_prompts(tokenizer, records, shots=None):
@@ -84,9 +85,15 @@ def translate(model, tokenizer, records, max_tokens: int, batch_size: int, progr
     return out
 
 
+EVAL_REMEDY = ("Evaluate a run on the test set and model it was trained with (rebuild them as they were, "
+               "e.g. make data SEED=<the run's seed>), or train a new run on what is there now (FORCE=1)")
+
+
 def run_eval_inputs(run: str, ckpt: str):
-    """(model, test.jsonl, adapter folder or None) of a run's checkpoint."""
+    """(model, test.jsonl, adapter folder or None) of a run's checkpoint; refused when the
+    test set or the model is no longer the one the run recorded."""
     manifest = olelo.run_manifest(olelo.resolve_run(run))
+    run_identity.require_unchanged(manifest, "be evaluated", splits=("test",), remedy=EVAL_REMEDY)
     adapter = olelo.checkpoint_adapter(manifest["adapter_dir"], ckpt)
     return manifest["model"], f"{manifest['data_dir']}/test.jsonl", str(adapter) if adapter else None
 
@@ -108,6 +115,10 @@ def main():
     p.add_argument("--shots-seed", type=int, default=0, help="seed of the examples' draw (default: %(default)s)")
     p.add_argument("--shots-from", help="train.jsonl to draw examples from (default: beside --data)")
     a = p.parse_args()
+    for flag, value in (("--batch-size (EVAL_BATCH)", a.batch_size), ("--limit (LIMIT)", a.limit),
+                        ("--max-tokens (MAX_TOKENS)", a.max_tokens)):
+        if value is not None and value < 1:
+            raise olelo.UserError(f"{flag}={value}: must be a whole number >= 1")
     if a.run:
         a.model, a.data, a.adapter_path = run_eval_inputs(a.run, a.ckpt)
     if not (a.model and a.data):

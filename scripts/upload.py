@@ -1,6 +1,13 @@
 """Upload a fused model (scripts/fuse.py) to the Hugging Face Hub with a model card.
 
-    python scripts/upload.py --fused fused/<stamp>-<ckpt> --repo <user>/<name> [--dry-run] [--public]
+    python scripts/upload.py --repo <user>/<name> [--run RUN --ckpt CKPT [--dequantize] | --fused DIR]
+                             [--dry-run] [--public]
+
+What goes up is exactly what was named: --run/--ckpt upload the fused folder of that
+checkpoint (fused/<stamp>-<ckpt>, made by `make fuse RUN=... CKPT=...`), --fused a
+folder; with neither, the model fused last (fused/latest). It never fuses: a checkpoint
+not fused yet, or a fused folder whose record names another run or checkpoint, or
+whose adapters differ from the run's now, is refused.
 
 The card (README.md) is generated from the fused folder's olelo_fuse.json and the
 run's records: front matter (base model, languages, license, tags), the training
@@ -52,7 +59,47 @@ def fused_record(fused: Path) -> dict:
     if not record.is_file() or not (fused / "config.json").is_file() or not any(fused.glob("*.safetensors")):
         raise olelo.UserError(f"{fused}: no fused model here (config.json, *.safetensors and olelo_fuse.json "
                               f"are made by `make fuse`)")
-    return json.loads(record.read_text(encoding="utf-8"))
+    return olelo.read_json(record, "fuse record")
+
+
+def named_fused(args) -> Path:
+    """The fused folder the user named: --fused, or the one of --run/--ckpt, or fused/latest."""
+    import fuse
+
+    if args.fused:
+        fused = Path(args.fused)
+    elif args.run or args.ckpt:
+        run_dir = olelo.resolve_run(args.run or "latest", args.runs_dir)
+        stamp = olelo.run_manifest(run_dir)["stamp"]
+        fused = Path(fuse.default_out(stamp, args.ckpt or "best", args.dequantize))
+        if not fused.exists():
+            raise olelo.UserError(f"{fused}: checkpoint {args.ckpt or 'best'} of run {stamp} is not fused yet; "
+                                  f"fuse it first: make fuse RUN={stamp} CKPT={args.ckpt or 'best'}"
+                                  f"{' DEQUANTIZE=1' if args.dequantize else ''}")
+    else:
+        fused = Path("fused/latest")
+        if not fused.exists():
+            raise olelo.UserError("nothing fused yet: make fuse RUN=<stamp> CKPT=<ckpt> first (or name --fused)")
+    if fused.is_symlink():  # fused/latest -> <name>, written by fuse.py
+        fused = fused.parent / os.readlink(fused)
+    return fused
+
+
+def check_record(fused: Path, rec: dict, args) -> None:
+    """The fused folder is the checkpoint named, fused from the adapters the run has now."""
+    import fuse
+
+    if args.run or args.ckpt:
+        run_dir = olelo.resolve_run(args.run or "latest", args.runs_dir)
+        stamp = olelo.run_manifest(run_dir)["stamp"]
+        want = fuse.ckpt_name(args.ckpt or "best")
+        if (rec.get("run"), rec.get("checkpoint")) != (stamp, want):
+            raise olelo.UserError(f"{fused} holds run {rec.get('run')} checkpoint {rec.get('checkpoint')}, not "
+                                  f"run {stamp} checkpoint {want}; fuse that one (make fuse RUN={stamp} CKPT={want})")
+    adapter = Path(rec.get("adapter_path", "")) / "adapters.safetensors"
+    if adapter.is_file() and olelo.sha256_file(adapter) != rec.get("adapter_sha256"):
+        raise olelo.UserError(f"{fused} was fused from other adapters than {adapter} holds now; fuse again "
+                              f"(make fuse RUN={rec.get('run')} CKPT={rec.get('checkpoint')})")
 
 
 def upload_files(fused: Path) -> list[Path]:
@@ -129,8 +176,9 @@ def evaluation_section(run_dir: Path, ckpt: str) -> list[str]:
     def cell(c, key):
         if c.get(key) is None:
             return "–"
-        vs = c.get("vs_base", {}).get("metrics", {}).get(key)
-        return f"{c[key]:.2f}" + (f" (p={vs['p_value']:.3f}{'*' if vs.get('significant') else ''})" if vs else "")
+        import score
+
+        return f"{c[key]:.2f}" + score.p_note(c.get("vs_base", {}).get("metrics", {}).get(key))
 
     for name, c in ckpts.items():
         label = f"**{name} (this model)**" if name == ckpt else name
@@ -254,17 +302,21 @@ def model_card(fused: Path, repo: str) -> str:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--fused", default="fused/latest", help="fused model folder (default: fused/latest)")
+    p.add_argument("--fused", help="fused model folder (default: the --run/--ckpt one, else fused/latest)")
+    p.add_argument("--run", help="upload this run's fused checkpoint (stamp, folder or latest)")
+    p.add_argument("--ckpt", help="with --run: the fused checkpoint (best, final, N); default best")
+    p.add_argument("--dequantize", action="store_true", help="with --run: the checkpoint fused with --dequantize")
+    p.add_argument("--runs-dir", default="runs", help="where run stamps are looked up (default: runs)")
     p.add_argument("--repo", help="Hugging Face repo id, owner/name (required)")
     p.add_argument("--dry-run", action="store_true", help="print the file list and the card; no network, no writes")
     p.add_argument("--public", action="store_true", help="create the repo public (default: private)")
     args = p.parse_args(argv)
 
     repo = check_repo_id(args.repo)
-    fused = Path(args.fused)
-    if fused.is_symlink():  # fused/latest -> <name>, written by fuse.py
-        fused = fused.parent / os.readlink(fused)
-    fused_record(fused)
+    if args.fused and (args.run or args.ckpt):
+        raise olelo.UserError("name the model once: --fused DIR, or --run/--ckpt (FUSED, or RUN/CKPT)")
+    fused = named_fused(args)
+    check_record(fused, fused_record(fused), args)
     card = model_card(fused, repo)
     files = upload_files(fused)
     size = {f: len(card.encode("utf-8")) if f.name == "README.md" else f.stat().st_size for f in files}

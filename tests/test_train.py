@@ -198,8 +198,9 @@ def test_killed_run_resumes_from_its_last_checkpoint(lab):
 
 
 def test_patience_stops_early_and_keeps_the_best(lab):
-    # With a zero learning rate the val loss never improves after iteration 0.
-    out = lab["run"]("--learning-rate", "0", iters=20, lab_opts=["--patience", "2"])
+    # With a negligible learning rate the val loss never improves after iteration 0.
+    # (LR must be > 0; 1e-30 moves no weight by a representable amount, as 0 would.)
+    out = lab["run"]("--learning-rate", "1e-30", iters=20, lab_opts=["--patience", "2"])
     assert "early stop" in out.stdout and "no better val_chrf in 2 validations" in out.stdout  # SELECT's default
     run_dir = (lab["root"] / "runs" / "latest").resolve()
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -229,14 +230,19 @@ def test_command_without_train_or_with_managed_flags_is_refused(lab):
 
 
 def test_a_run_being_trained_is_not_started_twice(lab, tmp_path):
-    # A manifest that says "running" under a live pid on this host (ours).
-    import platform
+    # Another process holds the run folder's lock (here: this test, as a trainer would).
+    import run_identity
 
     first = lab["run"](iters=3)
     run_dir = (lab["root"] / "runs" / "latest").resolve()
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    olelo.atomic_write_json(run_dir / "manifest.json",
-                            {**manifest, "status": "running", "pid": os.getpid(), "host": platform.node()})
-    out = lab["run"](iters=3, check=False)
+    olelo.atomic_write_json(run_dir / "manifest.json", {**manifest, "status": "running"})
+    holder = run_identity.RunLock(run_dir)
+    assert holder.acquire()
+    try:
+        out = lab["run"](iters=3, check=False)
+    finally:
+        holder.release()
     assert out.returncode == 2 and "being trained right now" in out.stderr
+    assert f"pid {os.getpid()}" in out.stderr
     assert first.returncode == 0

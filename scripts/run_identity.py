@@ -1,0 +1,177 @@
+"""What a run's result depends on beyond its stamp, recorded at training and checked on
+every rerun, eval and fuse; the lock that keeps one process per run; the check that a
+split folder is what split.py wrote.
+
+A library (no command line), used by train.py, translate.py, perplexity.py and fuse.py:
+
+    data_identity(dir)        sha256 of train/valid/test.jsonl (the manifest's "data")
+    model_identity(model)     local folder: resolved path, sha256 of config.json and the
+                              weights index, weight file sizes (and their sha256 when they
+                              are small, as the tiny models are); Hub id: cached revision
+    changes(manifest, ...)    what differs from the run's record, one phrase each
+    RunLock(folder)           fcntl.flock on <folder>/.lock, held while a run trains
+    verify_split(dir)         hashes against the split manifest, and no test text in train/valid
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import platform
+from pathlib import Path
+
+import olelo
+from olelo import UserError
+
+SPLITS = ("train", "valid", "test")
+HASH_WEIGHTS_UP_TO = 256 << 20  # bytes: hash small weights whole; above, sizes stand for them
+WHAT_TO_DO = "FORCE=1 trains a new attempt on what is there now (the old run is kept)"
+
+
+def data_identity(data_dir) -> dict:
+    d = Path(data_dir)
+    info = {"path": str(data_dir)}
+    manifest = d / "manifest.json"
+    if manifest.is_file():
+        info["manifest_sha256"] = olelo.sha256_file(manifest)
+    for split in SPLITS:
+        f = d / f"{split}.jsonl"
+        if f.is_file():
+            info[f"{split}_sha256"] = olelo.sha256_file(f)
+    return info
+
+
+def model_identity(model: str) -> dict | None:
+    """None when a Hub model is not in the local cache (nothing to compare without a download)."""
+    folder = Path(model)
+    if folder.is_dir():
+        weights = sorted(folder.glob("*.safetensors"))
+        ident = {"kind": "local", "path": str(folder.resolve()),
+                 "weights": {f.name: f.stat().st_size for f in weights}}
+        for name, key in (("config.json", "config_sha256"), ("model.safetensors.index.json", "index_sha256")):
+            if (folder / name).is_file():
+                ident[key] = olelo.sha256_file(folder / name)
+        if sum(ident["weights"].values()) <= HASH_WEIGHTS_UP_TO:
+            ident["weights_sha256"] = {f.name: olelo.sha256_file(f) for f in weights}
+        return ident
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model, "config.json")
+    except Exception:  # an id the hub library rejects: mlx-lm will say what is wrong
+        return None
+    if not isinstance(cached, str):
+        return None
+    snapshot = Path(cached).parent
+    return {"kind": "hub", "id": model, "revision": snapshot.name, "config_sha256": olelo.sha256_file(cached)}
+
+
+MODEL_KEYS = {"config_sha256": "config.json", "index_sha256": "weights index", "weights": "weight files",
+              "weights_sha256": "weights", "revision": "Hub revision"}
+
+
+def model_changes(recorded: dict | None, now: dict | None, model: str) -> list[str]:
+    if not recorded or not now:
+        return []  # not recorded (older run) or not determinable offline
+    differ = [label for key, label in MODEL_KEYS.items()
+              if key in recorded and key in now and recorded[key] != now[key]]
+    return [f"the model {model} is not the one trained from ({', '.join(differ)} changed)"] if differ else []
+
+
+def data_changes(recorded: dict, data_dir, splits=SPLITS) -> list[str]:
+    out = []
+    for split in splits:
+        want = (recorded or {}).get(f"{split}_sha256")
+        if not want:
+            continue
+        f = Path(data_dir) / f"{split}.jsonl"
+        if not f.is_file():
+            out.append(f"{f} is gone (the run recorded sha256 {want[:12]}…)")
+            continue
+        have = olelo.sha256_file(f)
+        if have != want:
+            out.append(f"{f} has sha256 {have[:12]}…, the run was trained with {want[:12]}…")
+    return out
+
+
+def changes(manifest: dict, splits=SPLITS) -> list[str]:
+    """What differs now from what the run recorded: its data files and its model."""
+    data_dir = manifest.get("data_dir") or (manifest.get("data") or {}).get("path", "")
+    found = data_changes(manifest.get("data") or {}, data_dir, splits)
+    model = manifest.get("model", "")
+    found += model_changes(manifest.get("model_identity"), model_identity(model), model)
+    return found
+
+
+def require_unchanged(manifest: dict, action: str, splits=SPLITS, remedy: str = WHAT_TO_DO) -> None:
+    found = changes(manifest, splits)
+    if found:
+        raise UserError(f"run {manifest.get('stamp')}: cannot {action}: {'; '.join(found)}. {remedy}")
+
+
+# ---------------------------------------------------------------- the lock
+
+class RunLock:
+    """An exclusive fcntl.flock on <folder>/.lock, released when the process ends (even
+    by kill -9), so a stale lock cannot outlive its holder. The file names the holder."""
+
+    def __init__(self, folder):
+        self.path = Path(folder) / ".lock"
+        self.file = None
+        self.created = False  # set by the caller that made the folder (and may remove it)
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            return False
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {platform.node()}\n")
+        f.flush()
+        self.file = f
+        return True
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text(encoding="utf-8").strip() or "another process"
+        except OSError:
+            return "another process"
+
+    def release(self) -> None:
+        if self.file:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.file.close()
+            self.file = None
+
+
+# ---------------------------------------------------------------- split folders
+
+def verify_split(data_dir) -> str | None:
+    """Refuse a split folder whose files are not the ones its manifest lists (a split
+    interrupted, or files edited or copied in by hand) or whose test texts are in its
+    train/valid. Returns a note for a folder without a manifest (nothing to verify)."""
+    from split import find_leaks, load_dataset
+
+    d = Path(data_dir)
+    manifest_path = d / "manifest.json"
+    if not manifest_path.is_file():
+        return f"note: {d} has no manifest.json (not made by split.py): its splits are not checked for leaks"
+    manifest = olelo.read_json(manifest_path, "split manifest")
+    listed = manifest.get("outputs") or {f"{s}.jsonl": v.get("sha256") for s, v in (manifest.get("files") or {}).items()}
+    for name, want in listed.items():
+        f = d / name
+        if not f.is_file():
+            raise UserError(f"{f} is missing but {manifest_path} lists it; rebuild the data (make data)")
+        if want and olelo.sha256_file(f) != want:
+            raise UserError(f"{f} is not the file {manifest_path} lists (sha256 differs): the split was "
+                            f"interrupted or edited; rebuild the data (make data)")
+    splits = {s: load_dataset(d / f"{s}.jsonl", allow_empty=True) for s in SPLITS if (d / f"{s}.jsonl").is_file()}
+    leaks = find_leaks({d.name: splits})
+    if leaks:
+        raise UserError(f"{d}: {len(leaks)} test pair(s) also in train/valid (first: {leaks[0]['pair_id']}, "
+                        f"{leaks[0]['side']} text in {leaks[0]['trained_in']}); rebuild the data (make data)")
+    return None
