@@ -1,6 +1,6 @@
 """Checks that refuse bad input before anything is written: training knobs, text that
-is well-formed but wrong (mojibake, lost diacritics, a swapped language column), output
-paths that are inputs, and names that reach a shell or a file path.
+is well-formed but wrong (mojibake, lost diacritics, a swapped language column), and
+output paths that are inputs. (Names that reach the shell are checked by the Makefile.)
 
 A library (no command line). train.py calls training_knobs() and max_seq_vs_data(); convert_fornander.py
 and split.py call text_problems() and language_problems(); every script that writes calls
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 import unicodedata
 from pathlib import Path
 
@@ -210,22 +209,3 @@ def refuse_overwriting_inputs(inputs, outputs) -> None:
         for inp in inputs:
             if inp is not None and same(Path(out), Path(inp)):
                 raise UserError(f"output {out} is the input {inp}; write the output somewhere else")
-
-
-SHELL_META = set("'\"`$\\;&|<>(){}[]*?!#~%=:\n\t\r")
-NAME_RULES = {
-    # RUN is a stamp (letters, digits . _ -) or a path to a run folder; make uses it in file
-    # names, so no spaces, quotes or shell/make metacharacters.
-    "run": (lambda v: v and not (set(v) & SHELL_META) and " " not in v,
-            "a run stamp or folder (letters, digits, '.', '_', '-', '/'; no spaces, quotes or shell characters)"),
-    "data": (lambda v: re.fullmatch(r"[A-Za-z0-9._-]+", v) and not v.startswith("."),
-             "a dataset folder name under data/finetuning (letters, digits, '.', '_', '-')"),
-    "repo": (lambda v: __import__("upload").REPO_ID.match(v) and "--" not in v and ".." not in v,
-             "a Hugging Face repo id owner/name (letters, digits, '-', '_', '.')"),
-}
-
-
-def check_name(kind: str, value: str) -> None:
-    ok, allowed = NAME_RULES[kind]
-    if not ok(value):
-        raise UserError(f"{kind.upper()}={value!r}: must be {allowed}")

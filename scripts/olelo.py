@@ -131,6 +131,24 @@ def os_error_message(e: OSError) -> str | None:
     return f"{where}{e.strerror or type(e).__name__}: {why}"
 
 
+def write_failure(e: BaseException, folder) -> str | None:
+    """One line for a failed write (MLX raises RuntimeError "[write] Unable to write ...",
+    Python an OSError) when the disk where `folder` lies is full or not writable."""
+    if isinstance(e, OSError):
+        return os_error_message(e)
+    if not (isinstance(e, RuntimeError) and "write" in str(e).lower()):
+        return None
+    import shutil
+
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < 64 << 20:
+        return f"{folder}: the disk is full ({free // 1024} KiB free); free some space and run the same command again"
+    return f"{folder}: {e}; check that the folder is writable and has space, then run the same command again"
+
+
 def run_main(main) -> None:
     """Run a script's main(); a UserError (or an OSError a user can fix: full disk,
     read-only folder, permissions) becomes `error: ...` and exit status 2."""

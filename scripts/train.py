@@ -535,6 +535,9 @@ def main(argv=None):
         raise
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
+        failed_write = olelo.write_failure(e, adapter_dir)
+        if failed_write:  # a full disk is the user's to fix: one line, and the rerun resumes
+            raise olelo.UserError(failed_write + " (it resumes from the last checkpoint)") from None
         raise
     finally:
         if rank == 0:

@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -610,6 +609,16 @@ def test_full_disk_is_one_line(small_disk, tmp_path):
     out = script("convert_fornander.py", src, "-o", small_disk / "out.jsonl")
     one_line_error(out, "disk is full")
     assert not (small_disk / "out.jsonl").exists()
+
+
+def test_disk_full_during_training_is_one_line_and_recorded(lab, small_disk):
+    cmd = lab["command"]("--save-every", "1", iters=40)
+    cmd[cmd.index("--adapters-dir") + 1] = str(small_disk / "adapters")
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    one_line_error(out, "disk is full", "run the same command again")
+    manifest = json.loads((latest(lab) / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "write" in manifest["error"]
+    assert runs_table.status_of(latest(lab), manifest) == "failed"
 
 
 def test_read_only_disk_is_one_line(small_disk, tmp_path):
