@@ -91,7 +91,10 @@ def _num(x, fmt="{:.2f}") -> str:
 
 
 def _delta(m) -> str:
-    return f"{m['delta']:+.2f}{score.p_note(m)}" if m else ""
+    if not m:
+        return ""
+    # No p-value beside identical scores (score.p_note says when one belongs).
+    return f"{m['delta']:+.2f} (p={m['p_value']:.3f})" if score.p_note(m) else f"{m['delta']:+.2f}"
 
 
 def tables(runs_dir: Path, stand_in: bool) -> str:
