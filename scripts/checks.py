@@ -65,6 +65,10 @@ def training_knobs(args: dict, lab, world_size: int = 1) -> None:
         dropout = lora.get("dropout", 0.0)
         if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise _bad("DROPOUT", dropout, "a number in [0, 1)")
+    if getattr(lab, "val_gen", 0) < 0:
+        raise _bad("VAL_GEN", lab.val_gen, "a whole number >= 0 (0: no generation at validation)")
+    if getattr(lab, "val_gen_batch", 1) < 1:
+        raise _bad("val_gen_batch (--val-gen-batch)", lab.val_gen_batch, "a whole number >= 1")
     if lab.patience < 0:
         raise _bad("PATIENCE", lab.patience, "a whole number >= 0 (0: never stop early)")
     if lab.warmup is not None:

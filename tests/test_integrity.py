@@ -288,6 +288,7 @@ BAD_KNOBS = [
     ((), ("--lr-schedule", "cosine", "--warmup", "9"), "WARMUP=9"),
     ((), ("--warmup", "2"), "WARMUP=2"),
     ((), ("--patience", "-1"), "PATIENCE=-1"),
+    ((), ("--val-gen=-3",), "VAL_GEN=-3"),
     (("--steps-per-eval", "0"), (), "STEPS_PER_EVAL=0"),
     (("--save-every", "0"), (), "SAVE_EVERY=0"),
     (("--grad-accumulation-steps", "0"), (), "GRAD_ACCUM=0"),
