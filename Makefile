@@ -303,7 +303,7 @@ LARGE_DATA := $(if $(DATA),$(SPLITS)/$(DATA_NAME)$(SUFFIX),$(LARGE))
 DATA_DEP = $(if $(or $(if $(DATA),,yes),$(filter large small mix,$(DATA)),$(wildcard $(1)/manifest.json)),$(1)/manifest.json,unknown-data)
 .PHONY: unknown-data
 unknown-data:
-	@echo "error: DATA=$(DATA): no dataset $(SPLITS)/$(DATA_NAME)$(SUFFIX) (make data builds large and small, DATA=mix the mix; have: $(patsubst $(SPLITS)/%/manifest.json,%,$(wildcard $(SPLITS)/*/manifest.json)))" >&2 && exit 2
+	@echo "error: DATA=$(DATA): no dataset $(SPLITS)/$(DATA_NAME)$(SUFFIX) (make data builds large and small, DATA=mix the mix)" >&2 && exit 2
 
 # The notes' two experiments share one rule and differ in data and defaults: the
 # large batch is 1 example (1 per rank with NPROC ranks), with grad checkpointing
