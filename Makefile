@@ -145,6 +145,14 @@ MIX := $(SPLITS)/mix-k$(MIX_K)$(SUFFIX)
 $(MIX)/manifest.json: $(LARGE)/manifest.json $(SMALL)/manifest.json scripts/mix_data.py $(SPLITS)/.split-vars
 	$(PY) scripts/mix_data.py --large $(LARGE) --small $(SMALL) --repeat $(MIX_K) --seed $(SEED) --out $(MIX)
 
+# DATA=short: the SHORT_N shortest training pairs of the large set and its 8 shortest
+# validation pairs, with the common test set: a real model's quick run on a CPU (the demo).
+## DATA=short: how many of the large set's shortest training pairs
+SHORT_N ?= 64
+SHORT := $(SPLITS)/short-n$(SHORT_N)$(SUFFIX)
+$(SHORT)/manifest.json: $(LARGE)/manifest.json scripts/short_data.py $(SPLITS)/.split-vars
+	$(PY) scripts/short_data.py --src $(LARGE) --train $(SHORT_N) --valid 8 --out $(SHORT)
+
 .PHONY: data
 data: $(LARGE)/manifest.json $(SMALL)/manifest.json ## build both datasets (DATA_SRC=folder, DIRECTION=haw-en|en-haw|both)
 	@jq -r '"\(input_filename): " + (.counts | tostring)' $^ 2>/dev/null || cat $^
@@ -291,19 +299,21 @@ DIST_BACKEND ?= ring
 LAUNCH_FLAGS = $(call flag,--nproc,$(NPROC)) $(call flag,--hostfile,$(HOSTFILE)) $(call flag,--backend,$(DIST_BACKEND)) \
   $(if $(call on,$(DRY_RUN)),--dry-run)
 
-# DATA picks another dataset folder under data/finetuning; DATA=mix is mix-k$(MIX_K).
+# DATA picks another dataset folder under data/finetuning; DATA=mix is mix-k$(MIX_K),
+# DATA=short is short-n$(SHORT_N).
 $(if $(DATA),$(call check_name,DATA,a dataset folder name under $(SPLITS)))
 $(call check_name,RUNS_DIR,a folder for run records)
 $(call check_name,ADAPTERS_DIR,a folder for adapters)
 $(call check_int,MIX_K)
-DATA_NAME := $(if $(filter mix,$(DATA)),mix-k$(MIX_K),$(DATA))
+$(call check_int,SHORT_N)
+DATA_NAME := $(if $(filter mix,$(DATA)),mix-k$(MIX_K),$(if $(filter short,$(DATA)),short-n$(SHORT_N),$(DATA)))
 SMALL_DATA := $(if $(DATA),$(SPLITS)/$(DATA_NAME)$(SUFFIX),$(SMALL))
 LARGE_DATA := $(if $(DATA),$(SPLITS)/$(DATA_NAME)$(SUFFIX),$(LARGE))
-# What make can build (large, small, mix) or what is there already; else a clear error.
-DATA_DEP = $(if $(or $(if $(DATA),,yes),$(filter large small mix,$(DATA)),$(wildcard $(1)/manifest.json)),$(1)/manifest.json,unknown-data)
+# What make can build (large, small, mix, short) or what is there already; else a clear error.
+DATA_DEP = $(if $(or $(if $(DATA),,yes),$(filter large small mix short,$(DATA)),$(wildcard $(1)/manifest.json)),$(1)/manifest.json,unknown-data)
 .PHONY: unknown-data
 unknown-data:
-	@echo "error: DATA=$(DATA): no dataset $(SPLITS)/$(DATA_NAME)$(SUFFIX) (make data builds large and small, DATA=mix the mix)" >&2 && exit 2
+	@echo "error: DATA=$(DATA): no dataset $(SPLITS)/$(DATA_NAME)$(SUFFIX) (make data builds large and small, DATA=mix the mix, DATA=short the shortest pairs)" >&2 && exit 2
 
 # The notes' two experiments share one rule and differ in data and defaults: the
 # large batch is 1 example (1 per rank with NPROC ranks), with grad checkpointing
@@ -480,24 +490,37 @@ notes: | $(VENV)/.installed ## rebuild RESULTS.md, the generated tables beside N
 	$(PY) scripts/notes_tables.py --out RESULTS.md --runs-dir $(call q,$(RUNS_DIR))
 
 ## ---------------------------------------------------------------- demo and tests
-# The demo uses the real data when DATA_SRC has it, else the committed sample;
-# its runs go to runs/demo (git-ignored: not lab records).
+# The demo runs the lab on the real Gemma 3 270M (make base-model; its float32 copy
+# on a Linux CPU, bf16 elsewhere): data, model, a short LoRA run on the shortest pairs
+# (DATA=short), an evaluation of base vs fine-tuned, the report. It uses the real data
+# when DATA_SRC has it, else the committed sample; its runs go to runs/demo (git-ignored:
+# not lab records). DEMO_MODEL=models/tiny-gemma3 is the seconds-fast plumbing check.
 DEMO_SAMPLE := RAW_FORNANDER=data/sample/sample_pairs.csv RAW_KOA=data/sample/sample_small_pairs.csv \
   SPLITS=data/finetuning/sample INTERIM=data/interim/sample
+## the demo's model folder (default: the real model, float32 on a Linux CPU)
+DEMO_MODEL ?= $(if $(filter 1 yes true,$(BASE_F32)),$(GEMMA_F32),$(GEMMA))
+## the demo's LoRA iterations
+DEMO_ITERS ?= 40
+## how many test sentences the demo translates with base and fine-tuned model
+DEMO_LIMIT ?= 16
+## where the demo's runs and adapters go
+DEMO_RUNS ?= runs/demo
+DEMO_ADAPTERS ?= adapters/demo
 DEMO := $(MAKE) --no-print-directory $(if $(wildcard $(DATA_SRC)/fornander/fornander_pairs.csv),,$(DEMO_SAMPLE)) \
-  MODEL=$(TINY) RUNS_DIR=runs/demo ADAPTERS_DIR=adapters/demo
+  MODEL=$(DEMO_MODEL) RUNS_DIR=$(DEMO_RUNS) ADAPTERS_DIR=$(DEMO_ADAPTERS)
 
 .PHONY: demo
-demo: $(VENV)/.installed ## the whole lab on the tiny model: data, model, train-small, eval (~3 min)
+demo: $(VENV)/.installed ## the whole lab on real Gemma 3 270M: data, model, short LoRA run, eval base vs tuned (~10 min)
 	$(DEMO) data
-	$(DEMO) tiny-model
-	$(DEMO) train-small ITERS=20 STEPS_PER_EVAL=10 SAVE_EVERY=10
-	$(DEMO) eval RUN=latest LIMIT=8 MAX_TOKENS=24 BOOTSTRAP=200
+	$(DEMO) $(DEMO_MODEL)/config.json
+	$(DEMO) train-small DATA=short ITERS=$(DEMO_ITERS) BATCH=2 LR=2e-4 MAX_SEQ=160 \
+	  STEPS_PER_EVAL=$(DEMO_ITERS) SAVE_EVERY=$(DEMO_ITERS)
+	$(DEMO) eval RUN=latest LIMIT=$(DEMO_LIMIT) MAX_TOKENS=40 BOOTSTRAP=1000
 	$(DEMO) report
 	@echo
-	@echo "demo done: data in $(SPLITS)/, model in $(TINY)/, run in runs/demo/latest/,"
-	@echo "adapters in adapters/demo/, evaluation in runs/demo/latest/eval-n8-mt24/ (summary.md, ab.md, *.png),"
-	@echo "everything on one page: runs/demo/report/index.html"
+	@echo "demo done: model $(DEMO_MODEL), run in $(DEMO_RUNS)/latest/, adapters in $(DEMO_ADAPTERS)/,"
+	@echo "evaluation in $(DEMO_RUNS)/latest/eval-n$(DEMO_LIMIT)-mt40/ (summary.md, ab.md, *.png),"
+	@echo "everything on one page: $(DEMO_RUNS)/report/index.html"
 
 # The Makefile tests run the make that runs them (OLELO_MAKE), so `make-3.81 test`
 # tests the Makefile under Make 3.81. TEST_ARGS goes to pytest (-k eval, -m make, -x).
