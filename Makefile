@@ -552,3 +552,9 @@ bench-preload: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## LoRA 
 .PHONY: bench-bucketing
 bench-bucketing: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## padding + tok/s at batch 4 and 8: file order vs length-sorted train.jsonl
 	$(RUN_PY) bench/length_bucketing.py --model $(MODEL) --data $(LARGE)
+
+.PHONY: bench-tokens
+bench-tokens: $(MODEL_DEP) | $(VENV)/.installed ## tokens per pair (mean/median/p95/max), both datasets and directions, MODEL's tokenizer
+	$(MAKE) --no-print-directory data DIRECTION=haw-en
+	$(MAKE) --no-print-directory data DIRECTION=en-haw
+	$(PY) bench/token_lengths.py --model $(MODEL) --out bench/results/token_lengths_$(notdir $(MODEL:/=)).json

@@ -2,9 +2,10 @@
 MAX_SEQ truncates and what memory must hold. Gemma 3 270M shares its tokenizer with
 gemma-3-4b-it, so these are the production model's numbers too.
 
-    make base-model data && make data DIRECTION=en-haw
-    .venv/bin/python bench/token_lengths.py --model models/gemma-3-270m \\
-        --out bench/results/token_lengths_gemma3.json
+    make bench-tokens MODEL=models/gemma-3-270m
+
+which builds the data of both directions, then writes
+bench/results/token_lengths_gemma-3-270m.json (the header records the command).
 
 A pair's length is that of its whole record as mlx-lm's chat dataset tokenizes it
 (apply_chat_template of system + user + assistant). Reads the converted records of
@@ -39,8 +40,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from transformers import AutoTokenizer
 
-    head = header.start(f"make base-model data && make data DIRECTION=en-haw && "
-                        f"{' '.join(['.venv/bin/python', *sys.argv])}")
+    head = header.start(f"make bench-tokens MODEL={args.model}")
     tok = AutoTokenizer.from_pretrained(args.model)
     results = {}
     for direction in olelo.DIRECTIONS:
