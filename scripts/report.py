@@ -145,8 +145,8 @@ def collect_runs(runs_dir: Path) -> list[dict]:
 
 
 def runs_section(runs: list[dict]) -> str:
-    headers = [("stamp", "run"), ("status", "status"), ("iters", "iterations"), ("best_val_loss", "best val loss"),
-               ("best_iter", "at"), ("val_chrf", "best val chrF++"), ("tok_per_s", "tok/s"),
+    headers = [("stamp", "run"), ("status", "status"), ("iters", "iterations"), ("min_val_loss", "lowest val loss"),
+               ("min_val_at", "at"), ("best", "best/"), ("val_chrf", "top val chrF++"), ("tok_per_s", "tok/s"),
                ("peak_mem_gb", "peak GB"), ("commit", "commit"), ("started", "started"), ("evals", "evaluations")]
     rows = []
     for r in runs:
@@ -160,8 +160,9 @@ def runs_section(runs: list[dict]) -> str:
             (f'<a href="#run-{esc(stamp)}">{esc(stamp)}</a>', None, False),
             (badge(r["status"]), r["status"], False),
             (esc(row["iters"]), done, True),
-            (esc(row["best_val_loss"]), row["best_val_loss"], True),
-            (esc(row["best_iter"]), row["best_iter"], True),
+            (esc(row["min_val_loss"]), row["min_val_loss"], True),
+            (esc(row["min_val_at"]), row["min_val_at"], True),
+            (esc(row["best"]), row["best"], False),
             (num(top and top["val_chrf"]) + (f' @{top["iteration"]}' if top else ""),
              top["val_chrf"] if top else "", True),
             (esc(row["tok_per_s"]), row["tok_per_s"], True),

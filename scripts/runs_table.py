@@ -2,9 +2,10 @@
 
     python scripts/runs_table.py [--runs-dir runs] [--format csv|markdown]
 
-Columns: stamp, status, iterations done / planned, best val loss and the
-iteration it came at, median train tok/s over the run's reports, peak memory (GB),
-git commit. CSV goes well with csvkit (`make runs` pipes it to csvlook); the
+Columns: stamp, status, iterations done / planned, the lowest val loss and the
+iteration it came at, the checkpoint kept as best/ (its iteration and the validation
+criterion that chose it: not always the lowest val loss), median train tok/s over the
+run's reports, peak memory (GB), git commit. CSV goes well with csvkit (`make runs` pipes it to csvlook); the
 markdown form is what `make notes` puts into RESULTS.md.
 
 Finished runs (finished, stopped-early) come first; the others follow with what they
@@ -32,7 +33,7 @@ import run_identity
 
 DONE = ("finished", "stopped-early")
 REPO = Path(__file__).resolve().parents[1]
-COLUMNS = ["stamp", "status", "iters", "best_val_loss", "best_iter", "tok_per_s", "peak_mem_gb", "commit"]
+COLUMNS = ["stamp", "status", "iters", "min_val_loss", "min_val_at", "best", "tok_per_s", "peak_mem_gb", "commit"]
 
 
 def status_of(run_dir: Path, manifest: dict) -> str:
@@ -67,14 +68,16 @@ def run_row(run_dir: Path) -> dict:
     metrics = read_metrics(run_dir)
     train = [m for m in metrics if m["type"] == "train"]
     vals = [m for m in metrics if m["type"] == "val"]
-    best = min(vals, key=lambda m: m["val_loss"], default=None)
+    lowest = min(vals, key=lambda m: m["val_loss"], default=None)
+    best = manifest.get("best") or {}
     commit = commit_label(manifest.get("git") or {})
     return {
         "stamp": manifest["stamp"],
         "status": status_of(run_dir, manifest),
         "iters": f"{max((m['iteration'] for m in train), default=0)}/{manifest.get('iters', '?')}",
-        "best_val_loss": f"{best['val_loss']:.4f}" if best else "",
-        "best_iter": best["iteration"] if best else "",
+        "min_val_loss": f"{lowest['val_loss']:.4f}" if lowest else "",
+        "min_val_at": lowest["iteration"] if lowest else "",
+        "best": f"it {best['iteration']} ({best.get('criterion', 'val_loss')})" if "iteration" in best else "",
         "tok_per_s": f"{statistics.median(m['tokens_per_second'] for m in train):.0f}" if train else "",
         "peak_mem_gb": f"{max(m['peak_memory'] for m in train):.3f}" if train else "",
         "commit": commit,

@@ -1,0 +1,52 @@
+"""Score one evaluation's distinct outputs, as NOTES.md's first issue-14 entry did:
+base, copy-source (the source as the translation) and a fine-tuned checkpoint, each with
+BLEU, chrF++, TER, loop rate and length ratio, and paired bootstraps (chrF++ and BLEU)
+of each pair of them.
+
+    python bench/campaigns/score_campaign_outputs.py runs/<stamp>/eval-mt256 [--ckpt best] [--out scores.json]
+
+It exists because the campaign's other runs chose the base model as best/, so the
+campaign had one fine-tuned output set to score, and `make eval`'s full report (TER
+bootstraps for every row) took ~5 minutes a run on a loaded 2-core machine.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import score  # noqa: E402
+
+
+def load(path):
+    rows = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    return [r["source"] for r in rows], [r["reference"] for r in rows], [r["hypothesis"] for r in rows]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("eval_dir", help="an evaluation folder with base/hyps.jsonl and CKPT/hyps.jsonl")
+    p.add_argument("--ckpt", default="best")
+    p.add_argument("--out", help="JSON file to write (default: print)")
+    a = p.parse_args(argv)
+    src, refs, base = load(Path(a.eval_dir) / "base" / "hyps.jsonl")
+    _, refs2, tuned = load(Path(a.eval_dir) / a.ckpt / "hyps.jsonl")
+    if refs != refs2:
+        sys.exit(f"error: base and {a.ckpt} were not translated from the same test pairs")
+    systems = {"base": base, "copy-source": src, a.ckpt: tuned}
+    out = {"scores": {n: {**score.score_corpus(h, refs), **score.output_health(h, refs)} for n, h in systems.items()},
+           "comparisons": {}}
+    for x, y in (("base", a.ckpt), ("copy-source", a.ckpt), ("copy-source", "base")):
+        out["comparisons"][f"{x} vs {y}"] = score.compare(systems[x], systems[y], refs, n_samples=1000,
+                                                          metrics=("bleu", "chrf"))
+    text = json.dumps(out, indent=1, default=str)
+    if a.out:
+        Path(a.out).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
