@@ -4,13 +4,15 @@ peak memory that predicts the settings not measured.
 
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 \\
     .venv/bin/python scripts/mem_profile.py --model models/tiny-gemma3 --data data/finetuning/large \\
-        [--batch-sizes 1,2,4] [--grad-checkpoint off,on] [--max-seqs 128,512] [--iters 6 --warmup 2]
+        [--batch-sizes 1,2,4] [--grad-checkpoint off,on] [--max-seqs 128,512] [--iters 6 --warmup 2] \\
+        [--loss default|chunked]
 
 Each point of the sweep runs in its own subprocess, so its peak memory is its
 own (and mlx-lm's grad-checkpoint patch of the layer class does not leak into
 the next point). A point is a real training on the real data through mlx-lm's
 own trainer (mlx_lm.tuner.trainer.train, LoRA layers as mlx_lm.lora sets them
-up, rank 8, Adam), reporting every iteration to a TrainingCallback. Recorded per
+up, rank 8, Adam, with --loss: mlx-lm's default loss or scripts/lean_loss.py's
+chunked one, passed to that trainer), reporting every iteration to a TrainingCallback. Recorded per
 point: mx.get_peak_memory(), the process's max RSS, steady-state tok/s and it/s
 over the iterations after the first --warmup ones (those include MLX's
 compilation; their seconds are reported apart), the padded-token fraction of
@@ -78,6 +80,8 @@ def parse_args(argv=None):
     p.add_argument("--num-layers", type=int, default=16,
                    help="layers with LoRA, as mlx_lm.lora --num-layers; capped at the model's depth (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--loss", choices=("default", "chunked"), default="default",
+                   help="training loss: mlx-lm's default or lean_loss.py's chunked one (default: %(default)s)")
     p.add_argument("--holdout-batch", type=int,
                    help="batch size whose points check the fit without being in it (default: the largest; 0: none)")
     p.add_argument("--no-longest-check", dest="longest_check", action="store_false",
@@ -119,7 +123,7 @@ def sweep_stamp(a) -> str:
     gc = join(int(g) for g in a.grad_checkpoint)
     return (f"{Path(a.data.rstrip('/')).name}-{memfit.model_name(a.model)}-bs{join(a.batch_sizes)}-gc{gc}"
             f"-ms{join(a.max_seqs)}-it{a.iters}w{a.warmup}-L{a.num_layers}-s{a.seed}"
-            f"{'' if a.longest_check else '-nolc'}")
+            f"{'' if a.longest_check else '-nolc'}{'' if a.loss == 'default' else '-' + a.loss}")
 
 
 # ---------------------------------------------------------------- one point (subprocess)
@@ -137,7 +141,7 @@ def run_point(point: dict) -> dict:
     import numpy as np
     from mlx_lm.tuner.callbacks import TrainingCallback
     from mlx_lm.tuner.datasets import CacheDataset, create_dataset, load_dataset
-    from mlx_lm.tuner.trainer import TrainingArgs, iterate_batches, train
+    from mlx_lm.tuner.trainer import TrainingArgs, default_loss, iterate_batches, train
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
     load_start = os.getloadavg()
@@ -151,6 +155,12 @@ def run_point(point: dict) -> dict:
         longest = sorted(range(len(lengths)), key=lambda i: -lengths[i])[:point["batch"]]
         train_set = create_dataset([train_set[i] for i in longest], tokenizer, config)
 
+    loss = default_loss
+    if point.get("loss", "default") == "chunked":
+        import lean_loss
+
+        lean_loss.check_split(model)
+        loss = lean_loss.chunked_loss
     num_layers = len(model.layers) if point["num_layers"] < 0 else min(point["num_layers"], len(model.layers))
     model.freeze()
     linear_to_lora_layers(model, num_layers, {"rank": 8, "dropout": 0.0, "scale": 20.0})
@@ -178,7 +188,7 @@ def run_point(point: dict) -> dict:
             steps_per_eval=10**9, steps_per_save=10**9, adapter_file=str(Path(tmp) / "adapters.safetensors"),
             max_seq_length=point["max_seq"], grad_checkpoint=point["grad_checkpoint"])
         # No validation set: validation would add uncompiled forward passes to the timings.
-        train(model, optim.Adam(learning_rate=1e-5), CacheDataset(train_set), None, args,
+        train(model, optim.Adam(learning_rate=1e-5), CacheDataset(train_set), None, args, loss=loss,
               iterate_batches=recording_batches, training_callback=reports)
     wall = time.perf_counter() - t0
 
@@ -331,7 +341,7 @@ def main(argv=None) -> int:
     command = shlex.join([*preload, os.path.relpath(sys.executable), "scripts/mem_profile.py",
                           *(sys.argv[1:] if argv is None else argv)])
     points = [{"model": a.model, "data": a.data, "batch": b, "grad_checkpoint": g, "max_seq": m,
-               "iters": a.iters, "warmup": a.warmup, "num_layers": a.num_layers, "seed": a.seed}
+               "iters": a.iters, "warmup": a.warmup, "num_layers": a.num_layers, "seed": a.seed, "loss": a.loss}
               for m in a.max_seqs for g in a.grad_checkpoint for b in a.batch_sizes]
     if a.longest_check:
         points += [{**points[0], "batch": 1, "grad_checkpoint": g, "max_seq": 2048, "longest_only": True,
@@ -357,7 +367,7 @@ def main(argv=None) -> int:
     write_csv(rows, out / "results.csv")
     results = {
         "stamp": stamp, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command, "model": a.model, "data": a.data,
+        "command": command, "model": a.model, "data": a.data, "loss": a.loss,
         "data_sha256": olelo.sha256_file(Path(a.data) / "train.jsonl"),
         "model_config": json.loads((Path(a.model) / "config.json").read_text())
         if (Path(a.model) / "config.json").is_file() else None,

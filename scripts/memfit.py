@@ -136,16 +136,16 @@ def model_name(model: str) -> str:
     return Path(str(model).rstrip("/")).name
 
 
-def newest_profile(results_dir: str | os.PathLike, model: str) -> dict | None:
+def newest_profile(results_dir: str | os.PathLike, model: str, loss: str = "default") -> dict | None:
     """The newest mem-profile results.json (by its `created` time) measured on `model`
-    that has a fit, or None."""
+    with `loss` (profiles from before --loss used mlx-lm's default) that has a fit, or None."""
     best = None
     for f in Path(results_dir).glob("*/results.json"):
         try:
             r = json.loads(f.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if model_name(r.get("model", "")) != model_name(model) or not r.get("fit"):
+        if model_name(r.get("model", "")) != model_name(model) or not r.get("fit") or r.get("loss", "default") != loss:
             continue
         if best is None or r.get("created", "") > best.get("created", ""):
             best = {**r, "path": str(f)}

@@ -41,6 +41,8 @@ def parse_args(argv=None):
     p.add_argument("results", nargs="?", help="a mem-profile folder or its results.csv")
     p.add_argument("--model", help="instead of RESULTS: the newest profile of this model in --results-dir")
     p.add_argument("--results-dir", default="runs/mem-profile", help="for --model (default: %(default)s)")
+    p.add_argument("--loss", choices=("default", "chunked"), default="default",
+                   help="for --model: the newest profile measured with this training loss (default: %(default)s)")
     p.add_argument("--notes", help="markdown file to write the section into (default: print it)")
     p.add_argument("--margin", type=float, default=0.2,
                    help="fraction of available RAM kept free (default: %(default)s)")
@@ -100,7 +102,8 @@ def section(rows: list[dict], meta: dict, margin: float, source: str) -> str:
                f"({meta.get('created', 'date unknown')}); `make mem-profile MODEL=...` regenerates it. "
                "Do not edit by hand._")
     out.append("")
-    out.append(f"**These numbers are for `{name}`** ({model}), LoRA rank {meta.get('lora', {}).get('rank', 8)} on "
+    out.append(f"**These numbers are for `{name}`** ({model}), LOSS={meta.get('loss', 'default')}, "
+               f"LoRA rank {meta.get('lora', {}).get('rank', 8)} on "
                f"{meta.get('lora', {}).get('num_layers', '?')} layers, on {env.get('mlx_device', '?')} "
                f"(mlx {env.get('packages', {}).get('mlx', '?')}, mlx-lm {env.get('packages', {}).get('mlx-lm', '?')}, "
                f"{env.get('platform', '?')}).")
@@ -181,9 +184,10 @@ def main(argv=None) -> int:
     if bool(a.results) == bool(a.model):
         raise olelo.UserError("give a results folder or --model (not both)")
     if a.model:
-        profile = memfit.newest_profile(a.results_dir, a.model)
+        profile = memfit.newest_profile(a.results_dir, a.model, a.loss)
         if not profile:
-            raise olelo.UserError(f"no mem-profile results for {memfit.model_name(a.model)} in {a.results_dir}")
+            raise olelo.UserError(f"no mem-profile results for {memfit.model_name(a.model)} with --loss {a.loss} "
+                                  f"in {a.results_dir}")
         a.results = str(Path(profile["path"]).parent)
     rows, meta = load_results(a.results)
     if not [r for r in rows if r["status"] == "ok"]:

@@ -7,7 +7,9 @@ mlx-lm's own parser and merged with the run's config.yaml exactly as mlx_lm.lora
 does (flag > YAML > default); scripts/trainer.py trains it with mlx-lm's pieces in
 mlx-lm's order (same losses as mlx-lm's train) and checkpoints that resume exactly.
 The lab's Recorder writes every report, scores validation translations (chrF++ of
---val-gen sentences), keeps the best checkpoint (--select) and stops early. What
+--val-gen sentences), keeps the best checkpoint (--select) and stops early.
+--loss chunked (make's LOSS=chunked) swaps mlx-lm's loss for scripts/lean_loss.py's:
+the same losses, with much less memory for the logits of a large vocabulary. What
 gets written:
 
     runs/<stamp>/command.sh     the exact mlx_lm.lora invocation
@@ -75,6 +77,9 @@ def parse_lab_args(argv):
     p.add_argument("--keep", default="all",
                    help="adapter checkpoints to keep: all, or N (the N newest); the training state "
                         "(optimizer, RNG, data order) is kept for the newest only")
+    p.add_argument("--loss", choices=LOSSES, default="default",
+                   help="training and validation loss: default (mlx-lm's) or chunked (scripts/lean_loss.py: "
+                        "the same values, computed in sequence chunks so the full logits never exist at once)")
     p.add_argument("--force", action="store_true", help="train again into a new attempt folder")
     p.add_argument("--auto-batch-record", help="JSON written by auto_batch.py (BATCH=auto): kept in the manifest")
     lab = p.parse_args(argv[:cut])
@@ -291,6 +296,20 @@ def read_metrics(path: Path) -> list[dict]:
 # ---------------------------------------------------------------- the run
 
 STATES = ("new", "done", "resume", "busy", "refused")
+LOSSES = ("default", "chunked")
+
+
+def loss_function(name: str, model):
+    """The loss trainer.train uses for training and validation. chunked first checks
+    that the model's logits are its head applied to its body (lean_loss.check_split)."""
+    if name == "default":
+        from mlx_lm.tuner.trainer import default_loss
+
+        return default_loss
+    import lean_loss
+
+    lean_loss.check_split(model)
+    return lean_loss.chunked_loss
 
 
 def collective_stream():
@@ -413,6 +432,9 @@ def main(argv=None):
     if note and rank == 0:
         print(note, file=sys.stderr)
     dataset = data.name
+    # --loss stays out of the stamp: both losses give the same numbers (within float
+    # rounding; tests/test_lean_loss.py), only the peak memory differs, so a run is
+    # the same experiment under either. The manifest records which one it used.
     stamp = olelo.run_stamp(dataset, {**base, **config, "patience": lab.patience, "select": lab.select,
                                       "val_gen": lab.val_gen, "world_size": world.size()})
     runs, adapters = Path(lab.runs_dir), Path(lab.adapters_dir)
@@ -440,6 +462,11 @@ def main(argv=None):
                     print(f"note: resuming {decided} with its recorded {key} {recorded[key]}, not {getattr(lab, key)}",
                           file=sys.stderr)
                     setattr(lab, key, recorded[key])
+            # Unlike those, the loss is refused, not swapped: LOSS=chunked is asked for to fit in memory.
+            started = recorded.get("loss", "default")  # runs from before --loss used mlx-lm's
+            if started != lab.loss:
+                state, refusal = "refused", (f"run {decided} was started with LOSS={started}; resume it with "
+                                             f"LOSS={started}, or FORCE=1 trains a new attempt with LOSS={lab.loss}")
     selects = ("val_loss", "val_chrf")
     state_code, attempt, offset, select, lab.val_gen = agree(
         world, [STATES.index(state), attempt, offset + 1, selects.index(lab.select), lab.val_gen])
@@ -467,6 +494,7 @@ def main(argv=None):
     try:
         model, tokenizer = olelo.load_model(base["model"])
         checks.layers_vs_model(base["num_layers"], model)
+        loss = loss_function(lab.loss, model)
         warning = checks.max_seq_vs_data(base["max_seq_length"], tokenizer, data / "train.jsonl")
     except BaseException:
         if rank == 0:
@@ -479,7 +507,7 @@ def main(argv=None):
     manifest = {"stamp": stamp, "dataset": dataset, "model": base["model"], "data_dir": base["data"],
                 "adapter_dir": str(adapter_dir), "iters": base["iters"], "segments": [],
                 "lab_options": {"patience": lab.patience, "lr_schedule": lab.lr_schedule, "select": lab.select,
-                                "val_gen": lab.val_gen, "keep": lab.keep},
+                                "val_gen": lab.val_gen, "keep": lab.keep, "loss": lab.loss},
                 "mlx_lm_command": cmd}
     if state == "resume" and rank == 0:
         manifest = json.loads(manifest_path.read_text())
@@ -529,7 +557,7 @@ def main(argv=None):
         else:
             if rank == 0:
                 print(f"[olelo] run {stamp}: {'resuming at iteration %d' % offset if offset else 'starting'}")
-            status = train(args, lab, model, tokenizer, run_dir, adapter_dir, offset)
+            status = train(args, lab, model, tokenizer, run_dir, adapter_dir, offset, loss)
     except KeyboardInterrupt:
         error = "interrupted (Ctrl-C); run the same command again to resume"
         raise
@@ -561,13 +589,14 @@ def main(argv=None):
     return 0
 
 
-def preflight(args, train_set, profiles: Path) -> None:
-    """Warn before training when the newest mem-profile of this model predicts that
-    the batch holding the longest example will not fit in the memory available now."""
+def preflight(args, train_set, profiles: Path, loss: str) -> None:
+    """Warn before training when the newest mem-profile of this model (measured with
+    this run's --loss) predicts that the batch holding the longest example will not
+    fit in the memory available now."""
     import auto_batch
     import memfit
 
-    profile = memfit.newest_profile(profiles, args.model)
+    profile = memfit.newest_profile(profiles, args.model, loss)
     if not profile:
         return
     longest = max(len(train_set.process(train_set[i])[0]) for i in range(len(train_set)))
@@ -577,8 +606,9 @@ def preflight(args, train_set, profiles: Path) -> None:
         print(f"[olelo] {warning} (fit: {profile['path']})")
 
 
-def train(args, lab, model, tokenizer, run_dir: Path, adapter_dir: Path, offset: int) -> str:
-    """Set up as mlx_lm.lora does, then the lab's loop (scripts/trainer.py) from `offset`."""
+def train(args, lab, model, tokenizer, run_dir: Path, adapter_dir: Path, offset: int, loss) -> str:
+    """Set up as mlx_lm.lora does, then the lab's loop (scripts/trainer.py) from `offset`,
+    with `loss` (see loss_function) for training and validation."""
     import mlx.core as mx
     import numpy as np
     from mlx.utils import tree_flatten
@@ -591,7 +621,7 @@ def train(args, lab, model, tokenizer, run_dir: Path, adapter_dir: Path, offset:
 
     np.random.seed(args.seed)  # as mlx_lm.lora.run does
     train_set, valid_set, _ = load_dataset(args, tokenizer)
-    preflight(args, train_set, Path(run_dir).parent / "mem-profile")
+    preflight(args, train_set, Path(run_dir).parent / "mem-profile", lab.loss)
     world = mx.distributed.init()
     rank = world.rank()
     trainer.prepare_model(args, model)
@@ -610,7 +640,7 @@ def train(args, lab, model, tokenizer, run_dir: Path, adapter_dir: Path, offset:
         val_gen = trainer.ValChrf(records, lab.val_gen, args.seed, tokenizer, lab.val_gen_batch, world)
     try:
         trainer.train(model, trainer.make_optimizer(args), CacheDataset(train_set), CacheDataset(valid_set),
-                      trainer.training_args(args, adapter_dir), callback=recorder, val_gen=val_gen,
+                      trainer.training_args(args, adapter_dir), loss=loss, callback=recorder, val_gen=val_gen,
                       resume=resume, keep=lab.keep)
     except EarlyStop as stop:
         best = recorder.best
