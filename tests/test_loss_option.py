@@ -81,7 +81,7 @@ def test_a_run_resumes_only_with_the_loss_it_started_with(both_losses, tiny_trai
     before = manifest_path.read_bytes()
     out = tiny_train(root, iters=4, lab_opts=["--loss", "default", "--val-gen", "0"], check=False)
     assert out.returncode == 2, out.stderr
-    assert out.stderr.strip() == (f"error: run {run_dir.name} was started with LOSS=chunked; resume it with "
+    assert out.stderr.strip().splitlines()[-1] == (f"error: run {run_dir.name} was started with LOSS=chunked; resume it with "
                                   "LOSS=chunked, or FORCE=1 trains a new attempt with LOSS=default")
     assert manifest_path.read_bytes() == before
     tiny_train(root, iters=4, lab_opts=["--loss", "chunked", "--val-gen", "0"])
