@@ -497,6 +497,8 @@ notes: | $(VENV)/.installed ## rebuild RESULTS.md, the generated tables beside N
 # (DATA=short), an evaluation of base vs fine-tuned, the report. It uses the real data
 # when DATA_SRC has it, else the committed sample; its runs go to runs/demo (git-ignored:
 # not lab records). DEMO_MODEL=models/tiny-gemma3 is the seconds-fast plumbing check.
+# On 2 CPU cores translating is the slow part: VAL_GEN=0 (best/ by validation loss) and
+# DEMO_LIMIT=8 test sentences keep it to minutes (measured in NOTES.md, 2026-11-26).
 DEMO_SAMPLE := RAW_FORNANDER=data/sample/sample_pairs.csv RAW_KOA=data/sample/sample_small_pairs.csv \
   SPLITS=data/finetuning/sample INTERIM=data/interim/sample
 ## the demo's model folder (default: the real model, float32 on a Linux CPU)
@@ -504,7 +506,7 @@ DEMO_MODEL ?= $(if $(filter 1 yes true,$(BASE_F32)),$(GEMMA_F32),$(GEMMA))
 ## the demo's LoRA iterations
 DEMO_ITERS ?= 40
 ## how many test sentences the demo translates with base and fine-tuned model
-DEMO_LIMIT ?= 16
+DEMO_LIMIT ?= 8
 ## where the demo's runs and adapters go
 DEMO_RUNS ?= runs/demo
 DEMO_ADAPTERS ?= adapters/demo
@@ -515,7 +517,7 @@ DEMO := $(MAKE) --no-print-directory $(if $(wildcard $(DATA_SRC)/fornander/forna
 demo: $(VENV)/.installed ## the whole lab on real Gemma 3 270M: data, model, short LoRA run, eval base vs tuned (~10 min)
 	$(DEMO) data
 	$(DEMO) $(DEMO_MODEL)/config.json
-	$(DEMO) train-small DATA=short ITERS=$(DEMO_ITERS) BATCH=2 LR=2e-4 MAX_SEQ=160 \
+	$(DEMO) train-small DATA=short ITERS=$(DEMO_ITERS) BATCH=2 LR=2e-4 MAX_SEQ=160 VAL_GEN=0 \
 	  STEPS_PER_EVAL=$(DEMO_ITERS) SAVE_EVERY=$(DEMO_ITERS)
 	$(DEMO) eval RUN=latest LIMIT=$(DEMO_LIMIT) MAX_TOKENS=40 BOOTSTRAP=1000
 	$(DEMO) report
