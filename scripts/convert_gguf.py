@@ -464,6 +464,14 @@ def write_quantized(src: Path, folder: Path, base: dict, gguf: Path, stamp: dict
 ARCHITECTURES = {"gemma3": (GEMMA3_NAMES, gemma3_config)}
 
 
+def architecture(reader, path: Path) -> str:
+    arch = field(reader, "general.architecture")
+    if arch not in ARCHITECTURES:
+        raise olelo.UserError(f"{path}: GGUF architecture {arch!r} is not handled; "
+                              f"convert_gguf.py handles {', '.join(sorted(ARCHITECTURES))}")
+    return arch
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     base = BASES[args.base]
@@ -493,10 +501,7 @@ def main(argv=None) -> int:
             reader = gguf.GGUFReader(str(gguf_path))
         except Exception as e:  # gguf raises ValueError/struct.error on a damaged header
             raise olelo.UserError(f"{gguf_path}: not a readable GGUF ({e})") from None
-        arch = field(reader, "general.architecture")
-        if arch not in ARCHITECTURES:
-            raise olelo.UserError(f"{gguf_path}: GGUF architecture {arch!r} is not handled; "
-                                  f"convert_gguf.py handles {', '.join(sorted(ARCHITECTURES))}")
+        arch = architecture(reader, gguf_path)
         table, make_config = ARCHITECTURES[arch]
         tensors = read_tensors(reader, gguf_path, table)
         config = make_config(reader, "bfloat16")
