@@ -4,17 +4,22 @@ The tiny model (6 layers: LAYERS=4) stands in for the real one to keep this fast
 in CI (.ci/run)."""
 
 import json
+import shutil
 
 from conftest import REPO
 
 
 def test_demo_runs_on_the_committed_sample_alone(tmp_path, tiny_model, run_make):
     runs = tmp_path / "runs"
-    r = run_make("demo", f"DATA_SRC={tmp_path / 'no-shared-data'}", f"DEMO_MODEL={tiny_model}",
+    # A copy: the demo's `<folder>/tiny-gemma3/config.json` rule may rebuild the model from
+    # the sample text, which must not change the session's shared tiny model under other tests.
+    model = tmp_path / "models" / "tiny-gemma3"
+    shutil.copytree(tiny_model, model)
+    r = run_make("demo", f"DATA_SRC={tmp_path / 'no-shared-data'}", f"DEMO_MODEL={model}",
                  "DEMO_ITERS=4", "DEMO_LIMIT=3", "LAYERS=4", f"DEMO_RUNS={runs}", f"DEMO_ADAPTERS={tmp_path / 'adapters'}")
     run = (runs / "latest").resolve()
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["status"] == "finished" and manifest["model"] == str(tiny_model)
+    assert manifest["status"] == "finished" and manifest["model"] == str(model)
     # the sample's large set (42 pairs): its shortest training pairs, 4 validation pairs
     assert manifest["data_dir"] == "data/finetuning/sample/short-n64"
     counts = json.loads((REPO / manifest["data_dir"] / "manifest.json").read_text())["counts"]
