@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/header.py
 
 # Random-weight shapes (config.json values of the released models' text part).
 SHAPES = {
@@ -56,11 +55,11 @@ def one_point(args) -> dict:
 
     import lean_loss
 
+    mx.random.seed(0)  # the same weights (shape runs) and LoRA init in every point's process
     if args.model:
         import olelo
         model, _ = olelo.load_model(args.model)
     else:
-        mx.random.seed(0)
         model = build(args.shape, args.dtype)
     model.freeze()
     linear_to_lora_layers(model, 16, {"rank": 8, "scale": 20.0, "dropout": 0.0})
@@ -117,6 +116,9 @@ def main(argv=None) -> int:
         a.batch = int(b)
         print(json.dumps(one_point(a)))
         return 0
+    import header
+
+    head = header.start("python bench/campaigns/lean_loss_memory.py " + " ".join(sys.argv[1:]))
     points = []
     base = [sys.executable, __file__] + (["--model", a.model] if a.model else ["--shape", a.shape, "--dtype", a.dtype])
     base += ["--seq", str(a.seq), "--steps", str(a.steps), "--chunk-tokens", str(a.chunk_tokens)] + (["--grad-checkpoint"] if a.grad_checkpoint else [])
@@ -130,9 +132,7 @@ def main(argv=None) -> int:
             points.append(point)
             print(json.dumps(point), flush=True)
     if a.out:
-        res = {"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-               "machine": platform.platform(), "load_avg": os.getloadavg(), "points": points}
-        Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
+        header.write(a.out, head, {"points": points})
     return 0
 
 

@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import olelo  # noqa: E402
 import score  # noqa: E402
 
 
 def load(path):
-    rows = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    rows = olelo.read_jsonl(path)
     return [r["source"] for r in rows], [r["reference"] for r in rows], [r["hypothesis"] for r in rows]
 
 
@@ -49,4 +50,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    olelo.run_main(main)
