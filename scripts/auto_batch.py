@@ -1,7 +1,7 @@
 """Pick the largest batch size (and whether to checkpoint gradients) that fits the
 memory this machine has available, for one model and dataset.
 
-    .venv/bin/python scripts/auto_batch.py --model M --data D [--max-seq 2048] [--margin 0.2] [--json]
+    .venv/bin/python scripts/auto_batch.py --model M --data D [--max-seq 2048] [--margin 0.2] [--loss chunked] [--json]
     .venv/bin/python scripts/auto_batch.py --model M --data D --flags          # mlx_lm.lora flags on stdout
     .venv/bin/python scripts/auto_batch.py --model M --data D --check-batch 2 [--grad-checkpoint on]
                                                          # pre-flight OOM warning only (needs a profile)
@@ -9,7 +9,9 @@ memory this machine has available, for one model and dataset.
 The worst batch a run meets is the one holding the longest training sequence
 (tokenized with the model's tokenizer and chat template, as mlx-lm does), padded
 as mlx-lm pads it. Its peak memory is predicted with the fit of the newest
-mem_profile.py results for this model (runs/mem-profile/*/results.json); without
+mem_profile.py results for this model and training loss (--loss: a profile made
+with mlx-lm's default loss says nothing about the chunked one's memory, and the
+other way round; runs/mem-profile/*/results.json); without
 one, a quick probe measures batches of the longest examples at batch 1 and 2 in
 subprocesses (two iterations each, per checkpoint mode) and fits those. The
 largest candidate batch whose prediction stays under available memory less
@@ -45,6 +47,8 @@ def parse_args(argv=None):
     p.add_argument("--candidates", default=",".join(map(str, CANDIDATES)),
                    help="batch sizes to choose from (default: %(default)s)")
     p.add_argument("--results-dir", default="runs/mem-profile", help="where mem_profile.py results are (default: %(default)s)")
+    p.add_argument("--loss", choices=("default", "chunked"), default="default",
+                   help="the training loss the run will use: only profiles made with it count (default: %(default)s)")
     p.add_argument("--available", type=float, help="available memory in bytes (default: read from the system)")
     p.add_argument("--num-layers", type=int, default=16, help="LoRA layers, for the probe (default: %(default)s)")
     p.add_argument("--no-probe", action="store_true", help="fail instead of probing when no profile exists")
@@ -93,7 +97,8 @@ def preflight_warning(fit: dict, longest_tokens: int, batch: int, grad_checkpoin
             f"Try a smaller batch, --grad-checkpoint, or a shorter --max-seq-length (BATCH=auto picks one).")
 
 
-def probe(model: str, data: str, max_seq: int, modes: list[bool], num_layers: int = 16) -> tuple[dict, list[dict]]:
+def probe(model: str, data: str, max_seq: int, modes: list[bool], num_layers: int = 16,
+          loss: str = "default") -> tuple[dict, list[dict]]:
     """Fit from short measured runs of worst-case batches (batch 1 and 2, longest examples)."""
     import mem_profile
 
@@ -102,7 +107,8 @@ def probe(model: str, data: str, max_seq: int, modes: list[bool], num_layers: in
         for gc in modes:
             for b in (1, 2):
                 point = {"model": model, "data": data, "batch": b, "grad_checkpoint": gc, "max_seq": max_seq,
-                         "iters": 2, "warmup": 1, "num_layers": num_layers, "seed": 0, "longest_only": True}
+                         "iters": 2, "warmup": 1, "num_layers": num_layers, "seed": 0, "longest_only": True,
+                         "loss": loss}
                 print(f"probe: batch {b}, grad checkpoint {memfit.GC_MODES[gc]} ...", file=sys.stderr, flush=True)
                 r = mem_profile.measure(point, Path(tmp) / f"probe-{b}-{int(gc)}.log", timeout=900)
                 if r["status"] != "ok":
@@ -124,20 +130,20 @@ def main(argv=None) -> int:
     available = a.available if a.available is not None else memfit.available_memory_bytes()
     modes = {"auto": [False, True], "off": [False], "on": [True]}[a.grad_checkpoint]
 
-    profile = memfit.newest_profile(a.results_dir, a.model)
+    profile = memfit.newest_profile(a.results_dir, a.model, a.loss)
     probe_points = None
     if a.check_batch and not profile:  # a probe before every training would cost more than it saves
-        print(f"note: no mem-profile for {memfit.model_name(a.model)} in {a.results_dir}; pre-flight memory "
-              f"check skipped (make mem-profile MODEL={a.model})", file=sys.stderr)
+        print(f"note: no mem-profile for {memfit.model_name(a.model)} with LOSS={a.loss} in {a.results_dir}; "
+              f"pre-flight memory check skipped (make mem-profile MODEL={a.model} LOSS={a.loss})", file=sys.stderr)
         return 0
     if profile and all(memfit.GC_MODES[m] in profile["fit"]["per_token_bytes"] for m in modes):
         fit, source = profile["fit"], f"fit of {profile['path']}"
     elif a.no_probe:
-        raise olelo.UserError(f"no mem-profile results for {memfit.model_name(a.model)} in {a.results_dir} "
-                              f"(run: make mem-profile MODEL={a.model})")
+        raise olelo.UserError(f"no mem-profile results for {memfit.model_name(a.model)} with LOSS={a.loss} in "
+                              f"{a.results_dir} (run: make mem-profile MODEL={a.model} LOSS={a.loss})")
     else:
-        fit, probe_points = probe(a.model, a.data, a.max_seq, modes, a.num_layers)
-        source = "probe of batches 1 and 2 of the longest examples"
+        fit, probe_points = probe(a.model, a.data, a.max_seq, modes, a.num_layers, a.loss)
+        source = f"probe of batches 1 and 2 of the longest examples (LOSS={a.loss})"
 
     if a.check_batch:
         warning = preflight_warning(fit, longest, a.check_batch, a.grad_checkpoint == "on", a.max_seq, available)
@@ -159,12 +165,13 @@ def main(argv=None) -> int:
         reason = (f"auto_batch: --batch-size {pick['batch_size']}{gc_text}: predicted peak "
                   f"{memfit.gb(pick['predicted_peak_bytes'])} <= budget {memfit.gb(budget)} "
                   f"({memfit.gb(available)} available - {a.margin:.0%}) for the longest sequence "
-                  f"({longest} tokens, padded {width}); {others}; {source}")
+                  f"({longest} tokens, padded {width}) with LOSS={a.loss}; {others}; {source}")
     else:
         reason = (f"auto_batch: nothing fits: batch {min(candidates)}{gc_text} needs "
                   f"{memfit.gb(pick['predicted_peak_bytes'])} for the longest sequence ({longest} tokens, padded "
-                  f"{width}) but the budget is {memfit.gb(budget)}; lower --max-seq or use a smaller model; {source}")
-    record = {**pick, "reason": reason, "model": a.model, "data": a.data, "max_seq": a.max_seq,
+                  f"{width}) with LOSS={a.loss} but the budget is {memfit.gb(budget)}; lower --max-seq or use a smaller "
+                  f"model; {source}")
+    record = {**pick, "reason": reason, "model": a.model, "data": a.data, "loss": a.loss, "max_seq": a.max_seq,
               "longest_tokens": longest, "width": width, "available_bytes": available, "margin": a.margin,
               "budget_bytes": budget, "source": source, "fit": fit, "probe_points": probe_points}
     if a.record:

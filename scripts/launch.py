@@ -95,6 +95,8 @@ def auto_batch_argv(lab: list[str], mlx: list[str]) -> list[str]:
     for ours, theirs in (("--max-seq-length", "--max-seq"), ("--num-layers", "--num-layers")):
         if option(mlx, ours):
             argv += [theirs, option(mlx, ours)]
+    if option(lab, "--loss"):  # train.py's LOSS: the profile must be one made with it
+        argv += ["--loss", option(lab, "--loss")]
     return argv
 
 

@@ -5,7 +5,7 @@ peak memory that predicts the settings not measured.
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 \\
     .venv/bin/python scripts/mem_profile.py --model models/tiny-gemma3 --data data/finetuning/large \\
         [--batch-sizes 1,2,4] [--grad-checkpoint off,on] [--max-seqs 128,512] [--iters 6 --warmup 2] \\
-        [--loss default|chunked]
+        [--loss default|chunked] [--longest-only]
 
 Each point of the sweep runs in its own subprocess, so its peak memory is its
 own (and mlx-lm's grad-checkpoint patch of the layer class does not leak into
@@ -82,6 +82,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--loss", choices=("default", "chunked"), default="default",
                    help="training loss: mlx-lm's default or lean_loss.py's chunked one (default: %(default)s)")
+    p.add_argument("--longest-only", action="store_true",
+                   help="every batch is the `batch` longest training examples (the worst case, same batches "
+                        "whatever the loss) instead of mlx-lm's shuffled batches")
     p.add_argument("--holdout-batch", type=int,
                    help="batch size whose points check the fit without being in it (default: the largest; 0: none)")
     p.add_argument("--no-longest-check", dest="longest_check", action="store_false",
@@ -123,7 +126,8 @@ def sweep_stamp(a) -> str:
     gc = join(int(g) for g in a.grad_checkpoint)
     return (f"{Path(a.data.rstrip('/')).name}-{memfit.model_name(a.model)}-bs{join(a.batch_sizes)}-gc{gc}"
             f"-ms{join(a.max_seqs)}-it{a.iters}w{a.warmup}-L{a.num_layers}-s{a.seed}"
-            f"{'' if a.longest_check else '-nolc'}{'' if a.loss == 'default' else '-' + a.loss}")
+            f"{'' if a.longest_check else '-nolc'}{'-longest' if a.longest_only else ''}"
+            f"{'' if a.loss == 'default' else '-' + a.loss}")
 
 
 # ---------------------------------------------------------------- one point (subprocess)
@@ -247,7 +251,7 @@ def fit_and_check(rows: list[dict], holdout_batch: int) -> tuple[dict, dict | No
     """Fit on the points without the held-out batch size and check those; then refit on all."""
     ok = [r for r in rows if r["status"] == "ok"]
     check = None
-    held = [r for r in ok if r["batch"] == holdout_batch or r.get("longest_only")]
+    held = [r for r in ok if r["batch"] == holdout_batch or r.get("longest_check")]
     if held and len(held) < len(ok):
         partial = memfit.fit_peak([r for r in ok if r not in held])
         errors = []
@@ -256,7 +260,7 @@ def fit_and_check(rows: list[dict], holdout_batch: int) -> tuple[dict, dict | No
             r["predicted_bytes"] = round(memfit.predict_peak(partial, r["batch"], r["width"], r["grad_checkpoint"]))
             r["error_pct"] = round(memfit.prediction_error(partial, r), 2)
             errors.append(r["error_pct"])
-        check = {"holdout_batch": holdout_batch, "holdout_longest": any(r.get("longest_only") for r in held),
+        check = {"holdout_batch": holdout_batch, "holdout_longest": any(r.get("longest_check") for r in held),
                  "fit_without_holdout": partial,
                  "errors_pct": errors, "max_abs_error_pct": max(abs(e) for e in errors),
                  "within_10pct": all(abs(e) <= 10 for e in errors)}
@@ -341,15 +345,17 @@ def main(argv=None) -> int:
     command = shlex.join([*preload, os.path.relpath(sys.executable), "scripts/mem_profile.py",
                           *(sys.argv[1:] if argv is None else argv)])
     points = [{"model": a.model, "data": a.data, "batch": b, "grad_checkpoint": g, "max_seq": m,
-               "iters": a.iters, "warmup": a.warmup, "num_layers": a.num_layers, "seed": a.seed, "loss": a.loss}
+               "iters": a.iters, "warmup": a.warmup, "num_layers": a.num_layers, "seed": a.seed, "loss": a.loss,
+               "longest_only": a.longest_only}
               for m in a.max_seqs for g in a.grad_checkpoint for b in a.batch_sizes]
     if a.longest_check:
         points += [{**points[0], "batch": 1, "grad_checkpoint": g, "max_seq": 2048, "longest_only": True,
+                    "longest_check": True,
                     "iters": min(a.iters, 3), "warmup": 1} for g in a.grad_checkpoint]
     print(f"{len(points)} points -> {out}  (longest training sequence: {max(lengths)} tokens)")
     rows, started = [], time.time()
     for i, p in enumerate(points, 1):
-        name = f"bs{p['batch']}-gc{int(p['grad_checkpoint'])}-ms{p['max_seq']}{'-longest' if p.get('longest_only') else ''}"
+        name = f"bs{p['batch']}-gc{int(p['grad_checkpoint'])}-ms{p['max_seq']}{'-longest' if p.get('longest_check') else ''}"
         r = measure(p, out / "logs" / f"{name}.log", a.point_timeout)
         rows.append(r)
         if r["status"] == "ok":

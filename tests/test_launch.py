@@ -92,6 +92,12 @@ def test_auto_dry_run_shows_how_the_batch_will_be_picked(capsys):
                           "on", "--record", "runs/auto-batch.json", "--flags", "--max-seq", "512"]
 
 
+def test_auto_batch_is_picked_with_the_runs_loss(capsys):
+    lines = dry_run(capsys, batch="auto", lab=(*LAB, "--loss", "chunked"))
+    picked = shlex.split(lines[0].split("comes from ", 1)[1])
+    assert picked[-2:] == ["--loss", "chunked"]
+
+
 @pytest.mark.parametrize("chosen,had_gc,expected", [
     ("--batch-size 8", False, ["--batch-size", "8"]),
     ("--batch-size 4 --grad-checkpoint", False, ["--batch-size", "4", "--grad-checkpoint"]),

@@ -79,6 +79,22 @@ def test_fit_with_one_mode_and_too_few_points():
         memfit.fit_peak([only_off[0], {**only_off[0]}])
 
 
+def test_longest_only_sweep_holds_out_the_largest_batch_not_every_point():
+    # --longest-only marks every point longest_only; only the 2048 check points
+    # (longest_check) and the hold-out batch are left out of the first fit.
+    import mem_profile
+
+    a = mem_profile.parse_args(["--longest-only", "--batch-sizes", "1,2,4", "--max-seqs", "512"])
+    assert a.longest_only and mem_profile.sweep_stamp(a).endswith("-longest")
+    assert not mem_profile.sweep_stamp(mem_profile.parse_args([])).endswith("-longest")
+    rows = [{**p, "status": "ok", "longest_only": True} for p in synthetic_points() if p["batch"] in (1, 2, 4)]
+    rows.append({"batch": 1, "width": 1729, "grad_checkpoint": False, "status": "ok", "longest_only": True,
+                 "longest_check": True, "peak_bytes": STATIC + 1729 * (PER_TOKEN["off"] + PER_TOKEN_WIDTH["off"] * 1729)})
+    _, check = mem_profile.fit_and_check(rows, holdout_batch=4)
+    assert [r["heldout"] for r in rows] == [int(r["batch"] == 4 or "longest_check" in r) for r in rows]
+    assert check["holdout_longest"] and check["max_abs_error_pct"] < 1e-6
+
+
 # ---------------------------------------------------------------- guidelines
 
 def write_results(folder, model="models/tiny-gemma3"):
@@ -206,6 +222,39 @@ def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model, capsys):
     assert auto_batch.main(["--model", str(model), "--data", str(data), "--results-dir", str(results),
                             "--available", str(budget / 0.8), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["batch_size"] == 2
+
+
+def test_auto_batch_uses_the_profile_of_the_runs_loss(tmp_path, model, capsys):
+    # BATCH=auto with LOSS=chunked: a (newer) default-loss profile says nothing about
+    # the chunked loss's memory; only a profile made with the chunked loss counts.
+    data = tmp_path / "data"
+    olelo.atomic_write_jsonl(data / "train.jsonl", [olelo.chat_record("Aloha " * n, "Hello", "haw-en", str(n))
+                                                    for n in range(1, 20)])
+    results = tmp_path / "mem-profile"
+    for name in ("default", "lean"):
+        (results / name).mkdir(parents=True)
+        write_results(results / name, model=str(model))
+    lean = json.loads((results / "lean" / "results.json").read_text())
+    # The lean profile is older and its per-token cost is 1/8: batch 8 where the default fits 1.
+    olelo.atomic_write_json(results / "lean" / "results.json", {
+        **lean, "created": "2024-01-01", "loss": "chunked",
+        "fit": {**lean["fit"], "per_token_bytes": {m: v / 8 for m, v in lean["fit"]["per_token_bytes"].items()},
+                "per_token_width_bytes": {m: v / 8 for m, v in lean["fit"]["per_token_width_bytes"].items()}}})
+    _, lengths = memfit.token_lengths(str(model), data / "train.jsonl")
+    width = memfit.padded_width(max(lengths), 2048)
+    available = (2.0e8 + width * (3.0e5 + 150 * width) + 1) / 0.8  # default loss, no checkpoint: batch 1 exactly
+    args = ["--model", str(model), "--data", str(data), "--results-dir", str(results), "--available", str(available),
+            "--grad-checkpoint", "off", "--json"]
+    assert auto_batch.main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["batch_size"] == 1 and out["source"].startswith(f"fit of {results / 'default' / 'results.json'}")
+    assert auto_batch.main(args + ["--loss", "chunked"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["batch_size"] == 8 and out["loss"] == "chunked" and "lean/results.json" in out["source"]
+    # No profile with that loss: no silent fallback to the other loss's profile.
+    (results / "lean" / "results.json").unlink()
+    with pytest.raises(olelo.UserError, match="LOSS=chunked"):
+        auto_batch.main(args + ["--loss", "chunked", "--no-probe"])
 
 
 # ---------------------------------------------------------------- mem_profile end to end
