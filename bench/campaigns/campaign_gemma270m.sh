@@ -3,7 +3,13 @@
 # make targets, on a CUDA machine (the lent H100). Steps run in the order of the plan
 # below; a step that finished is skipped when the script runs again.
 #
-#   bash bench/campaigns/campaign_gemma270m.sh        # from a copy of the repo that stays put
+#   bash bench/campaigns/campaign_gemma270m.sh [pass1]   # from a copy of the repo that stays put
+#   bash bench/campaigns/campaign_gemma270m.sh s1|s2|s3  # second pass: one stream of runs each
+#
+# The second pass runs its three streams at once, each in its own clone of the repo
+# (bench/campaigns/campaign_pass2.sh makes them): one 270M training at batch 8 keeps the
+# H100 far from busy (its speed is bound by the host's kernel launches), so three
+# at a time get more runs out of one lease, and each clone's runs/latest is its own.
 #
 # Needs: MLX from the carried wheels (`source .gpu-b/install.sh`, see ../shared/device),
 # the GGUF chunk wheels of Gemma 3 270M (+ gguf) in /root/stash, the raw CSVs in
@@ -17,11 +23,12 @@
 set -u
 cd "$(dirname "$0")/../.."
 source bench/campaigns/gpu_venv.sh
+PASS=${1:-pass1}
 OUTD=/root/lab/out; mkdir -p "$OUTD" /root/lab/done
-LOG=/root/lab/campaign.log
+LOG=/root/lab/campaign-$PASS.log
 M=models/gemma-3-270m
 EV="MAX_TOKENS=256 EVAL_BATCH=64"
-COMMON="VENV=$V MODEL=$M VAL_GEN=32"
+COMMON="VENV=$V MODEL=$M VAL_GEN=32 GGUF_WHEELS=/root/stash"
 
 save() {  # pack the records made so far for the next call to fetch
   local stamps
@@ -32,8 +39,8 @@ save() {  # pack the records made so far for the next call to fetch
     files="$files runs/$st"
     for f in adapters/$st/adapter_config.json adapters/$st/best; do [ -e "$f" ] && files="$files $f"; done
   done
-  tar -czf "$OUTD/campaign.tar.gz.tmp" $files && mv "$OUTD/campaign.tar.gz.tmp" "$OUTD/campaign.tar.gz"
-  cp "$LOG" "$OUTD/campaign.log" 2>/dev/null
+  tar -czf "$OUTD/campaign-$PASS.tar.gz.tmp" $files && mv "$OUTD/campaign-$PASS.tar.gz.tmp" "$OUTD/campaign-$PASS.tar.gz"
+  cp "$LOG" "$OUTD/" 2>/dev/null
   return 0
 }
 
@@ -51,11 +58,16 @@ step() {  # step NAME make-args...   (logged; skipped once done)
 
 # The base model's translations depend only on the model, the test set and the eval
 # settings, not on the run: translate them once and lay them into each later eval.
+# Only from a run of the same base model (the 4-bit base translates differently).
+model_of() { sed -n 's/.*--model \([^ ]*\) .*/\1/p' "$1/command.sh" | head -n 1; }
 reuse_base() {  # into runs/latest's eval folder
-  local src dst
-  src=$(ls -d runs/*-gemma-3-270m-*/eval-mt256/base 2>/dev/null | head -n 1)
-  dst=runs/$(readlink runs/latest)/eval-mt256/base
-  if [ -n "$src" ] && [ ! -e "$dst" ]; then mkdir -p "$(dirname "$dst")" && cp -r "$src" "$dst"; fi
+  local run src dst d
+  run=runs/$(readlink runs/latest)
+  dst=$run/eval-mt256/base
+  for d in runs/*-gemma-3-270m*/eval-mt256/base; do
+    [ -f "$d/hyps.jsonl" ] && [ "$(model_of "${d%/eval-mt256/base}")" = "$(model_of "$run")" ] && { src=$d; break; }
+  done
+  if [ -n "${src:-}" ] && [ ! -e "$dst" ]; then mkdir -p "$(dirname "$dst")" && cp -r "$src" "$dst"; fi
 }
 
 train_eval() {  # train_eval NAME TARGET make-args...: train, then base's and best/'s translations
@@ -64,7 +76,9 @@ train_eval() {  # train_eval NAME TARGET make-args...: train, then base's and be
   if [ -f "/root/lab/done/$name" ]; then
     reuse_base
     local ev=runs/$(readlink runs/latest)/eval-mt256
-    step "$name-translate" $COMMON RUN=latest EVAL_CKPTS=best $EV $ev/base/hyps.jsonl $ev/best/hyps.jsonl
+    local more=""
+    [ "$PASS" = pass1 ] || more=$ev/final/hyps.jsonl  # pass 2: the trained weights too, whatever best/ chose
+    step "$name-translate" $COMMON RUN=latest "$@" $EV $ev/base/hyps.jsonl $ev/best/hyps.jsonl $more
   fi
 }
 
@@ -83,8 +97,9 @@ PY
 }
 
 [ -f $M/config.json ] || step model base-model VENV=$V GGUF_WHEELS=/root/stash BASE_F32=0
-step data data VENV=$V DATA_SRC=.gpu-data
+step "data-$PASS" data VENV=$V DATA_SRC=.gpu-data
 
+if [ "$PASS" = pass1 ]; then
 Q2="ITERS=300 BATCH=8 STEPS_PER_EVAL=100 SAVE_EVERY=100"
 # 1. base vs fine-tuned: the notes' experiments 1 and 2, then their recommendation
 train_eval q1-small200 train-small ITERS=200
@@ -100,6 +115,29 @@ train_eval q4-mask train-large $Q2 LR=$LR MASK_PROMPT=1
 train_eval q5-mix train-large $Q2 LR=$LR DATA=mix
 # 1. the notes' recommendation: 2,000 iterations at batch 1, LR 5e-5, rank 16, checkpoints every 400
 train_eval q1-rec2000 train-large ITERS=2000 LR=5e-5 RANK=16 STEPS_PER_EVAL=200 SAVE_EVERY=400
-echo "= campaign: all steps tried" | tee -a "$LOG"
+fi
+
+# Second pass. Lessons of the first: a 32-pair validation sample cannot tell runs apart
+# (two samples put the base 3.9 chrF++ apart), and best/ alone hid the trained weights
+# when it chose iteration 0. So: VAL_GEN=128, two epochs, and `final` translated
+# beside best/. R is the recipe each question changes one thing of.
+R="ITERS=600 BATCH=8 STEPS_PER_EVAL=150 SAVE_EVERY=150 LR=1e-4"
+COMMON="VENV=$V MODEL=$M VAL_GEN=128 GGUF_WHEELS=/root/stash"
+case "$PASS" in
+  s1)
+    train_eval q8-seed0 train-large $R SEED=0
+    step q1-fewshot $COMMON RUN=latest BASE_PROMPT=fewshot $EV "runs/$(readlink runs/latest)/eval-mt256/base-fewshot4-s0/hyps.jsonl"
+    train_eval q4-mask train-large $R MASK_PROMPT=1
+    train_eval q7-qlora train-large $R MODEL=models/gemma-3-270m-4bit ;;
+  s2)
+    train_eval q8-seed1 train-large $R SEED=1
+    train_eval q5-mix train-large $R DATA=mix
+    train_eval q7-dora train-large $R FINE_TUNE_TYPE=dora ;;
+  s3)
+    train_eval q8-seed2 train-large $R SEED=2
+    train_eval q1-rec2000 train-large ITERS=2000 LR=5e-5 RANK=16 STEPS_PER_EVAL=400 SAVE_EVERY=400
+    train_eval q6-cosine train-large $R LR_SCHEDULE=cosine ;;
+esac
+echo "= campaign $PASS: all steps tried" | tee -a "$LOG"
 save
-touch /root/lab/finished
+touch /root/lab/finished-$PASS

@@ -3,7 +3,7 @@ with mlx-lm's own train() loop: warm-up (compilation) timed apart from the stead
 
     python bench/campaigns/gpu_train_mlx.py --model /root/m4b --data .gpu-c/train.jsonl \\
         --configs b8:8,b8:4,b8:1,pad32:4 [--grad-checkpoint] [--no-compile] \\
-        [--budget-s 420] -o $OUT/mlx_a.json
+        [--budget-s 420] [--loss chunked] -o $OUT/mlx_a.json
 
 Each config `POLICY:BATCH` trains on the batches of bench/campaigns/gpu_common.plan(): the
 first N batches of mlx-lm's (length-sorted, shuffled) epoch, padded by POLICY
@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu_common  # noqa: E402
 
-N_BATCHES = {1: 48, 2: 32, 4: 24, 8: 16, 16: 8}
+N_BATCHES = {1: 48, 2: 32, 4: 24, 8: 16, 16: 8, 32: 8}
 
 
 def ptx_cache_files() -> int:
@@ -61,7 +61,7 @@ class Recorder:
         pass
 
 
-def run_config(model, tokens, policy, batch_size, n_batches, seed, log) -> dict:
+def run_config(model, tokens, policy, batch_size, n_batches, seed, log, loss=None) -> dict:
     import mlx.core as mx
     import mlx.optimizers as optim
     from mlx_lm.tuner.trainer import TrainingArgs, train
@@ -85,7 +85,7 @@ def run_config(model, tokens, policy, batch_size, n_batches, seed, log) -> dict:
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(log):
         train(model, optim.Adam(learning_rate=gpu_common.LEARNING_RATE), seq, None, args=args,
-              iterate_batches=iterate_batches, training_callback=rec)
+              iterate_batches=iterate_batches, training_callback=rec, **({"loss": loss} if loss else {}))
     wall = time.perf_counter() - t0
     n_warm = len(pl["warmup"])
     warm, meas = rec.steps[:n_warm], rec.steps[n_warm:]
@@ -118,6 +118,8 @@ def main(argv=None) -> int:
     p.add_argument("--n-batches", help="override N for every config")
     p.add_argument("--grad-checkpoint", action="store_true")
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--loss", choices=["default", "chunked"], default="default",
+                   help="mlx-lm's default loss or scripts/lean_loss.py's chunked one")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget-s", type=float, default=1e9, help="skip configs that would end after this")
     p.add_argument("--label", default="", help="free text stored with the results (e.g. env vars set)")
@@ -146,6 +148,12 @@ def main(argv=None) -> int:
     if a.no_compile:
         mx.compile = lambda fun=None, **kw: fun if fun is not None else (lambda f: f)
 
+    loss_fn = None
+    if a.loss == "chunked":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+        import lean_loss
+
+        loss_fn = lean_loss.chunked_loss
     log_path = Path(a.output).with_suffix(".log")
     result = {
         "what": "MLX LoRA training, mlx-lm train() loop",
@@ -155,7 +163,7 @@ def main(argv=None) -> int:
         "mlx": mx.__version__, "mlx_lm": mlx_lm.__version__, "device": str(mx.default_device()),
         **gpu_common.device_summary(),
         "model": a.model, "model_load_s": round(load_s, 1), "lora": gpu_common.LORA,
-        "trainable_parameters": int(trainable), "grad_checkpoint": a.grad_checkpoint, "compile": not a.no_compile,
+        "trainable_parameters": int(trainable), "grad_checkpoint": a.grad_checkpoint, "compile": not a.no_compile, "loss": a.loss,
         "examples": len(tokens), "configs": [],
     }
     per_width_s, tok_s = [], []
@@ -173,7 +181,7 @@ def main(argv=None) -> int:
                     gpu_common.write_json(a.output, result)
                     continue
             try:
-                r = run_config(model, tokens, policy, bs, n, a.seed, log)
+                r = run_config(model, tokens, policy, bs, n, a.seed, log, loss_fn)
                 r["status"] = "ok"
                 per_width_s.append(r["warmup_s"] / max(1, r["distinct_widths"]))
                 tok_s.append(r["steady_tok_s"])

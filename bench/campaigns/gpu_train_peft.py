@@ -29,14 +29,19 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu_common  # noqa: E402
 
-N_BATCHES = {1: 48, 2: 32, 4: 24, 8: 16, 16: 8}
+N_BATCHES = {1: 48, 2: 32, 4: 24, 8: 16, 16: 8, 32: 8}
 
 
-def build_model(model_dir: str, seed: int, device: str, tiny: bool = False):
+def build_model(model_dir: str, seed: int, device: str, tiny: bool = False, weights: bool = False):
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
+    if weights:  # the folder's own weights (a Hugging Face folder, e.g. make base-model's bf16 Gemma 3 270M)
+        torch.manual_seed(seed)
+        model = Gemma3ForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, attn_implementation="sdpa").to(device)
+        model.config.use_cache = False
+        return add_lora(model, model.config), model.config
     cfg = gpu_common.model_config(model_dir, gpu_common.TINY_TEXT if tiny else gpu_common.GEMMA3_4B_TEXT)  # the config bench/campaigns/gpu_build_model.py gives the MLX model
     keep = {k: v for k, v in cfg.items() if k not in ("quantization", "quantization_config", "architectures",
                                                           "model_type", "tokenizer_vocab_size", "torch_dtype")}
@@ -50,13 +55,18 @@ def build_model(model_dir: str, seed: int, device: str, tiny: bool = False):
             model = Gemma3ForCausalLM(config)
     finally:
         torch.set_default_dtype(old)
+    return add_lora(model, config), config
+
+
+def add_lora(model, config):
+    from peft import LoraConfig, get_peft_model
+
     n_layers = config.num_hidden_layers
     lora = LoraConfig(r=gpu_common.LORA["rank"], lora_alpha=gpu_common.LORA["scale"] * gpu_common.LORA["rank"],
                       lora_dropout=gpu_common.LORA["dropout"], target_modules=gpu_common.LORA_TARGETS,
                       layers_to_transform=list(range(n_layers - gpu_common.LORA["num_layers"], n_layers)),
                       layers_pattern="layers", bias="none", task_type="CAUSAL_LM")
-    model = get_peft_model(model, lora)
-    return model, config
+    return get_peft_model(model, lora)
 
 
 def run_config(model, tokens, policy, batch_size, n_batches, seed, grad_ckpt, device) -> dict:
@@ -135,6 +145,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda")
     p.add_argument("--tiny", action="store_true", help="small dims (CPU smoke test)")
+    p.add_argument("--weights", action="store_true",
+                   help="load --model's own weights (Hugging Face folder) instead of the random gemma-3-4b shape")
     p.add_argument("--budget-s", type=float, default=1e9)
     p.add_argument("-o", "--output", required=True)
     a = p.parse_args(argv)
@@ -146,7 +158,7 @@ def main(argv=None) -> int:
 
     tokens = gpu_common.tokenize_chat(a.model, a.data)
     t = time.perf_counter()
-    model, config = build_model(a.model, a.seed, a.device, a.tiny)
+    model, config = build_model(a.model, a.seed, a.device, a.tiny, a.weights)
     if a.device == "cuda":
         torch.cuda.synchronize()
     build_s = time.perf_counter() - t
@@ -161,7 +173,7 @@ def main(argv=None) -> int:
         "device": torch.cuda.get_device_name() if a.device == "cuda" else a.device,
         **gpu_common.device_summary(),
         "attn_implementation": config._attn_implementation, "dtype": "bfloat16",
-        "model_build_s": round(build_s, 1), "parameters": int(total), "trainable_parameters": int(trainable),
+        "model": a.model, "weights": "loaded" if a.weights else "random", "model_build_s": round(build_s, 1), "parameters": int(total), "trainable_parameters": int(trainable),
         "tied_embeddings": tied, "lora_dtype": str(next(p.dtype for p in model.parameters() if p.requires_grad)),
         "lora": {**gpu_common.LORA, "lora_alpha": gpu_common.LORA["scale"] * gpu_common.LORA["rank"]},
         "examples": len(tokens), "configs": [],

