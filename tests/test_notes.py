@@ -80,6 +80,16 @@ def test_rebuild_keeps_the_memory_guidelines_and_is_idempotent(tmp_path, capsys)
     assert "unchanged" in capsys.readouterr().out.splitlines()[-1]
 
 
+def test_memory_guidelines_sit_with_the_model_they_were_measured_on(tmp_path):
+    runs = tmp_path / "runs"
+    make_run(runs, "small-tiny-gemma3-it4", "models/tiny-gemma3", {"commit": HEAD, "dirty": False})
+    for heading, real in (("## Memory guidelines: `gemma-3-270m-f32`", True),
+                          ("## Memory guidelines: `tiny-gemma3`, a random-weight stand-in (not for a real model)", False)):
+        old = f"<!-- memory-guidelines:begin -->\n{heading}\n\nbody\n<!-- memory-guidelines:end -->"
+        real_part, tiny_part = notes_tables.build(runs, old).split("## Tiny random-weight model")
+        assert (heading in real_part, heading in tiny_part) == (real, not real)
+
+
 def test_missing_runs_folder_is_a_clear_error(tmp_path):
     with pytest.raises(olelo.UserError, match="no such folder"):
         notes_tables.main(["--out", str(tmp_path / "R.md"), "--runs-dir", str(tmp_path / "nope")])
