@@ -117,6 +117,11 @@ def section(rows: list[dict], meta: dict, margin: float, source: str) -> str:
     out.append(f"{memfit.describe(fit)}; largest in-sample error {fit['max_abs_error_pct']:.1f} % over "
                f"{fit['n_points']} points. (gc: gradient checkpointing; the width term is attention, "
                "whose scores grow with the square of the sequence.)")
+    widths = sorted({r["width"] for r in ok if not r.get("heldout")})
+    if not fit["per_token_width_bytes"]:
+        out.append(f"All points of the fit are {', '.join(map(str, widths))} wide: it has no width term, so its "
+                   "predictions for wider batches (below) are straight-line extrapolations in tokens that no "
+                   "measurement checked; profile two --max-seqs to fit the attention's share.")
     if check:
         errs = ", ".join(f"{e:+.1f} %" for e in check["errors_pct"])
         and_longest = " and the longest-example" if check.get("holdout_longest") else ""
@@ -158,7 +163,7 @@ def section(rows: list[dict], meta: dict, margin: float, source: str) -> str:
             "| batch | grad ckpt | max-seq | widest batch | peak | predicted | error | padded | tok/s | warm-up s | load |",
             "|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in ok:
-        out.append(f"| {r['batch']}{' (longest example)' if r.get('longest_only') else ''} | {'on' if r['grad_checkpoint'] else 'off'} | {r['max_seq']} | {r['width']} | "
+        out.append(f"| {r['batch']}{(' (longest example' + ('s)' if r['batch'] > 1 else ')')) if r.get('longest_only') else ''} | {'on' if r['grad_checkpoint'] else 'off'} | {r['max_seq']} | {r['width']} | "
                    f"{memfit.gb(r['peak_bytes'])} | {memfit.gb(r['predicted_bytes'])}{'*' if r['heldout'] else ''} | "
                    f"{r['error_pct']:+.1f} % | {r['padded_fraction']:.0%} | {r['tok_s']:.0f} | {r['warmup_s']:.1f} | "
                    f"{r['load1_start']:.1f} |")

@@ -142,6 +142,21 @@ def test_guidelines_written_between_markers_and_idempotent(tmp_path, capsys):
     assert "unchanged" in capsys.readouterr().out
 
 
+def test_guidelines_say_when_the_fit_has_no_width_term():
+    import mem_profile
+
+    rows = [{**p, "status": "ok", "max_seq": 512, "longest_only": True, "padded_fraction": 0.0, "tok_s": 50.0,
+             "warmup_s": 1.0, "load1_start": 1.0, "load1_end": 1.0, "longest_seq": 900}
+            for p in synthetic_points() if p["width"] == 129]
+    mem_profile.fit_and_check(rows, holdout_batch=0)
+    text = memory_guidelines.section(rows, {"model": "models/gemma-3-270m-f32", "dataset_longest": 1782}, 0.2, "x")
+    assert "All points of the fit are 129 wide: it has no width term" in text
+    assert "| 2 (longest examples) |" in text and "| 1 (longest example) |" in text
+    wide = [{**r, **p} for r, p in zip(rows * 5, synthetic_points())]  # five widths: a width term
+    mem_profile.fit_and_check(wide, holdout_batch=0)
+    assert "no width term" not in memory_guidelines.section(wide, {"model": "m", "dataset_longest": 1782}, 0.2, "x")
+
+
 def test_guidelines_without_markers_is_a_clear_error(tmp_path):
     folder = tmp_path / "stamp"
     folder.mkdir()
