@@ -22,10 +22,9 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import header  # noqa: E402  (bench/, beside this file)
-import olelo  # noqa: E402
-import translate  # noqa: E402
+from olelo import header
+import olelo
+from olelo import generate
 
 
 def main():
@@ -51,7 +50,7 @@ def main():
 
     t = time.perf_counter()
     model, tokenizer = olelo.load_model(a.model)
-    translate.translate(model, tokenizer, records, a.max_tokens, a.batch_size, progress=False)
+    generate.translate(model, tokenizer, records, a.max_tokens, a.batch_size, progress=False)
     batched = time.perf_counter() - t
 
     result = {

@@ -25,13 +25,11 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
 
-import header  # noqa: E402  (bench/, beside this file)
-import memfit  # noqa: E402
+from olelo import header
+from olelo import memory
 import mem_profile  # noqa: E402
-import olelo  # noqa: E402
-import train as lab  # noqa: E402
+import olelo
 
 
 def main() -> int:
@@ -46,12 +44,12 @@ def main() -> int:
     p.add_argument("--out", default=str(ROOT / "bench/results/length_bucketing.json"))
     a = p.parse_args()
 
-    rows, lengths = memfit.token_lengths(a.model, Path(a.data) / "train.jsonl")
+    rows, lengths = memory.token_lengths(a.model, Path(a.data) / "train.jsonl")
     head = header.start(f"make bench-bucketing MODEL={a.model}")
     results = {"what": __doc__.split("\n\n")[0].replace("\n", " "),
                "model": a.model, "data": a.data, "data_sha256": olelo.sha256_file(Path(a.data) / "train.jsonl"),
                "examples": len(rows), "max_seq": a.max_seq, "iters": a.iters, "warmup": a.warmup,
-               "environment": {**lab.environment_info(), "cpu_count": os.cpu_count()}, "cases": []}
+               "environment": {**olelo.runs.environment_info(), "cpu_count": os.cpu_count()}, "cases": []}
     with tempfile.TemporaryDirectory() as tmp:
         shuffled, ordered = Path(tmp) / "shuffled", Path(tmp) / "sorted"
         order = list(range(len(rows)))
@@ -65,9 +63,9 @@ def main() -> int:
             if (Path(a.data) / "valid.jsonl").is_file():
                 shutil.copy(Path(a.data) / "valid.jsonl", d / "valid.jsonl")
         for name, folder in (("shuffled", shuffled), ("sorted", ordered)):
-            _, lens = memfit.token_lengths(a.model, folder / "train.jsonl")
+            _, lens = memory.token_lengths(a.model, folder / "train.jsonl")
             for batch in (int(b) for b in a.batch_sizes.split(",")):
-                real, slots = memfit.batch_padding(lens, batch, a.max_seq)
+                real, slots = memory.batch_padding(lens, batch, a.max_seq)
                 point = {"model": a.model, "data": str(folder), "batch": batch, "grad_checkpoint": False,
                          "max_seq": a.max_seq, "iters": a.iters, "warmup": a.warmup, "num_layers": 16, "seed": a.seed}
                 r = mem_profile.measure(point, Path(tmp) / f"{name}-{batch}.log", timeout=3600)

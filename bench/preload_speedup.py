@@ -21,17 +21,14 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
 
-import header  # noqa: E402  (bench/, beside this file)
+from olelo import header
 import mem_profile  # noqa: E402
-import olelo  # noqa: E402
-import train as lab  # noqa: E402
+import olelo
 
 OPENBLAS = "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0"
 
@@ -55,7 +52,7 @@ def main() -> int:
     head = header.start(f"make bench-preload MODEL={a.models}")
     results = {
         "what": "tok/s after warm-up of one LoRA setting, OpenBLAS preloaded vs not",
-        "openblas": a.openblas, "environment": {**lab.environment_info(), "cpu_count": os.cpu_count()},
+        "openblas": a.openblas, "environment": {**olelo.runs.environment_info(), "cpu_count": os.cpu_count()},
         "goal": ">= 5x", "models": [],
     }
     with tempfile.TemporaryDirectory() as tmp:

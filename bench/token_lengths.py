@@ -15,12 +15,11 @@ data/interim/<direction>/{fornander,koa}.jsonl (all pairs, before the split).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-import header
+from olelo import header
 import olelo
 
 

@@ -30,7 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import memfit
+from olelo import memory
 import olelo
 
 CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
@@ -64,17 +64,17 @@ def choose(fit: dict, width: int, budget: float, modes: list[bool], candidates=C
     """The largest candidate batch (over `modes`) whose predicted peak fits `budget`;
     at equal batch the mode listed first wins. batch_size 0: nothing fits."""
     best = {"batch_size": 0, "grad_checkpoint": modes[-1],
-            "predicted_peak_bytes": memfit.predict_peak(fit, min(candidates), width, modes[-1])}
+            "predicted_peak_bytes": memory.predict_peak(fit, min(candidates), width, modes[-1])}
     per_mode = {}
     for gc in modes:
         entry = {"largest": 0}
         for b in sorted(candidates):
-            peak = memfit.predict_peak(fit, b, width, gc)
+            peak = memory.predict_peak(fit, b, width, gc)
             if peak > budget:
                 entry.update(next=b, next_peak_bytes=peak)
                 break
             entry.update(largest=b, peak_bytes=peak)
-        per_mode[memfit.GC_MODES[gc]] = entry
+        per_mode[memory.GC_MODES[gc]] = entry
         if entry["largest"] > best["batch_size"]:
             best = {"batch_size": entry["largest"], "grad_checkpoint": gc, "predicted_peak_bytes": entry["peak_bytes"]}
     return {**best, "per_mode": per_mode}
@@ -85,15 +85,15 @@ def preflight_warning(fit: dict, longest_tokens: int, batch: int, grad_checkpoin
     """A warning, with the numbers, when the batch holding the longest sequence is
     predicted to need more memory than is available; None when it fits, or when
     the fit has no points in this checkpoint mode (it cannot tell)."""
-    if memfit.GC_MODES[bool(grad_checkpoint)] not in fit["per_token_bytes"]:
+    if memory.GC_MODES[bool(grad_checkpoint)] not in fit["per_token_bytes"]:
         return None
-    width = memfit.padded_width(longest_tokens, max_seq)
-    peak = memfit.predict_peak(fit, batch, width, grad_checkpoint)
+    width = memory.padded_width(longest_tokens, max_seq)
+    peak = memory.predict_peak(fit, batch, width, grad_checkpoint)
     if peak <= available_bytes:
         return None
     return (f"warning: batch {batch}{' with grad checkpoint' if grad_checkpoint else ''} is predicted to need "
-            f"{memfit.gb(peak)} when it holds the longest sequence ({longest_tokens} tokens, padded to {width}), "
-            f"but only {memfit.gb(available_bytes)} is available: expect an out-of-memory failure or swapping. "
+            f"{memory.gb(peak)} when it holds the longest sequence ({longest_tokens} tokens, padded to {width}), "
+            f"but only {memory.gb(available_bytes)} is available: expect an out-of-memory failure or swapping. "
             f"Try a smaller batch, --grad-checkpoint, or a shorter --max-seq-length (BATCH=auto picks one).")
 
 
@@ -109,12 +109,12 @@ def probe(model: str, data: str, max_seq: int, modes: list[bool], num_layers: in
                 point = {"model": model, "data": data, "batch": b, "grad_checkpoint": gc, "max_seq": max_seq,
                          "iters": 2, "warmup": 1, "num_layers": num_layers, "seed": 0, "longest_only": True,
                          "loss": loss}
-                print(f"probe: batch {b}, grad checkpoint {memfit.GC_MODES[gc]} ...", file=sys.stderr, flush=True)
+                print(f"probe: batch {b}, grad checkpoint {memory.GC_MODES[gc]} ...", file=sys.stderr, flush=True)
                 r = mem_profile.measure(point, Path(tmp) / f"probe-{b}-{int(gc)}.log", timeout=900)
                 if r["status"] != "ok":
                     raise olelo.UserError(f"probe at batch {b} failed: {r['status']}; even batch 1 may not fit")
                 points.append(r)
-    return memfit.fit_peak(points), [{k: p[k] for k in ("batch", "grad_checkpoint", "width", "peak_bytes")} for p in points]
+    return memory.fit_peak(points), [{k: p[k] for k in ("batch", "grad_checkpoint", "width", "peak_bytes")} for p in points]
 
 
 def main(argv=None) -> int:
@@ -124,22 +124,22 @@ def main(argv=None) -> int:
     train_file = Path(a.data) / "train.jsonl"
     if not train_file.is_file():
         raise olelo.UserError(f"{train_file} not found (make data, or pass --data)")
-    _, lengths = memfit.token_lengths(a.model, train_file)
+    _, lengths = memory.token_lengths(a.model, train_file)
     longest = max(lengths)
-    width = memfit.padded_width(longest, a.max_seq)
-    available = a.available if a.available is not None else memfit.available_memory_bytes()
+    width = memory.padded_width(longest, a.max_seq)
+    available = a.available if a.available is not None else memory.available_memory_bytes()
     modes = {"auto": [False, True], "off": [False], "on": [True]}[a.grad_checkpoint]
 
-    profile = memfit.newest_profile(a.results_dir, a.model, a.loss)
+    profile = memory.newest_profile(a.results_dir, a.model, a.loss)
     probe_points = None
     if a.check_batch and not profile:  # a probe before every training would cost more than it saves
-        print(f"note: no mem-profile for {memfit.model_name(a.model)} with LOSS={a.loss} in {a.results_dir}; "
+        print(f"note: no mem-profile for {memory.model_name(a.model)} with LOSS={a.loss} in {a.results_dir}; "
               f"pre-flight memory check skipped (make mem-profile MODEL={a.model} LOSS={a.loss})", file=sys.stderr)
         return 0
-    if profile and all(memfit.GC_MODES[m] in profile["fit"]["per_token_bytes"] for m in modes):
+    if profile and all(memory.GC_MODES[m] in profile["fit"]["per_token_bytes"] for m in modes):
         fit, source = profile["fit"], f"fit of {profile['path']}"
     elif a.no_probe:
-        raise olelo.UserError(f"no mem-profile results for {memfit.model_name(a.model)} with LOSS={a.loss} in "
+        raise olelo.UserError(f"no mem-profile results for {memory.model_name(a.model)} with LOSS={a.loss} in "
                               f"{a.results_dir} (run: make mem-profile MODEL={a.model} LOSS={a.loss})")
     else:
         fit, probe_points = probe(a.model, a.data, a.max_seq, modes, a.num_layers, a.loss)
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
 
     if a.check_batch:
         warning = preflight_warning(fit, longest, a.check_batch, a.grad_checkpoint == "on", a.max_seq, available)
-        print(warning or f"ok: batch {a.check_batch} predicted to fit in {memfit.gb(available)} ({source})",
+        print(warning or f"ok: batch {a.check_batch} predicted to fit in {memory.gb(available)} ({source})",
               file=sys.stderr)
         return 0
 
@@ -159,17 +159,17 @@ def main(argv=None) -> int:
     pick = choose(fit, width, budget, modes, candidates)
     gc_text = " --grad-checkpoint" if pick["grad_checkpoint"] else ""
     if pick["batch_size"]:
-        others = "; ".join(f"gc {m}: largest {v['largest']}" + (f" (batch {v['next']} needs {memfit.gb(v['next_peak_bytes'])})"
+        others = "; ".join(f"gc {m}: largest {v['largest']}" + (f" (batch {v['next']} needs {memory.gb(v['next_peak_bytes'])})"
                                                                  if "next" in v else "")
                            for m, v in pick["per_mode"].items())
         reason = (f"auto_batch: --batch-size {pick['batch_size']}{gc_text}: predicted peak "
-                  f"{memfit.gb(pick['predicted_peak_bytes'])} <= budget {memfit.gb(budget)} "
-                  f"({memfit.gb(available)} available - {a.margin:.0%}) for the longest sequence "
+                  f"{memory.gb(pick['predicted_peak_bytes'])} <= budget {memory.gb(budget)} "
+                  f"({memory.gb(available)} available - {a.margin:.0%}) for the longest sequence "
                   f"({longest} tokens, padded {width}) with LOSS={a.loss}; {others}; {source}")
     else:
         reason = (f"auto_batch: nothing fits: batch {min(candidates)}{gc_text} needs "
-                  f"{memfit.gb(pick['predicted_peak_bytes'])} for the longest sequence ({longest} tokens, padded "
-                  f"{width}) with LOSS={a.loss} but the budget is {memfit.gb(budget)}; lower --max-seq or use a smaller "
+                  f"{memory.gb(pick['predicted_peak_bytes'])} for the longest sequence ({longest} tokens, padded "
+                  f"{width}) with LOSS={a.loss} but the budget is {memory.gb(budget)}; lower --max-seq or use a smaller "
                   f"model; {source}")
     record = {**pick, "reason": reason, "model": a.model, "data": a.data, "loss": a.loss, "max_seq": a.max_seq,
               "longest_tokens": longest, "width": width, "available_bytes": available, "margin": a.margin,

@@ -60,16 +60,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import functools
-import hashlib
 import io
 import re
 import sys
 import unicodedata
 from pathlib import Path
 
-import checks
+from olelo import checks
 import olelo
+from olelo.data import excerpt, pair_id
 from olelo import UserError
 
 HAW_COL = "L1 Hawaiian_Text"
@@ -79,9 +78,6 @@ BOM = b"\xef\xbb\xbf"
 
 _WHITESPACE = re.compile(r"\s+")
 _VOWELS = "aeiouāēīōūAEIOUĀĒĪŌŪ"
-# \W drops punctuation, spaces and combining marks (kahako after NFKD); U+02B0-U+02FF are
-# modifier letters, which \w would keep, among them the ʻokina and its look-alike U+02BC.
-_NOT_LETTER_OR_DIGIT = re.compile(r"[\W_\u02b0-\u02ff]+")
 _OKINA_LOOKALIKE = re.compile(f"['`\u2018\u2019\u02bc](?=[{_VOWELS}])")
 
 
@@ -91,22 +87,6 @@ def clean(text: str) -> str:
 
 def modern_orthography(haw: str) -> str:
     return _OKINA_LOOKALIKE.sub("\u02bb", haw)
-
-
-# Cached: split.py asks again for the same texts, and the regex is the slow part.
-@functools.lru_cache(maxsize=None)
-def match_key(text: str) -> str:
-    """Case-folded letters and digits only: what duplicate and leak checks compare."""
-    return _NOT_LETTER_OR_DIGIT.sub("", unicodedata.normalize("NFKD", text).casefold())
-
-
-def pair_id(haw: str, en: str) -> str:
-    digest = hashlib.sha256(f"{match_key(haw)}\t{match_key(en)}".encode("utf-8")).hexdigest()
-    return "p" + digest[:12]
-
-
-def excerpt(text: str, width: int = 60) -> str:
-    return text if len(text) <= width else text[:width] + "…"
 
 
 def _line_at(data: bytes, offset: int) -> int:

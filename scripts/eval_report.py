@@ -37,11 +37,11 @@ import sys
 from pathlib import Path
 
 import olelo
-import plots
-import run_identity
-import score
-import semsim
-import summaries
+from olelo import plots
+from olelo import identity
+from olelo import scores
+from olelo import semsim
+from olelo import summaries
 
 HIGHER_BETTER = {"bleu": True, "chrf": True, "ter": False, "semsim": True, "test_ppl": False}
 POSTHOC_NOTE = ("highest on the TEST set among the fine-tuned checkpoints: a post-hoc view (selection on test "
@@ -66,7 +66,7 @@ def ckpt_iteration(name: str, metrics: list[dict], manifest: dict, adapter_dir: 
 
 
 def score_row(hyps, refs, semsim_ok: bool) -> dict:
-    s = score.score_corpus(hyps, refs)
+    s = scores.score_corpus(hyps, refs)
     row = {"bleu": s["bleu"]["score"], "chrf": s["chrf"]["score"], "ter": s["ter"]["score"],
            "loop_rate": s["loop_rate"], "loops": s["loops"], "length_ratio": s["length_ratio"],
            "signatures": {k: s[k]["signature"] for k in ("bleu", "chrf", "ter")},
@@ -111,10 +111,10 @@ def evaluate(eval_dir: Path, metrics: list[dict], manifest: dict, bootstrap: int
         if prompt.is_file():
             row["prompt"] = json.loads(prompt.read_text())
         if n != "base":
-            row["vs_base"] = score.compare(hyps["base"], hyps[n], refs, n_samples=bootstrap, seed=seed,
-                                           metrics=SECONDARY if n == "copy-source" else tuple(score.METRICS))
+            row["vs_base"] = scores.compare(hyps["base"], hyps[n], refs, n_samples=bootstrap, seed=seed,
+                                           metrics=SECONDARY if n == "copy-source" else tuple(scores.METRICS))
         if n not in baseline_names:
-            row["vs_baselines"] = {b: score.compare(hyps[b], hyps[n], refs, n_samples=bootstrap, seed=seed,
+            row["vs_baselines"] = {b: scores.compare(hyps[b], hyps[n], refs, n_samples=bootstrap, seed=seed,
                                                     metrics=SECONDARY) for b in baseline_names if b != "base"}
         out[n] = row
     baselines = {n: out[n] for n in baseline_names}
@@ -127,8 +127,8 @@ def choose_headline(ckpts: dict, adapter_dir: Path) -> dict | None:
     chosen = json.loads(best_json.read_text()) if best_json.is_file() else None
     if "best" in ckpts:
         name = "best"
-    elif chosen and f"ckpt-{chosen['iteration']:07d}" in ckpts:
-        name = f"ckpt-{chosen['iteration']:07d}"
+    elif chosen and olelo.runs.ckpt_name(str(chosen["iteration"])) in ckpts:
+        name = olelo.runs.ckpt_name(str(chosen["iteration"]))
     elif "final" in ckpts:
         return {"checkpoint": "final", "iteration": ckpts["final"]["iteration"],
                 "selected_on": "none: no validation choice was evaluated (EVAL_CKPTS lacks best)"}
@@ -167,7 +167,7 @@ def summary_markdown(summary: dict, ckpts_all: dict) -> str:
         ci = summaries.base_ci(summary) if n == "base" else summaries.chrf_ci(c)
         if metric == "chrf" and ci:
             text += f" ±{ci:.2f}"
-        text += score.p_note(vs)  # none beside identical scores
+        text += scores.p_note(vs)  # none beside identical scores
         return text + (" †" if posthoc.get(metric) == n else "")
 
     def label(n):
@@ -214,7 +214,7 @@ def headline_sentence(h: dict, baselines: dict) -> str:
     for b, vs in [("base", h.get("vs_base"))] + list((h.get("vs_baselines") or {}).items()):
         m = (vs or {}).get("metrics", {}).get("chrf")
         if m:
-            p = f"p={m['p_value']:.3f}{', significant' if m['significant'] else ''}" if score.p_note(m) else "identical"
+            p = f"p={m['p_value']:.3f}{', significant' if m['significant'] else ''}" if scores.p_note(m) else "identical"
             parts.append(f"vs {b} {baselines[b]['chrf']:.2f}: Δ {m['delta']:+.2f} ({p})")
     return "; ".join(parts)
 
@@ -266,7 +266,7 @@ def main():
     run_dir = olelo.resolve_run(a.run)
     eval_dir = Path(a.eval_dir)
     manifest = olelo.run_manifest(run_dir)
-    run_identity.require_unchanged(manifest, "be scored", splits=("test",), remedy=(
+    identity.require_unchanged(manifest, "be scored", splits=("test",), remedy=(
         "Score it on the test set it was trained with (rebuild that data), or train a new run (FORCE=1)"))
     metrics = read_metrics(run_dir)
     baselines, ckpts = evaluate(eval_dir, metrics, manifest, a.bootstrap, a.seed)
@@ -282,9 +282,9 @@ def main():
         "test_sha256": (manifest.get("data") or {}).get("test_sha256"),
         "headline": choose_headline(ckpts, Path(manifest["adapter_dir"])),
         "test_posthoc": {"note": POSTHOC_NOTE, "by_metric": test_posthoc(ckpts)},
-        "definitions": {"loop_rate": score.LOOP_DEFINITION, "length_ratio": score.LENGTH_DEFINITION,
+        "definitions": {"loop_rate": scores.LOOP_DEFINITION, "length_ratio": scores.LENGTH_DEFINITION,
                         "copy-source": "the source sentence as the translation"},
-        "reference": {"loop_rate": score.output_health(refs, refs)["loop_rate"]},
+        "reference": {"loop_rate": scores.output_health(refs, refs)["loop_rate"]},
         "semsim_unavailable": semsim.unavailable_reason(),
         "baselines": strip(baselines), "checkpoints": strip(ckpts),
     }

@@ -41,7 +41,7 @@ from importlib import metadata
 from pathlib import Path
 
 import olelo
-import run_identity
+from olelo import identity
 
 
 def shown(path) -> str:
@@ -51,15 +51,6 @@ def shown(path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def ckpt_name(ckpt: str) -> str:
-    """best, final, or ckpt-NNNNNNN (the names eval uses) from what the user typed."""
-    if ckpt in ("best", "final"):
-        return ckpt
-    if ckpt.removeprefix("ckpt-").isdigit():
-        return f"ckpt-{int(ckpt.removeprefix('ckpt-')):07d}"
-    raise olelo.UserError(f"--ckpt {ckpt!r}: use best, final or an iteration number (400, 0000400, ckpt-0000400)")
 
 
 def metrics(run_dir: Path) -> list[dict]:
@@ -188,20 +179,14 @@ def runnable(command: list[str]) -> list[str]:
 
 
 def point_latest(out: Path) -> None:
-    """<out>/../latest -> out, the record of the model fused last; a `latest` this script
-    did not make (a file, a folder, a link to something else than a fused model) is kept."""
-    latest = out.parent / "latest"
-    if latest.is_symlink() and (not latest.exists() or (latest / "olelo_fuse.json").is_file()):
-        latest.unlink()
-    elif latest.exists() or latest.is_symlink():
-        print(f"note: left {latest} alone (not a link made by fuse); the fused model is {out}", file=sys.stderr)
-        return
-    latest.symlink_to(out.name)
+    """<out>/../latest -> out, the record of the model fused last; a `latest` fuse did not
+    make (a file, a folder, a link to something else than a fused model) is kept."""
+    def made_by_fuse(link: Path) -> bool:
+        return link.is_symlink() and (not link.exists() or (link / "olelo_fuse.json").is_file())
 
-
-def default_out(stamp: str, ckpt: str, dequantize: bool) -> str:
-    """Where a run's checkpoint is fused by default (upload.py finds it there too)."""
-    return f"fused/{stamp}-{ckpt_name(ckpt)}{'-dq' if dequantize else ''}"
+    if not olelo.runs.point_latest(out.parent / "latest", out.name, made_by_fuse):
+        print(f"note: left {out.parent / 'latest'} alone (not a link made by fuse); the fused model is {out}",
+              file=sys.stderr)
 
 
 def main(argv=None):
@@ -223,15 +208,15 @@ def main(argv=None):
         print(f"note: run {stamp} is {manifest.get('status')!r}, not finished; fusing what it has", file=sys.stderr)
     cmd = manifest["mlx_lm_command"]
     model = manifest.get("model") or cmd[cmd.index("--model") + 1]
-    run_identity.require_unchanged({**manifest, "model": model}, "be fused", splits=(), remedy=(
+    identity.require_unchanged({**manifest, "model": model}, "be fused", splits=(), remedy=(
         "Fuse into the model it was trained from (restore it), or train a new run on this model (FORCE=1)"))
     data_dir = manifest.get("data_dir") or manifest["data"]["path"]
     adapter_dir = Path(f"{args.adapters_dir}/{stamp}" if args.adapters_dir else manifest.get("adapter_dir", f"adapters/{stamp}"))
-    name = ckpt_name(args.ckpt)
+    name = olelo.runs.ckpt_name(args.ckpt)
     folder = olelo.checkpoint_adapter(adapter_dir, name)
     iteration, val_loss = iteration_and_val_loss(run_dir, manifest, adapter_dir, name)
 
-    out = Path(args.out or default_out(stamp, name, args.dequantize))
+    out = Path(args.out or olelo.runs.fused_folder(stamp, name, args.dequantize))
     if out.name in ("", ".", "..", "latest"):
         raise olelo.UserError(f"--out {out}: name the fused model's own folder (e.g. fused/{stamp}-{name})")
     if out.exists() and not (out / "olelo_fuse.json").is_file():

@@ -55,7 +55,7 @@ import sys
 import time
 from pathlib import Path
 
-import memfit
+from olelo import memory
 import olelo
 
 RESULT_MARK = "MEM_PROFILE_RESULT "
@@ -124,7 +124,7 @@ def sweep_stamp(a) -> str:
         return ".".join(str(x) for x in xs)
 
     gc = join(int(g) for g in a.grad_checkpoint)
-    return (f"{Path(a.data.rstrip('/')).name}-{memfit.model_name(a.model)}-bs{join(a.batch_sizes)}-gc{gc}"
+    return (f"{Path(a.data.rstrip('/')).name}-{memory.model_name(a.model)}-bs{join(a.batch_sizes)}-gc{gc}"
             f"-ms{join(a.max_seqs)}-it{a.iters}w{a.warmup}-L{a.num_layers}-s{a.seed}"
             f"{'' if a.longest_check else '-nolc'}{'-longest' if a.longest_only else ''}"
             f"{'' if a.loss == 'default' else '-' + a.loss}")
@@ -161,7 +161,7 @@ def run_point(point: dict) -> dict:
 
     loss = default_loss
     if point.get("loss", "default") == "chunked":
-        import lean_loss
+        from olelo import lean_loss
 
         lean_loss.check_split(model)
         loss = lean_loss.chunked_loss
@@ -253,23 +253,23 @@ def fit_and_check(rows: list[dict], holdout_batch: int) -> tuple[dict, dict | No
     check = None
     held = [r for r in ok if r["batch"] == holdout_batch or r.get("longest_check")]
     if held and len(held) < len(ok):
-        partial = memfit.fit_peak([r for r in ok if r not in held])
+        partial = memory.fit_peak([r for r in ok if r not in held])
         errors = []
         for r in held:
             r["heldout"] = 1
-            r["predicted_bytes"] = round(memfit.predict_peak(partial, r["batch"], r["width"], r["grad_checkpoint"]))
-            r["error_pct"] = round(memfit.prediction_error(partial, r), 2)
+            r["predicted_bytes"] = round(memory.predict_peak(partial, r["batch"], r["width"], r["grad_checkpoint"]))
+            r["error_pct"] = round(memory.prediction_error(partial, r), 2)
             errors.append(r["error_pct"])
         check = {"holdout_batch": holdout_batch, "holdout_longest": any(r.get("longest_check") for r in held),
                  "fit_without_holdout": partial,
                  "errors_pct": errors, "max_abs_error_pct": max(abs(e) for e in errors),
                  "within_10pct": all(abs(e) <= 10 for e in errors)}
-    fit = memfit.fit_peak(ok)
+    fit = memory.fit_peak(ok)
     for r in ok:
         if not r.get("heldout"):
             r["heldout"] = 0
-            r["predicted_bytes"] = round(memfit.predict_peak(fit, r["batch"], r["width"], r["grad_checkpoint"]))
-            r["error_pct"] = round(memfit.prediction_error(fit, r), 2)
+            r["predicted_bytes"] = round(memory.predict_peak(fit, r["batch"], r["width"], r["grad_checkpoint"]))
+            r["error_pct"] = round(memory.prediction_error(fit, r), 2)
     return fit, check
 
 
@@ -278,10 +278,10 @@ def predictions(fit: dict, longest: int, max_seqs: list[int]) -> list[dict]:
     widest batch a long run meets)."""
     out = []
     for max_seq in sorted(set(max_seqs) | {2048}):
-        width = memfit.padded_width(longest, max_seq)
+        width = memory.padded_width(longest, max_seq)
         for mode in fit["per_token_bytes"]:
             for batch in (1, 2, 4, 8, 16, 32, 64):
-                peak = memfit.predict_peak(fit, batch, width, mode == "on")
+                peak = memory.predict_peak(fit, batch, width, mode == "on")
                 out.append({"batch": batch, "grad_checkpoint": mode == "on", "max_seq": max_seq,
                             "width": width, "predicted_bytes": round(peak)})
     return out
@@ -336,9 +336,7 @@ def main(argv=None) -> int:
         return 0
     if not (Path(a.data) / "train.jsonl").is_file():
         raise olelo.UserError(f"{a.data}/train.jsonl not found (make data, or pass --data)")
-    import train as lab  # the lab's run records: environment and git
-
-    _, lengths = memfit.token_lengths(a.model, Path(a.data) / "train.jsonl")
+    _, lengths = memory.token_lengths(a.model, Path(a.data) / "train.jsonl")
     stamp = sweep_stamp(a)
     out = Path(a.out) / stamp
     preload = [f"LD_PRELOAD={os.environ['LD_PRELOAD']}"] if os.environ.get("LD_PRELOAD") else []
@@ -359,7 +357,7 @@ def main(argv=None) -> int:
         r = measure(p, out / "logs" / f"{name}.log", a.point_timeout)
         rows.append(r)
         if r["status"] == "ok":
-            print(f"[{i}/{len(points)}] {name}: peak {memfit.gb(r['peak_bytes'])}, rss {memfit.gb(r['max_rss_bytes'])}, "
+            print(f"[{i}/{len(points)}] {name}: peak {memory.gb(r['peak_bytes'])}, rss {memory.gb(r['max_rss_bytes'])}, "
                   f"width {r['width']}, padded {r['padded_fraction']:.0%}, {r['tok_s']:.0f} tok/s "
                   f"(warm-up {r['warmup_s']:.1f} s), load {r['load1_start']}->{r['load1_end']}", flush=True)
         else:
@@ -380,9 +378,9 @@ def main(argv=None) -> int:
         "dataset_longest": max(lengths), "dataset_examples": len(lengths),
         "lora": {"rank": 8, "scale": 20.0, "dropout": 0.0, "num_layers": rows[0].get("num_layers", a.num_layers)},
         "sweep_seconds": round(time.time() - started, 1), "loadavg_end": os.getloadavg(),
-        "environment": {**lab.environment_info(), "cpu_count": os.cpu_count(),
-                        "available_bytes": memfit.available_memory_bytes()},
-        "git": lab.git_info(), "fit": fit, "heldout_check": check,
+        "environment": {**olelo.runs.environment_info(), "cpu_count": os.cpu_count(),
+                        "available_bytes": memory.available_memory_bytes()},
+        "git": olelo.runs.git_info(), "fit": fit, "heldout_check": check,
         "predictions": predictions(fit, max(lengths), a.max_seqs) if fit else [], "rows": rows,
     }
     olelo.atomic_write_json(out / "results.json", results)
@@ -390,7 +388,7 @@ def main(argv=None) -> int:
          f"load {rows[0].get('load1_start')}..{results['loadavg_end'][0]:.2f}")
     if not fit:
         return 1
-    print(f"fit: {memfit.describe(fit)}; in-sample max error {fit['max_abs_error_pct']:.1f}%")
+    print(f"fit: {memory.describe(fit)}; in-sample max error {fit['max_abs_error_pct']:.1f}%")
     if check:
         print(f"held-out (batch {check['holdout_batch']}{', longest example' if check['holdout_longest'] else ''}) errors: "
               f"{', '.join(f'{e:+.1f}%' for e in check['errors_pct'])} "

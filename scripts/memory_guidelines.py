@@ -26,7 +26,7 @@ import json
 import statistics
 from pathlib import Path
 
-import memfit
+from olelo import memory
 import olelo
 
 BEGIN, END = "<!-- memory-guidelines:begin -->", "<!-- memory-guidelines:end -->"
@@ -75,9 +75,9 @@ def num(v: str):
 
 def largest_batch(fit: dict, width: int, budget: float, gc: bool) -> tuple[int, float]:
     """(largest candidate batch whose predicted peak fits the budget or 0, its predicted peak)."""
-    best = (0, memfit.predict_peak(fit, 1, width, gc))
+    best = (0, memory.predict_peak(fit, 1, width, gc))
     for b in CANDIDATES:
-        peak = memfit.predict_peak(fit, b, width, gc)
+        peak = memory.predict_peak(fit, b, width, gc)
         if peak <= budget:
             best = (b, peak)
     return best
@@ -85,10 +85,10 @@ def largest_batch(fit: dict, width: int, budget: float, gc: bool) -> tuple[int, 
 
 def section(rows: list[dict], meta: dict, margin: float, source: str) -> str:
     ok = [r for r in rows if r["status"] == "ok"]
-    fit = memfit.fit_peak(ok)
+    fit = memory.fit_peak(ok)
     longest = meta.get("dataset_longest") or max(r["longest_seq"] for r in ok)
     model = meta.get("model") or ok[0]["model"]
-    name = memfit.model_name(model)
+    name = memory.model_name(model)
     env = meta.get("environment", {})
     check = meta.get("heldout_check")
     loads = [r["load1_start"] for r in ok] + [r["load1_end"] for r in ok]
@@ -114,7 +114,7 @@ def section(rows: list[dict], meta: dict, margin: float, source: str) -> str:
                    "on the machine that will train it.")
     out += ["", "Peak memory fitted by least squares over the measured points:", "",
             "    peak ≈ static + batch × padded_len × (per_token[gc] + per_token_width[gc] × padded_len)", ""]
-    out.append(f"{memfit.describe(fit)}; largest in-sample error {fit['max_abs_error_pct']:.1f} % over "
+    out.append(f"{memory.describe(fit)}; largest in-sample error {fit['max_abs_error_pct']:.1f} % over "
                f"{fit['n_points']} points. (gc: gradient checkpointing; the width term is attention, "
                "whose scores grow with the square of the sequence.)")
     widths = sorted({r["width"] for r in ok if not r.get("heldout")})
@@ -132,7 +132,7 @@ def section(rows: list[dict], meta: dict, margin: float, source: str) -> str:
         for gc in modes)
     out.append(f"Speed after warm-up over the measured points: {speed}.")
     out.append(f"The longest training sequence has {longest} tokens, so mlx-lm pads the widest batch to "
-               f"{memfit.padded_width(longest, 2048)} at the default `--max-seq-length 2048`; the guidelines use that "
+               f"{memory.padded_width(longest, 2048)} at the default `--max-seq-length 2048`; the guidelines use that "
                f"worst case and keep {margin:.0%} of available RAM free.")
     out += ["", "Measured with:", "", f"    {meta.get('command', '(command not recorded)')}", ""]
     out.append(f"(load average {min(loads):.2f}–{max(loads):.2f} on {env.get('cpu_count', '?')} cores while it ran; "
@@ -140,22 +140,22 @@ def section(rows: list[dict], meta: dict, margin: float, source: str) -> str:
 
     for label, ram in TIERS:
         budget = ram * (1 - margin)
-        out += ["", f"### {label}", f"Budget {memfit.gb(budget)} ({margin:.0%} kept free):"]
+        out += ["", f"### {label}", f"Budget {memory.gb(budget)} ({margin:.0%} kept free):"]
         fitted = False
         for max_seq in MAX_SEQS:
-            width = memfit.padded_width(longest, max_seq)
+            width = memory.padded_width(longest, max_seq)
             seq_flag = "" if max_seq == 2048 else f" --max-seq-length {max_seq}"
             for gc in modes:
                 b, peak = largest_batch(fit, width, budget, gc)
                 if b:
                     fitted = True
                     flags = f"--batch-size {b}{' --grad-checkpoint' if gc else ''}{seq_flag}"
-                    out.append(f"- `{flags}`: predicted peak {memfit.gb(peak)} (batches {width} wide)"
+                    out.append(f"- `{flags}`: predicted peak {memory.gb(peak)} (batches {width} wide)"
                                f"{f'; {b} is the largest batch considered' if b == CANDIDATES[-1] else ''}")
             if fitted:
                 break
             out.append(f"- nothing fits at `--max-seq-length {max_seq}` (batch 1 predicted "
-                       f"{memfit.gb(memfit.predict_peak(fit, 1, width, modes[-1]))}); shorter sequences:")
+                       f"{memory.gb(memory.predict_peak(fit, 1, width, modes[-1]))}); shorter sequences:")
         if not fitted:
             out.append("- use a smaller model or split long examples")
 
@@ -164,7 +164,7 @@ def section(rows: list[dict], meta: dict, margin: float, source: str) -> str:
             "|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in ok:
         out.append(f"| {r['batch']}{(' (longest example' + ('s)' if r['batch'] > 1 else ')')) if r.get('longest_only') else ''} | {'on' if r['grad_checkpoint'] else 'off'} | {r['max_seq']} | {r['width']} | "
-                   f"{memfit.gb(r['peak_bytes'])} | {memfit.gb(r['predicted_bytes'])}{'*' if r['heldout'] else ''} | "
+                   f"{memory.gb(r['peak_bytes'])} | {memory.gb(r['predicted_bytes'])}{'*' if r['heldout'] else ''} | "
                    f"{r['error_pct']:+.1f} % | {r['padded_fraction']:.0%} | {r['tok_s']:.0f} | {r['warmup_s']:.1f} | "
                    f"{r['load1_start']:.1f} |")
     failed = [r for r in rows if r["status"] != "ok"]
@@ -189,9 +189,9 @@ def main(argv=None) -> int:
     if bool(a.results) == bool(a.model):
         raise olelo.UserError("give a results folder or --model (not both)")
     if a.model:
-        profile = memfit.newest_profile(a.results_dir, a.model, a.loss)
+        profile = memory.newest_profile(a.results_dir, a.model, a.loss)
         if not profile:
-            raise olelo.UserError(f"no mem-profile results for {memfit.model_name(a.model)} with --loss {a.loss} "
+            raise olelo.UserError(f"no mem-profile results for {memory.model_name(a.model)} with --loss {a.loss} "
                                   f"in {a.results_dir}")
         a.results = str(Path(profile["path"]).parent)
     rows, meta = load_results(a.results)

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import olelo
-from split import find_leaks, read_splits, report_leaks, text_length
+from olelo.data import find_leaks, read_splits, report_leaks, text_length
 
 
 def mix(large: dict, small: dict, repeat: int, seed: int) -> dict:

@@ -26,8 +26,8 @@ from pathlib import Path
 import memory_guidelines
 import olelo
 import runs_table
-import score
-import summaries
+from olelo import scores
+from olelo import summaries
 
 HEADER = """# olelo-mlx results (generated)
 
@@ -93,8 +93,8 @@ def _num(x, fmt="{:.2f}") -> str:
 def _delta(m) -> str:
     if not m:
         return ""
-    # No p-value beside identical scores (score.p_note says when one belongs).
-    return f"{m['delta']:+.2f} (p={m['p_value']:.3f})" if score.p_note(m) else f"{m['delta']:+.2f}"
+    # No p-value beside identical scores (scores.p_note says when one belongs).
+    return f"{m['delta']:+.2f} (p={m['p_value']:.3f})" if scores.p_note(m) else f"{m['delta']:+.2f}"
 
 
 def tables(runs_dir: Path, stand_in: bool) -> str:

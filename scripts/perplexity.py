@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import olelo
-from translate import run_eval_inputs
+from olelo.generate import run_eval_inputs
 
 RESULT_RE = re.compile(r"Test loss ([-+0-9.eE]+|nan|inf), Test ppl ([-+0-9.eE]+|nan|inf)\.")
 

@@ -31,10 +31,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import olelo
-import plots
+from olelo import plots
 import runs_table
-import score
-from summaries import base_ci, chrf_ci, chrf_vs, normalize
+from olelo import scores
+from olelo.summaries import base_ci, chrf_ci, chrf_vs, normalize
 
 AB_ROWS = 12
 STATUS_CLASS = {"finished": "ok", "stopped-early": "ok", "failed": "bad", "stopped": "bad", "running": "busy",
@@ -200,7 +200,7 @@ def p_cell(row: dict, against: str) -> str:
         return ""
     cls = "pos" if m["delta"] > 0 else "neg" if m["delta"] < 0 else ""
     star = "*" if m["significant"] else ""
-    p = score.p_note(m)  # none where the scores are identical
+    p = scores.p_note(m)  # none where the scores are identical
     return f'<span class="{cls}">{m["delta"]:+.2f}</span>' + (f' (p={m["p_value"]:.3f}{star})' if p else "")
 
 

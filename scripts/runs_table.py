@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 import olelo
-import run_identity
+from olelo import identity
 
 DONE = ("finished", "stopped-early")
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def status_of(run_dir: Path, manifest: dict) -> str:
         lock = run_dir / ".lock"
         if not lock.is_file():
             return "stopped"
-        probe = run_identity.RunLock(run_dir)
+        probe = identity.RunLock(run_dir)
         if probe.acquire():
             probe.release()
             return "stopped"

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import olelo
-from split import find_leaks, read_splits, record_pair_id, report_leaks, text_length
+from olelo.data import find_leaks, read_splits, record_pair_id, report_leaks, text_length
 
 
 def shortest(records: list[dict], n: int) -> list[dict]:

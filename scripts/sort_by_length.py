@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import memfit
+from olelo import memory
 import olelo
 
 
@@ -40,13 +40,13 @@ def sort_rows(rows: list[dict], lengths: list[int]) -> tuple[list[dict], list[in
 
 
 def padded_fraction(lengths: list[int], batch: int, max_seq: int) -> float:
-    real, slots = memfit.batch_padding(lengths, batch, max_seq)
+    real, slots = memory.batch_padding(lengths, batch, max_seq)
     return 1 - real / slots if slots else 0.0
 
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    rows, lengths = memfit.token_lengths(a.model, a.input)
+    rows, lengths = memory.token_lengths(a.model, a.input)
     sorted_rows, sorted_lengths = sort_rows(rows, lengths)
     olelo.atomic_write_jsonl(a.output, sorted_rows)
     padding = ", ".join(f"batch {b}: {padded_fraction(lengths, b, a.max_seq):.0%} -> "

@@ -28,25 +28,21 @@ attempt (<stamp>-a2, ...) and keeps the old one.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import platform
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import types
-from importlib import metadata
 from pathlib import Path
 
-import checks
+from olelo import checks
 import olelo
-import run_identity
+from olelo import runs as runs_lib
+from olelo import identity
 
-REPO = Path(__file__).resolve().parent.parent
-CKPT_RE = re.compile(r"^(\d{7})_adapters\.safetensors$")
 
 
 class EarlyStop(Exception):
@@ -145,39 +141,6 @@ def run_config(lab, merged: dict) -> dict:
 
 # ---------------------------------------------------------------- records
 
-def git_info() -> dict:
-    def git(*a):
-        r = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True)
-        return r.stdout.strip() if r.returncode == 0 else None
-
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
-
-
-def environment_info() -> dict:
-    import mlx.core as mx
-
-    versions = {}
-    for pkg in ("mlx", "mlx-metal", "mlx-cpu", "mlx-cuda-12", "mlx-cuda-13", "mlx-lm", "transformers", "numpy"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    backend = "metal" if mx.metal.is_available() else "cuda" if mx.cuda.is_available() else "cpu"
-    return {
-        "packages": versions,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "mlx_backend": backend,
-        "mlx_device": str(mx.default_device()),
-        "ld_preload": os.environ.get("LD_PRELOAD", ""),
-    }
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
 class Tee:
     """Write to the console and (without colour codes) to train.log."""
 
@@ -200,16 +163,6 @@ class Tee:
 
 
 # ---------------------------------------------------------------- checkpoints
-
-def checkpoints(folder: Path) -> dict[int, Path]:
-    out = {}
-    if folder.is_dir():
-        for f in folder.iterdir():
-            m = CKPT_RE.match(f.name)
-            if m:
-                out[int(m[1])] = f
-    return out
-
 
 class Recorder:
     """The trainer's callback: metrics.jsonl, best checkpoint by `select`, early stopping.
@@ -241,7 +194,7 @@ class Recorder:
     def on_train_loss_report(self, info):
         record = {"type": "train", **{k: float(v) if k != "iteration" else int(v) for k, v in info.items()}}
         record["trained_tokens"] = int(record["trained_tokens"])
-        record["time"] = now()
+        record["time"] = runs_lib.now()
         self._append(record)
 
     def better(self, record) -> bool:
@@ -254,7 +207,7 @@ class Recorder:
     def on_val_loss_report(self, info):
         record = {"type": "val", "iteration": int(info["iteration"]), "val_loss": float(info["val_loss"]),
                   "val_time": float(info["val_time"]),
-                  **{k: info[k] for k in ("val_chrf", "val_gen_n", "val_gen_tokens", "val_gen_time") if k in info}, "time": now()}
+                  **{k: info[k] for k in ("val_chrf", "val_gen_n", "val_gen_tokens", "val_gen_time") if k in info}, "time": runs_lib.now()}
         self._append(record)
         if self.better(record):
             self.best, self.since_best = record, 0
@@ -306,7 +259,7 @@ def loss_function(name: str, model):
         from mlx_lm.tuner.trainer import default_loss
 
         return default_loss
-    import lean_loss
+    from olelo import lean_loss
 
     lean_loss.check_split(model)
     return lean_loss.chunked_loss
@@ -361,17 +314,9 @@ def all_hosts(world) -> list[str]:
     return [raw[i:i + 64].rstrip(b"\0").decode(errors="replace") for i in range(0, len(raw), 64)]
 
 
-def point_latest(runs: Path, stamp: str) -> None:
-    """runs/latest -> the run asked for last (make eval/fuse default to it)."""
-    latest = runs / "latest"
-    if latest.is_symlink() or latest.exists():
-        latest.unlink()
-    latest.symlink_to(stamp)
-
-
 def choose_run_dir(runs: Path, stamp: str, force: bool):
     """(stamp, state, lock): state is 'new', 'done', 'resume' or 'busy'. Decided under
-    the run folder's lock (run_identity.RunLock), which the caller keeps while training:
+    the run folder's lock (identity.RunLock), which the caller keeps while training:
     of two identical commands started together, one trains and the other is refused."""
     if force:  # a new attempt folder: mkdir is atomic, so two --force runs get two folders
         n = 2
@@ -382,12 +327,12 @@ def choose_run_dir(runs: Path, stamp: str, force: bool):
             except FileExistsError:
                 n += 1
                 continue
-            lock = run_identity.RunLock(runs / attempt)
+            lock = identity.RunLock(runs / attempt)
             lock.acquire()
             lock.created = True
             return attempt, "new", lock
     created = not (runs / stamp).exists()
-    lock = run_identity.RunLock(runs / stamp)
+    lock = identity.RunLock(runs / stamp)
     if not lock.acquire():
         return stamp, "busy", lock
     if created:
@@ -428,7 +373,7 @@ def main(argv=None):
     data = Path(base["data"])
     if not (data / "train.jsonl").is_file():
         raise olelo.UserError(f"{data}/train.jsonl not found; build the data first (make data)")
-    note = run_identity.verify_split(data)
+    note = identity.verify_split(data)
     if note and rank == 0:
         print(note, file=sys.stderr)
     dataset = data.name
@@ -445,16 +390,16 @@ def main(argv=None):
         try:
             decided, state, lock = choose_run_dir(runs, stamp, lab.force)
             if state in ("done", "resume"):  # the same stamp must also mean the same data and model
-                run_identity.require_unchanged(olelo.run_manifest(runs / decided),
+                identity.require_unchanged(olelo.run_manifest(runs / decided),
                                                "be up to date" if state == "done" else "resume")
         except olelo.UserError as e:
             state, refusal, decided = "refused", str(e), stamp
         attempt = int(decided.rsplit("-a", 1)[1]) if decided != stamp else 0
         if state == "resume":  # the newest checkpoint with its training state; -1: weights only
-            import trainer
+            from olelo import trainer
 
             resumable = trainer.states(adapters / decided)
-            offset = resumable[-1] if resumable else -1 if checkpoints(adapters / decided) else 0
+            offset = resumable[-1] if resumable else -1 if runs_lib.checkpoints(adapters / decided) else 0
             # best/ and patience go on by the criterion and sample they started with.
             recorded = json.loads((runs / decided / "manifest.json").read_text()).get("lab_options", {})
             for key in ("select", "val_gen"):
@@ -477,7 +422,7 @@ def main(argv=None):
     run_dir, adapter_dir = runs / stamp, adapters / stamp
     if state == "done":
         if rank == 0:
-            point_latest(runs, stamp)
+            runs_lib.point_latest(runs / "latest", stamp)
             print(f"{run_dir}: up to date (status finished; FORCE=1 trains a new attempt)")
         return 0
     if state == "busy":
@@ -528,18 +473,18 @@ def main(argv=None):
                 f.write(f"# resumed from iteration {offset} (weights, optimizer, schedule, data order, RNG)\n")
             else:
                 f.write(shlex.join(full_cmd) + "\n")
-        point_latest(runs, stamp)
+        runs_lib.point_latest(runs / "latest", stamp)
         manifest.update({
             "status": "running", "pid": os.getpid(), "host": platform.node(),
-            "git": git_info(), "environment": environment_info(), "data": run_identity.data_identity(base["data"]),
-            "model_identity": run_identity.model_identity(base["model"]),
+            "git": runs_lib.git_info(), "environment": runs_lib.environment_info(), "data": identity.data_identity(base["data"]),
+            "model_identity": identity.model_identity(base["model"]),
             "world_size": world.size(), "hosts": sorted(set(all_hosts(world))),
             "workarounds": ["collectives on the GPU stream (NCCL)"] if world.size() > 1 and mx.cuda.is_available() else [],
         })
         if lab.auto_batch_record:
             manifest["auto_batch"] = json.loads(Path(lab.auto_batch_record).read_text())
-        manifest.setdefault("started", now())
-        manifest["segments"].append({"started": now(), "offset": offset, "command": full_cmd})
+        manifest.setdefault("started", runs_lib.now())
+        manifest["segments"].append({"started": runs_lib.now(), "offset": offset, "command": full_cmd})
         olelo.atomic_write_json(manifest_path, manifest)
     else:
         all_hosts(world)
@@ -553,7 +498,7 @@ def main(argv=None):
         if offset >= total:
             status = "finished"
             if rank == 0:
-                shutil.copy(adapter_dir / f"{offset:07d}_adapters.safetensors", adapter_dir / "adapters.safetensors")
+                shutil.copy(runs_lib.checkpoint_files(adapter_dir, offset)["adapters"], adapter_dir / "adapters.safetensors")
         else:
             if rank == 0:
                 print(f"[olelo] run {stamp}: {'resuming at iteration %d' % offset if offset else 'starting'}")
@@ -570,7 +515,7 @@ def main(argv=None):
     finally:
         if rank == 0:
             manifest["status"] = status
-            manifest["ended"] = manifest["segments"][-1]["ended"] = now()
+            manifest["ended"] = manifest["segments"][-1]["ended"] = runs_lib.now()
             if error:
                 manifest["error"] = error
             else:
@@ -594,14 +539,14 @@ def preflight(args, train_set, profiles: Path, loss: str) -> None:
     this run's --loss) predicts that the batch holding the longest example will not
     fit in the memory available now."""
     import auto_batch
-    import memfit
+    from olelo import memory
 
-    profile = memfit.newest_profile(profiles, args.model, loss)
+    profile = memory.newest_profile(profiles, args.model, loss)
     if not profile:
         return
     longest = max(len(train_set.process(train_set[i])[0]) for i in range(len(train_set)))
     warning = auto_batch.preflight_warning(profile["fit"], longest, args.batch_size, bool(args.grad_checkpoint),
-                                           args.max_seq_length, memfit.available_memory_bytes())
+                                           args.max_seq_length, memory.available_memory_bytes())
     if warning:
         print(f"[olelo] {warning} (fit: {profile['path']})")
 
@@ -617,7 +562,7 @@ def train(args, lab, model, tokenizer, run_dir: Path, adapter_dir: Path, offset:
     from mlx_lm.tuner.utils import print_trainable_parameters
     from mlx_lm.utils import save_config
 
-    import trainer
+    from olelo import trainer
 
     np.random.seed(args.seed)  # as mlx_lm.lora.run does
     train_set, valid_set, _ = load_dataset(args, tokenizer)

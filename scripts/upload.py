@@ -64,14 +64,12 @@ def fused_record(fused: Path) -> dict:
 
 def named_fused(args) -> Path:
     """The fused folder the user named: --fused, or the one of --run/--ckpt, or fused/latest."""
-    import fuse
-
     if args.fused:
         fused = Path(args.fused)
     elif args.run or args.ckpt:
         run_dir = olelo.resolve_run(args.run or "latest", args.runs_dir)
         stamp = olelo.run_manifest(run_dir)["stamp"]
-        fused = Path(fuse.default_out(stamp, args.ckpt or "best", args.dequantize))
+        fused = Path(olelo.runs.fused_folder(stamp, args.ckpt or "best", args.dequantize))
         if not fused.exists():
             raise olelo.UserError(f"{fused}: checkpoint {args.ckpt or 'best'} of run {stamp} is not fused yet; "
                                   f"fuse it first: make fuse RUN={stamp} CKPT={args.ckpt or 'best'}"
@@ -87,12 +85,10 @@ def named_fused(args) -> Path:
 
 def check_record(fused: Path, rec: dict, args) -> None:
     """The fused folder is the checkpoint named, fused from the adapters the run has now."""
-    import fuse
-
     if args.run or args.ckpt:
         run_dir = olelo.resolve_run(args.run or "latest", args.runs_dir)
         stamp = olelo.run_manifest(run_dir)["stamp"]
-        want = fuse.ckpt_name(args.ckpt or "best")
+        want = olelo.runs.ckpt_name(args.ckpt or "best")
         if (rec.get("run"), rec.get("checkpoint")) != (stamp, want):
             raise olelo.UserError(f"{fused} holds run {rec.get('run')} checkpoint {rec.get('checkpoint')}, not "
                                   f"run {stamp} checkpoint {want}; fuse that one (make fuse RUN={stamp} CKPT={want})")
@@ -176,9 +172,9 @@ def evaluation_section(run_dir: Path, ckpt: str) -> list[str]:
     def cell(c, key):
         if c.get(key) is None:
             return "–"
-        import score
+        from olelo import scores
 
-        return f"{c[key]:.2f}" + score.p_note(c.get("vs_base", {}).get("metrics", {}).get(key))
+        return f"{c[key]:.2f}" + scores.p_note(c.get("vs_base", {}).get("metrics", {}).get(key))
 
     for name, c in ckpts.items():
         label = f"**{name} (this model)**" if name == ckpt else name

@@ -4,14 +4,12 @@ header, and its "how to reproduce" uses this repo, not one borrowed machine."""
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-import header  # noqa: E402
+from olelo import header
 
 RESULTS = sorted((REPO / "bench" / "results").glob("*.json"))
 BORROWED = re.compile(r"/root/|/work/\.device|\.gpu-[a-z]|/tmp/olelo")

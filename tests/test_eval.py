@@ -7,7 +7,7 @@ import pytest
 
 import olelo
 import perplexity
-import translate
+from olelo import generate
 
 
 @pytest.fixture(scope="module")
@@ -75,22 +75,22 @@ def test_headline_is_the_checkpoint_chosen_on_validation(evaluated, tmp_path):
 
 
 def test_copy_source_and_output_health_are_scored_like_a_checkpoint(evaluated):
-    import score
+    from olelo import scores
 
     d = evaluated["eval_dir"]
     s = json.loads((d / "summary.json").read_text())
     rows = olelo.read_jsonl(d / "base" / "hyps.jsonl")
     sources, refs = [r["source"] for r in rows], [r["reference"] for r in rows]
     copy = s["baselines"]["copy-source"]
-    expected = score.score_corpus(sources, refs)
+    expected = scores.score_corpus(sources, refs)
     assert (copy["chrf"], copy["bleu"], copy["ter"]) == (expected["chrf"]["score"], expected["bleu"]["score"],
                                                           expected["ter"]["score"])
     assert copy["iteration"] is None and set(copy["vs_base"]["metrics"]) == {"chrf", "bleu"}
     assert copy["length_ratio"] == sum(map(len, sources)) / sum(map(len, refs))
     for name in ("final", "best"):
         hyps = [r["hypothesis"] for r in olelo.read_jsonl(d / name / "hyps.jsonl")]
-        assert s["checkpoints"][name]["loop_rate"] == sum(map(score.loops, hyps)) / len(hyps)
-    assert s["definitions"]["loop_rate"] == score.LOOP_DEFINITION
+        assert s["checkpoints"][name]["loop_rate"] == sum(map(scores.loops, hyps)) / len(hyps)
+    assert s["definitions"]["loop_rate"] == scores.LOOP_DEFINITION
 
 
 def test_ab_is_sorted_by_size_of_difference(evaluated):
@@ -120,7 +120,7 @@ def test_eval_prompt_is_the_training_prompt(evaluated):
 
     _, tokenizer = load(str(evaluated["tiny_model"]))
     records = olelo.read_jsonl(evaluated["data"] / "test.jsonl")
-    prompts = translate.build_prompts(tokenizer, records)
+    prompts = generate.build_prompts(tokenizer, records)
     for record, prompt in zip(records, prompts):
         full = tokenizer.apply_chat_template(record["messages"], return_dict=False)
         assert full[: len(prompt)] == prompt
@@ -147,16 +147,16 @@ def test_fewshot_prompt_holds_the_examples_then_the_sentence(evaluated):
     _, tokenizer = load(str(evaluated["tiny_model"]))
     records = olelo.read_jsonl(evaluated["data"] / "test.jsonl")[:2]
     train = olelo.read_jsonl(evaluated["data"] / "train.jsonl")
-    shots = translate.pick_shots(train, {"haw-en"}, 2, seed=0)
-    assert shots == translate.pick_shots(list(reversed(train)), {"haw-en"}, 2, seed=0)  # order-free draw
+    shots = generate.pick_shots(train, {"haw-en"}, 2, seed=0)
+    assert shots == generate.pick_shots(list(reversed(train)), {"haw-en"}, 2, seed=0)  # order-free draw
     pairs = {"haw-en": [olelo.record_source_target(r) for r in shots["haw-en"]]}
-    for record, prompt in zip(records, translate.build_prompts(tokenizer, records, pairs)):
+    for record, prompt in zip(records, generate.build_prompts(tokenizer, records, pairs)):
         text = tokenizer.decode(prompt)
         positions = [text.index(part) for pair in pairs["haw-en"] for part in pair]
         source = olelo.record_source_target(record)[0]
         assert positions == sorted(positions) and text.rindex(source) > positions[-1]
     with pytest.raises(olelo.UserError, match="only 6 haw-en pairs"):
-        translate.pick_shots(train, {"haw-en"}, 7, seed=0)
+        generate.pick_shots(train, {"haw-en"}, 7, seed=0)
 
 
 def test_perplexity_line_is_parsed_as_mlx_lm_prints_it():

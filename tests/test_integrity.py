@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 import build_tiny_model
-import checks
+from olelo import checks
 import notes_tables
 import olelo
-import run_identity
+from olelo import identity
 import runs_table
-import score
+from olelo import scores
 from conftest import TINY_PAIRS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,17 +165,17 @@ def test_eval_refuses_a_test_set_other_than_the_runs(lab, trained, tmp_path):
 
 
 def test_model_identity_of_a_local_folder(lab, tmp_path):
-    a = run_identity.model_identity(str(lab["model"]))
+    a = identity.model_identity(str(lab["model"]))
     assert a["kind"] == "local" and a["config_sha256"] == olelo.sha256_file(lab["model"] / "config.json")
     assert a["weights_sha256"]  # the tiny model is small enough to hash whole
     copy = tmp_path / "copy"
     shutil.copytree(lab["model"], copy)
-    b = run_identity.model_identity(str(copy))
-    assert run_identity.model_changes(a, b, "m") == []  # moved, same content: the same model
+    b = identity.model_identity(str(copy))
+    assert identity.model_changes(a, b, "m") == []  # moved, same content: the same model
     cfg = json.loads((copy / "config.json").read_text())
     cfg["rms_norm_eps"] = 1e-5
     (copy / "config.json").write_text(json.dumps(cfg))
-    assert "config.json" in run_identity.model_changes(a, run_identity.model_identity(str(copy)), "m")[0]
+    assert "config.json" in identity.model_changes(a, identity.model_identity(str(copy)), "m")[0]
 
 
 def test_make_data_seed_is_part_of_the_splits_identity(run_make, tmp_path):
@@ -340,7 +340,7 @@ def test_failed_and_stopped_runs_never_show_as_finished(tmp_path):
     run("b-failed", "failed")
     run("c-killed", "running", lock=True)   # killed -9: its lock file stayed, nobody holds it
     holder_dir = run("d-training", "running")
-    holder = run_identity.RunLock(holder_dir)
+    holder = identity.RunLock(holder_dir)
     assert holder.acquire()
     try:
         table = runs_table.rows(runs)
@@ -395,7 +395,7 @@ def test_every_rank_of_a_distributed_run_respects_the_lock(lab, trained):
     run_dir = trained["run_dir"]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     stamp2 = run_dir.name.replace("-s0", "-np2-s0").replace("bs1", "bs2")
-    holder = run_identity.RunLock(lab["root"] / "runs" / stamp2)
+    holder = identity.RunLock(lab["root"] / "runs" / stamp2)
     assert holder.acquire()
     try:
         cmd = lab["command"]()
@@ -751,7 +751,7 @@ def test_verdict_words_match_the_numbers():
                ["A dog.", "A cat.", "A bird.", "A fish."], REFS]
     base = ["The chief went to ship.", "The people wept.", "They sail to Tahiti.", "I am fine, thanks."]
     for hyps in systems:
-        cmp = score.compare(base, hyps, REFS, n_samples=200, seed=5)
+        cmp = scores.compare(base, hyps, REFS, n_samples=200, seed=5)
         for verdict, m in zip(cmp["verdicts"], cmp["metrics"].values()):
             p = m["p_value"]
             if verdict.startswith("no significant difference"):

@@ -10,7 +10,7 @@ from mlx_lm import load
 from mlx_lm.tuner.trainer import default_loss
 from mlx_lm.tuner.utils import linear_to_lora_layers
 
-import lean_loss
+from olelo import lean_loss
 import olelo
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import mem_profile
-import memfit
+from olelo import memory
 import olelo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ def both_losses(tmp_path_factory, tiny_train):
     """The same short run (same seed) trained with each loss, in its own root. The
     chunked one runs in this process with 3-token chunks, so that the tiny data's
     sequences (under 100 tokens) are cut into many chunks inside the compiled step."""
-    import lean_loss
+    from olelo import lean_loss
     import train
 
     runs = {}
@@ -119,8 +119,8 @@ def test_profiles_are_told_apart_by_loss(tmp_path):
             record["loss"] = loss
         olelo.atomic_write_json(tmp_path / name / "results.json", record)
     # A profile from before --loss was measured with mlx-lm's default loss.
-    assert memfit.newest_profile(tmp_path, "models/tiny-gemma3")["path"].endswith("old/results.json")
-    assert memfit.newest_profile(tmp_path, "models/tiny-gemma3", "chunked")["path"].endswith("lean/results.json")
+    assert memory.newest_profile(tmp_path, "models/tiny-gemma3")["path"].endswith("old/results.json")
+    assert memory.newest_profile(tmp_path, "models/tiny-gemma3", "chunked")["path"].endswith("lean/results.json")
 
 
 @pytest.mark.slow

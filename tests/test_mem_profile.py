@@ -8,7 +8,7 @@ import json
 import pytest
 
 import auto_batch
-import memfit
+from olelo import memory
 import memory_guidelines
 import olelo
 import sort_by_length
@@ -29,7 +29,7 @@ def synthetic_points():
     """Exact measurements of peak = 2e8 + batch * width * (per_token[gc] + per_token_width[gc] * width)."""
     points = []
     for gc in (False, True):
-        mode = memfit.GC_MODES[gc]
+        mode = memory.GC_MODES[gc]
         for batch, width in ((1, 129), (2, 129), (4, 513), (8, 257), (2, 1025)):
             peak = STATIC + batch * width * (PER_TOKEN[mode] + PER_TOKEN_WIDTH[mode] * width)
             points.append({"batch": batch, "width": width, "grad_checkpoint": gc, "peak_bytes": peak})
@@ -42,41 +42,41 @@ def synthetic_points():
     (1, 2048, 33), (32, 2048, 33), (33, 2048, 65), (1715, 2048, 1729), (1715, 512, 512), (128, 128, 128),
 ])
 def test_padded_width_is_mlx_lm_rule(longest, max_seq, width):
-    assert memfit.padded_width(longest, max_seq) == width
+    assert memory.padded_width(longest, max_seq) == width
 
 
 def test_batch_padding_counts_chunks_in_file_order_and_drops_the_rest():
     # chunks [10, 40] -> width 65, [50, 5] -> 65; the trailing 7 is dropped as mlx-lm drops it
-    assert memfit.batch_padding([10, 40, 50, 5, 7], 2, 2048) == (105, 260)
-    assert memfit.batch_padding([10, 5, 50, 40], 2, 2048) == (105, 2 * 33 + 2 * 65)  # sorted: less padding
-    assert memfit.batch_padding([100, 3000], 2, 2048) == (2148, 4096)  # truncated to max_seq
+    assert memory.batch_padding([10, 40, 50, 5, 7], 2, 2048) == (105, 260)
+    assert memory.batch_padding([10, 5, 50, 40], 2, 2048) == (105, 2 * 33 + 2 * 65)  # sorted: less padding
+    assert memory.batch_padding([100, 3000], 2, 2048) == (2148, 4096)  # truncated to max_seq
 
 
 def test_fit_recovers_known_static_and_per_token():
-    fit = memfit.fit_peak(synthetic_points())
+    fit = memory.fit_peak(synthetic_points())
     assert fit["static_bytes"] == pytest.approx(STATIC, rel=1e-9)
     for mode in ("off", "on"):
         assert fit["per_token_bytes"][mode] == pytest.approx(PER_TOKEN[mode], rel=1e-9)
         assert fit["per_token_width_bytes"][mode] == pytest.approx(PER_TOKEN_WIDTH[mode], rel=1e-7)
     assert fit["max_abs_error_pct"] < 1e-9
-    assert memfit.predict_peak(fit, 16, 2049, True) == pytest.approx(2.0e8 + 16 * 2049 * (1.2e5 + 10 * 2049), rel=1e-9)
+    assert memory.predict_peak(fit, 16, 2049, True) == pytest.approx(2.0e8 + 16 * 2049 * (1.2e5 + 10 * 2049), rel=1e-9)
 
 
 def test_fit_without_width_term_when_one_width_was_measured():
     points = [{"batch": b, "width": 129, "grad_checkpoint": 0, "peak_bytes": 5e7 + 2e5 * b * 129} for b in (1, 2, 4)]
-    fit = memfit.fit_peak(points)
+    fit = memory.fit_peak(points)
     assert fit["per_token_width_bytes"] == {}
     assert (fit["static_bytes"], fit["per_token_bytes"]["off"]) == (pytest.approx(5e7), pytest.approx(2e5))
-    assert memfit.predict_peak(fit, 8, 1025, False) == pytest.approx(5e7 + 2e5 * 8 * 1025)
+    assert memory.predict_peak(fit, 8, 1025, False) == pytest.approx(5e7 + 2e5 * 8 * 1025)
 
 
 def test_fit_with_one_mode_and_too_few_points():
     only_off = [p for p in synthetic_points() if not p["grad_checkpoint"]]
-    assert set(memfit.fit_peak(only_off)["per_token_bytes"]) == {"off"}
+    assert set(memory.fit_peak(only_off)["per_token_bytes"]) == {"off"}
     with pytest.raises(olelo.UserError, match="need at least two"):
-        memfit.fit_peak(only_off[:1])
+        memory.fit_peak(only_off[:1])
     with pytest.raises(olelo.UserError, match="need at least two"):  # one batch x width only
-        memfit.fit_peak([only_off[0], {**only_off[0]}])
+        memory.fit_peak([only_off[0], {**only_off[0]}])
 
 
 def test_longest_only_sweep_holds_out_the_largest_batch_not_every_point():
@@ -177,7 +177,7 @@ def test_sort_by_length_is_a_stable_sorted_permutation(tmp_path, model):
     src, out = tmp_path / "train.jsonl", tmp_path / "sorted.jsonl"
     olelo.atomic_write_jsonl(src, rows)
     assert sort_by_length.main([str(src), "-o", str(out), "--model", str(model)]) == 0
-    _, lengths = memfit.token_lengths(str(model), out)
+    _, lengths = memory.token_lengths(str(model), out)
     assert lengths == sorted(lengths)
     assert sorted(src.read_text().splitlines()) == sorted(out.read_text().splitlines())
     ids = [r["id"] for r in olelo.read_jsonl(out)]
@@ -213,8 +213,8 @@ def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model, capsys):
     data = tmp_path / "data"
     olelo.atomic_write_jsonl(data / "train.jsonl", [olelo.chat_record("Aloha " * n, "Hello", "haw-en", str(n))
                                                     for n in range(1, 20)])
-    _, lengths = memfit.token_lengths(str(model), data / "train.jsonl")
-    width = memfit.padded_width(max(lengths), 2048)
+    _, lengths = memory.token_lengths(str(model), data / "train.jsonl")
+    width = memory.padded_width(max(lengths), 2048)
     results = tmp_path / "mem-profile"
     for name in ("old", "new"):
         (results / name).mkdir(parents=True)
@@ -255,8 +255,8 @@ def test_auto_batch_uses_the_profile_of_the_runs_loss(tmp_path, model, capsys):
         **lean, "created": "2024-01-01", "loss": "chunked",
         "fit": {**lean["fit"], "per_token_bytes": {m: v / 8 for m, v in lean["fit"]["per_token_bytes"].items()},
                 "per_token_width_bytes": {m: v / 8 for m, v in lean["fit"]["per_token_width_bytes"].items()}}})
-    _, lengths = memfit.token_lengths(str(model), data / "train.jsonl")
-    width = memfit.padded_width(max(lengths), 2048)
+    _, lengths = memory.token_lengths(str(model), data / "train.jsonl")
+    width = memory.padded_width(max(lengths), 2048)
     available = (2.0e8 + width * (3.0e5 + 150 * width) + 1) / 0.8  # default loss, no checkpoint: batch 1 exactly
     args = ["--model", str(model), "--data", str(data), "--results-dir", str(results), "--available", str(available),
             "--grad-checkpoint", "off", "--json"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import olelo
-import plots
+from olelo import plots
 import report
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from conftest import TINY_PAIRS
 
 import olelo
 import train
-import trainer
+from olelo import trainer
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = Path(sys.executable).with_name("mlx.launch")

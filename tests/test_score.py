@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import score
+from olelo import scores
 
 SCORE = Path(__file__).resolve().parents[1] / "scripts" / "score.py"
 
@@ -52,7 +52,7 @@ def test_corpus_scores_and_signatures_equal_sacrebleu_cli(tmp_path, name, hyps):
     ref, hyp = write_lines(tmp_path / "ref.txt", REFS), write_lines(tmp_path / "hyp.txt", hyps)
     cli = json.loads(run_sacrebleu(str(ref), "-i", str(hyp), "-m", "bleu", "chrf", "ter",
                                    "--chrf-word-order", "2", "-w", "4", "-f", "json"))
-    ours = score.score_corpus(hyps, REFS)
+    ours = scores.score_corpus(hyps, REFS)
     assert [c["name"] for c in cli] == ["BLEU", "chrF2++", "TER"]
     for key, c in zip(("bleu", "chrf", "ter"), cli):
         assert float(f"{ours[key]['score']:.4f}") == c["score"], key
@@ -63,7 +63,7 @@ def test_sentence_chrf_equals_sacrebleu_cli(tmp_path):
     hyps = CASES[1][1]
     ref, hyp = write_lines(tmp_path / "ref.txt", REFS), write_lines(tmp_path / "hyp.txt", hyps)
     cli = run_sacrebleu(str(ref), "-i", str(hyp), "-m", "chrf", "--chrf-word-order", "2", "-sl", "-b", "-w", "4")
-    ours = score.score_corpus(hyps, REFS)["chrf_sentences"]
+    ours = scores.score_corpus(hyps, REFS)["chrf_sentences"]
     assert [f"{x:.4f}" for x in ours] == cli.split()
 
 
@@ -96,7 +96,7 @@ def test_paired_bootstrap_equals_sacrebleu_cli(tmp_path):
                           "--chrf-word-order", "2", "--paired-bs", "-f", "text", "-w", "4")
     cli_p = [float(p) for p in re.findall(r"p = ([0-9.]+)", table)]
     cli_ci = re.findall(r"([0-9.]+) \(([0-9.]+) ± ([0-9.]+)\)", table)  # base row, then system row
-    ours = score.compare(base, system, REFS, n_samples=1000, seed=12345)["metrics"]
+    ours = scores.compare(base, system, REFS, n_samples=1000, seed=12345)["metrics"]
     assert [f"{ours[k]['p_value']:.4f}" for k in ("bleu", "chrf", "ter")] == [f"{p:.4f}" for p in cli_p]
     ours_ci = [tuple(f"{ours[k][who][f]:.4f}" for f in ("score", "mean", "ci"))
                for who in ("base", "system") for k in ("bleu", "chrf", "ter")]
@@ -105,18 +105,18 @@ def test_paired_bootstrap_equals_sacrebleu_cli(tmp_path):
 
 
 def test_same_seed_same_result_and_seed_is_used():
-    a = score.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=200, seed=7)
-    b = score.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=200, seed=7)
-    c = score.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=200, seed=8)
+    a = scores.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=200, seed=7)
+    b = scores.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=200, seed=7)
+    c = scores.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=200, seed=8)
     assert a == b
     assert a["metrics"]["chrf"]["signature"].split("|")[2] == "seed:7"
-    assert [a["metrics"][k]["system"]["mean"] for k in score.METRICS] != \
-           [c["metrics"][k]["system"]["mean"] for k in score.METRICS]
+    assert [a["metrics"][k]["system"]["mean"] for k in scores.METRICS] != \
+           [c["metrics"][k]["system"]["mean"] for k in scores.METRICS]
 
 
 def test_perfect_system_beats_bad_base():
-    result = score.compare(BAD, MANY_REFS, MANY_REFS, n_samples=1000, seed=12345)
-    for key, (label, _, _) in score.METRICS.items():
+    result = scores.compare(BAD, MANY_REFS, MANY_REFS, n_samples=1000, seed=12345)
+    for key, (label, _, _) in scores.METRICS.items():
         m = result["metrics"][key]
         assert m["p_value"] < 0.05 and m["significant"] and m["winner"] == "system", key
         assert f"system beats base on {label} (p=" in "\n".join(result["verdicts"])
@@ -124,25 +124,25 @@ def test_perfect_system_beats_bad_base():
 
 
 def test_bad_system_loses_to_perfect_base():
-    result = score.compare(MANY_REFS, BAD, MANY_REFS, n_samples=200, seed=12345)
+    result = scores.compare(MANY_REFS, BAD, MANY_REFS, n_samples=200, seed=12345)
     assert {m["winner"] for m in result["metrics"].values()} == {"base"}
 
 
 def test_identical_systems_get_no_p_value():
     # sacrebleu would give identical systems p = 1/(n+1), which reads as "significant"
     # beside two equal scores: there is nothing to test, so no p-value at all.
-    result = score.compare(CASES[0][1], CASES[0][1], REFS, n_samples=1000, seed=12345)
+    result = scores.compare(CASES[0][1], CASES[0][1], REFS, n_samples=1000, seed=12345)
     for key, m in result["metrics"].items():
         assert m["delta"] == 0
         assert m["p_value"] is None
         assert not m["significant"] and m["winner"] is None
-        assert score.p_note(m) == ""
+        assert scores.p_note(m) == ""
     assert all(v.startswith("identical ") and "p=" not in v for v in result["verdicts"])
 
 
 def test_seed_zero_is_refused():
     with pytest.raises(ValueError, match="seed"):
-        score.compare(REFS, REFS, REFS, seed=0)
+        scores.compare(REFS, REFS, REFS, seed=0)
 
 
 def test_cli_comparison_table(tmp_path):
@@ -234,26 +234,26 @@ LOOPS = [
 
 @pytest.mark.parametrize("text,expected", LOOPS)
 def test_loops_table(text, expected):
-    assert score.loops(text) is expected
+    assert scores.loops(text) is expected
 
 
 def test_output_health_is_in_every_score():
     hyps = ["ha ha ha", "The chief went to the ship.", "a", "All the people wept."]
     refs = ["Aloha.", "The chief went to the ship.", "abc", "All the people wept."]
-    s = score.score_corpus(hyps, refs)
+    s = scores.score_corpus(hyps, refs)
     assert (s["loops"], s["loop_rate"]) == (1, 0.25)
     assert s["length_ratio"] == sum(map(len, hyps)) / sum(map(len, refs))
 
 
 def test_compare_on_some_metrics_only_matches_all():
-    some = score.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=100, seed=3, metrics=("chrf", "bleu"))
-    full = score.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=100, seed=3)
+    some = scores.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=100, seed=3, metrics=("chrf", "bleu"))
+    full = scores.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=100, seed=3)
     assert set(some["metrics"]) == {"chrf", "bleu"} and len(some["verdicts"]) == 2
     for key in ("chrf", "bleu"):
         assert some["metrics"][key]["p_value"] == full["metrics"][key]["p_value"]
         assert some["metrics"][key]["system"] == full["metrics"][key]["system"]
     with pytest.raises(ValueError, match="subset"):
-        score.compare(BAD, BAD, MANY_REFS, metrics=("meteor",))
+        scores.compare(BAD, BAD, MANY_REFS, metrics=("meteor",))
 
 
 def test_cli_prints_loops_and_length(tmp_path):

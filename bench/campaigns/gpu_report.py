@@ -21,8 +21,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import gpu_common  # noqa: E402
+import gpu_common  # beside this file
 
 RESULTS = HERE.parent / "results"
 TRAIN_JSON = RESULTS / "gpu_train_mlx_vs_peft.json"

@@ -31,8 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gpu_common  # noqa: E402
+import gpu_common  # beside this file
 
 N_BATCHES = {1: 48, 2: 32, 4: 24, 8: 16, 16: 8, 32: 8}
 
@@ -150,8 +149,7 @@ def main(argv=None) -> int:
 
     loss_fn = None
     if a.loss == "chunked":
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-        import lean_loss
+        from olelo import lean_loss
 
         loss_fn = lean_loss.chunked_loss
     log_path = Path(a.output).with_suffix(".log")

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gpu_common  # noqa: E402
+import gpu_common  # beside this file
 
 N_BATCHES = {1: 48, 2: 32, 4: 24, 8: 16, 16: 8, 32: 8}
 

@@ -17,10 +17,7 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/header.py
 
 # Random-weight shapes (config.json values of the released models' text part).
 SHAPES = {
@@ -53,7 +50,7 @@ def one_point(args) -> dict:
     from mlx_lm.tuner.trainer import default_loss
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
-    import lean_loss
+    from olelo import lean_loss
 
     mx.random.seed(0)  # the same weights (shape runs) and LoRA init in every point's process
     if args.model:
@@ -109,14 +106,14 @@ def main(argv=None) -> int:
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one point (loss:batch) and print JSON
     a = p.parse_args(argv)
     if a.chunk_tokens is None:
-        import lean_loss
+        from olelo import lean_loss
         a.chunk_tokens = lean_loss.CHUNK_TOKENS
     if a.one:
         a.loss, b = a.one.split(":")
         a.batch = int(b)
         print(json.dumps(one_point(a)))
         return 0
-    import header
+    from olelo import header
 
     head = header.start("python bench/campaigns/lean_loss_memory.py " + " ".join(sys.argv[1:]))
     points = []

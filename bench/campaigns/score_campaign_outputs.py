@@ -15,9 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import olelo  # noqa: E402
-import score  # noqa: E402
+import olelo
+from olelo import scores
 
 
 def load(path):
@@ -36,10 +35,10 @@ def main(argv=None) -> int:
     if refs != refs2:
         sys.exit(f"error: base and {a.ckpt} were not translated from the same test pairs")
     systems = {"base": base, "copy-source": src, a.ckpt: tuned}
-    out = {"scores": {n: {**score.score_corpus(h, refs), **score.output_health(h, refs)} for n, h in systems.items()},
+    out = {"scores": {n: {**scores.score_corpus(h, refs), **scores.output_health(h, refs)} for n, h in systems.items()},
            "comparisons": {}}
     for x, y in (("base", a.ckpt), ("copy-source", a.ckpt), ("copy-source", "base")):
-        out["comparisons"][f"{x} vs {y}"] = score.compare(systems[x], systems[y], refs, n_samples=1000,
+        out["comparisons"][f"{x} vs {y}"] = scores.compare(systems[x], systems[y], refs, n_samples=1000,
                                                           metrics=("bleu", "chrf"))
     text = json.dumps(out, indent=1, default=str)
     if a.out:

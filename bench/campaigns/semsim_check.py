@@ -10,19 +10,16 @@ Run:
 import argparse
 import json
 import platform
-import sys
 from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 
-import header  # noqa: E402
-import olelo  # noqa: E402
-import semsim  # noqa: E402
+from olelo import header
+import olelo
+from olelo import semsim
 
 THRESHOLD = 0.999
 

@@ -154,7 +154,7 @@ def verify_split(data_dir) -> str | None:
     """Refuse a split folder whose files are not the ones its manifest lists (a split
     interrupted, or files edited or copied in by hand) or whose test texts are in its
     train/valid. Returns a note for a folder without a manifest (nothing to verify)."""
-    from split import find_leaks, load_dataset
+    from olelo.data import find_leaks, load_dataset
 
     d = Path(data_dir)
     manifest_path = d / "manifest.json"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -36,6 +35,7 @@ from mlx.utils import tree_flatten, tree_map, tree_map_with_path
 from mlx_lm.tuner.trainer import TrainingArgs, default_loss, evaluate, grad_checkpoint, iterate_batches
 
 import olelo
+from olelo.runs import checkpoint_files
 
 STATE_RE = re.compile(r"^(\d{7})_state\.json$")
 ADAPTERS_RE = re.compile(r"^(\d{7})_adapters\.safetensors$")
@@ -86,12 +86,6 @@ def training_args(args, adapter_dir: Path) -> TrainingArgs:
 
 # ---------------------------------------------------------------- checkpoint files
 
-def paths(adapter_dir: Path, n: int) -> dict[str, Path]:
-    d = Path(adapter_dir)
-    return {"adapters": d / f"{n:07d}_adapters.safetensors", "state": d / f"{n:07d}_state.safetensors",
-            "json": d / f"{n:07d}_state.json"}
-
-
 def states(adapter_dir: Path) -> list[int]:
     """Iterations whose checkpoint can be resumed from (all three files there), ascending."""
     found = []
@@ -99,7 +93,7 @@ def states(adapter_dir: Path) -> list[int]:
     if d.is_dir():
         for f in d.iterdir():
             m = STATE_RE.match(f.name)
-            if m and all(p.is_file() for p in paths(d, int(m[1])).values()):
+            if m and all(p.is_file() for p in checkpoint_files(d, int(m[1])).values()):
                 found.append(int(m[1]))
     return sorted(found)
 
@@ -118,21 +112,21 @@ def prune(adapter_dir: Path, newest: int, keep: str) -> None:
     adapter weights of all but the N newest checkpoints up to `newest`."""
     for n in states(adapter_dir):
         if n != newest:
-            p = paths(adapter_dir, n)
+            p = checkpoint_files(adapter_dir, n)
             p["json"].unlink(missing_ok=True)  # first: without it the others are not a checkpoint
             p["state"].unlink(missing_ok=True)
     if keep != "all":
         older = sorted(int(m[1]) for f in Path(adapter_dir).iterdir()
                        if (m := ADAPTERS_RE.match(f.name)) and int(m[1]) < newest)
         for n in older[: max(0, len(older) - (int(keep) - 1))]:
-            paths(adapter_dir, n)["adapters"].unlink()
+            checkpoint_files(adapter_dir, n)["adapters"].unlink()
 
 
 def load_state(adapter_dir: Path, n: int) -> dict:
     """Checkpoint n's JSON, with its arrays under "arrays" and the weights' path under "adapters"."""
     import json
 
-    p = paths(adapter_dir, n)
+    p = checkpoint_files(adapter_dir, n)
     state = json.loads(p["json"].read_text())
     state["arrays"] = mx.load(str(p["state"]))
     state["adapters"] = p["adapters"]
@@ -204,7 +198,7 @@ class ValChrf:
     put back afterwards, so generating changes nothing in training."""
 
     def __init__(self, records: list[dict], n: int, seed: int, tokenizer, batch_size: int, world):
-        import translate
+        from olelo import generate
 
         if n < len(records):
             pick = np.random.RandomState(seed).choice(len(records), size=n, replace=False)
@@ -215,17 +209,17 @@ class ValChrf:
             raise olelo.UserError("VAL_GEN needs chat records (system/user/assistant messages) in valid.jsonl; "
                                   "use VAL_GEN=0 for other formats") from None
         self.records, self.tokenizer, self.batch_size, self.world = records, tokenizer, batch_size, world
-        self.max_tokens = translate.default_max_tokens(tokenizer, records)
+        self.max_tokens = generate.default_max_tokens(tokenizer, records)
         self.mine = list(range(world.rank(), len(records), world.size()))
 
     def __call__(self, model) -> dict:
-        import score
-        import translate
+        from olelo import scores
+        from olelo import generate
 
         np_state, key = np.random.get_state(), mx_key()
         tic = time.perf_counter()
         model.eval()
-        rows = translate.translate(model, self.tokenizer, [self.records[i] for i in self.mine],
+        rows = generate.translate(model, self.tokenizer, [self.records[i] for i in self.mine],
                                    self.max_tokens, self.batch_size, progress=False)
         hyps = dict(zip(self.mine, (r["hypothesis"] for r in rows)))
         tokens = sum(r["tokens"] for r in rows)
@@ -233,7 +227,7 @@ class ValChrf:
             hyps = gather_texts(self.world, hyps)
             tokens = int(rank_local(self.world, tokens).sum().item())
         order = sorted(hyps)
-        chrf = score.new_metrics()["chrf"].corpus_score([hyps[i] for i in order], [[self.refs[i] for i in order]])
+        chrf = scores.new_metrics()["chrf"].corpus_score([hyps[i] for i in order], [[self.refs[i] for i in order]])
         np.random.set_state(np_state)
         set_mx_key(key)
         return {"val_chrf": round(chrf.score, 4), "val_gen_n": len(order), "val_gen_tokens": tokens,
@@ -325,7 +319,7 @@ def train(model, optimizer, train_dataset, val_dataset, args: TrainingArgs, *, l
         mx.eval(local)
         if rank != 0:
             return
-        p = paths(adapter_dir, it)
+        p = checkpoint_files(adapter_dir, it)
         weights = dict(tree_flatten(model.trainable_parameters()))
         save_arrays(args.adapter_file, weights)
         save_arrays(p["adapters"], weights)

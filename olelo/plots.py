@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 
-from summaries import base_ci, chrf_ci, normalize
+from olelo.summaries import base_ci, chrf_ci, normalize
 
 
 def _figure(width=7.0, height=3.6):

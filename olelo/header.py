@@ -19,24 +19,16 @@ import platform
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import olelo  # noqa: E402
+import olelo
+from olelo.runs import git_info
 
 FIELDS = ("command", "reproduce", "commit", "dirty", "date", "machine", "load")
 
 
 def git_commit() -> tuple[str | None, bool | None]:
-    def git(*args):
-        r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return r.stdout.strip() if r.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return commit, (None if status is None else bool(status))
-
+    git = git_info()
+    return git["commit"], git["dirty"]
 
 def machine() -> str:
     """One line: OS, CPU architecture and count, memory, MLX device when MLX is there."""

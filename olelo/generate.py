@@ -1,0 +1,84 @@
+"""Translation with a model: prompts as in training, greedy batched decoding, few-shot
+examples, and a run's evaluation inputs. scripts/translate.py is its command line.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+
+import olelo
+from olelo import identity
+
+
+def build_prompts(tokenizer, records, shots=None):
+    """Token prompts; `shots` maps a direction to its (source, target) examples."""
+    prompts = []
+    for r in records:
+        source, _ = olelo.record_source_target(r)
+        direction = r.get("direction", "haw-en")
+        if shots is None:
+            messages = olelo.prompt_messages(source, direction)
+        else:
+            messages = olelo.fewshot_messages(source, direction, shots[direction])
+        prompts.append(tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=False))
+    return prompts
+
+
+def pick_shots(train_records, directions, k: int, seed: int) -> dict:
+    """{direction: [record, ...]}: k train records per direction, drawn with `seed`
+    from the shorter half (source + target characters; at least k records)."""
+    shots = {}
+    for direction in sorted(directions):
+        pool = [r for r in train_records if r.get("direction", "haw-en") == direction]
+        if len(pool) < k:
+            raise olelo.UserError(f"--shots {k}: the train split has only {len(pool)} {direction} pairs")
+        # Sorted by (length, id) and then by id: the draw does not depend on the order of train.jsonl.
+        by_size = sorted(pool, key=lambda r: (sum(map(len, olelo.record_source_target(r))), str(r.get("id"))))
+        short = sorted(by_size[:max(k, (len(pool) + 1) // 2)], key=lambda r: str(r.get("id")))
+        shots[direction] = random.Random(seed).sample(short, k)
+    return shots
+
+
+def default_max_tokens(tokenizer, records) -> int:
+    longest = max(len(tokenizer.encode(olelo.record_source_target(r)[1])) for r in records)
+    return math.ceil(1.25 * longest) + 8
+
+
+def translate(model, tokenizer, records, max_tokens: int, batch_size: int, progress=True, shots=None) -> list[dict]:
+    from mlx_lm.generate import batch_generate
+    from tqdm import tqdm
+
+    prompts = build_prompts(tokenizer, records, shots)
+    # Batch prompts of similar length together: less padding in prefill.
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out = [None] * len(records)
+    bar = tqdm(total=len(records), desc="translating", unit="sent", disable=not progress, file=sys.stderr)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        t = time.perf_counter()
+        resp = batch_generate(model, tokenizer, [prompts[i] for i in chunk], max_tokens=max_tokens,
+                              return_token_ids=True)
+        share = (time.perf_counter() - t) / len(chunk)
+        for i, text, ids in zip(chunk, resp.texts, resp.token_ids):
+            source, reference = olelo.record_source_target(records[i])
+            out[i] = {"id": records[i].get("id", str(i)), "source": source, "reference": reference,
+                      "hypothesis": text.strip(), "tokens": len(ids), "time": round(share, 4)}
+        bar.update(len(chunk))
+    bar.close()
+    return out
+
+
+EVAL_REMEDY = ("Evaluate a run on the test set and model it was trained with (rebuild them as they were, "
+               "e.g. make data SEED=<the run's seed>), or train a new run on what is there now (FORCE=1)")
+
+
+def run_eval_inputs(run: str, ckpt: str):
+    """(model, test.jsonl, adapter folder or None) of a run's checkpoint; refused when the
+    test set or the model is no longer the one the run recorded."""
+    manifest = olelo.run_manifest(olelo.resolve_run(run))
+    identity.require_unchanged(manifest, "be evaluated", splits=("test",), remedy=EVAL_REMEDY)
+    adapter = olelo.checkpoint_adapter(manifest["adapter_dir"], ckpt)
+    return manifest["model"], f"{manifest['data_dir']}/test.jsonl", str(adapter) if adapter else None

@@ -1,0 +1,94 @@
+"""The translation prompt: the one definition of the messages a model sees, for
+training data (scripts/convert_fornander.py) and evaluation alike."""
+
+from __future__ import annotations
+
+from olelo.cli import UserError
+
+# The one definition of the prompt. Training data (convert_fornander.py) and
+# evaluation both build their messages here, so train and eval never differ.
+LANGUAGES = {"haw": "Hawaiian", "en": "English"}
+DIRECTIONS = ("haw-en", "en-haw")
+
+
+# Gemma 3's chat template (the instruction-tuned models' format): a system message is
+# folded into the first user turn, the assistant is called "model", contents are
+# trimmed; a content given as a list of parts contributes its text parts.
+GEMMA3_CHAT_TEMPLATE = """{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+{%- set sys = messages[0]['content'] -%}
+{%- if sys is not string -%}{%- set sys = sys[0]['text'] -%}{%- endif -%}
+{%- set first_user_prefix = sys + '\\n\\n' -%}
+{%- set loop_messages = messages[1:] -%}
+{%- else -%}
+{%- set first_user_prefix = '' -%}
+{%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}
+{%- endif -%}
+{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}
+{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else '') }}
+{%- if message['content'] is string -%}
+{{ message['content'] | trim }}
+{%- else -%}
+{%- for part in message['content'] -%}
+{%- if part['type'] == 'image' -%}{{ '<start_of_image>' }}
+{%- elif part['type'] == 'text' -%}{{ part['text'] | trim }}
+{%- endif -%}
+{%- endfor -%}
+{%- endif -%}
+{{ '<end_of_turn>\\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+{{ '<start_of_turn>model\\n' }}
+{%- endif -%}
+"""
+
+
+def system_prompt(direction: str) -> str:
+    src, tgt = _langs(direction)
+    return (
+        f"You are a careful translator. Translate the {LANGUAGES[src]} text the user "
+        f"gives you into {LANGUAGES[tgt]}. Reply with the translation only."
+    )
+
+
+def prompt_messages(source: str, direction: str) -> list[dict]:
+    """The messages a model sees before it translates `source`."""
+    return [
+        {"role": "system", "content": system_prompt(direction)},
+        {"role": "user", "content": source},
+    ]
+
+
+def fewshot_messages(source: str, direction: str, examples: list[tuple[str, str]]) -> list[dict]:
+    """The training prompt with worked examples as earlier turns: a base model that
+    is not instruction-tuned sees the pattern instead of only an instruction."""
+    messages = [{"role": "system", "content": system_prompt(direction)}]
+    for example_source, example_target in examples:
+        messages += [{"role": "user", "content": example_source}, {"role": "assistant", "content": example_target}]
+    messages.append({"role": "user", "content": source})
+    return messages
+
+
+def chat_record(source: str, target: str, direction: str, pair_id: str) -> dict:
+    """One mlx-lm chat training example: system + user turn + assistant turn."""
+    messages = prompt_messages(source, direction)
+    messages.append({"role": "assistant", "content": target})
+    return {"id": pair_id, "direction": direction, "messages": messages}
+
+
+def record_source_target(record: dict) -> tuple[str, str]:
+    """The (source, reference) of a chat record written by chat_record."""
+    by_role = {m["role"]: m["content"] for m in record["messages"]}
+    return by_role["user"], by_role["assistant"]
+
+
+def _langs(direction: str) -> tuple[str, str]:
+    if direction not in DIRECTIONS:
+        raise UserError(f"unknown direction {direction!r}; use one of {', '.join(DIRECTIONS)}")
+    src, tgt = direction.split("-")
+    return src, tgt
+

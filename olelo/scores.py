@@ -1,0 +1,293 @@
+"""Scores of translations: chrF++, BLEU and TER (sacrebleu), a paired bootstrap
+comparison, output health (loops, length), and readers of hypothesis/reference files.
+scripts/score.py is its command line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+
+from sacrebleu.metrics import BLEU, CHRF, TER
+from sacrebleu.significance import PairedTest
+
+import olelo
+
+# key -> (label, sacrebleu score name, higher is better)
+METRICS = {
+    "bleu": ("BLEU", "BLEU", True),
+    "chrf": ("chrF++", "chrF2++", True),
+    "ter": ("TER", "TER", False),
+}
+ALPHA = 0.05
+# A loop: a span of 1..LOOP_MAX_WORDS words repeated LOOP_COPIES or more times in a row.
+LOOP_MAX_WORDS = 10
+LOOP_COPIES = 3
+LOOP_DEFINITION = (f"share of outputs in which some span of 1 to {LOOP_MAX_WORDS} words occurs {LOOP_COPIES} or more "
+                   "times in a row (lowercased words, punctuation ignored)")
+LENGTH_DEFINITION = "characters of all outputs / characters of all references"
+
+
+def new_metrics() -> dict:
+    """Fresh metric objects keyed like METRICS (sacrebleu metrics cache references)."""
+    return {"bleu": BLEU(), "chrf": CHRF(word_order=2), "ter": TER()}
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_segments(path, field: str | None = None) -> list[str]:
+    """Segments of a text file (one a line) or of one key of a .jsonl file."""
+    path = Path(path)
+    if not path.is_file():
+        raise olelo.UserError(f"{path}: no such file")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise olelo.UserError(f"{path}:{line}: not UTF-8 (byte 0x{data[e.start]:02x})") from None
+    if not text:
+        raise olelo.UserError(f"{path}: empty file")
+
+    if path.suffix == ".jsonl":
+        rows = olelo.read_jsonl(path)
+        if not rows:
+            raise olelo.UserError(f"{path}: empty file (no JSONL rows)")
+        # read_jsonl skips blank lines; map row index back to a line number.
+        linenos = [n for n, line in enumerate(text.split("\n"), 1) if line.strip()]
+        segments = []
+        for row, lineno in zip(rows, linenos):
+            value = row.get(field) if isinstance(row, dict) else None
+            if not isinstance(value, str):
+                what = "has no" if not isinstance(row, dict) or field not in row else "has a non-string"
+                raise olelo.UserError(f"{path}:{lineno}: row {what} {field!r} field")
+            segments.append(value.rstrip())
+        return segments
+
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.rstrip() for line in lines]
+
+
+def read_pair(hyp, ref=None, field="hypothesis", ref_field="reference") -> tuple[list[str], list[str]]:
+    """Hypotheses and references, checked to be the same length. Without `ref`,
+    a JSONL `hyp` file supplies its own references."""
+    if ref is None:
+        if Path(hyp).suffix != ".jsonl":
+            raise olelo.UserError(f"{hyp}: a plain-text --hyp needs --ref")
+        ref = hyp
+    hyps, refs = read_segments(hyp, field), read_segments(ref, ref_field)
+    check_lengths(hyp, hyps, ref, refs)
+    return hyps, refs
+
+
+def check_lengths(hyp_path, hyps, ref_path, refs) -> None:
+    if len(hyps) != len(refs):
+        raise olelo.UserError(
+            f"{hyp_path} has {len(hyps)} segments but {ref_path} has {len(refs)}; they must pair line by line"
+        )
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def score_corpus(hyps: list[str], refs: list[str]) -> dict:
+    """Corpus BLEU, chrF++, TER with signatures, and per-sentence chrF++."""
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
+    if not hyps:
+        raise ValueError("nothing to score")
+    report = {"n_segments": len(hyps)}
+    for key, metric in new_metrics().items():
+        s = metric.corpus_score(hyps, [refs])
+        report[key] = {"name": s.name, "score": s.score, "signature": metric.get_signature().format()}
+        if key == "bleu":
+            report[key]["verbose"] = s._verbose  # n-gram precisions, BP, lengths, as the CLI prints them
+    sentence_chrf = CHRF(word_order=2)
+    report["chrf_sentences"] = [sentence_chrf.sentence_score(h, [r]).score for h, r in zip(hyps, refs)]
+    report.update(output_health(hyps, refs))
+    return report
+
+
+def loops(text: str, max_words: int = LOOP_MAX_WORDS, copies: int = LOOP_COPIES) -> bool:
+    """True when some span of 1..max_words words occurs `copies` times in a row."""
+    words = re.findall(r"\w+", text.lower())
+    for n in range(1, max_words + 1):
+        for i in range(len(words) - copies * n + 1):
+            unit = words[i:i + n]
+            if all(words[i + k * n:i + (k + 1) * n] == unit for k in range(1, copies)):
+                return True
+    return False
+
+
+def output_health(hyps: list[str], refs: list[str]) -> dict:
+    """Loop rate and length ratio (definitions in the module docstring)."""
+    looping = sum(loops(h) for h in hyps)
+    ref_chars = sum(len(r) for r in refs)
+    return {"loop_rate": looping / len(hyps), "loops": looping,
+            "length_ratio": sum(len(h) for h in hyps) / ref_chars if ref_chars else None}
+
+
+@contextmanager
+def _sacrebleu_seed(seed: int):
+    # PairedTest reads its seed from this variable when it is built, not from an argument.
+    old = os.environ.get("SACREBLEU_SEED")
+    os.environ["SACREBLEU_SEED"] = str(seed)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("SACREBLEU_SEED", None)
+        else:
+            os.environ["SACREBLEU_SEED"] = old
+
+
+def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_samples: int = 1000, seed: int = 12345,
+            metrics=tuple(METRICS)) -> dict:
+    """Paired bootstrap resampling (sacrebleu --paired-bs) of system vs base on
+    `metrics` (default BLEU, chrF++ and TER): scores, bootstrap mean ± 95% CI,
+    delta, p-value, verdict. TER is by far the slowest on long segments (minutes for
+    a few hundred paragraphs), so secondary comparisons may leave it out.
+
+    sacrebleu's p-value is two-sided (|delta|); the direction comes from delta.
+    Where the two scores are identical there is nothing to test: sacrebleu would still
+    give p = 1/(n+1) (no resample beats a zero delta), which reads as "significant"
+    beside equal numbers, so p_value is None there and the verdict says "identical".
+    """
+    if not (len(base_hyps) == len(sys_hyps) == len(refs)):
+        raise ValueError(f"lengths differ: base {len(base_hyps)}, system {len(sys_hyps)}, refs {len(refs)}")
+    if not isinstance(seed, int) or seed <= 0:
+        # sacrebleu runs unseeded when the seed is 0 ("if self._seed"), so results would not repeat.
+        raise ValueError(f"seed must be a positive integer, got {seed!r}")
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be at least 1, got {n_samples}")
+    unknown = set(metrics) - set(METRICS)
+    if unknown or not metrics:
+        raise ValueError(f"metrics must be a non-empty subset of {list(METRICS)}, got {list(metrics)}")
+    chosen = {k: m for k, m in new_metrics().items() if k in metrics}
+    with _sacrebleu_seed(seed):
+        test = PairedTest(
+            [("base", base_hyps), ("system", sys_hyps)],
+            {METRICS[k][1]: m for k, m in chosen.items()},
+            references=[refs],
+            test_type="bs",
+            n_samples=n_samples,
+        )
+    signatures, results = test()
+
+    report = {"test": "paired bootstrap resampling (sacrebleu)", "n_samples": n_samples, "seed": seed, "metrics": {}}
+    verdicts = []
+    for key, (label, name, higher_better) in METRICS.items():
+        if key not in chosen:
+            continue
+        base, system = results[name]
+        delta = system.score - base.score
+        p = None if delta == 0 else float(system.p_value)
+        significant = p is not None and p < ALPHA
+        winner = None
+        if p is None:
+            verdicts.append(f"identical {label} scores ({system.score:.2f}): nothing to test")
+        elif significant:
+            winner = "system" if (delta > 0) == higher_better else "base"
+            loser = "base" if winner == "system" else "system"
+            verdicts.append(f"{winner} beats {loser} on {label} (p={p:.4f})")
+        else:
+            verdicts.append(f"no significant difference on {label} (p={p:.4f})")
+        report["metrics"][key] = {
+            "name": name,
+            "signature": signatures[name].format(),
+            "base": {"score": base.score, "mean": float(base.mean), "ci": float(base.ci)},
+            "system": {"score": system.score, "mean": float(system.mean), "ci": float(system.ci)},
+            "delta": delta,
+            "p_value": p,
+            "significant": significant,
+            "winner": winner,
+        }
+    report["verdicts"] = verdicts
+    return report
+
+
+# ---------------------------------------------------------------- output
+
+
+def score_report(hyps, refs, path, semsim: bool) -> dict:
+    report = {"hyp": str(path), **score_corpus(hyps, refs)}
+    if semsim:
+        from olelo import semsim as semsim_module
+
+        report.update(semsim_module.semsim_fields(hyps, refs))
+    return report
+
+
+def format_single(report: dict) -> str:
+    lines = [f"{report['hyp']}: {report['n_segments']} segments"]
+    for key, (label, _, _) in METRICS.items():
+        m = report[key]
+        lines.append(f"  {label:<7}{m['score']:7.2f}  {m['signature']}")
+    lines.append(_format_semsim(report))
+    lines.append(_format_health(report))
+    return "\n".join(lines)
+
+
+def _format_health(report: dict) -> str:
+    ratio = "–" if report["length_ratio"] is None else f"{report['length_ratio']:.2f}"
+    return (f"  loops  {report['loop_rate']:7.3f}  ({report['loops']} of {report['n_segments']}: {LOOP_DEFINITION})\n"
+            f"  length {ratio:>7}  ({LENGTH_DEFINITION})")
+
+
+def _format_semsim(report: dict) -> str:
+    if "semsim" not in report:
+        return "  semsim    (skipped: --no-semsim)"
+    if report["semsim"] is None:
+        return f"  semsim    unavailable: {report['semsim_unavailable']}"
+    return f"  semsim {report['semsim']:7.4f}  {report['semsim_model']}"
+
+
+def format_comparison(out: dict) -> str:
+    cmp = out["comparison"]
+    lines = [
+        f"base:   {out['base']['hyp']}",
+        f"system: {out['system']['hyp']}",
+        f"{out['system']['n_segments']} segments; paired bootstrap, {cmp['n_samples']} resamples, seed {cmp['seed']}",
+        "",
+        f"{'metric':<8}{'base (mean ± 95% CI)':>24}{'system (mean ± 95% CI)':>26}{'delta':>9}{'p':>9}",
+    ]
+    for key, (label, _, _) in METRICS.items():
+        m = cmp["metrics"][key]
+        b, s = m["base"], m["system"]
+        lines.append(
+            f"{label:<8}{_with_ci(b):>24}{_with_ci(s):>26}{m['delta']:>+9.2f}"
+            f"{'–' if m['p_value'] is None else format(m['p_value'], '.4f'):>9}"
+        )
+    lines.append("")
+    lines += cmp["verdicts"]
+    lines.append("")
+    lines.append("semsim: base " + _format_semsim(out["base"]).split(None, 1)[1])
+    lines.append("      system " + _format_semsim(out["system"]).split(None, 1)[1])
+    for key, label in (("loop_rate", "loops"), ("length_ratio", "length")):
+        b, s = out["base"][key], out["system"][key]
+        lines.append(f"{label}: base {b if b is None else round(b, 3)}, system {s if s is None else round(s, 3)}")
+    lines.append(f"  (loops: {LOOP_DEFINITION}; length: {LENGTH_DEFINITION})")
+    lines.append("signatures:")
+    for key, (label, _, _) in METRICS.items():
+        lines.append(f"  {label:<7}{cmp['metrics'][key]['signature']}")
+    return "\n".join(lines)
+
+
+def p_note(m: dict | None, digits: int = 2) -> str:
+    """' (p=0.012*)' for a metric of compare(), or '' where no p-value belongs: none was
+    computed (identical scores) or the scores look identical at the precision shown."""
+    if not m or m.get("p_value") is None:
+        return ""
+    base, system = (m.get("base") or {}).get("score"), (m.get("system") or {}).get("score")
+    if base is not None and system is not None and round(base, digits) == round(system, digits):
+        return ""
+    return f" (p={m['p_value']:.3f}{'*' if m.get('significant') else ''})"
+
+
+def _with_ci(r: dict) -> str:
+    return f"{r['score']:.2f} ({r['mean']:.2f} ± {r['ci']:.2f})"

