@@ -80,12 +80,15 @@ help: ## list targets and their variables
 
 ## ---------------------------------------------------------------- setup
 # The virtualenv is a real file target: it is rebuilt only when a
-# requirements file changes, so a second `make` reinstalls nothing.
+# requirements file changes, so a second `make` reinstalls nothing. The lab's
+# library olelo/ is installed editable (pyproject.toml), so every script, test
+# and bench file can `import olelo` and edits need no reinstall.
 $(VENV)/.installed: requirements.txt requirements-test.txt requirements-semsim.txt
 	@test -d $(VENV) || $(PYTHON_SYS) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt -r requirements-test.txt
 	$(VENV)/bin/pip install -q --no-deps -r requirements-semsim.txt
+	$(VENV)/bin/pip install -q --no-deps -e .
 	@set -e; if [ "$(MLX_BACKEND)" = cuda12 ] || [ "$(MLX_BACKEND)" = cuda13 ]; then \
 	  $(VENV)/bin/pip uninstall -q -y mlx-cpu || true; \
 	  $(VENV)/bin/pip install -q "mlx[$(MLX_BACKEND)]==0.32.4"; fi
@@ -124,9 +127,9 @@ fetch-data: $(VENV)/.installed ## download the raw CSVs (pinned commit, sha256 c
 	else $(PY) scripts/fetch_data.py --download --out $*; fi
 
 CONVERT = $(PY) scripts/convert_fornander.py $< -o $@ --direction $(DIRECTION) --report $(basename $@).report.json
-$(INTERIM)/fornander.jsonl: $(RAW_FORNANDER) scripts/convert_fornander.py scripts/olelo.py
+$(INTERIM)/fornander.jsonl: $(RAW_FORNANDER) scripts/convert_fornander.py olelo/prompt.py olelo/data.py
 	$(CONVERT)
-$(INTERIM)/koa.jsonl: $(RAW_KOA) scripts/convert_fornander.py scripts/olelo.py
+$(INTERIM)/koa.jsonl: $(RAW_KOA) scripts/convert_fornander.py olelo/prompt.py olelo/data.py
 	$(CONVERT)
 
 $(call check_int,SEED)
@@ -432,7 +435,7 @@ $(RUN_ADAPTERS)/%_adapters.safetensors:
 $(RUN_ADAPTERS)/adapters.safetensors $(RUN_ADAPTERS)/best/adapters.safetensors:
 	@echo "error: $@ is missing: run $(RUN_STAMP) did not finish or its adapters were deleted (see make runs)" >&2 && exit 2
 
-$(EVAL)/summary.json: $(EVAL_HYPS) scripts/eval_report.py scripts/score.py scripts/semsim.py scripts/plots.py $(EVAL_VARS)-report.vars
+$(EVAL)/summary.json: $(EVAL_HYPS) scripts/eval_report.py olelo/scores.py olelo/semsim.py olelo/plots.py $(EVAL_VARS)-report.vars
 	$(RUN_PY) scripts/eval_report.py --run $(call q,$(RUN_DIR)) --eval-dir $(call q,$(EVAL)) --bootstrap $(call q,$(BOOTSTRAP))
 
 .PHONY: eval

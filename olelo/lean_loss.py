@@ -11,7 +11,7 @@ recomputes a chunk's logits), so at most one chunk's logits exist at a time. The
     from lean_loss import chunked_loss        # same signature as mlx-lm's default_loss
     loss, ntoks = chunked_loss(model, batch, lengths)
 
-`python scripts/lean_loss.py --model M` checks that a model's body and head
+`python -m olelo.lean_loss --model M` checks that a model's body and head
 reproduce its logits (the condition for using this loss) and prints the answer.
 """
 

@@ -19,7 +19,7 @@ without kahako, either case) become the ʻokina U+02BB, because the ʻokina is a
 always precedes a vowel. Before anything else (he ’lii, a closing quote) they stay. Kahako
 combining forms become precomposed by the NFC above, with or without this flag.
 
-Text that is well-formed but wrong is caught before anything is written (scripts/checks.py):
+Text that is well-formed but wrong is caught before anything is written (olelo/checks.py):
 mojibake (UTF-8 read as cp1252, e.g. `Ê»` for ʻ), U+FFFD, and `?` where an ʻokina or a kahakō
 was lost refuse the file with their line numbers (fix the encoding at the source); a Hawaiian
 column that is mostly not Hawaiian (share of letters outside a e i o u h k l m n p w ʻ and the

@@ -11,14 +11,14 @@ Each point of the sweep runs in its own subprocess, so its peak memory is its
 own (and mlx-lm's grad-checkpoint patch of the layer class does not leak into
 the next point). A point is a real training on the real data through mlx-lm's
 own trainer (mlx_lm.tuner.trainer.train, LoRA layers as mlx_lm.lora sets them
-up, rank 8, Adam, with --loss: mlx-lm's default loss or scripts/lean_loss.py's
+up, rank 8, Adam, with --loss: mlx-lm's default loss or olelo/lean_loss.py's
 chunked one, passed to that trainer), reporting every iteration to a TrainingCallback. Recorded per
 point: mx.get_peak_memory(), the process's max RSS, steady-state tok/s and it/s
 over the iterations after the first --warmup ones (those include MLX's
 compilation; their seconds are reported apart), the padded-token fraction of
 the batches seen, the widest padded batch and the longest sequence.
 
-Then the fit, by least squares weighted to relative error (see memfit.py):
+Then the fit, by least squares weighted to relative error (see olelo/memory.py):
 
     peak ~= static + batch * padded_len * (per_token[gc] + per_token_width[gc] * padded_len)
 

@@ -6,7 +6,7 @@
 
 Reads results.csv of a mem_profile.py run (and results.json beside it for the
 command, environment and the dataset's longest sequence), fits peak memory as
-memfit.py does and, for each tier of available RAM the notes used (~100 GB,
+olelo/memory.py does and, for each tier of available RAM the notes used (~100 GB,
 ~50 GB, <32 GB, 16 GB), gives the largest batch size with and without gradient
 checkpointing whose predicted peak stays under the RAM less --margin, with the
 measured points and the command behind the numbers.

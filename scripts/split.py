@@ -8,7 +8,7 @@ Inputs are chat JSONL files written by convert_fornander.py. Writes OUT/<name>/t
 valid.jsonl, test.jsonl and manifest.json for every NAME=IN.jsonl, each folder whole (a
 temporary sibling renamed into place: a killed split leaves the old folder or the new, never
 a mix), and only after the leakage check and the text checks (mojibake, U+FFFD, lost
-diacritics, a swapped language column; scripts/checks.py) have passed. An input inside a
+diacritics, a swapped language column; olelo/checks.py) have passed. An input inside a
 folder it would replace is refused.
 
 Design (so models trained on different datasets are scored on the same examples):

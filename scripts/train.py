@@ -4,11 +4,11 @@
 
 Everything after `--` is an ordinary mlx_lm.lora command line. It is parsed by
 mlx-lm's own parser and merged with the run's config.yaml exactly as mlx_lm.lora
-does (flag > YAML > default); scripts/trainer.py trains it with mlx-lm's pieces in
+does (flag > YAML > default); olelo/trainer.py trains it with mlx-lm's pieces in
 mlx-lm's order (same losses as mlx-lm's train) and checkpoints that resume exactly.
 The lab's Recorder writes every report, scores validation translations (chrF++ of
 --val-gen sentences), keeps the best checkpoint (--select) and stops early.
---loss chunked (make's LOSS=chunked) swaps mlx-lm's loss for scripts/lean_loss.py's:
+--loss chunked (make's LOSS=chunked) swaps mlx-lm's loss for olelo/lean_loss.py's:
 the same losses, with much less memory for the logits of a large vocabulary. What
 gets written:
 
@@ -74,7 +74,7 @@ def parse_lab_args(argv):
                    help="adapter checkpoints to keep: all, or N (the N newest); the training state "
                         "(optimizer, RNG, data order) is kept for the newest only")
     p.add_argument("--loss", choices=LOSSES, default="default",
-                   help="training and validation loss: default (mlx-lm's) or chunked (scripts/lean_loss.py: "
+                   help="training and validation loss: default (mlx-lm's) or chunked (olelo/lean_loss.py: "
                         "the same values, computed in sequence chunks so the full logits never exist at once)")
     p.add_argument("--force", action="store_true", help="train again into a new attempt folder")
     p.add_argument("--auto-batch-record", help="JSON written by auto_batch.py (BATCH=auto): kept in the manifest")
@@ -552,7 +552,7 @@ def preflight(args, train_set, profiles: Path, loss: str) -> None:
 
 
 def train(args, lab, model, tokenizer, run_dir: Path, adapter_dir: Path, offset: int, loss) -> str:
-    """Set up as mlx_lm.lora does, then the lab's loop (scripts/trainer.py) from `offset`,
+    """Set up as mlx_lm.lora does, then the lab's loop (olelo/trainer.py) from `offset`,
     with `loss` (see loss_function) for training and validation."""
     import mlx.core as mx
     import numpy as np

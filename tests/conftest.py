@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
 
 # The make that the Makefile tests run: `make test` passes its own $(MAKE), so
 # `make-3.81 test` tests the Makefile under Make 3.81.

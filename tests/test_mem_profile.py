@@ -1,4 +1,4 @@
-"""Tests of the memory tools: memfit.py (padding rule, the peak-memory fit),
+"""Tests of the memory tools: olelo/memory.py (padding rule, the peak-memory fit),
 memory_guidelines.py (section between markers), sort_by_length.py and
 auto_batch.py. Hermetic: synthetic measurements, and the session's tiny model
 where a tokenizer is needed."""

@@ -116,8 +116,8 @@ def test_killed_and_resumed_run_is_the_uninterrupted_run(case, tmp_path, tiny_tr
 
     a_ad, b_ad = whole / "adapters" / a_run.name, cut / "adapters" / b_run.name
     weight_diff = max_diff(weights(a_ad / "adapters.safetensors"), weights(b_ad / "adapters.safetensors"))
-    assert sorted(train.checkpoints(a_ad)) == sorted(train.checkpoints(b_ad))
-    for n, f in train.checkpoints(a_ad).items():  # every checkpoint, not only the end
+    assert sorted(olelo.runs.checkpoints(a_ad)) == sorted(olelo.runs.checkpoints(b_ad))
+    for n, f in olelo.runs.checkpoints(a_ad).items():  # every checkpoint, not only the end
         weight_diff = max(weight_diff, max_diff(weights(f), weights(b_ad / f.name)))
     a_rows, b_rows = metrics(a_run), metrics(b_run)
     assert [(r["type"], r["iteration"]) for r in a_rows] == [(r["type"], r["iteration"]) for r in b_rows]
@@ -130,16 +130,16 @@ def test_killed_and_resumed_run_is_the_uninterrupted_run(case, tmp_path, tiny_tr
     # Training state is kept for the newest checkpoint only.
     assert trainer.states(a_ad) == trainer.states(b_ad) == [12]
     if "--keep" in CASES[case]["lab"]:
-        assert sorted(train.checkpoints(a_ad)) == [8, 12]
+        assert sorted(olelo.runs.checkpoints(a_ad)) == [8, 12]
 
 
 def test_a_checkpoint_cut_short_is_not_resumed_from_and_pruning_keeps_the_newest(tmp_path):
     # The JSON is written last: without it (or without its arrays) a checkpoint is skipped.
     for n in (4, 8, 12, 16):
-        for f in trainer.paths(tmp_path, n).values():
+        for f in olelo.runs.checkpoint_files(tmp_path, n).values():
             f.write_text("x")
-    trainer.paths(tmp_path, 16)["json"].unlink()
-    trainer.paths(tmp_path, 12)["state"].unlink()
+    olelo.runs.checkpoint_files(tmp_path, 16)["json"].unlink()
+    olelo.runs.checkpoint_files(tmp_path, 12)["state"].unlink()
     assert trainer.states(tmp_path) == [4, 8]
     trainer.prune(tmp_path, 8, "1")  # keep=1: the newest checkpoint's weights only
     assert sorted(p.name for p in tmp_path.iterdir()) == [

@@ -110,7 +110,7 @@ def test_run_folder_is_complete(finished):
     assert manifest["environment"]["packages"]["mlx-lm"] == "0.32.2"
     assert manifest["git"]["commit"] and "dirty" in manifest["git"]
     assert manifest["data"]["train_sha256"] == olelo.sha256_file(Path(manifest["data_dir"]) / "train.jsonl")
-    assert sorted(train.checkpoints(adapters)) == [2, 4, 6]
+    assert sorted(olelo.runs.checkpoints(adapters)) == [2, 4, 6]
     assert (adapters / "adapters.safetensors").is_file()
     assert manifest["best"]["iteration"] == json.loads((adapters / "best" / "best.json").read_text())["iteration"]
 
@@ -188,7 +188,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(lab):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "finished"
     assert [s["offset"] for s in manifest["segments"]] == [0, done_before]
-    assert sorted(train.checkpoints(adapters)) == [2, 4, 6, 8, 10]
+    assert sorted(olelo.runs.checkpoints(adapters)) == [2, 4, 6, 8, 10]
     assert f"# resumed from iteration {done_before}" in (run_dir / "command.sh").read_text()
     iters = [m["iteration"] for m in read_metrics(run_dir) if m["type"] == "train"]
     assert iters == [2, 4, 6, 8, 10]

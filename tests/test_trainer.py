@@ -1,4 +1,4 @@
-"""scripts/trainer.py: the same run as mlx-lm's own train(); validation chrF++ is
+"""olelo/trainer.py: the same run as mlx-lm's own train(); validation chrF++ is
 translate.py's translations scored by sacrebleu; --select picks best/ and
 drives patience. Real training on the tiny model."""
 

@@ -64,7 +64,7 @@ def training_rows(runs: list[dict]) -> list[dict]:
 
 
 # Written by hand after the runs; `collect` keeps them when it rewrites a file.
-# "header" is the common header of bench/results files (bench/header.py's fields).
+# "header" is the common header of bench/results files (olelo/header.py's fields).
 KEPT_KEYS = ("header", "findings", "device_calls", "device_time", "not_run", "as_run_on_the_lent_machine")
 
 

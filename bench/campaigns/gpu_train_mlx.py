@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     p.add_argument("--grad-checkpoint", action="store_true")
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--loss", choices=["default", "chunked"], default="default",
-                   help="mlx-lm's default loss or scripts/lean_loss.py's chunked one")
+                   help="mlx-lm's default loss or olelo/lean_loss.py's chunked one")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget-s", type=float, default=1e9, help="skip configs that would end after this")
     p.add_argument("--label", default="", help="free text stored with the results (e.g. env vars set)")

@@ -1,5 +1,5 @@
 """Peak memory and speed of one LoRA training step: mlx-lm's default loss vs the lab's
-chunked loss (scripts/lean_loss.py), at several batch sizes, each point in its own process.
+chunked loss (olelo/lean_loss.py), at several batch sizes, each point in its own process.
 
     python bench/campaigns/lean_loss_memory.py --model models/gemma-3-270m --batches 1,2,4 --seq 512
     python bench/campaigns/lean_loss_memory.py --shape gemma-3-270m ...   # random weights of that shape
