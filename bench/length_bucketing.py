@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from olelo import header
 from olelo import memory
-import mem_profile  # noqa: E402
 import olelo
 
 
@@ -68,7 +67,7 @@ def main() -> int:
                 real, slots = memory.batch_padding(lens, batch, a.max_seq)
                 point = {"model": a.model, "data": str(folder), "batch": batch, "grad_checkpoint": False,
                          "max_seq": a.max_seq, "iters": a.iters, "warmup": a.warmup, "num_layers": 16, "seed": a.seed}
-                r = mem_profile.measure(point, Path(tmp) / f"{name}-{batch}.log", timeout=3600)
+                r = memory.measure(point, Path(tmp) / f"{name}-{batch}.log", timeout=3600)
                 case = {"order": name, "batch": batch, "epoch_padded_fraction": round(1 - real / slots, 4),
                         "status": r["status"]}
                 if r["status"] == "ok":

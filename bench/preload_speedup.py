@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from olelo import header
-import mem_profile  # noqa: E402
 import olelo
+from olelo import memory
 
 OPENBLAS = "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0"
 
@@ -65,7 +65,7 @@ def main() -> int:
                     os.environ.pop("LD_PRELOAD", None)
                     if preload:
                         os.environ["LD_PRELOAD"] = a.openblas
-                    r = mem_profile.measure(point, Path(tmp) / f"{rep}-{preload}.log", timeout=3600)
+                    r = memory.measure(point, Path(tmp) / f"{rep}-{preload}.log", timeout=3600)
                     if r["status"] != "ok":
                         raise olelo.UserError(f"{model} with preload={preload} failed: {r['status']}")
                     case = {"ld_preload": preload, **{k: r[k] for k in ("tok_s", "it_s", "warmup_s", "steady_tokens",

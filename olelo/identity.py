@@ -1,23 +1,19 @@
 """What a run's result depends on beyond its stamp, recorded at training and checked on
-every rerun, eval and fuse; the lock that keeps one process per run; the check that a
-split folder is what split.py wrote.
+every rerun, eval and fuse, and the check that a split folder is what split.py wrote
+(the lock that keeps one process per run is olelo.runs.RunLock).
 
-A library (no command line), used by train.py, translate.py, perplexity.py and fuse.py:
+Used by train.py, translate.py, perplexity.py and fuse.py:
 
     data_identity(dir)        sha256 of train/valid/test.jsonl (the manifest's "data")
     model_identity(model)     local folder: resolved path, sha256 of config.json and the
                               weights index, weight file sizes (and their sha256 when they
                               are small, as the tiny models are); Hub id: cached revision
     changes(manifest, ...)    what differs from the run's record, one phrase each
-    RunLock(folder)           fcntl.flock on <folder>/.lock, held while a run trains
     verify_split(dir)         hashes against the split manifest, and no test text in train/valid
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-import platform
 from pathlib import Path
 
 import olelo
@@ -107,45 +103,6 @@ def require_unchanged(manifest: dict, action: str, splits=SPLITS, remedy: str = 
     found = changes(manifest, splits)
     if found:
         raise UserError(f"run {manifest.get('stamp')}: cannot {action}: {'; '.join(found)}. {remedy}")
-
-
-# ---------------------------------------------------------------- the lock
-
-class RunLock:
-    """An exclusive fcntl.flock on <folder>/.lock, released when the process ends (even
-    by kill -9), so a stale lock cannot outlive its holder. The file names the holder."""
-
-    def __init__(self, folder):
-        self.path = Path(folder) / ".lock"
-        self.file = None
-        self.created = False  # set by the caller that made the folder (and may remove it)
-
-    def acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.close()
-            return False
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {platform.node()}\n")
-        f.flush()
-        self.file = f
-        return True
-
-    def holder(self) -> str:
-        try:
-            return self.path.read_text(encoding="utf-8").strip() or "another process"
-        except OSError:
-            return "another process"
-
-    def release(self) -> None:
-        if self.file:
-            fcntl.flock(self.file, fcntl.LOCK_UN)
-            self.file.close()
-            self.file = None
 
 
 # ---------------------------------------------------------------- split folders

@@ -30,6 +30,7 @@ import olelo
 CHUNK_TOKENS = 512
 
 
+
 def split_head(model):
     """(body, head_module, head_fn) of an mlx-lm language model: body(inputs) gives the
     final normalised hidden states and head_fn(hidden) the logits, computed by
@@ -124,6 +125,16 @@ def main(argv=None):
     check_split(model)
     print(f"{args.model}: logits == head(body(x)); LOSS=chunked can be used")
 
+
+def loss_function(name: str, model):
+    """The loss trainer.train uses for training and validation. chunked first checks
+    that the model's logits are its head applied to its body (check_split)."""
+    if name == "default":
+        from mlx_lm.tuner.trainer import default_loss
+
+        return default_loss
+    check_split(model)
+    return chunked_loss
 
 if __name__ == "__main__":
     olelo.run_main(main)

@@ -24,10 +24,12 @@ import os
 import platform
 import re
 import subprocess
+import sys
 import types
 from pathlib import Path
 
 import olelo
+from olelo.runs import REPO
 
 # mlx-lm 0.32.2 tuner/trainer.py iterate_batches pads each batch to
 # 1 + a multiple of 32, capped at max_seq_length.
@@ -202,3 +204,58 @@ def available_memory_bytes() -> int:
 def gb(n: float) -> str:
     """Bytes as a short human string (decimal units, as mlx-lm reports peak memory)."""
     return f"{n / 1e9:.2f} GB" if abs(n) >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+def preflight_warning(fit: dict, longest_tokens: int, batch: int, grad_checkpoint: bool, max_seq: int,
+                      available_bytes: float) -> str | None:
+    """A warning, with the numbers, when the batch holding the longest sequence is
+    predicted to need more memory than is available; None when it fits, or when
+    the fit has no points in this checkpoint mode (it cannot tell)."""
+    if GC_MODES[bool(grad_checkpoint)] not in fit["per_token_bytes"]:
+        return None
+    width = padded_width(longest_tokens, max_seq)
+    peak = predict_peak(fit, batch, width, grad_checkpoint)
+    if peak <= available_bytes:
+        return None
+    return (f"warning: batch {batch}{' with grad checkpoint' if grad_checkpoint else ''} is predicted to need "
+            f"{gb(peak)} when it holds the longest sequence ({longest_tokens} tokens, padded to {width}), "
+            f"but only {gb(available_bytes)} is available: expect an out-of-memory failure or swapping. "
+            f"Try a smaller batch, --grad-checkpoint, or a shorter --max-seq-length (BATCH=auto picks one).")
+
+
+def preflight(args, train_set, profiles: Path, loss: str) -> None:
+    """Warn before training when the newest mem-profile of this model (measured with
+    this run's --loss) predicts that the batch holding the longest example will not
+    fit in the memory available now."""
+    profile = newest_profile(profiles, args.model, loss)
+    if not profile:
+        return
+    longest = max(len(train_set.process(train_set[i])[0]) for i in range(len(train_set)))
+    warning = preflight_warning(profile["fit"], longest, args.batch_size, bool(args.grad_checkpoint),
+                                           args.max_seq_length, available_memory_bytes())
+    if warning:
+        print(f"[olelo] {warning} (fit: {profile['path']})")
+
+
+# ---------------------------------------------------------------- measuring one point
+
+# scripts/mem_profile.py --point prints its result on one line after this mark.
+RESULT_MARK = "MEM_PROFILE_RESULT "
+
+
+def measure(point: dict, log_path: Path, timeout: int) -> dict:
+    """Run one point in a fresh Python process; a crash or OOM kill becomes a row with its status."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, str(REPO / "scripts" / "mem_profile.py"), "--point", json.dumps(point)]
+    with open(log_path, "w") as log:
+        try:
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True, timeout=timeout)
+            out, status = proc.stdout, "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
+        except subprocess.TimeoutExpired as e:
+            out, status = e.stdout or "", f"timeout ({timeout} s)"
+            out = out.decode() if isinstance(out, bytes) else out
+        log.write(out)
+    for line in reversed(out.splitlines()):
+        if line.startswith(RESULT_MARK):
+            return {**point, **json.loads(line[len(RESULT_MARK):])}
+    return {**point, "status": status}

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import datetime
+import fcntl
 import os
 import platform
+import shutil
 import re
 import subprocess
 from importlib import metadata
@@ -202,3 +204,104 @@ def environment_info() -> dict:
 
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------- a run's folder and its lock
+
+class RunLock:
+    """An exclusive fcntl.flock on <folder>/.lock, released when the process ends (even
+    by kill -9), so a stale lock cannot outlive its holder. The file names the holder."""
+
+    def __init__(self, folder):
+        self.path = Path(folder) / ".lock"
+        self.file = None
+        self.created = False  # set by the caller that made the folder (and may remove it)
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            return False
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {platform.node()}\n")
+        f.flush()
+        self.file = f
+        return True
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text(encoding="utf-8").strip() or "another process"
+        except OSError:
+            return "another process"
+
+    def release(self) -> None:
+        if self.file:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.file.close()
+            self.file = None
+
+
+
+def choose_run_dir(runs: Path, stamp: str, force: bool):
+    """(stamp, state, lock): state is 'new', 'done', 'resume' or 'busy'. Decided under
+    the run folder's lock (RunLock), which the caller keeps while training:
+    of two identical commands started together, one trains and the other is refused."""
+    if force:  # a new attempt folder: mkdir is atomic, so two --force runs get two folders
+        n = 2
+        while True:
+            attempt = f"{stamp}-a{n}"
+            try:
+                (runs / attempt).mkdir(parents=True)
+            except FileExistsError:
+                n += 1
+                continue
+            lock = RunLock(runs / attempt)
+            lock.acquire()
+            lock.created = True
+            return attempt, "new", lock
+    created = not (runs / stamp).exists()
+    lock = RunLock(runs / stamp)
+    if not lock.acquire():
+        return stamp, "busy", lock
+    if created:
+        lock.created = True
+    m = runs / stamp / "manifest.json"
+    if not m.is_file():
+        return stamp, "new", lock
+    status = read_json(m, f"record of run {stamp} (FORCE=1 trains a new attempt)").get("status")
+    return stamp, ("done" if status in ("finished", "stopped-early") else "resume"), lock
+
+
+def forget_new_folder(runs: Path, stamp: str, lock) -> None:
+    """An invalid or refused run leaves no folder: remove the one this process made (empty
+    but for its lock)."""
+    if lock is not None and getattr(lock, "created", False):
+        folder = runs / stamp
+        if {p.name for p in folder.iterdir()} <= {".lock"}:
+            shutil.rmtree(folder, ignore_errors=True)
+        lock.release()
+
+
+class Tee:
+    """Write to the console and (without colour codes) to train.log."""
+
+    ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+    def __init__(self, stream, log):
+        self.stream, self.log = stream, log
+
+    def write(self, s):
+        self.stream.write(s)
+        self.log.write(self.ANSI.sub("", s))
+        return len(s)
+
+    def flush(self):
+        self.stream.flush()
+        self.log.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)

@@ -80,28 +80,9 @@ def choose(fit: dict, width: int, budget: float, modes: list[bool], candidates=C
     return {**best, "per_mode": per_mode}
 
 
-def preflight_warning(fit: dict, longest_tokens: int, batch: int, grad_checkpoint: bool, max_seq: int,
-                      available_bytes: float) -> str | None:
-    """A warning, with the numbers, when the batch holding the longest sequence is
-    predicted to need more memory than is available; None when it fits, or when
-    the fit has no points in this checkpoint mode (it cannot tell)."""
-    if memory.GC_MODES[bool(grad_checkpoint)] not in fit["per_token_bytes"]:
-        return None
-    width = memory.padded_width(longest_tokens, max_seq)
-    peak = memory.predict_peak(fit, batch, width, grad_checkpoint)
-    if peak <= available_bytes:
-        return None
-    return (f"warning: batch {batch}{' with grad checkpoint' if grad_checkpoint else ''} is predicted to need "
-            f"{memory.gb(peak)} when it holds the longest sequence ({longest_tokens} tokens, padded to {width}), "
-            f"but only {memory.gb(available_bytes)} is available: expect an out-of-memory failure or swapping. "
-            f"Try a smaller batch, --grad-checkpoint, or a shorter --max-seq-length (BATCH=auto picks one).")
-
-
 def probe(model: str, data: str, max_seq: int, modes: list[bool], num_layers: int = 16,
           loss: str = "default") -> tuple[dict, list[dict]]:
     """Fit from short measured runs of worst-case batches (batch 1 and 2, longest examples)."""
-    import mem_profile
-
     points = []
     with tempfile.TemporaryDirectory() as tmp:
         for gc in modes:
@@ -110,7 +91,7 @@ def probe(model: str, data: str, max_seq: int, modes: list[bool], num_layers: in
                          "iters": 2, "warmup": 1, "num_layers": num_layers, "seed": 0, "longest_only": True,
                          "loss": loss}
                 print(f"probe: batch {b}, grad checkpoint {memory.GC_MODES[gc]} ...", file=sys.stderr, flush=True)
-                r = mem_profile.measure(point, Path(tmp) / f"probe-{b}-{int(gc)}.log", timeout=900)
+                r = memory.measure(point, Path(tmp) / f"probe-{b}-{int(gc)}.log", timeout=900)
                 if r["status"] != "ok":
                     raise olelo.UserError(f"probe at batch {b} failed: {r['status']}; even batch 1 may not fit")
                 points.append(r)
@@ -146,7 +127,7 @@ def main(argv=None) -> int:
         source = f"probe of batches 1 and 2 of the longest examples (LOSS={a.loss})"
 
     if a.check_batch:
-        warning = preflight_warning(fit, longest, a.check_batch, a.grad_checkpoint == "on", a.max_seq, available)
+        warning = memory.preflight_warning(fit, longest, a.check_batch, a.grad_checkpoint == "on", a.max_seq, available)
         print(warning or f"ok: batch {a.check_batch} predicted to fit in {memory.gb(available)} ({source})",
               file=sys.stderr)
         return 0

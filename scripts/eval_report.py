@@ -37,6 +37,7 @@ import sys
 from pathlib import Path
 
 import olelo
+from olelo import records
 from olelo import plots
 from olelo import identity
 from olelo import scores
@@ -47,11 +48,6 @@ HIGHER_BETTER = {"bleu": True, "chrf": True, "ter": False, "semsim": True, "test
 POSTHOC_NOTE = ("highest on the TEST set among the fine-tuned checkpoints: a post-hoc view (selection on test "
                 "flatters it), never the result to report; the headline is the checkpoint chosen on validation")
 SECONDARY = ("chrf", "bleu")  # metrics of the comparisons against copy-source and few-shot
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    return olelo.read_jsonl(path) if path.is_file() else []
 
 
 def ckpt_iteration(name: str, metrics: list[dict], manifest: dict, adapter_dir: Path):
@@ -268,7 +264,7 @@ def main():
     manifest = olelo.run_manifest(run_dir)
     identity.require_unchanged(manifest, "be scored", splits=("test",), remedy=(
         "Score it on the test set it was trained with (rebuild that data), or train a new run (FORCE=1)"))
-    metrics = read_metrics(run_dir)
+    metrics = records.read_metrics(run_dir)
     baselines, ckpts = evaluate(eval_dir, metrics, manifest, a.bootstrap, a.seed)
     rows_all = {**baselines, **ckpts}
     refs = [r["reference"] for r in olelo.read_jsonl(eval_dir / "base" / "hyps.jsonl")]

@@ -41,6 +41,7 @@ from importlib import metadata
 from pathlib import Path
 
 import olelo
+from olelo import records
 from olelo import identity
 
 
@@ -53,14 +54,9 @@ def shown(path) -> str:
         return str(path)
 
 
-def metrics(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-
-
 def iteration_and_val_loss(run_dir: Path, manifest: dict, adapter_dir: Path, name: str):
     """Updates behind a checkpoint, and the val loss measured right then (None when no validation ran then)."""
-    rows = metrics(run_dir)
+    rows = records.read_metrics(run_dir)
     if name == "best":
         info = json.loads((adapter_dir / "best" / "best.json").read_text())
         return info["iteration"], info["val_loss"]

@@ -50,7 +50,6 @@ import json
 import os
 import resource
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -58,7 +57,6 @@ from pathlib import Path
 from olelo import memory
 import olelo
 
-RESULT_MARK = "MEM_PROFILE_RESULT "
 CSV_FIELDS = [
     "model", "data", "batch", "grad_checkpoint", "max_seq", "longest_only", "iters", "warmup", "num_layers", "status",
     "peak_bytes", "max_rss_bytes", "width", "tokens_in_batch", "longest_seq", "padded_fraction",
@@ -227,24 +225,6 @@ def run_point(point: dict) -> dict:
     }
 
 
-def measure(point: dict, log_path: Path, timeout: int) -> dict:
-    """Run one point in a fresh Python process; a crash or OOM kill becomes a row with its status."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--point", json.dumps(point)]
-    with open(log_path, "w") as log:
-        try:
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True, timeout=timeout)
-            out, status = proc.stdout, "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
-        except subprocess.TimeoutExpired as e:
-            out, status = e.stdout or "", f"timeout ({timeout} s)"
-            out = out.decode() if isinstance(out, bytes) else out
-        log.write(out)
-    for line in reversed(out.splitlines()):
-        if line.startswith(RESULT_MARK):
-            return {**point, **json.loads(line[len(RESULT_MARK):])}
-    return {**point, "status": status}
-
-
 # ---------------------------------------------------------------- the sweep
 
 def fit_and_check(rows: list[dict], holdout_batch: int) -> tuple[dict, dict | None]:
@@ -332,7 +312,7 @@ def write_csv(rows: list[dict], path: Path) -> None:
 def main(argv=None) -> int:
     a = parse_args(argv)
     if a.point is not None:
-        print(RESULT_MARK + json.dumps(run_point(json.loads(a.point))), flush=True)
+        print(memory.RESULT_MARK + json.dumps(run_point(json.loads(a.point))), flush=True)
         return 0
     if not (Path(a.data) / "train.jsonl").is_file():
         raise olelo.UserError(f"{a.data}/train.jsonl not found (make data, or pass --data)")
@@ -354,7 +334,7 @@ def main(argv=None) -> int:
     rows, started = [], time.time()
     for i, p in enumerate(points, 1):
         name = f"bs{p['batch']}-gc{int(p['grad_checkpoint'])}-ms{p['max_seq']}{'-longest' if p.get('longest_check') else ''}"
-        r = measure(p, out / "logs" / f"{name}.log", a.point_timeout)
+        r = memory.measure(p, out / "logs" / f"{name}.log", a.point_timeout)
         rows.append(r)
         if r["status"] == "ok":
             print(f"[{i}/{len(points)}] {name}: peak {memory.gb(r['peak_bytes'])}, rss {memory.gb(r['max_rss_bytes'])}, "

@@ -28,8 +28,9 @@ from pathlib import Path
 
 from olelo import memory
 import olelo
+from olelo.notes import MEMORY_BEGIN, MEMORY_END
 
-BEGIN, END = "<!-- memory-guidelines:begin -->", "<!-- memory-guidelines:end -->"
+BEGIN, END = MEMORY_BEGIN, MEMORY_END
 TIERS = [("~100 GB available", 100e9), ("~50 GB available", 50e9),
          ("<32 GB available (figures for 32 GB)", 32e9), ("16 GB available", 16e9)]
 CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
@@ -175,15 +176,6 @@ def section(rows: list[dict], meta: dict, margin: float, source: str) -> str:
     return "\n".join(out)
 
 
-def replace_between_markers(text: str, new_section: str, where: str = "the file") -> str:
-    """`text` with its marked section replaced by `new_section` (which carries the markers)."""
-    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise olelo.UserError(
-            f"{where} needs exactly one line {BEGIN} followed by one line {END} where the memory "
-            "guidelines go; add them (the section between them is generated)")
-    return text[:text.index(BEGIN)] + new_section + text[text.index(END) + len(END):]
-
-
 def main(argv=None) -> int:
     a = parse_args(argv)
     if bool(a.results) == bool(a.model):
@@ -205,7 +197,7 @@ def main(argv=None) -> int:
     if not notes.is_file():
         raise olelo.UserError(f"{notes}: no such file")
     old = notes.read_text(encoding="utf-8")
-    new = replace_between_markers(old, text, str(notes))
+    new = olelo.notes.replace_section(old, text, str(notes))
     if new != old:
         olelo.atomic_write_text(notes, new)
     print(f"{notes}: memory guidelines {'updated' if new != old else 'unchanged'} from {meta['stamp']}")

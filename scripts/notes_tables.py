@@ -23,9 +23,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import memory_guidelines
 import olelo
-import runs_table
+from olelo import notes
+from olelo import records
 from olelo import scores
 from olelo import summaries
 
@@ -43,8 +43,8 @@ show that each step runs, and how fast on the machine named in the run record; t
 say nothing about translation. Scores near zero are expected.
 """
 
-NO_MEMORY = (f"{memory_guidelines.BEGIN}\n## Memory guidelines\n\n"
-             f"No profile yet: `make mem-profile MODEL=...` writes this section.\n{memory_guidelines.END}")
+NO_MEMORY = (f"{notes.MEMORY_BEGIN}\n## Memory guidelines\n\n"
+             f"No profile yet: `make mem-profile MODEL=...` writes this section.\n{notes.MEMORY_END}")
 
 
 def evaluation_rows(runs_dir: Path, stand_in: bool) -> list[str]:
@@ -60,10 +60,10 @@ def evaluation_rows(runs_dir: Path, stand_in: bool) -> list[str]:
         except (olelo.UserError, KeyError, TypeError, ValueError) as e:
             print(f"warning: skipped {summary_path}: {e}", file=sys.stderr)
             continue
-        if runs_table.is_stand_in(manifest.get("model", "")) != stand_in:
+        if records.is_stand_in(manifest.get("model", "")) != stand_in:
             continue
-        status = runs_table.status_of(run_dir, manifest)
-        if status not in runs_table.DONE:  # a failed or stopped run's checkpoints are not results
+        status = records.status_of(run_dir, manifest)
+        if status not in records.DONE:  # a failed or stopped run's checkpoints are not results
             print(f"note: {summary_path} left out: its run is {status}", file=sys.stderr)
             continue
         if not tuned:
@@ -98,9 +98,9 @@ def _delta(m) -> str:
 
 
 def tables(runs_dir: Path, stand_in: bool) -> str:
-    runs = [r for r in runs_table.rows(runs_dir) if runs_table.is_stand_in(r["model"]) == stand_in]
+    runs = [r for r in records.rows(runs_dir) if records.is_stand_in(r["model"]) == stand_in]
     out = ["Runs (`make runs` shows the same):", ""]
-    out.append(runs_table.markdown(runs).rstrip() if runs else "None yet.")
+    out.append(records.markdown(runs).rstrip() if runs else "None yet.")
     evals = evaluation_rows(runs_dir, stand_in)
     out += ["", "Evaluations on the common test set. Baselines: base (zero-shot), copy-source (the source sentence "
             "as the translation: a model that does not beat it has not learned to translate), base-fewshot (when "
@@ -117,10 +117,7 @@ def tables(runs_dir: Path, stand_in: bool) -> str:
 
 
 def memory_section(old: str) -> str:
-    begin, end = memory_guidelines.BEGIN, memory_guidelines.END
-    if old.count(begin) == 1 and old.count(end) == 1 and old.index(begin) < old.index(end):
-        return old[old.index(begin):old.index(end) + len(end)]
-    return NO_MEMORY
+    return notes.section(old) or NO_MEMORY
 
 
 def build(runs_dir: Path, old: str = "") -> str:

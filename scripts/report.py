@@ -32,7 +32,7 @@ from pathlib import Path
 
 import olelo
 from olelo import plots
-import runs_table
+from olelo import records
 from olelo import scores
 from olelo.summaries import base_ci, chrf_ci, chrf_vs, normalize
 
@@ -133,11 +133,11 @@ def collect_runs(runs_dir: Path) -> list[dict]:
             continue
         try:  # one damaged record must not hide every other run
             manifest = read_json(manifest_path)
-            row = runs_table.run_row(run_dir)
+            row = records.run_row(run_dir)
         except (olelo.UserError, KeyError, TypeError, ValueError) as e:
             print(f"warning: skipped {run_dir}: {e}", file=sys.stderr)
             continue
-        metrics = runs_table.read_metrics(run_dir)
+        metrics = records.read_metrics(run_dir)
         evals = [p.parent for p in sorted(run_dir.glob("eval*/summary.json"))]
         runs.append({"dir": run_dir, "manifest": manifest, "metrics": metrics, "row": row,
                      "status": row["status"], "evals": evals})

@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shlex
 import shutil
 import sys
@@ -40,13 +39,12 @@ from pathlib import Path
 
 from olelo import checks
 import olelo
-from olelo import runs as runs_lib
+from olelo import memory
+from olelo.config import LOSSES, mlx_lora_args, run_config
+from olelo import distributed
+from olelo.records import EarlyStop, Recorder
 from olelo import identity
 
-
-
-class EarlyStop(Exception):
-    pass
 
 
 def parse_lab_args(argv):
@@ -94,277 +92,32 @@ def parse_lab_args(argv):
     return lab, cmd
 
 
-def mlx_lora_args(cmd: list[str], config: dict | None = None) -> types.SimpleNamespace:
-    """The arguments mlx_lm.lora's main() would run `cmd` with (same parser, same
-    merge). `config` stands for the content of the -c file when given."""
-    import yaml
-    from mlx_lm import lora
-
-    parser = lora.build_parser()
-
-    def refuse(message):  # one line, not argparse's usage block
-        raise olelo.UserError(f"mlx_lm.lora command: {message}")
-
-    parser.error = refuse
-    args = vars(parser.parse_args(cmd[1:]))
-    if args.get("config"):
-        if config is None:
-            with open(args["config"]) as f:
-                config = yaml.load(f, lora.yaml_loader)
-        for k, v in config.items():
-            if args.get(k) is None:
-                args[k] = v
-    for k, v in lora.CONFIG_DEFAULTS.items():
-        if args.get(k) is None:
-            args[k] = v
-    return types.SimpleNamespace(**args)
-
-
-def run_config(lab, merged: dict) -> dict:
-    """config.yaml content: what mlx-lm takes only from YAML."""
-    lora = dict(merged["lora_parameters"])
-    for key in ("rank", "scale", "dropout"):
-        if getattr(lab, key) is not None:
-            lora[key] = getattr(lab, key)
-    config = {"lora_parameters": lora}
-    if lab.lr_schedule == "cosine":
-        iters, lr = merged["iters"], merged["learning_rate"]
-        warmup = lab.warmup if lab.warmup is not None else max(1, iters // 20)
-        config["lr_schedule"] = {
-            "name": "cosine_decay",
-            "warmup": warmup,
-            "warmup_init": 0.0,
-            "arguments": [lr, max(1, iters - warmup), lr * 0.1],
-        }
-    return config
-
-
-# ---------------------------------------------------------------- records
-
-class Tee:
-    """Write to the console and (without colour codes) to train.log."""
-
-    ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-    def __init__(self, stream, log):
-        self.stream, self.log = stream, log
-
-    def write(self, s):
-        self.stream.write(s)
-        self.log.write(self.ANSI.sub("", s))
-        return len(s)
-
-    def flush(self):
-        self.stream.flush()
-        self.log.flush()
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-
-
-# ---------------------------------------------------------------- checkpoints
-
-class Recorder:
-    """The trainer's callback: metrics.jsonl, best checkpoint by `select`, early stopping.
-
-    Its state (rows written, best so far) is saved in each checkpoint; on resume,
-    metrics.jsonl is cut back to the rows it had then, and what follows is redone."""
-
-    def __init__(self, model, run_dir: Path, adapter_dir: Path, patience: int, select: str, writer: bool,
-                 restored: dict | None = None):
-        self.model, self.run_dir, self.adapter_dir = model, run_dir, adapter_dir
-        self.patience, self.select, self.writer = patience, select, writer
-        self.metrics = run_dir / "metrics.jsonl"
-        restored = restored or {"metrics_rows": 0, "best": None, "since_best": 0}
-        kept = read_metrics(self.metrics)[: restored["metrics_rows"]]
-        if writer:
-            olelo.atomic_write_jsonl(self.metrics, kept)
-        self.rows, self.best, self.since_best = len(kept), restored["best"], restored["since_best"]
-
-    def checkpoint_state(self) -> dict:
-        return {"metrics_rows": self.rows, "best": self.best, "since_best": self.since_best}
-
-    def _append(self, record):
-        self.rows += 1
-        if not self.writer:  # distributed: every rank decides alike, rank 0 writes
-            return
-        with open(self.metrics, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-
-    def on_train_loss_report(self, info):
-        record = {"type": "train", **{k: float(v) if k != "iteration" else int(v) for k, v in info.items()}}
-        record["trained_tokens"] = int(record["trained_tokens"])
-        record["time"] = runs_lib.now()
-        self._append(record)
-
-    def better(self, record) -> bool:
-        if self.best is None:
-            return True
-        if self.select == "val_chrf":
-            return record["val_chrf"] > self.best["val_chrf"]
-        return record["val_loss"] < self.best["val_loss"]
-
-    def on_val_loss_report(self, info):
-        record = {"type": "val", "iteration": int(info["iteration"]), "val_loss": float(info["val_loss"]),
-                  "val_time": float(info["val_time"]),
-                  **{k: info[k] for k in ("val_chrf", "val_gen_n", "val_gen_tokens", "val_gen_time") if k in info}, "time": runs_lib.now()}
-        self._append(record)
-        if self.better(record):
-            self.best, self.since_best = record, 0
-            if self.writer:
-                self.save_best()
-        else:
-            self.since_best += 1
-            if self.patience and self.since_best >= self.patience:
-                raise EarlyStop(record["iteration"])
-
-    def save_best(self):
-        import mlx.core as mx
-        from mlx.utils import tree_flatten
-
-        best_dir = self.adapter_dir / "best"
-        tmp = self.adapter_dir / ".best.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        mx.save_safetensors(str(tmp / "adapters.safetensors"), dict(tree_flatten(self.model.trainable_parameters())))
-        shutil.copy(self.adapter_dir / "adapter_config.json", tmp / "adapter_config.json")
-        olelo.atomic_write_json(tmp / "best.json", {"iteration": self.best["iteration"], "criterion": self.select,
-                                                    **{k: self.best[k] for k in ("val_loss", "val_chrf")
-                                                       if k in self.best}})
-        shutil.rmtree(best_dir, ignore_errors=True)
-        os.replace(tmp, best_dir)
-
-
-def read_metrics(path: Path) -> list[dict]:
-    rows = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass  # a line cut short by a kill: that report is redone on resume
-    return rows
-
-
-# ---------------------------------------------------------------- the run
-
 STATES = ("new", "done", "resume", "busy", "refused")
-LOSSES = ("default", "chunked")
-
-
-def loss_function(name: str, model):
-    """The loss trainer.train uses for training and validation. chunked first checks
-    that the model's logits are its head applied to its body (lean_loss.check_split)."""
-    if name == "default":
-        from mlx_lm.tuner.trainer import default_loss
-
-        return default_loss
-    from olelo import lean_loss
-
-    lean_loss.check_split(model)
-    return lean_loss.chunked_loss
-
-
-def collective_stream():
-    """Where the lab's own small collectives run: ring/MPI want the CPU stream (as
-    mlx-lm uses), NCCL on CUDA refuses it ("no Stream(gpu, 0) in current thread",
-    measured on 2 H100s), so there the default GPU stream."""
-    import mlx.core as mx
-
-    return None if mx.cuda.is_available() else mx.cpu
-
-
-def route_collectives_to_gpu() -> None:
-    """mlx-lm 0.32.2 runs its all_sum calls on the CPU stream; under NCCL (mlx 0.32.4,
-    CUDA) that fails with "There is no Stream(gpu, N) in current thread" (measured on
-    2 H100s). Run them on the default stream instead: same sums, where NCCL has them."""
-    import mlx.core as mx
-
-    def on_default_stream(collective):
-        def call(x, *args, **kwargs):
-            stream = kwargs.get("stream")
-            if stream is not None and "cpu" in str(stream):  # mx.cpu, Device(cpu, 0) or a cpu Stream
-                kwargs.pop("stream")
-            return collective(x, *args, **kwargs)
-        return call
-
-    for name in ("all_sum", "all_gather"):
-        setattr(mx.distributed, name, on_default_stream(getattr(mx.distributed, name)))
-
-
-def agree(world, values: list[int]) -> list[int]:
-    """Rank 0's values, on every rank (a sum where the other ranks add zeros)."""
-    if world.size() == 1:
-        return values
-    import mlx.core as mx
-
-    mine = mx.array(values if world.rank() == 0 else [0] * len(values))
-    return [int(v) for v in mx.distributed.all_sum(mine, stream=collective_stream()).tolist()]
-
-
-def all_hosts(world) -> list[str]:
-    """Every rank's host name, gathered on every rank (names are short: pad to 64 bytes)."""
-    name = platform.node().encode()[:64].ljust(64, b"\0")
-    if world.size() == 1:
-        return [platform.node()]
-    import mlx.core as mx
-
-    gathered = mx.distributed.all_gather(mx.array(list(name), dtype=mx.uint8), stream=collective_stream())
-    raw = bytes(gathered.tolist())
-    return [raw[i:i + 64].rstrip(b"\0").decode(errors="replace") for i in range(0, len(raw), 64)]
-
-
-def choose_run_dir(runs: Path, stamp: str, force: bool):
-    """(stamp, state, lock): state is 'new', 'done', 'resume' or 'busy'. Decided under
-    the run folder's lock (identity.RunLock), which the caller keeps while training:
-    of two identical commands started together, one trains and the other is refused."""
-    if force:  # a new attempt folder: mkdir is atomic, so two --force runs get two folders
-        n = 2
-        while True:
-            attempt = f"{stamp}-a{n}"
-            try:
-                (runs / attempt).mkdir(parents=True)
-            except FileExistsError:
-                n += 1
-                continue
-            lock = identity.RunLock(runs / attempt)
-            lock.acquire()
-            lock.created = True
-            return attempt, "new", lock
-    created = not (runs / stamp).exists()
-    lock = identity.RunLock(runs / stamp)
-    if not lock.acquire():
-        return stamp, "busy", lock
-    if created:
-        lock.created = True
-    m = runs / stamp / "manifest.json"
-    if not m.is_file():
-        return stamp, "new", lock
-    status = olelo.read_json(m, f"record of run {stamp} (FORCE=1 trains a new attempt)").get("status")
-    return stamp, ("done" if status in ("finished", "stopped-early") else "resume"), lock
-
-
-def forget_new_folder(runs: Path, stamp: str, lock) -> None:
-    """An invalid or refused run leaves no folder: remove the one this process made (empty
-    but for its lock)."""
-    if lock is not None and getattr(lock, "created", False):
-        folder = runs / stamp
-        if {p.name for p in folder.iterdir()} <= {".lock"}:
-            shutil.rmtree(folder, ignore_errors=True)
-        lock.release()
 
 
 def main(argv=None):
+    """One segment of a run, step by step: check the command, decide the run folder
+    (new, resume, up to date, busy), load and check the model, record the start,
+    train, record how it ended."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv in (["-h"], ["--help"]):
-        argv = ["--help", "--"]
-    lab, cmd = parse_lab_args(argv)
-    import mlx.core as mx
+    lab, cmd = parse_lab_args(["--help", "--"] if argv in (["-h"], ["--help"]) else argv)
+    world = distributed.init()
+    base, config = check_command(lab, cmd, world)
+    run = decide_run(lab, base, config, world)
+    if run.state == "done":
+        if world.rank() == 0:
+            olelo.runs.point_latest(run.runs / "latest", run.stamp)
+            print(f"{run.run_dir}: up to date (status finished; FORCE=1 trains a new attempt)")
+        return 0
+    model, tokenizer, loss = load_model_checked(lab, base, run, world)
+    manifest = record_start(lab, cmd, base, config, run, world)
+    train_and_record(lab, config, manifest, run, model, tokenizer, loss, world)
+    return 0
 
-    world = mx.distributed.init()
-    rank = world.rank()
-    if world.size() > 1 and mx.cuda.is_available():
-        route_collectives_to_gpu()
+
+def check_command(lab, cmd: list[str], world) -> tuple[dict, dict]:
+    """(mlx_lm.lora's merged arguments, config.yaml): every knob and the data checked
+    before any folder is made."""
     base = vars(mlx_lora_args(cmd))
     config = run_config(lab, base)
     if not base["train"]:
@@ -374,134 +127,162 @@ def main(argv=None):
     if not (data / "train.jsonl").is_file():
         raise olelo.UserError(f"{data}/train.jsonl not found; build the data first (make data)")
     note = identity.verify_split(data)
-    if note and rank == 0:
+    if note and world.rank() == 0:
         print(note, file=sys.stderr)
-    dataset = data.name
+    return base, config
+
+
+def decide_run(lab, base: dict, config: dict, world) -> types.SimpleNamespace:
+    """The run folder and what to do with it. Rank 0 looks under the run folder's lock
+    and decides (new, done, resume from a checkpoint, busy, refused); every rank follows."""
     # --loss stays out of the stamp: both losses give the same numbers (within float
     # rounding; tests/test_lean_loss.py), only the peak memory differs, so a run is
     # the same experiment under either. The manifest records which one it used.
-    stamp = olelo.run_stamp(dataset, {**base, **config, "patience": lab.patience, "select": lab.select,
-                                      "val_gen": lab.val_gen, "world_size": world.size()})
+    stamp = olelo.run_stamp(Path(base["data"]).name, {**base, **config, "patience": lab.patience,
+                                                      "select": lab.select, "val_gen": lab.val_gen,
+                                                      "world_size": world.size()})
     runs, adapters = Path(lab.runs_dir), Path(lab.adapters_dir)
-
-    # Rank 0 looks at the run folder and decides; every rank follows its decision.
     state, attempt, offset, lock, refusal = "new", 0, 0, None, ""
-    if rank == 0:
+    if world.rank() == 0:
         try:
-            decided, state, lock = choose_run_dir(runs, stamp, lab.force)
+            decided, state, lock = olelo.runs.choose_run_dir(runs, stamp, lab.force)
             if state in ("done", "resume"):  # the same stamp must also mean the same data and model
                 identity.require_unchanged(olelo.run_manifest(runs / decided),
-                                               "be up to date" if state == "done" else "resume")
+                                           "be up to date" if state == "done" else "resume")
         except olelo.UserError as e:
             state, refusal, decided = "refused", str(e), stamp
         attempt = int(decided.rsplit("-a", 1)[1]) if decided != stamp else 0
-        if state == "resume":  # the newest checkpoint with its training state; -1: weights only
-            from olelo import trainer
-
-            resumable = trainer.states(adapters / decided)
-            offset = resumable[-1] if resumable else -1 if runs_lib.checkpoints(adapters / decided) else 0
-            # best/ and patience go on by the criterion and sample they started with.
-            recorded = json.loads((runs / decided / "manifest.json").read_text()).get("lab_options", {})
-            for key in ("select", "val_gen"):
-                if key in recorded and recorded[key] != getattr(lab, key):
-                    print(f"note: resuming {decided} with its recorded {key} {recorded[key]}, not {getattr(lab, key)}",
-                          file=sys.stderr)
-                    setattr(lab, key, recorded[key])
-            # Unlike those, the loss is refused, not swapped: LOSS=chunked is asked for to fit in memory.
-            started = recorded.get("loss", "default")  # runs from before --loss used mlx-lm's
-            if started != lab.loss:
-                state, refusal = "refused", (f"run {decided} was started with LOSS={started}; resume it with "
-                                             f"LOSS={started}, or FORCE=1 trains a new attempt with LOSS={lab.loss}")
+        if state == "resume":
+            offset, refusal = resume_point(lab, runs / decided, adapters / decided)
+            state = "refused" if refusal else state
     selects = ("val_loss", "val_chrf")
-    state_code, attempt, offset, select, lab.val_gen = agree(
+    state_code, attempt, offset, select, lab.val_gen = distributed.agree(
         world, [STATES.index(state), attempt, offset + 1, selects.index(lab.select), lab.val_gen])
     offset -= 1  # sent as offset + 1: agree() sums, and -1 must survive
     lab.select = selects[select]
     state = STATES[state_code]
     stamp = f"{stamp}-a{attempt}" if attempt else stamp
-    run_dir, adapter_dir = runs / stamp, adapters / stamp
-    if state == "done":
-        if rank == 0:
-            runs_lib.point_latest(runs / "latest", stamp)
-            print(f"{run_dir}: up to date (status finished; FORCE=1 trains a new attempt)")
-        return 0
     if state == "busy":
         holder = lock.holder() if lock else "another process"
-        raise olelo.UserError(f"run {stamp} is being trained right now ({holder} holds {run_dir}/.lock); "
+        raise olelo.UserError(f"run {stamp} is being trained right now ({holder} holds {runs / stamp}/.lock); "
                               f"wait for it or stop it")
     if state == "refused":
         raise olelo.UserError(refusal or "rank 0 refused this run (see its message)")
     if offset < 0:
         raise olelo.UserError(f"{adapters / stamp} has checkpoints without training state (written before exact "
                               f"resume); FORCE=1 trains a new attempt")
+    return types.SimpleNamespace(stamp=stamp, state=state, offset=offset, lock=lock, runs=runs, adapters=adapters,
+                                 run_dir=runs / stamp, adapter_dir=adapters / stamp)
 
-    # Load and check against the model first: an invalid run leaves no run folder behind.
+
+def resume_point(lab, run_dir: Path, adapter_dir: Path) -> tuple[int, str]:
+    """(iteration to resume from, refusal or ""): the newest checkpoint with its training
+    state (-1: weights only). best/ and patience go on by the criterion and sample they
+    started with; the loss is refused, not swapped (LOSS=chunked is asked for to fit in memory)."""
+    from olelo import trainer
+
+    resumable = trainer.states(adapter_dir)
+    offset = resumable[-1] if resumable else -1 if olelo.runs.checkpoints(adapter_dir) else 0
+    recorded = json.loads((run_dir / "manifest.json").read_text()).get("lab_options", {})
+    for key in ("select", "val_gen"):
+        if key in recorded and recorded[key] != getattr(lab, key):
+            print(f"note: resuming {run_dir.name} with its recorded {key} {recorded[key]}, not {getattr(lab, key)}",
+                  file=sys.stderr)
+            setattr(lab, key, recorded[key])
+    started = recorded.get("loss", "default")  # runs from before --loss used mlx-lm's
+    if started != lab.loss:
+        return offset, (f"run {run_dir.name} was started with LOSS={started}; resume it with "
+                        f"LOSS={started}, or FORCE=1 trains a new attempt with LOSS={lab.loss}")
+    return offset, ""
+
+
+def load_model_checked(lab, base: dict, run, world):
+    """(model, tokenizer, loss), checked against the command first: an invalid run
+    leaves no run folder behind."""
     try:
         model, tokenizer = olelo.load_model(base["model"])
         checks.layers_vs_model(base["num_layers"], model)
-        loss = loss_function(lab.loss, model)
-        warning = checks.max_seq_vs_data(base["max_seq_length"], tokenizer, data / "train.jsonl")
+        from olelo import lean_loss
+
+        loss = lean_loss.loss_function(lab.loss, model)
+        warning = checks.max_seq_vs_data(base["max_seq_length"], tokenizer, Path(base["data"]) / "train.jsonl")
     except BaseException:
-        if rank == 0:
-            forget_new_folder(runs, stamp, lock)
+        if world.rank() == 0:
+            olelo.runs.forget_new_folder(run.runs, run.stamp, run.lock)
         raise
-    if warning and rank == 0:
+    if warning and world.rank() == 0:
         print(f"warning: {warning}", file=sys.stderr)
-    manifest_path = run_dir / "manifest.json"
+    return model, tokenizer, loss
+
+
+def record_start(lab, cmd: list[str], base: dict, config: dict, run, world) -> dict:
+    """Rank 0 writes config.yaml, command.sh, runs/latest and the manifest (status
+    running, code, environment, data and model identity); returns the manifest."""
+    import mlx.core as mx
+
+    run_dir, adapter_dir = run.run_dir, run.adapter_dir
     config_path = run_dir / "config.yaml"
-    manifest = {"stamp": stamp, "dataset": dataset, "model": base["model"], "data_dir": base["data"],
-                "adapter_dir": str(adapter_dir), "iters": base["iters"], "segments": [],
+    manifest = {"stamp": run.stamp, "dataset": Path(base["data"]).name, "model": base["model"],
+                "data_dir": base["data"], "adapter_dir": str(adapter_dir), "iters": base["iters"], "segments": [],
                 "lab_options": {"patience": lab.patience, "lr_schedule": lab.lr_schedule, "select": lab.select,
                                 "val_gen": lab.val_gen, "keep": lab.keep, "loss": lab.loss},
                 "mlx_lm_command": cmd}
-    if state == "resume" and rank == 0:
-        manifest = json.loads(manifest_path.read_text())
+    if run.state == "resume" and world.rank() == 0:
+        manifest = json.loads((run_dir / "manifest.json").read_text())
         if cmd != manifest["mlx_lm_command"]:
-            print(f"note: resuming {stamp} with its recorded command, not this one", file=sys.stderr)
-
-    total = manifest["iters"]
+            print(f"note: resuming {run.stamp} with its recorded command, not this one", file=sys.stderr)
     full_cmd = manifest["mlx_lm_command"] + ["-c", str(config_path), "--adapter-path", str(adapter_dir)]
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if state == "new":
-            import yaml
-            olelo.atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
-            olelo.atomic_write_text(run_dir / "command.sh", "#!/usr/bin/env bash\n# Run from the repository root.\n")
-            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-        with open(run_dir / "command.sh", "a") as f:
-            if state == "resume":  # same command: the checkpoint holds everything else
-                f.write(f"# resumed from iteration {offset} (weights, optimizer, schedule, data order, RNG)\n")
-            else:
-                f.write(shlex.join(full_cmd) + "\n")
-        runs_lib.point_latest(runs / "latest", stamp)
-        manifest.update({
-            "status": "running", "pid": os.getpid(), "host": platform.node(),
-            "git": runs_lib.git_info(), "environment": runs_lib.environment_info(), "data": identity.data_identity(base["data"]),
-            "model_identity": identity.model_identity(base["model"]),
-            "world_size": world.size(), "hosts": sorted(set(all_hosts(world))),
-            "workarounds": ["collectives on the GPU stream (NCCL)"] if world.size() > 1 and mx.cuda.is_available() else [],
-        })
-        if lab.auto_batch_record:
-            manifest["auto_batch"] = json.loads(Path(lab.auto_batch_record).read_text())
-        manifest.setdefault("started", runs_lib.now())
-        manifest["segments"].append({"started": runs_lib.now(), "offset": offset, "command": full_cmd})
-        olelo.atomic_write_json(manifest_path, manifest)
-    else:
-        all_hosts(world)
+    manifest["full_command"] = full_cmd
+    if world.rank() != 0:
+        distributed.all_hosts(world)  # a collective: every rank takes part
+        return manifest
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if run.state == "new":
+        import yaml
+        olelo.atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
+        olelo.atomic_write_text(run_dir / "command.sh", "#!/usr/bin/env bash\n# Run from the repository root.\n")
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    with open(run_dir / "command.sh", "a") as f:
+        if run.state == "resume":  # same command: the checkpoint holds everything else
+            f.write(f"# resumed from iteration {run.offset} (weights, optimizer, schedule, data order, RNG)\n")
+        else:
+            f.write(shlex.join(full_cmd) + "\n")
+    olelo.runs.point_latest(run.runs / "latest", run.stamp)
+    manifest.update({
+        "status": "running", "pid": os.getpid(), "host": platform.node(),
+        "git": olelo.runs.git_info(), "environment": olelo.runs.environment_info(),
+        "data": identity.data_identity(base["data"]), "model_identity": identity.model_identity(base["model"]),
+        "world_size": world.size(), "hosts": sorted(set(distributed.all_hosts(world))),
+        "workarounds": ["collectives on the GPU stream (NCCL)"] if world.size() > 1 and mx.cuda.is_available() else [],
+    })
+    if lab.auto_batch_record:
+        manifest["auto_batch"] = json.loads(Path(lab.auto_batch_record).read_text())
+    manifest.setdefault("started", olelo.runs.now())
+    manifest["segments"].append({"started": olelo.runs.now(), "offset": run.offset, "command": full_cmd})
+    olelo.atomic_write_json(run_dir / "manifest.json", {k: v for k, v in manifest.items() if k != "full_command"})
+    return manifest
 
+
+def train_and_record(lab, config: dict, manifest: dict, run, model, tokenizer, loss, world) -> None:
+    """Train from run.offset to the end (console mirrored into train.log), then record
+    the status (finished, stopped-early, failed) and best/ in the manifest, whatever happened."""
+    rank = world.rank()
+    run_dir, adapter_dir, offset = run.run_dir, run.adapter_dir, run.offset
+    full_cmd = manifest.pop("full_command")
     # The config is passed in, not read back: on other hosts the run folder does not exist.
     args = mlx_lora_args(full_cmd, config)
     log = open(run_dir / "train.log", "a", encoding="utf-8") if rank == 0 else open(os.devnull, "w")
-    sys.stdout, sys.stderr = Tee(sys.__stdout__, log), Tee(sys.__stderr__, log)
+    sys.stdout, sys.stderr = olelo.runs.Tee(sys.__stdout__, log), olelo.runs.Tee(sys.__stderr__, log)
     status, error = "failed", None
     try:
-        if offset >= total:
+        if offset >= manifest["iters"]:
             status = "finished"
             if rank == 0:
-                shutil.copy(runs_lib.checkpoint_files(adapter_dir, offset)["adapters"], adapter_dir / "adapters.safetensors")
+                shutil.copy(olelo.runs.checkpoint_files(adapter_dir, offset)["adapters"],
+                            adapter_dir / "adapters.safetensors")
         else:
             if rank == 0:
-                print(f"[olelo] run {stamp}: {'resuming at iteration %d' % offset if offset else 'starting'}")
+                print(f"[olelo] run {run.stamp}: {'resuming at iteration %d' % offset if offset else 'starting'}")
             status = train(args, lab, model, tokenizer, run_dir, adapter_dir, offset, loss)
     except KeyboardInterrupt:
         error = "interrupted (Ctrl-C); run the same command again to resume"
@@ -514,46 +295,32 @@ def main(argv=None):
         raise
     finally:
         if rank == 0:
-            manifest["status"] = status
-            manifest["ended"] = manifest["segments"][-1]["ended"] = runs_lib.now()
-            if error:
-                manifest["error"] = error
-            else:
-                manifest.pop("error", None)
-            best = adapter_dir / "best" / "best.json"
-            if best.is_file():
-                manifest["best"] = {**json.loads(best.read_text()), "path": str(adapter_dir / "best")}
-            try:
-                olelo.atomic_write_json(manifest_path, manifest)
-            except OSError as e:  # e.g. the disk filled up: say so, and let the first error speak
-                print(f"[olelo] could not record the status {status!r} in {manifest_path} ({e.strerror}); "
-                      f"the run shows as running until resumed", file=sys.__stderr__)
+            record_end(manifest, run_dir / "manifest.json", adapter_dir, status, error)
             print(f"[olelo] {status}: {run_dir} (adapters in {adapter_dir})")
         sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
         log.close()
-    return 0
 
 
-def preflight(args, train_set, profiles: Path, loss: str) -> None:
-    """Warn before training when the newest mem-profile of this model (measured with
-    this run's --loss) predicts that the batch holding the longest example will not
-    fit in the memory available now."""
-    import auto_batch
-    from olelo import memory
-
-    profile = memory.newest_profile(profiles, args.model, loss)
-    if not profile:
-        return
-    longest = max(len(train_set.process(train_set[i])[0]) for i in range(len(train_set)))
-    warning = auto_batch.preflight_warning(profile["fit"], longest, args.batch_size, bool(args.grad_checkpoint),
-                                           args.max_seq_length, memory.available_memory_bytes())
-    if warning:
-        print(f"[olelo] {warning} (fit: {profile['path']})")
+def record_end(manifest: dict, manifest_path: Path, adapter_dir: Path, status: str, error: str | None) -> None:
+    manifest["status"] = status
+    manifest["ended"] = manifest["segments"][-1]["ended"] = olelo.runs.now()
+    if error:
+        manifest["error"] = error
+    else:
+        manifest.pop("error", None)
+    best = adapter_dir / "best" / "best.json"
+    if best.is_file():
+        manifest["best"] = {**json.loads(best.read_text()), "path": str(adapter_dir / "best")}
+    try:
+        olelo.atomic_write_json(manifest_path, manifest)
+    except OSError as e:  # e.g. the disk filled up: say so, and let the first error speak
+        print(f"[olelo] could not record the status {status!r} in {manifest_path} ({e.strerror}); "
+              f"the run shows as running until resumed", file=sys.__stderr__)
 
 
 def train(args, lab, model, tokenizer, run_dir: Path, adapter_dir: Path, offset: int, loss) -> str:
     """Set up as mlx_lm.lora does, then the lab's loop (olelo/trainer.py) from `offset`,
-    with `loss` (see loss_function) for training and validation."""
+    with `loss` (olelo.lean_loss.loss_function) for training and validation."""
     import mlx.core as mx
     import numpy as np
     from mlx.utils import tree_flatten
@@ -566,7 +333,7 @@ def train(args, lab, model, tokenizer, run_dir: Path, adapter_dir: Path, offset:
 
     np.random.seed(args.seed)  # as mlx_lm.lora.run does
     train_set, valid_set, _ = load_dataset(args, tokenizer)
-    preflight(args, train_set, Path(run_dir).parent / "mem-profile", lab.loss)
+    memory.preflight(args, train_set, Path(run_dir).parent / "mem-profile", lab.loss)
     world = mx.distributed.init()
     rank = world.rank()
     trainer.prepare_model(args, model)

@@ -19,7 +19,7 @@ from olelo import checks
 import notes_tables
 import olelo
 from olelo import identity
-import runs_table
+from olelo import records
 from olelo import scores
 from conftest import TINY_PAIRS
 
@@ -340,11 +340,11 @@ def test_failed_and_stopped_runs_never_show_as_finished(tmp_path):
     run("b-failed", "failed")
     run("c-killed", "running", lock=True)   # killed -9: its lock file stayed, nobody holds it
     holder_dir = run("d-training", "running")
-    holder = identity.RunLock(holder_dir)
+    holder = olelo.runs.RunLock(holder_dir)
     assert holder.acquire()
     try:
-        table = runs_table.rows(runs)
-        md = runs_table.markdown(table)
+        table = records.rows(runs)
+        md = records.markdown(table)
     finally:
         holder.release()
     status = {r["stamp"]: r["status"] for r in table}
@@ -395,7 +395,7 @@ def test_every_rank_of_a_distributed_run_respects_the_lock(lab, trained):
     run_dir = trained["run_dir"]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     stamp2 = run_dir.name.replace("-s0", "-np2-s0").replace("bs1", "bs2")
-    holder = identity.RunLock(lab["root"] / "runs" / stamp2)
+    holder = olelo.runs.RunLock(lab["root"] / "runs" / stamp2)
     assert holder.acquire()
     try:
         cmd = lab["command"]()
@@ -619,7 +619,7 @@ def test_disk_full_during_training_is_one_line_and_recorded(lab, small_disk):
     one_line_error(out, "disk is full", "run the same command again")
     manifest = json.loads((latest(lab) / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "write" in manifest["error"]
-    assert runs_table.status_of(latest(lab), manifest) == "failed"
+    assert records.status_of(latest(lab), manifest) == "failed"
 
 
 def test_read_only_disk_is_one_line(small_disk, tmp_path):

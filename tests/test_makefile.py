@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import olelo
-import train
+from olelo.config import mlx_lora_args
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,8 +52,8 @@ def test_help_describes_every_variable(run_make):
 def test_both_training_targets_are_one_rule_with_their_defaults(run_make):
     small = mlx_part(lora_line(run_make("-n", "train-small").stdout))
     large = mlx_part(lora_line(run_make("-n", "train-large").stdout))
-    assert vars(train.mlx_lora_args(small))["batch_size"] == 2 and "--grad-checkpoint" not in small
-    assert vars(train.mlx_lora_args(large))["batch_size"] == 1 and "--grad-checkpoint" in large
+    assert vars(mlx_lora_args(small))["batch_size"] == 2 and "--grad-checkpoint" not in small
+    assert vars(mlx_lora_args(large))["batch_size"] == 1 and "--grad-checkpoint" in large
     assert small[small.index("--data") + 1] == "data/finetuning/small"
     assert large[large.index("--data") + 1] == "data/finetuning/large"
     # With ranks, the large batch is one example per rank.
@@ -65,7 +65,7 @@ def test_both_training_targets_are_one_rule_with_their_defaults(run_make):
 
 def test_extra_passes_any_mlx_lm_flag_through(run_make):
     line = lora_line(run_make("-n", "train-small", "EXTRA=--steps-per-report 5 --test-batches 7").stdout)
-    args = vars(train.mlx_lora_args(mlx_part(line)))
+    args = vars(mlx_lora_args(mlx_part(line)))
     assert args["steps_per_report"] == 5 and args["test_batches"] == 7
 
 

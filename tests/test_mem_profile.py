@@ -203,10 +203,10 @@ def test_choose_largest_batch_from_a_fit():
 
 def test_preflight_warning_names_the_numbers():
     fit = {"static_bytes": 1e9, "per_token_bytes": {"off": 1e5}}
-    assert auto_batch.preflight_warning(fit, 1000, 4, False, 2048, 2e9) is None  # 1e9 + 1e5*4*1025 = 1.41 GB
-    msg = auto_batch.preflight_warning(fit, 1000, 16, False, 2048, 2e9)  # 2.64 GB
+    assert memory.preflight_warning(fit, 1000, 4, False, 2048, 2e9) is None  # 1e9 + 1e5*4*1025 = 1.41 GB
+    msg = memory.preflight_warning(fit, 1000, 16, False, 2048, 2e9)  # 2.64 GB
     assert "2.64 GB" in msg and "2.00 GB" in msg and "1000 tokens, padded to 1025" in msg
-    assert auto_batch.preflight_warning(fit, 1000, 16, True, 2048, 2e9) is None  # no checkpointed points: no claim
+    assert memory.preflight_warning(fit, 1000, 16, True, 2048, 2e9) is None  # no checkpointed points: no claim
 
 
 def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model, capsys):

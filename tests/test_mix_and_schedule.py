@@ -7,7 +7,7 @@ import types
 from pathlib import Path
 
 import olelo
-import train
+from olelo.config import run_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,7 @@ def test_mix_repeats_the_small_train_set_and_keeps_the_common_test(tmp_path):
 def test_cosine_schedule_goes_to_the_yaml_with_warmup():
     lab = types.SimpleNamespace(rank=16, scale=None, dropout=None, lr_schedule="cosine", warmup=None)
     merged = {"lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0}, "iters": 1000, "learning_rate": 5e-5}
-    config = train.run_config(lab, merged)
+    config = run_config(lab, merged)
     assert config["lora_parameters"] == {"rank": 16, "scale": 20.0, "dropout": 0.0}
     assert config["lr_schedule"] == {"name": "cosine_decay", "warmup": 50, "warmup_init": 0.0,
                                      "arguments": [5e-5, 950, 5e-6]}

@@ -11,7 +11,7 @@ import pytest
 
 import notes_tables
 import olelo
-import runs_table
+from olelo import records
 
 REPO = Path(__file__).resolve().parents[1]
 HEAD = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
@@ -43,7 +43,7 @@ def ckpt(iteration, chrf, delta=None, p=None):
     ({}, "unknown (not recorded)"),
 ])
 def test_commit_label_never_claims_more_than_the_record(git, label):
-    assert runs_table.commit_label(git) == label
+    assert records.commit_label(git) == label
 
 
 def test_results_separate_the_stand_in_and_name_the_post_hoc_view(tmp_path):
@@ -106,7 +106,7 @@ def test_every_committed_run_names_a_commit_that_exists_or_says_why_not():
     for path in tracked:
         git = json.loads((REPO / path).read_text()).get("git") or {}
         if git.get("commit"):
-            assert runs_table.commit_exists(git["commit"]), f"{path}: commit {git['commit']} is not in the repository"
+            assert records.commit_exists(git["commit"]), f"{path}: commit {git['commit']} is not in the repository"
         else:
             assert git.get("note"), f"{path}: no commit and no note saying why"
 

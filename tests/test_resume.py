@@ -15,7 +15,6 @@ import pytest
 from conftest import TINY_PAIRS
 
 import olelo
-import train
 from olelo import trainer
 
 REPO = Path(__file__).resolve().parents[1]

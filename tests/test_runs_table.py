@@ -2,7 +2,7 @@
 
 import json
 
-import runs_table
+from olelo import records
 
 
 def test_best_is_the_recorded_choice_not_the_lowest_val_loss(tmp_path):
@@ -15,6 +15,6 @@ def test_best_is_the_recorded_choice_not_the_lowest_val_loss(tmp_path):
             {"type": "train", "iteration": 10, "train_loss": 3.0, "tokens_per_second": 100.0, "peak_memory": 1.5},
             {"type": "val", "iteration": 299, "val_loss": 2.56, "val_chrf": 16.65}]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    row = runs_table.run_row(run)
+    row = records.run_row(run)
     assert (row["min_val_loss"], row["min_val_at"]) == ("2.5600", 299)
     assert row["best"] == "it 0 (val_chrf)"

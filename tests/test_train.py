@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import olelo
-import runs_table
-import train
+from olelo import records
+from olelo.config import mlx_lora_args
 from olelo import trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def test_notes_recommendations_are_one_variable_each(make_n):
     for flags, variables in recs.items():
         ours = "mlx_lm.lora" + lora_line(make_n("train-large", *variables)).split(" -- mlx_lm.lora", 1)[1]
         notes = f"mlx_lm.lora --model mlx-community/gemma-3-4b-it-4bit --train --data data/finetuning/large {flags}"
-        assert vars(train.mlx_lora_args(shlex.split(ours))) == vars(train.mlx_lora_args(shlex.split(notes)))
+        assert vars(mlx_lora_args(shlex.split(ours))) == vars(mlx_lora_args(shlex.split(notes)))
     # Rank is not an mlx-lm flag: it goes to the per-run config.yaml via the lab's --rank.
     launcher, lab, mlx = lora_line(make_n("train-large", "RANK=16")).split(" -- ")
     assert "--rank 16" in lab and "--rank" not in mlx
@@ -120,7 +120,7 @@ def test_command_sh_is_what_mlx_lm_ran(finished):
     run_dir, adapters = finished
     line = [l for l in (run_dir / "command.sh").read_text().splitlines() if l.startswith("mlx_lm.lora")]
     assert len(line) == 1
-    recorded = vars(train.mlx_lora_args(shlex.split(line[0])))
+    recorded = vars(mlx_lora_args(shlex.split(line[0])))
     ran = json.loads((adapters / "adapter_config.json").read_text())
     for key, value in recorded.items():
         if key in ran:
@@ -161,7 +161,7 @@ def test_force_trains_a_new_attempt_and_keeps_the_old(lab, finished):
 
 def test_runs_table_reads_every_run(finished):
     run_dir, _ = finished
-    rows = {r["stamp"]: r for r in runs_table.rows(run_dir.parent)}
+    rows = {r["stamp"]: r for r in records.rows(run_dir.parent)}
     assert rows[run_dir.name]["status"] == "finished"
     assert rows[run_dir.name]["iters"] == "6/6"
 
@@ -231,13 +231,11 @@ def test_command_without_train_or_with_managed_flags_is_refused(lab):
 
 def test_a_run_being_trained_is_not_started_twice(lab, tmp_path):
     # Another process holds the run folder's lock (here: this test, as a trainer would).
-    from olelo import identity
-
     first = lab["run"](iters=3)
     run_dir = (lab["root"] / "runs" / "latest").resolve()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     olelo.atomic_write_json(run_dir / "manifest.json", {**manifest, "status": "running"})
-    holder = identity.RunLock(run_dir)
+    holder = olelo.runs.RunLock(run_dir)
     assert holder.acquire()
     try:
         out = lab["run"](iters=3, check=False)

@@ -13,6 +13,7 @@ import pytest
 
 import olelo
 import train
+from olelo.config import mlx_lora_args, run_config
 from olelo import trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,11 +43,11 @@ def test_same_losses_and_weights_as_mlx_lm_train(tmp_path, tiny_model, tiny_data
            "--batch-size", "2", "--num-layers", "4", "--steps-per-report", "2", "--steps-per-eval", "3",
            "--save-every", "100", "--grad-accumulation-steps", "2", "--learning-rate", "1e-3", "--mask-prompt"]
     lab = types.SimpleNamespace(rank=None, scale=None, dropout=0.1, lr_schedule="cosine", warmup=2)
-    config = train.run_config(lab, vars(train.mlx_lora_args(cmd)))
+    config = run_config(lab, vars(mlx_lora_args(cmd)))
 
     def run(ours: bool):
         out = tmp_path / ("ours" if ours else "mlx")
-        args = train.mlx_lora_args(cmd + ["-c", "unused", "--adapter-path", str(out)], config)
+        args = mlx_lora_args(cmd + ["-c", "unused", "--adapter-path", str(out)], config)
         model, tokenizer = load(args.model)
         np.random.seed(args.seed)  # as mlx_lm.lora.run does
         train_set, valid_set, _ = load_dataset(args, tokenizer)

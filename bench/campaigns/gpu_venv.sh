@@ -1,6 +1,9 @@
 # Sourced on the GPU machine after `source .gpu-b/install.sh`: a stand-in for the
 # .venv the Makefile wants. MLX and mlx-lm come from /tmp/site (the carried wheels),
 # everything else from the machine's python3. Afterwards pass VENV=$V to make.
+# The lab's package olelo/ is found through PYTHONPATH (the repository root): the
+# machine is offline and its python3 need not have the setuptools an editable
+# install (make setup's pip install -e .) builds with.
 # A wrapper, not a symlink: python3 there is itself a venv's, found by its own path.
 V=/tmp/v
 mkdir -p $V/bin
@@ -16,4 +19,5 @@ touch $V/.installed
 for f in /tmp/site/bin/mlx_lm*; do
   [ -e "$f" ] && [ ! -e "$(dirname "$PY3")/$(basename "$f")" ] && ln -s "$f" "$(dirname "$PY3")/"
 done
-export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export PYTHONPATH=$REPO_ROOT:/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
