@@ -42,7 +42,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import zipfile
 from pathlib import Path
@@ -54,7 +53,7 @@ from gguf_arch import (ARCHITECTURES, BASES, HANDLED_TYPES, architecture, build_
                        package_version)
 
 # Bump when the files this script writes would change for the same GGUF.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -246,7 +245,7 @@ def replace_folder(tmp: Path, folder: Path) -> None:
 
 def readme(name: str, base: dict, gguf: Path, dtype: str, extra: str = "") -> str:
     pkgs = ", ".join(f"`{p}=={v}`" for p, v in base["packages"])
-    bullet = lambda text: textwrap.fill(" ".join(text.split()), 92, subsequent_indent="  ")  # noqa: E731
+    bullet = lambda text: " ".join(text.split())  # noqa: E731  (one line: a test greps for phrases)
     done = bullet(f"""- What was done: every tensor dequantized with the `gguf` package ({package_version('gguf')});
   llama.cpp names mapped to Hugging Face's; {ARCHITECTURES[base['arch']]['done']};
   weights written as {dtype}. The source is {base['quantization']}, so these weights

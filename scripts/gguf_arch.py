@@ -58,7 +58,9 @@ BASES = {
         "quantization": "4-bit quantized (Q4_1; the embedding Q8_0)",
         "template_note": "tokenizer_config.json has the chat template the GGUF carries "
                          "(SmolLM2's ChatML: `<|im_start|>role ... <|im_end|>`); `<|im_end|>` is the "
-                         "eos token, so generation stops at the end of a turn.",
+                         "eos token, so generation stops at the end of a turn. Digits are split one by one "
+                         "before GPT-2's split, as llama.cpp does for this GGUF (pre-tokenizer \"smollm\"); "
+                         "tokenizer_class PreTrainedTokenizerFast keeps that split.",
         "original": "Hugging Face's original bf16 checkpoint",
         "license": "apache-2.0",
         "notice": "SmolLM2 is released by Hugging Face under the Apache License 2.0 (LICENSE in this folder).",
@@ -221,7 +223,7 @@ ARCHITECTURES = {
     },
     "llama": {
         "names": LLAMA_NAMES, "fix": llama_fix, "config": llama_config,
-        "tokenizers": {"gpt2": "GPT2Tokenizer"},
+        "tokenizers": {"gpt2": "PreTrainedTokenizerFast"},
         "chat_template": None,
         "done": "llama.cpp's permutation of the q_proj/k_proj rows (for its RoPE) undone, per "
                 "attention head (q) and key/value head (k)",
@@ -266,6 +268,15 @@ def build_tokenizer(reader, path: Path, arch: str, max_length: int) -> tuple[str
         if reader.fields.get(f"tokenizer.ggml.{key}") is not None:
             spec[key] = list(field(reader, f"tokenizer.ggml.{key}"))
     backend, _ = convert_gguf_tokenizer(arch, spec)
+    if spec["pre_tokenizer_type"] == "smollm":
+        # llama.cpp, this GGUF's own runtime, isolates every digit before GPT-2's split for
+        # SmolLM ("smollm"); transformers' converter knows no "smollm" and keeps GPT-2's split
+        # alone, which differs where 2+ spaces precede a digit ("  12": "ĠĠ 1 2" vs "Ġ Ġ 1 2").
+        from tokenizers import pre_tokenizers
+
+        backend.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
     # as transformers reads a GGUF: a sentencepiece ("llama") vocabulary without the flag adds BOS
     add_bos = bool(field(reader, "tokenizer.ggml.add_bos_token", kind == "llama"))
     if add_bos:

@@ -134,6 +134,18 @@ def test_chat_template_is_smollm2_chatml(loaded):
     assert tok.eos_token_ids == {2}  # <|im_end|> ends a turn, and generation
 
 
+def test_digits_are_split_before_gpt2s_split_as_llama_cpp_does(loaded, smollm2_model):
+    # The GGUF's pre-tokenizer is "smollm": llama.cpp isolates every digit first. transformers'
+    # converter keeps GPT-2's split alone (equal on every pair of the data, see above, but not
+    # where 2+ spaces precede a digit); tokenizer_class PreTrainedTokenizerFast keeps the
+    # tokenizer.json's split (GPT2Tokenizer would rebuild GPT-2's in transformers 5).
+    _, tok = loaded("bf16")
+    assert tok.convert_ids_to_tokens(tok.encode("  12 men")) == ["ĠĠ", "1", "2", "Ġmen"]
+    assert tok.convert_ids_to_tokens(tok.encode("In 1778")) == ["In", "Ġ", "1", "7", "7", "8"]
+    config = json.loads((smollm2_model["bf16"] / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"
+
+
 def test_greedy_generation_is_coherent_english(loaded):
     from mlx_lm import generate
 
