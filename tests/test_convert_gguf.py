@@ -1,4 +1,4 @@
-"""scripts/convert_gguf.py (and its tables, scripts/gguf_arch.py) on small GGUF files
+"""scripts/convert_gguf.py (and its tables, olelo/gguf_arch.py) on small GGUF files
 written here with the `gguf` package: what it cannot convert is refused with one line,
 Llama's q/k rows are un-permuted, and a pinned wheel folder that lacks a chunk is named.
 (The real conversions are checked in tests/test_real_model.py and test_real_smollm2.py.)"""
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import convert_gguf
-import gguf_arch
 import olelo
+from olelo import gguf_arch
 from conftest import REPO
 
 

@@ -4,7 +4,7 @@ per-tensor changes llama.cpp's converter made (undone here), config.json from th
 metadata, and the tokenizer class and chat template. Only what was checked against transformers' own GGUF loader is here
 (NOTES.md); anything else is refused by convert_gguf.py, not guessed.
 
-Not a command: imported by scripts/convert_gguf.py and its tests.
+Imported by scripts/convert_gguf.py and its tests.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-import olelo
+from olelo.cli import UserError
+from olelo.prompt import GEMMA3_CHAT_TEMPLATE
 
 BASES = {
     "gemma-3-270m": {
@@ -195,7 +196,7 @@ def gemma3_config(reader, dtype: str) -> dict:
 def llama_config(reader, dtype: str) -> dict:
     scaling = sorted(k for k in reader.fields if k.startswith("llama.rope.scaling."))
     if scaling:
-        raise olelo.UserError(f"GGUF has RoPE scaling ({scaling[0]}); convert_gguf.py handles plain RoPE only")
+        raise UserError(f"GGUF has RoPE scaling ({scaling[0]}); convert_gguf.py handles plain RoPE only")
     base = _common_config(reader, "llama", dtype)
     heads = base["num_attention_heads"]
     return {
@@ -217,7 +218,7 @@ ARCHITECTURES = {
     "gemma3": {
         "names": GEMMA3_NAMES, "fix": gemma3_fix, "config": gemma3_config,
         "tokenizers": {"llama": "GemmaTokenizer"},
-        "chat_template": olelo.GEMMA3_CHAT_TEMPLATE,
+        "chat_template": GEMMA3_CHAT_TEMPLATE,
         "done": "llama.cpp's Gemma RMSNorm offset undone (the GGUF stores 1 + w, Hugging Face and "
                 "mlx-lm store w)",
     },
@@ -234,7 +235,7 @@ ARCHITECTURES = {
 def architecture(reader, path: Path) -> str:
     arch = field(reader, "general.architecture")
     if arch not in ARCHITECTURES:
-        raise olelo.UserError(f"{path}: GGUF architecture {arch!r} is not handled; "
+        raise UserError(f"{path}: GGUF architecture {arch!r} is not handled; "
                               f"convert_gguf.py handles {', '.join(sorted(ARCHITECTURES))}")
     return arch
 
@@ -248,11 +249,11 @@ def build_tokenizer(reader, path: Path, arch: str, max_length: int) -> tuple[str
     kind = field(reader, "tokenizer.ggml.model")
     tokenizer_class = ARCHITECTURES[arch]["tokenizers"].get(kind)
     if tokenizer_class is None:
-        raise olelo.UserError(f"{path}: a {arch!r} GGUF with a {kind!r} tokenizer is not handled; "
+        raise UserError(f"{path}: a {arch!r} GGUF with a {kind!r} tokenizer is not handled; "
                               f"convert_gguf.py handles {', '.join(ARCHITECTURES[arch]['tokenizers'])}")
     chat_template = ARCHITECTURES[arch]["chat_template"] or field(reader, "tokenizer.chat_template")
     if not chat_template:
-        raise olelo.UserError(f"{path}: the GGUF has no chat template (tokenizer.chat_template) and "
+        raise UserError(f"{path}: the GGUF has no chat template (tokenizer.chat_template) and "
                               f"convert_gguf.py has none for {arch!r}")
     tokens = list(field(reader, "tokenizer.ggml.tokens"))
     ids = {k: field(reader, f"tokenizer.ggml.{k}") for k in
