@@ -82,13 +82,18 @@ help: ## list targets and their variables
 # The virtualenv is a real file target: it is rebuilt only when a
 # requirements file changes, so a second `make` reinstalls nothing. The lab's
 # library olelo/ is installed editable (pyproject.toml), so every script, test
-# and bench file can `import olelo` and edits need no reinstall.
+# and bench file can `import olelo` and edits need no reinstall. A .venv shared
+# with another checkout (a symlink to it) that has olelo already keeps that
+# checkout's: this one's is used with PYTHONPATH=$PWD (make says so).
 $(VENV)/.installed: requirements.txt requirements-test.txt requirements-semsim.txt
 	@test -d $(VENV) || $(PYTHON_SYS) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt -r requirements-test.txt
 	$(VENV)/bin/pip install -q --no-deps -r requirements-semsim.txt
-	$(VENV)/bin/pip install -q --no-deps -e .
+	@set -e; here=$$(pwd -P); venv=$$(cd $(VENV) && pwd -P); \
+	if [ "$${venv#$$here/}" != "$$venv" ] || ! $(VENV)/bin/python -I -c 'import olelo' 2>/dev/null; then \
+	  echo "$(VENV)/bin/pip install -q --no-deps -e ."; $(VENV)/bin/pip install -q --no-deps -e .; \
+	else echo "note: $$venv belongs to another checkout and imports olelo from there; PYTHONPATH=$$here makes it use this one's"; fi
 	@set -e; if [ "$(MLX_BACKEND)" = cuda12 ] || [ "$(MLX_BACKEND)" = cuda13 ]; then \
 	  $(VENV)/bin/pip uninstall -q -y mlx-cpu || true; \
 	  $(VENV)/bin/pip install -q "mlx[$(MLX_BACKEND)]==0.32.4"; fi
