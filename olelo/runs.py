@@ -16,7 +16,9 @@ from pathlib import Path
 from olelo.cli import UserError
 from olelo.files import read_json
 
-REPO = Path(__file__).resolve().parents[1]  # the lab's checkout: git records, default paths
+REPO = Path(__file__).resolve().parents[1]  # the lab's checkout: git records
+# Where runs are recorded and their adapters written (make's RUNS_DIR, ADAPTERS_DIR), relative to the working folder
+RUNS_DIR, ADAPTERS_DIR = "runs", "adapters"
 
 # mlx-lm's checkpoint files in an adapter folder, and the lab's names for checkpoints
 CKPT_RE = re.compile(r"^(\d{7})_adapters\.safetensors$")
@@ -72,7 +74,7 @@ def run_stamp(dataset: str, args: dict) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
 
 
-def resolve_run(run: str, runs_dir="runs") -> Path:
+def resolve_run(run: str, runs_dir=RUNS_DIR) -> Path:
     """A run folder from a stamp, a path, or 'latest'."""
     given = Path(run)
     candidates = [given]

@@ -191,7 +191,7 @@ def main(argv=None):
     p.add_argument("--ckpt", default="best", help="best (default), final, or a checkpoint's iteration (400, 0000400, ckpt-0000400)")
     p.add_argument("--dequantize", action="store_true", help="write an unquantized model (mlx_lm.fuse --dequantize)")
     p.add_argument("--out", help="the fused model's folder (default: fused/<stamp>-<ckpt>[-dq])")
-    p.add_argument("--runs-dir", default="runs", help="where stamps and latest are looked up (default: runs)")
+    p.add_argument("--runs-dir", default=olelo.runs.RUNS_DIR, help="where stamps and latest are looked up (default: runs)")
     p.add_argument("--adapters-dir", help="folder holding <stamp>/ (default: the adapter folder the run recorded)")
     p.add_argument("--verify-prompts", type=int, default=3, help="test prompts to compare fused vs base+adapter on (0: skip)")
     p.add_argument("--max-tokens", type=int, default=16, help="greedy tokens generated per verification prompt")

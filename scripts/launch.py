@@ -91,7 +91,7 @@ def auto_batch_argv(lab: list[str], mlx: list[str]) -> list[str]:
     """The scripts/auto_batch.py arguments that pick --batch-size for this command."""
     argv = ["--model", option(mlx, "--model") or "", "--data", option(mlx, "--data") or "",
             "--grad-checkpoint", "on" if "--grad-checkpoint" in mlx else "auto",
-            "--record", str(Path(option(lab, "--runs-dir") or "runs") / "auto-batch.json"), "--flags"]
+            "--record", str(Path(option(lab, "--runs-dir") or olelo.runs.RUNS_DIR) / "auto-batch.json"), "--flags"]
     for ours, theirs in (("--max-seq-length", "--max-seq"), ("--num-layers", "--num-layers")):
         if option(mlx, ours):
             argv += [theirs, option(mlx, ours)]
@@ -195,7 +195,7 @@ def main(argv=None) -> int:
     if status:
         return status
     if p["launcher"]:
-        check_finished(Path(option(lab, "--runs-dir") or "runs"), started)
+        check_finished(Path(option(lab, "--runs-dir") or olelo.runs.RUNS_DIR), started)
     return 0
 
 

@@ -134,7 +134,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="RESULTS.md", help="the generated file (default: %(default)s)")
-    p.add_argument("--runs-dir", default="runs", help="folder of the run records (default: %(default)s)")
+    p.add_argument("--runs-dir", default=olelo.runs.RUNS_DIR, help="folder of the run records (default: %(default)s)")
     a = p.parse_args(argv)
     out, runs_dir = Path(a.out), Path(a.runs_dir)
     if not runs_dir.is_dir():

@@ -358,7 +358,7 @@ def build_page(runs_dir: Path, data_dir: Path, with_text: bool) -> str:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs-dir", default="runs", help="run folders (default: %(default)s)")
+    p.add_argument("--runs-dir", default=olelo.runs.RUNS_DIR, help="run folders (default: %(default)s)")
     p.add_argument("--data", default="data", help="data folder with interim/ and finetuning/ (default: %(default)s)")
     p.add_argument("--out", default="runs/report/index.html", help="the page to write (default: %(default)s)")
     p.add_argument("--no-text", action="store_true", help="leave out quoted sentences (A/B examples, data excerpts)")

@@ -31,7 +31,7 @@ from olelo.records import COLUMNS, markdown, rows
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--runs-dir", default=olelo.runs.RUNS_DIR)
     p.add_argument("--format", choices=["csv", "markdown"], default="csv")
     a = p.parse_args()
     table = rows(Path(a.runs_dir))

@@ -302,7 +302,7 @@ def main(argv=None):
     p.add_argument("--run", help="upload this run's fused checkpoint (stamp, folder or latest)")
     p.add_argument("--ckpt", help="with --run: the fused checkpoint (best, final, N); default best")
     p.add_argument("--dequantize", action="store_true", help="with --run: the checkpoint fused with --dequantize")
-    p.add_argument("--runs-dir", default="runs", help="where run stamps are looked up (default: runs)")
+    p.add_argument("--runs-dir", default=olelo.runs.RUNS_DIR, help="where run stamps are looked up (default: runs)")
     p.add_argument("--repo", help="Hugging Face repo id, owner/name (required)")
     p.add_argument("--dry-run", action="store_true", help="print the file list and the card; no network, no writes")
     p.add_argument("--public", action="store_true", help="create the repo public (default: private)")

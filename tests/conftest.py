@@ -1,9 +1,13 @@
+import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import olelo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -177,3 +181,105 @@ def tiny_train(tiny_model, tiny_data) -> TinyTrain:
     """tiny_train(root, *extra_mlx_flags, iters=4, batch=2, ...) trains for real (a
     few seconds): a test that asks for it is marked slow."""
     return TinyTrain(tiny_model, tiny_data)
+
+
+# ---------------------------------------------------------------- the integrity lab
+# tests/test_integrity*.py (issue 11): one small lab in tmp, trained once per session.
+
+PY = sys.executable
+SCRIPTS = REPO / "scripts"
+
+
+def script(name, *args, cwd=REPO, check=False, env=None):
+    out = subprocess.run([PY, str(SCRIPTS / name), *map(str, args)], cwd=cwd, capture_output=True,
+                         text=True, env=env)
+    if check:
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out
+
+
+def one_line_error(out, *needles):
+    """Exit status 2, exactly one `error:` line holding every needle, no traceback."""
+    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "Traceback" not in out.stderr + out.stdout
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, out.stderr
+    for needle in needles:
+        assert needle in errors[0], (needle, errors[0])
+    return errors[0]
+
+
+def write_csv(path: Path, rows, header=("L1 Hawaiian_Text", "Reference_Translation")):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+
+# ---------------------------------------------------------------- a small lab in tmp
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory, tiny_model):
+    """A model folder of its own (so tests may rebuild it), a split made by split.py (with
+    its manifest) and a function that trains on them with train.py."""
+    root = tmp_path_factory.mktemp("integrity")
+    model = root / "models" / "tiny"
+    shutil.copytree(tiny_model, model)
+    pairs = [olelo.chat_record(h, e, "haw-en", f"p{i}") for i, (h, e) in enumerate(TINY_PAIRS)]
+    olelo.atomic_write_jsonl(root / "pairs.jsonl", [{**r, "pair_id": r["id"]} for r in pairs])
+    script("split.py", "--out", root / "ft", "--test-fraction", "0.25", "--valid-fraction", "0.2",
+           f"tiny={root / 'pairs.jsonl'}", check=True)
+    data = root / "ft" / "tiny"
+
+    def command(*extra, iters=4, lab_opts=(), data_dir=None, model_dir=None):
+        return [PY, str(SCRIPTS / "train.py"), "--runs-dir", str(root / "runs"), "--adapters-dir",
+                str(root / "adapters"), *lab_opts, "--", "mlx_lm.lora", "--model", str(model_dir or model),
+                "--train", "--data", str(data_dir or data), "--iters", str(iters), "--batch-size", "1",
+                "--num-layers", "2", "--steps-per-report", "2", "--steps-per-eval", "2", "--save-every", "2",
+                *map(str, extra)]
+
+    def train(*extra, check=True, **kw):
+        out = subprocess.run(command(*extra, **kw), cwd=REPO, capture_output=True, text=True)
+        if check:
+            assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        return out
+
+    return {"root": root, "model": model, "data": data, "command": command, "train": train}
+
+
+def latest(lab) -> Path:
+    return (lab["root"] / "runs" / "latest").resolve()
+
+
+@pytest.fixture(scope="session")
+def trained(lab):
+    """One finished run (4 iterations) and its folders."""
+    lab["train"]()
+    run_dir = latest(lab)
+    return {"run_dir": run_dir, "stamp": run_dir.name, "adapters": lab["root"] / "adapters" / run_dir.name}
+
+
+@pytest.fixture
+def scratch_copy(lab, tmp_path):
+    """A copy of the split folder and of the model, free to damage."""
+    data = tmp_path / "ft" / "tiny"
+    shutil.copytree(lab["data"], data)
+    model = tmp_path / "model"
+    shutil.copytree(lab["model"], model)
+    return data, model
+
+
+
+@pytest.fixture(scope="session")
+def fused_final(lab, trained):
+    root = lab["root"]
+    script("fuse.py", "--run", trained["run_dir"], "--ckpt", "final", "--runs-dir", root / "runs",
+           "--verify-prompts", "1", "--max-tokens", "2", cwd=root, check=True)
+    return root / "fused" / f"{trained['stamp']}-final"
+
+
+def upload_env(tmp_path):
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
