@@ -24,8 +24,10 @@ MODEL ?= mlx-community/gemma-3-4b-it-4bit
 DATA_SRC ?= ../shared/data
 ## translation direction: haw-en, en-haw, or both (both directions in one dataset)
 DIRECTION ?= haw-en
-## seed of the splits and of training (the tiny model has TINY_SEED)
+## seed of training: LoRA init and data order (the split has SPLIT_SEED, the tiny model TINY_SEED)
 SEED ?= 0
+## seed of the train/valid/test split (make data; another value re-splits, test set included)
+SPLIT_SEED ?= 0
 
 PY := $(VENV)/bin/python
 
@@ -138,12 +140,14 @@ $(INTERIM)/koa.jsonl: $(RAW_KOA) scripts/convert_fornander.py olelo/prompt.py ol
 	$(CONVERT)
 
 $(call check_int,SEED)
-# The split's identity beyond its inputs: SEED (a new seed re-splits).
+$(call check_int,SPLIT_SEED)
+# The split's identity beyond its inputs: SPLIT_SEED (a new seed re-splits). SEED is
+# training's alone, so runs with several SEEDs share one test and validation set.
 $(SPLITS)/.split-vars: FORCE
-	$(call VARS_FILE,seed=$(SEED))
+	$(call VARS_FILE,seed=$(SPLIT_SEED))
 
 %/large$(SUFFIX)/manifest.json %/small$(SUFFIX)/manifest.json: $(INTERIM)/fornander.jsonl $(INTERIM)/koa.jsonl scripts/split.py $(SPLITS)/.split-vars
-	$(PY) scripts/split.py --out $* --seed $(SEED) \
+	$(PY) scripts/split.py --out $* --seed $(SPLIT_SEED) \
 	  large$(SUFFIX)=$(INTERIM)/fornander.jsonl small$(SUFFIX)=$(INTERIM)/koa.jsonl
 
 # DATA=mix: the small set repeated MIX_K times inside the large training set.
@@ -151,7 +155,7 @@ $(SPLITS)/.split-vars: FORCE
 MIX_K ?= 3
 MIX := $(SPLITS)/mix-k$(MIX_K)$(SUFFIX)
 $(MIX)/manifest.json: $(LARGE)/manifest.json $(SMALL)/manifest.json scripts/mix_data.py $(SPLITS)/.split-vars
-	$(PY) scripts/mix_data.py --large $(LARGE) --small $(SMALL) --repeat $(MIX_K) --seed $(SEED) --out $(MIX)
+	$(PY) scripts/mix_data.py --large $(LARGE) --small $(SMALL) --repeat $(MIX_K) --seed $(SPLIT_SEED) --out $(MIX)
 
 # DATA=short: the SHORT_N shortest training pairs of the large set and its 8 shortest
 # validation pairs, with the common test set: a real model's quick run on a CPU (the demo).

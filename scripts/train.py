@@ -93,6 +93,9 @@ def parse_lab_args(argv):
 
 
 STATES = ("new", "done", "resume", "busy", "refused")
+# VAL_GEN's sample of the validation split is the same for every run of that split,
+# whatever its training SEED: seeds are then compared on the same sentences.
+VAL_GEN_SAMPLE_SEED = 0
 
 
 def main(argv=None):
@@ -349,7 +352,7 @@ def train(args, lab, model, tokenizer, run_dir: Path, adapter_dir: Path, offset:
     val_gen = None
     if lab.val_gen > 0 and len(valid_set):
         records = olelo.read_jsonl(Path(args.data) / "valid.jsonl")
-        val_gen = trainer.ValChrf(records, lab.val_gen, args.seed, tokenizer, lab.val_gen_batch, world)
+        val_gen = trainer.ValChrf(records, lab.val_gen, VAL_GEN_SAMPLE_SEED, tokenizer, lab.val_gen_batch, world)
     try:
         trainer.train(model, trainer.make_optimizer(args), CacheDataset(train_set), CacheDataset(valid_set),
                       trainer.training_args(args, adapter_dir), loss=loss, callback=recorder, val_gen=val_gen,

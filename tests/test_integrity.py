@@ -91,7 +91,7 @@ def test_model_identity_of_a_local_folder(lab, tmp_path):
     assert "config.json" in identity.model_changes(a, identity.model_identity(str(copy)), "m")[0]
 
 
-def test_make_data_seed_is_part_of_the_splits_identity(run_make, tmp_path):
+def test_make_data_split_seed_is_part_of_the_splits_identity_and_seed_is_not(run_make, tmp_path):
     base = ["data", f"SPLITS={tmp_path}/ft", f"INTERIM={tmp_path}/interim",
             "RAW_FORNANDER=data/sample/sample_pairs.csv", "RAW_KOA=data/sample/sample_small_pairs.csv"]
     manifest = tmp_path / "ft" / "large" / "manifest.json"
@@ -99,9 +99,12 @@ def test_make_data_seed_is_part_of_the_splits_identity(run_make, tmp_path):
     assert json.loads(manifest.read_text())["seed"] == 0
     again = run_make(*base)
     assert "split.py" not in again.stdout  # nothing changed: nothing done
-    run_make(*base, "SEED=1")
-    assert json.loads(manifest.read_text())["seed"] == 1
+    # SEED is training's: three seeds of a run share one test and validation set
     assert "split.py" not in run_make(*base, "SEED=1").stdout
+    assert json.loads(manifest.read_text())["seed"] == 0
+    run_make(*base, "SPLIT_SEED=1")
+    assert json.loads(manifest.read_text())["seed"] == 1
+    assert "split.py" not in run_make(*base, "SPLIT_SEED=1").stdout
     run_make(*base)
     assert json.loads(manifest.read_text())["seed"] == 0
 
