@@ -95,14 +95,16 @@ def check_lengths(hyp_path, hyps, ref_path, refs) -> None:
 # ---------------------------------------------------------------- scoring
 
 
-def score_corpus(hyps: list[str], refs: list[str]) -> dict:
-    """Corpus BLEU, chrF++, TER with signatures, and per-sentence chrF++."""
+def score_corpus(hyps: list[str], refs: list[str], metrics=tuple(METRICS)) -> dict:
+    """Corpus BLEU, chrF++, TER (or the `metrics` named) with signatures, and per-sentence chrF++."""
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
     if not hyps:
         raise ValueError("nothing to score")
     report = {"n_segments": len(hyps)}
     for key, metric in new_metrics().items():
+        if key not in metrics:
+            continue
         s = metric.corpus_score(hyps, [refs])
         report[key] = {"name": s.name, "score": s.score, "signature": metric.get_signature().format()}
         if key == "bleu":

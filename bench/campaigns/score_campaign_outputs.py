@@ -29,17 +29,22 @@ def main(argv=None) -> int:
     p.add_argument("eval_dir", help="an evaluation folder with base/hyps.jsonl and CKPT/hyps.jsonl")
     p.add_argument("--ckpt", default="best")
     p.add_argument("--out", help="JSON file to write (default: print)")
+    p.add_argument("--metrics", default="bleu,chrf,ter",
+                   help="comma list of bleu, chrf, ter (TER takes minutes on looping 256-token outputs)")
     a = p.parse_args(argv)
     src, refs, base = load(Path(a.eval_dir) / "base" / "hyps.jsonl")
     _, refs2, tuned = load(Path(a.eval_dir) / a.ckpt / "hyps.jsonl")
     if refs != refs2:
         sys.exit(f"error: base and {a.ckpt} were not translated from the same test pairs")
     systems = {"base": base, "copy-source": src, a.ckpt: tuned}
-    out = {"scores": {n: {**scores.score_corpus(h, refs), **scores.output_health(h, refs)} for n, h in systems.items()},
-           "comparisons": {}}
+    metrics = tuple(a.metrics.split(","))
+    if not metrics or set(metrics) - {"bleu", "chrf", "ter"}:
+        raise olelo.UserError(f"--metrics {a.metrics!r}: use a comma list of bleu, chrf, ter")
+    out = {"scores": {n: {**scores.score_corpus(h, refs, metrics), **scores.output_health(h, refs)}
+                      for n, h in systems.items()}, "comparisons": {}}
     for x, y in (("base", a.ckpt), ("copy-source", a.ckpt), ("copy-source", "base")):
         out["comparisons"][f"{x} vs {y}"] = scores.compare(systems[x], systems[y], refs, n_samples=1000,
-                                                          metrics=("bleu", "chrf"))
+                                                          metrics=tuple(m for m in ("bleu", "chrf") if m in metrics))
     text = json.dumps(out, indent=1, default=str)
     if a.out:
         Path(a.out).write_text(text + "\n", encoding="utf-8")
