@@ -75,7 +75,9 @@ def main(argv=None) -> int:
     tmp.mkdir(parents=True)
     save_model(tmp, qmodel)
     save_config(dict(qconfig), tmp / "config.json")
-    for f in TOKENIZER_FILES:
+    for f in TOKENIZER_FILES:  # special_tokens_map.json is optional (make base-model writes none)
+        if f == "special_tokens_map.json" and not (Path(a.tokenizer) / f).exists():
+            continue
         shutil.copy(Path(a.tokenizer) / f, tmp / f)
     (tmp / "generation_config.json").write_text(json.dumps({
         "bos_token_id": config["bos_token_id"], "pad_token_id": config["pad_token_id"],
