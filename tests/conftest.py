@@ -16,15 +16,19 @@ REPO = Path(__file__).resolve().parents[1]
 MAKE = os.environ.get("OLELO_MAKE") or "make"
 
 
+SLOW_FIXTURES = {"tiny_train", "lab", "trained", "fused_final", "real_model", "smollm2_model"}
+
+
 def pytest_collection_modifyitems(config, items):
     # A test that runs make is a Makefile test, whether it asks for run_make itself
     # or through a fixture: CI reruns these under Make 3.81 (`pytest -m make`).
-    # Likewise a test that trains (through tiny_train) is slow: `make test-fast` skips it.
+    # Likewise a test that trains (through tiny_train, or the small lab's train()) or loads a
+    # real model is slow: `make test-fast` skips it.
     for item in items:
         names = getattr(item, "fixturenames", ())
         if "run_make" in names:
             item.add_marker(pytest.mark.make)
-        if "tiny_train" in names:
+        if SLOW_FIXTURES & set(names):
             item.add_marker(pytest.mark.slow)
 
 

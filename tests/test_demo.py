@@ -6,9 +6,11 @@ in CI (.ci/run)."""
 import json
 import shutil
 
+import pytest
 from conftest import REPO
 
 
+@pytest.mark.slow  # trains and evaluates (the demo): not in make test-fast
 def test_demo_runs_on_the_committed_sample_alone(tmp_path, tiny_model, run_make):
     runs = tmp_path / "runs"
     # A copy: the demo's `<folder>/tiny-gemma3/config.json` rule may rebuild the model from
