@@ -89,6 +89,51 @@ def smollm2_model() -> dict:
     return _base_model("smollm2", "smollm2-135m-instruct")
 
 
+def model_loader(folders: dict):
+    """get(kind): mlx_lm.load of folders[kind], loaded once."""
+    cache = {}
+
+    def get(kind):
+        if kind not in cache:
+            from mlx_lm import load
+
+            cache[kind] = load(str(folders[kind]))
+        return cache[kind]
+    return get
+
+
+def last_logits(model, ids):
+    """The model's float32 logits at the last position of one prompt, as numpy."""
+    import mlx.core as mx
+    import numpy as np
+
+    return np.array(model(mx.array([ids]))[0, -1].astype(mx.float32))
+
+
+def assert_logits_match_golden(model, golden: dict, tol: float) -> None:
+    """Within `tol` of the reference's top-k logits on every golden prompt, same top token."""
+    import numpy as np
+
+    for p in golden["prompts"]:
+        logits = last_logits(model, p["ids"])
+        diff = np.abs(logits[p["top_ids"]] - np.array(p["top_logits"])).max()
+        assert diff < tol, (p["prompt"], float(diff))
+        assert int(logits.argmax()) == p["top_ids"][0], p["prompt"]
+
+
+def assert_pairs_tokenize_like_golden(tok, folder, data, golden: dict) -> None:
+    """Every pair of the data (the three texts tests/fixtures/gguf_parity.py names) gives
+    the reference tokenizer's ids, compared through the golden file's per-pair hashes."""
+    from fixtures.gguf_parity import folder_template, pair_hashes
+
+    ours = pair_hashes(lambda text, special: tok.encode(text, add_special_tokens=special), data,
+                       folder_template(folder))
+    want = golden["tokenization"]["pair_hashes"]
+    assert set(ours) == set(want), "the data differs from the data the golden file was made from"
+    mismatched = [k for k in want if ours[k] != want[k]]
+    assert not mismatched, f"{len(mismatched)} of {len(want)} pairs tokenize differently"
+
+
 # Tiny random Gemma-3 models (scripts/build_tiny_model.py), built once per
 # session from a throwaway CSV: no downloads, ~1 s.
 TINY_PAIRS = [

