@@ -11,10 +11,10 @@ is not installed is recorded as missing, not guessed.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
+
+import olelo
 
 
 def mlx_rate(n: int, reps: int) -> float:
@@ -61,9 +61,7 @@ def main(argv=None) -> int:
             result[f"{name}_tflops"] = None
             result[f"{name}_missing"] = str(e)
         print(f"{name}: {result[f'{name}_tflops']} TFLOP/s", flush=True)
-    with open(a.output + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(a.output + ".tmp", a.output)
+    olelo.atomic_write_json(a.output, result)
     return 0
 
 

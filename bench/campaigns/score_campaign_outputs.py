@@ -47,7 +47,7 @@ def main(argv=None) -> int:
                                                           metrics=tuple(m for m in ("bleu", "chrf") if m in metrics))
     text = json.dumps(out, indent=1, default=str)
     if a.out:
-        Path(a.out).write_text(text + "\n", encoding="utf-8")
+        olelo.atomic_write_text(a.out, text + "\n")
     else:
         print(text)
     return 0
