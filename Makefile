@@ -45,7 +45,8 @@ unsafe = $(strip $(if $(findstring $$,$(1)),$$) $(if $(findstring \#,$(1)),\#) \
   $(foreach c,$(UNSAFE_CHARS),$(if $(findstring $(c),$(1)),$(c))))
 check_name = $(if $(or $(call unsafe,$(value $(1))),$(filter-out 1,$(words $(value $(1))))),\
   $(error $(1)='$(value $(1))': $(2); no spaces$(comma) quotes or shell characters))
-digits = $(if $(strip $(1)),$(if $(strip $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,\
+# (one word only: "1 2" would otherwise pass, its space being no digit and stripped away)
+digits = $(if $(filter 1,$(words $(1))),$(if $(strip $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,\
   $(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1)))))))))))),,yes))
 check_int = $(if $(call digits,$(value $(1))),,$(error $(1)='$(value $(1))': must be a whole number >= 0))
 check_pos = $(if $(and $(call digits,$(value $(1))),$(subst 0,,$(value $(1)))),,$(error $(1)='$(value $(1))': must be a whole number >= 1))

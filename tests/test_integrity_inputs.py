@@ -60,7 +60,8 @@ def test_data_src_with_a_space_works_end_to_end(run_make, shared_data, tmp_path)
 
 
 @pytest.mark.parametrize("var,value", [("RUNS_DIR", "my runs"), ("DATA", "x;y"), ("SEED", "1;id"), ("DIRECTION", "haw;en"),
-                                       ("EVAL_CKPTS", "final 4;id"), ("BOOTSTRAP", "-1")])
+                                       ("EVAL_CKPTS", "final 4;id"), ("BOOTSTRAP", "-1"),
+                                       ("SEED", "1 2"), ("SPLIT_SEED", "1 2"), ("SPLIT_SEED", "x"), ("LIMIT", "3 4")])
 def test_other_variables_make_uses_in_names_are_checked(run_make, var, value):
     out = run_make("-n", "eval", f"{var}={value}", check=False)
     assert out.returncode != 0 and f"{var}=" in out.stderr and "Traceback" not in out.stderr
