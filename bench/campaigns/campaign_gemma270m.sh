@@ -142,16 +142,17 @@ case "$PASS" in
     train_eval q6-cosine train-large $R LR_SCHEDULE=cosine ;;
 esac
 
-# Third pass, one stream each (four at once): the seed spread on the common split
+# Third pass, one stream each (five at once): the seed spread on the common split
 # (SPLIT_SEED stays 0; seed 0 is pass 2's run), prompt masking, the mix, and the
 # recipe in the other direction. VAL_GEN=64: pass 2's 128-pair validations were
 # more than half of each run, and every run chose its last one; `final` is compared.
 COMMON="VENV=$V MODEL=$M VAL_GEN=64 GGUF_WHEELS=/root/stash DATA_SRC=.gpu-data"
+# The seed runs need FORCE=1: pass 2's SEED=1/2 runs (another split) hold their stamps,
+# so these become <stamp>-a2.
 case "$PASS" in
-  p3a)
-    train_eval q8-seed1-split0 train-large $R SEED=1
-    train_eval q1-enhaw train-large $R DIRECTION=en-haw ;;
-  p3b) train_eval q8-seed2-split0 train-large $R SEED=2 ;;
+  p3a) train_eval q1-enhaw train-large $R DIRECTION=en-haw ;;
+  p3b) train_eval q8-seed2-split0 train-large $R SEED=2 FORCE=1 ;;
+  p3e) train_eval q8-seed1-split0 train-large $R SEED=1 FORCE=1 ;;
   p3c) train_eval q4-mask-p3 train-large $R MASK_PROMPT=1 ;;
   p3d) train_eval q5-mix-p3 train-large $R DATA=mix ;;
 esac

@@ -6,7 +6,7 @@
 #   bash bench/campaigns/campaign_pass2.sh [STREAM ...]  # in a clone that stays put (e.g. /root/lab/repo)
 #
 # STREAMs are campaign_gemma270m.sh's passes: s1 s2 s3 (the default, pass 2) or
-# p3a p3b p3c p3d (pass 3).
+# p3a … p3e (pass 3).
 #
 # Needs what campaign_gemma270m.sh needs (MLX from the carried wheels, the GGUF chunk
 # wheels in /root/stash, .gpu-data/). Starts the streams in the background and returns;
