@@ -18,6 +18,7 @@ reproduce its logits (the condition for using this loss) and prints the answer.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -60,49 +61,73 @@ def check_split(model, vocab_probe: int = 8) -> None:
                               "to its body's output (soft-capping or scaling?); use LOSS=default")
 
 
-def _chunk_ce(head_fn, hidden, targets, mask):
-    ce = nn.losses.cross_entropy(head_fn(hidden), targets) * mask
-    return ce.astype(mx.float32).sum()
+def _chunk(head_fn, h, targets, mask, grad: bool):
+    """(sum of cross-entropy * mask, its gradient with respect to h, or None) for one
+    chunk, from one computation of the chunk's logits. The cross-entropy is the default
+    loss's: logsumexp(logits) - logits[target]; its gradient with respect to the logits
+    is softmax - one_hot(target) = exp(logits - logsumexp) - one_hot, on unmasked tokens."""
+    logits = head_fn(h)
+    t = targets[..., None]
+    lse = mx.logsumexp(logits, axis=-1, keepdims=True)
+    picked = mx.take_along_axis(logits, t, axis=-1)
+    ce = ((lse - picked)[..., 0] * mask).astype(mx.float32).sum()
+    if not grad:
+        return ce, None
+    w = mask[..., None].astype(logits.dtype)
+    dlogits = mx.exp(logits - lse) * w
+    # The target's entry: p_t - 1 (p_t from the (B, w, 1) values, no second pass over the vocabulary).
+    dlogits = mx.put_along_axis(dlogits, t, (mx.exp(picked - lse) - 1) * w, axis=-1)
+    _, (dh,) = mx.vjp(head_fn, [h], [dlogits])  # the head's backward: one matmul, as the default loss's
+    return ce, dh
 
 
-def _ce_sum(head_fn, targets, mask, width):
-    """sum(cross-entropy * mask) as a function of the hidden states, with its own
-    gradient. Each chunk's work waits (mx.depends) for the previous chunk's result,
-    forward and backward, so one chunk's logits exist at a time: left alone, the
-    scheduler may run every chunk's recomputation at once and keep all their logits."""
+def _ce_sum(head_fn, targets, mask, width, grad: bool = True):
+    """sum(cross-entropy * mask) as a function of the hidden states.
+
+    With grad, a custom function whose forward computes, chunk by chunk, the loss and
+    its gradient with respect to the hidden states from the same logits, and returns
+    both; its vjp only scales that gradient by the cotangent, so the head runs two
+    matmuls per chunk (logits, gradient), as in the default loss, and the backward
+    recomputes nothing. Without grad (validation), the plain forward.
+
+    Each chunk's slice of the hidden states waits (mx.depends) for the previous chunk's
+    results, so the graph's evaluation order is chunk by chunk. That does not bound the
+    memory alone: MLX dispatches operations (allocating their outputs) ahead of their
+    completion, so several chunks' logits can be alive at once; CHUNK_TOKENS is sized
+    with that in mind (see there)."""
     bounds = [(s, s + width) for s in range(0, targets.shape[1], width)]
+
+    def chunks(hidden):
+        total, dhs, after = mx.array(0.0, dtype=mx.float32), [], []
+        for s, e in bounds:
+            h = mx.depends([hidden[:, s:e]], after)[0] if after else hidden[:, s:e]
+            ce, dh = _chunk(head_fn, h, targets[:, s:e], mask[:, s:e], grad)
+            total = total + ce
+            after = [total] + ([dh] if grad else [])
+            dhs.append(dh)
+        return (total, mx.concatenate(dhs, axis=1)) if grad else total
+
+    if not grad:
+        return chunks
 
     @mx.custom_function
     def ce_sum(hidden):
-        total = mx.array(0.0, dtype=mx.float32)
-        for s, e in bounds:
-            h = mx.depends([hidden[:, s:e]], [total])[0] if s else hidden[:, s:e]
-            total = total + _chunk_ce(head_fn, h, targets[:, s:e], mask[:, s:e])
-        return total
+        return chunks(hidden)
 
     @ce_sum.vjp
-    def ce_sum_vjp(primals, cotangent, output):
-        hidden = primals  # a one-argument custom function gets its argument itself
-        grads, prev = [], cotangent
-        for s, e in bounds:
-            h = mx.depends([hidden[:, s:e]], [prev])[0]
-            logits = head_fn(h)
-            # d ce / d logits = softmax - one_hot(target), on the unmasked positions
-            grad = mx.softmax(logits.astype(mx.float32), axis=-1)
-            t = targets[:, s:e, None]
-            grad = mx.put_along_axis(grad, t, mx.take_along_axis(grad, t, axis=-1) - 1.0, axis=-1)
-            grad = grad * (mask[:, s:e, None] * cotangent)
-            _, (dh,) = mx.vjp(head_fn, [h], [grad.astype(logits.dtype)])
-            grads.append(dh)
-            prev = dh
-        return mx.concatenate(grads, axis=1)
+    def ce_sum_vjp(primals, cotangents, outputs):
+        # d total / d hidden was computed in the forward (outputs[1]); nothing uses the
+        # gradient output itself, so its cotangent is ignored.
+        return outputs[1] * cotangents[0]
 
     return ce_sum
 
 
-def chunked_loss(model, batch, lengths, chunk_tokens: int = CHUNK_TOKENS):
+def chunked_loss(model, batch, lengths, chunk_tokens: int = CHUNK_TOKENS, *, grad: bool = True):
     """mlx-lm's default_loss(model, batch, lengths), computed chunk by chunk. The
-    output head must be frozen (LoRA, DoRA, QLoRA): its weights get no gradient here."""
+    output head must be frozen (LoRA, DoRA, QLoRA): its weights get no gradient here.
+    grad=False (chunked_loss.validation) leaves out the gradient's work, for evaluation
+    only: differentiating it would keep every chunk's logits for the backward."""
     body, head_module, head_fn = split_head(model)
     if tree_flatten(head_module.trainable_parameters()):
         raise olelo.UserError("LOSS=chunked needs a frozen output head (LoRA/DoRA); "
@@ -113,8 +138,13 @@ def chunked_loss(model, batch, lengths, chunk_tokens: int = CHUNK_TOKENS):
     mask = mx.logical_and(steps >= lengths[:, 0:1], steps <= lengths[:, 1:])
     ntoks = mask.sum()
     width = max(1, chunk_tokens // targets.shape[0])
-    total = _ce_sum(head_fn, targets, mask, width)(hidden)
+    out = _ce_sum(head_fn, targets, mask, width, grad)(hidden)
+    total = out[0] if grad else out
     return total / ntoks, ntoks
+
+
+# The trainer validates with this (no gradient is taken there).
+chunked_loss.validation = partial(chunked_loss, grad=False)
 
 
 def main(argv=None):

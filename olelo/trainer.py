@@ -296,6 +296,8 @@ def train(model, optimizer, train_dataset, val_dataset, args: TrainingArgs, *, l
     batches = BatchStream(iterate_batches, train_dataset, args.batch_size, args.max_seq_length, world, **position)
 
     loss_value_and_grad = nn.value_and_grad(model, loss)
+    # Validation takes no gradient: a loss may offer a variant without the gradient's work.
+    validation_loss = getattr(loss, "validation", loss)
     state = [model.state, optimizer.state, mx.random.state]
 
     @partial(mx.compile, inputs=state, outputs=state)
@@ -346,7 +348,8 @@ def train(model, optimizer, train_dataset, val_dataset, args: TrainingArgs, *, l
                     val_total = min(len(val_dataset) // args.batch_size, args.val_batches)
                 tic = time.perf_counter()
                 with ui.val_task(val_total) as advance_val:
-                    val_loss = evaluate(model=model, dataset=val_dataset, loss=loss, batch_size=args.batch_size,
+                    val_loss = evaluate(model=model, dataset=val_dataset, loss=validation_loss,
+                                        batch_size=args.batch_size,
                                         num_batches=args.val_batches, max_seq_length=args.max_seq_length,
                                         iterate_batches=iterate_batches, progress_callback=advance_val)
                 val_time = time.perf_counter() - tic

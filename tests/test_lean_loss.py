@@ -1,6 +1,8 @@
 """The chunked cross-entropy equals mlx-lm's default loss: value, token count and
 gradients, for LoRA and full fine-tuning, with and without prompt masking."""
 
+import re
+
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
@@ -95,3 +97,33 @@ def test_check_split_refuses_a_model_that_rescales_its_logits(tiny_model):
     model.__class__ = Capped
     with pytest.raises(olelo.UserError, match="LOSS=default"):
         lean_loss.check_split(model)
+
+
+def _matmuls(model, loss_fn, batch, lengths, tmp_path) -> int:
+    """Matrix products in the graph of the loss and its gradients (not evaluated)."""
+    (loss, _), grads = nn.value_and_grad(model, loss_fn)(model, batch, lengths)
+    dot = tmp_path / "graph.dot"
+    mx.export_to_dot(str(dot), loss, *[g for _, g in tree_flatten(grads)])
+    return len(re.findall(r'label ?= ?"\w*Matmul"', dot.read_text()))
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model", "tiny_model_4bit"])
+def test_the_head_runs_twice_per_chunk_as_in_the_default_loss(fixture, request, tmp_path):
+    """The default loss runs the head twice (logits, their gradient); the chunked loss
+    the same per chunk: the gradient comes from the forward's logits, not recomputed ones."""
+    model = _lora(request.getfixturevalue(fixture))
+    batch, lengths = _batch(model.args.vocab_size)
+    chunk_tokens = 12  # 3 rows: 4 positions a chunk, 22 positions: 6 chunks
+    chunks = -(-(batch.shape[1] - 1) // (chunk_tokens // batch.shape[0]))
+    default = _matmuls(model, default_loss, batch, lengths, tmp_path)
+    chunked = _matmuls(model, lambda m, b, l: lean_loss.chunked_loss(m, b, l, chunk_tokens), batch, lengths, tmp_path)
+    assert chunked - default == 2 * (chunks - 1)
+
+
+def test_validation_variant_gives_the_same_loss(tiny_model):
+    model = _lora(tiny_model)
+    batch, lengths = _batch(model.args.vocab_size, seed=5)
+    want, want_n = default_loss(model, batch, lengths)
+    got, got_n = lean_loss.chunked_loss.validation(model, batch, lengths, 7)
+    assert got_n.item() == want_n.item()
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
