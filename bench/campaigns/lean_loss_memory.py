@@ -7,7 +7,9 @@ chunked loss (olelo/lean_loss.py), at several batch sizes, each point in its own
 A step is value_and_grad of the loss over LoRA (rank 8, mlx-lm's default 16 layers)
 plus an Adam update, on random tokens of the given length (no padding), repeated
 --steps times after one warm-up step. Peak memory is MLX's own counter
-(mx.get_peak_memory), reset after the warm-up. Writes JSON to --out.
+(mx.get_peak_memory), reset after the warm-up; the warm-up step's own peak is
+first_step_peak_gb. --compile runs the step through mx.compile as the trainers do.
+Writes JSON to --out.
 """
 
 from __future__ import annotations
@@ -74,20 +76,37 @@ def one_point(args) -> dict:
     batch = mx.array(rng.integers(1, vocab, size=(args.batch, args.seq + 1)))
     lengths = mx.array([[1, args.seq]] * args.batch)
 
-    def step():
+    def update(batch, lengths):
         (lv, ntoks), grads = step_fn(model, batch, lengths)
         opt.update(model, grads)
+        return lv, ntoks
+
+    if args.compile:  # as the trainers (mlx-lm's, olelo's) run their step
+        state = [model.state, opt.state]
+        update = mx.compile(update, inputs=state, outputs=state)
+
+    def step():
+        lv, ntoks = update(batch, lengths)
         mx.eval(lv, ntoks, model.trainable_parameters(), opt.state)
         return lv.item()
 
-    step()  # warm-up: first-use allocations and kernel builds
+    margin = args.limit_margin if args.loss == "chunked" else 0  # the default loss runs as it is
+    mx.reset_peak_memory()
+    if margin:
+        # Memory limit below what is in use: eval waits for each dispatched task, no run-ahead.
+        mx.set_memory_limit(mx.get_active_memory())
+    step()  # warm-up: first-use allocations and kernel builds (and the compilation)
+    first_peak = mx.get_peak_memory()
+    if margin:
+        # What the step needs without run-ahead, plus the margin: eval waits only where more would be in use.
+        mx.set_memory_limit(first_peak + int(margin * args.chunk_tokens * vocab * 4))
     mx.clear_cache()
     mx.reset_peak_memory()
     t0 = time.perf_counter()
     losses = [step() for _ in range(args.steps)]
     dt = (time.perf_counter() - t0) / args.steps
     return {"loss": args.loss, "chunk_tokens": args.chunk_tokens if args.loss == "chunked" else None, "batch": args.batch, "seq": args.seq, "grad_checkpoint": args.grad_checkpoint,
-            "peak_gb": round(mx.get_peak_memory() / 1e9, 3), "step_s": round(dt, 3),
+            "compile": args.compile, "limit_margin": margin, "first_step_peak_gb": round(first_peak / 1e9, 3), "peak_gb": round(mx.get_peak_memory() / 1e9, 3), "step_s": round(dt, 3),
             "tok_per_s": round(args.batch * args.seq / dt, 1), "loss_value": losses[-1]}
 
 
@@ -101,6 +120,10 @@ def main(argv=None) -> int:
     p.add_argument("--seq", type=int, default=512)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--grad-checkpoint", action="store_true")
+    p.add_argument("--compile", action="store_true", help="mx.compile the step, as the trainers do")
+    p.add_argument("--limit-margin", type=float, default=0,
+                   help="chunked loss's memory-limit policy: the warm-up runs without dispatch run-ahead (limit below use), "
+                        "then the limit is its peak + this many chunks' float32 logits (0: off)")
     p.add_argument("--chunk-tokens", type=int, default=None, help="chunked loss: tokens per chunk (default: lean_loss's)")
     p.add_argument("--out", help="JSON file to write (default: print only)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one point (loss:batch) and print JSON
@@ -119,6 +142,7 @@ def main(argv=None) -> int:
     points = []
     base = [sys.executable, __file__] + (["--model", a.model] if a.model else ["--shape", a.shape, "--dtype", a.dtype])
     base += ["--seq", str(a.seq), "--steps", str(a.steps), "--chunk-tokens", str(a.chunk_tokens)] + (["--grad-checkpoint"] if a.grad_checkpoint else [])
+    base += (["--compile"] if a.compile else []) + ["--limit-margin", str(a.limit_margin)]
     for b in [int(x) for x in a.batches.split(",")]:
         for loss in ("default", "chunked"):
             r = subprocess.run(base + ["--one", f"{loss}:{b}"], capture_output=True, text=True)
