@@ -59,6 +59,13 @@ def test_lora_loss_and_gradients_equal_default(tiny_model, chunk_tokens):
     _assert_same(model, batch, lengths, chunk_tokens)
 
 
+def test_real_gemma_loss_and_gradients_equal_default(real_model):
+    model = _lora(real_model["fast"])  # the float32 copy on Linux: Gemma 3 270M's 262,144-token head
+    vocab = lean_loss.split_head(model)[1].weight.shape[0]
+    batch, lengths = _batch(vocab, seed=6)
+    _assert_same(model, batch, lengths, chunk_tokens=12)
+
+
 def test_qlora_on_a_quantized_tied_head(tiny_model_4bit):
     model = _lora(tiny_model_4bit)
     assert isinstance(lean_loss.split_head(model)[1], nn.QuantizedEmbedding)

@@ -25,10 +25,14 @@ from olelo import lean_loss
 VOCAB = 262144
 
 
-def peak_mb(f, hidden, mode: str) -> float:
+def peak_mb(ce_sum, hidden, mode: str) -> float:
+    """ce_sum(grad) is lean_loss._ce_sum's function: the loss alone, or (loss, its gradient)."""
     mx.reset_peak_memory()
     before = mx.get_active_memory()
-    out = f(hidden) if mode == "fwd" else mx.vjp(f, [hidden], [mx.array(1.0)])[1][0]
+    if mode == "fwd":
+        out = ce_sum(False)(hidden)
+    else:
+        out = mx.vjp(lambda h: ce_sum(True)(h)[0], [hidden], [mx.array(1.0)])[1][0]
     mx.eval(out)
     return round((mx.get_peak_memory() - before) / 1e6, 1)
 
@@ -57,7 +61,9 @@ def main(argv=None) -> int:
     hidden = body(batch[:, :-1])
     mx.eval(hidden)
     width = max(1, a.chunk_tokens // a.batch)
-    f = lean_loss._ce_sum(head_fn, targets, mx.ones(targets.shape), width)
+
+    def f(grad):
+        return lean_loss._ce_sum(head_fn, targets, mx.ones(targets.shape), width, grad)
     print(json.dumps({"chunk_tokens": a.chunk_tokens, "batch": a.batch, "seq": a.seq,
                       "chunk_logits_mb": round(a.batch * min(width, a.seq) * VOCAB * 4 / 1e6, 1),
                       "batch_logits_mb": round(a.batch * a.seq * VOCAB * 4 / 1e6, 1),
