@@ -258,7 +258,9 @@ def train(model, optimizer, train_dataset, val_dataset, args: TrainingArgs, *, l
     iteration numbers, resumable checkpoints (`resume`: load_state's dict),
     val_gen's scores beside each validation, and `keep` (see prune).
 
-    `loss(model, batch, lengths) -> (loss, ntoks)` is used for training and validation.
+    `loss(model, batch, lengths) -> (loss, ntoks)` is used for training and validation
+    (validation uses `loss.validation` where the loss has one: the same value, without
+    the work for a gradient, as lean_loss.chunked_loss offers).
     The callback may have checkpoint_state() (saved in each checkpoint)."""
     from mlx_lm.cli_ui import TrainUI
     from mlx_lm.utils import maybe_set_recommended_wired_limit
@@ -296,7 +298,6 @@ def train(model, optimizer, train_dataset, val_dataset, args: TrainingArgs, *, l
     batches = BatchStream(iterate_batches, train_dataset, args.batch_size, args.max_seq_length, world, **position)
 
     loss_value_and_grad = nn.value_and_grad(model, loss)
-    # Validation takes no gradient: a loss may offer a variant without the gradient's work.
     validation_loss = getattr(loss, "validation", loss)
     state = [model.state, optimizer.state, mx.random.state]
 
