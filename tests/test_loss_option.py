@@ -40,6 +40,9 @@ def both_losses(tmp_path_factory, tiny_train):
                 calls.append(batch.shape)
                 return original(model, batch, lengths, chunk_tokens=3)
 
+            # validation (trainer.train uses loss.validation): the gradient-free path, also in 3-token chunks
+            chunked_loss.validation = lambda model, batch, lengths: original.validation(model, batch, lengths, 3)
+
             mp = pytest.MonkeyPatch()
             mp.setattr(lean_loss, "chunked_loss", chunked_loss)
             mp.setattr(sys, "stdout", sys.stdout)  # train.main tees the console and resets it to sys.__stdout__
