@@ -126,7 +126,8 @@ def _ce_sum(head_fn, targets, mask, width, grad: bool = True):
     def ce_sum_vjp(primals, cotangents, outputs):
         # d total / d hidden was computed in the forward (outputs[1]); nothing uses the
         # gradient output itself, so its cotangent is ignored.
-        return outputs[1] * cotangents[0]
+        # The cotangent of the float32 total would make a bfloat16 model's gradient float32.
+        return outputs[1] * cotangents[0].astype(outputs[1].dtype)
 
     return ce_sum
 

@@ -41,8 +41,10 @@ def _assert_same(model, batch, lengths, chunk_tokens):
         assert mx.abs(got[2][name] - g).max().item() / scale < 1e-5, name
 
 
-def _lora(model_dir):
+def _lora(model_dir, dtype=None):
     model, _ = load(str(model_dir))
+    if dtype is not None:
+        model.set_dtype(dtype)
     model.freeze()
     linear_to_lora_layers(model, 4, {"rank": 4, "scale": 20.0, "dropout": 0.0})
     # LoRA's B starts at zero: move every adapter weight so the adapters change the logits.
@@ -64,6 +66,21 @@ def test_real_gemma_loss_and_gradients_equal_default(real_model):
     vocab = lean_loss.split_head(model)[1].weight.shape[0]
     batch, lengths = _batch(vocab, seed=6)
     _assert_same(model, batch, lengths, chunk_tokens=12)
+
+
+def test_a_bfloat16_model_gets_bfloat16_gradients_close_to_default(tiny_model):
+    """Gemma 3 270M converts to bfloat16 (the GPU trains it so): the gradient flowing back into
+    the body keeps the body's dtype, as the default loss's does (a float32 one stops MLX's
+    astype backward with a type error on the CPU), and the numbers agree to bfloat16's precision."""
+    model = _lora(tiny_model, mx.bfloat16)
+    batch, lengths = _batch(model.args.vocab_size, seed=3)
+    want = _loss_and_grads(model, default_loss, batch, lengths)
+    got = _loss_and_grads(model, lambda m, b, l: lean_loss.chunked_loss(m, b, l, 5), batch, lengths)
+    assert got[0] == pytest.approx(want[0], rel=1e-2)
+    for name, g in want[2].items():
+        assert got[2][name].dtype == g.dtype, name
+        scale = max(mx.abs(g).max().item(), 1e-12)
+        assert mx.abs(got[2][name] - g).max().item() / scale < 5e-2, name
 
 
 def test_qlora_on_a_quantized_tied_head(tiny_model_4bit):
