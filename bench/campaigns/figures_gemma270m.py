@@ -4,7 +4,7 @@
 
 learning_curves.png  validation loss and validation chrF++ against training examples
                      seen, for every large Gemma 3 270M run with validations
-                     (runs/large-gemma-3-270m-*/metrics.jsonl)
+                     (runs/{large,large-en-haw,mix-k3}-gemma-3-270m-*/metrics.jsonl)
 recipes.png          test chrF++ (95 % bootstrap interval) of the baselines and of each
                      run's evaluated checkpoints, from the campaign scores
                      (runs/*/eval-mt256/campaign_scores-<ckpt>.json, written by
@@ -39,7 +39,7 @@ def learning_curves(runs: list[Path]):
     loss_ax, chrf_ax = fig.subplots(1, 2)
     for i, run in enumerate(runs):
         loss, chrf = read_metrics(run)
-        style = dict(marker=".", color=f"C{i % 10}", label=run.name.replace("large-gemma-3-270m-", ""))
+        style = dict(marker=".", color=f"C{i % 10}", linestyle="-" if i < 10 else "--", label=short(run.name))
         loss_ax.plot(*zip(*loss), **style)
         if chrf:
             chrf_ax.plot(*zip(*chrf), **style)
@@ -61,17 +61,23 @@ def chrf_bars(path: Path) -> list[tuple[str, float, float | None]]:
         if m:
             ci.setdefault(x, m["base"]["ci"])
             ci.setdefault(y, m["system"]["ci"])
-    stamp = path.parent.parent.name.replace("large-gemma-3-270m-", "")
+    stamp = short(path.parent.parent.name)
     return [(f"{stamp} · {n}", d["scores"][n]["chrf"]["score"], ci.get(n))
             for n in ("base", "copy-source", ckpt)]
+
+
+def short(stamp: str) -> str:
+    return stamp.replace("large-gemma-3-270m-", "").replace("-gemma-3-270m-", " ")
 
 
 def recipes(scored: list[Path]):
     bars, seen = [], set()
     for path in scored:
         for label, value, ci in chrf_bars(path):
-            if label not in seen:  # base and copy-source repeat in each file of a run
-                seen.add(label)
+            # base and copy-source repeat in each file of a run and in each run of one test set
+            key = (label.split(" · ")[1], round(value, 6)) if " · base" in label or " · copy" in label else label
+            if key not in seen:
+                seen.add(key)
                 bars.append((label, value, ci))
     fig = _figure(9, 0.8 + 0.3 * len(bars))
     ax = fig.subplots()
@@ -83,7 +89,8 @@ def recipes(scored: list[Path]):
             ax.plot([value - ci, value + ci], [y, y], color="black", lw=1)
     ax.set_yticks(ys, [b[0] for b in bars], fontsize=7)
     ax.invert_yaxis()
-    ax.set(xlabel="test chrF++ (283 pairs of each run's split; whiskers: 95 % bootstrap interval)")
+    ax.set(xlabel="test chrF++, 283 pairs of the run's split (whiskers: 95 % bootstrap interval);\n"
+                  "base and copy-source once per test set")
     fig.tight_layout()
     return fig
 
@@ -93,7 +100,8 @@ def main(argv=None) -> int:
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--out", default="docs/figures")
     a = p.parse_args(argv)
-    runs = sorted(Path(x).parent for x in glob.glob(f"{a.runs_dir}/large-gemma-3-270m-*/metrics.jsonl"))
+    runs = sorted(Path(x).parent for prefix in ("large", "large-en-haw", "mix-k3")
+                  for x in glob.glob(f"{a.runs_dir}/{prefix}-gemma-3-270m-*/metrics.jsonl"))
     scored = sorted(Path(x) for x in glob.glob(f"{a.runs_dir}/*/eval-mt256/campaign_scores-*.json"))
     if not runs:
         raise olelo.UserError(f"{a.runs_dir}: no large-gemma-3-270m-* runs with metrics.jsonl")

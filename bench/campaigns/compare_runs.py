@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Is a recipe's change bigger than the seed spread? Compares runs scored on the same
+test set by score_campaign_outputs.py (their campaign_scores-CKPT.json), two ways:
+
+1. Against the seeds: the seed runs' corpus chrF++ give a mean and a standard deviation;
+   a run of another recipe is tested as one new draw (t with n-1 degrees of freedom,
+   prediction interval: t = (x - mean) / (sd * sqrt(1 + 1/n))). This counts the
+   training's randomness, which a test of one run against the base does not.
+2. Sentence by sentence against each seed run: paired bootstrap of the mean
+   sentence-level chrF++ difference (the sentence scores are stored; the corpus chrF++
+   of a resample needs the outputs, which are not kept for every run).
+
+    python bench/campaigns/compare_runs.py --seeds runs/A/eval-mt256 runs/B/eval-mt256 ... \\
+        --runs runs/C/eval-mt256 ... [--ckpt final] [--out comparison.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import olelo
+
+
+def load(eval_dir: str, ckpt: str) -> dict:
+    path = Path(eval_dir) / f"campaign_scores-{ckpt}.json"
+    if not path.is_file():
+        raise olelo.UserError(f"{path} not found: score the run first "
+                              f"(python bench/campaigns/score_campaign_outputs.py {eval_dir} --ckpt {ckpt} --out {path})")
+    s = json.loads(path.read_text())["scores"]
+    return {"run": Path(eval_dir).parent.name, "chrf": s[ckpt]["chrf"]["score"],
+            "sentences": np.array(s[ckpt]["chrf_sentences"]), "base_chrf": s["base"]["chrf"]["score"]}
+
+
+def t_sf(t: float, df: int) -> float:
+    """Two-sided p of Student's t (df 1 or 2 in closed form, else the normal approximation)."""
+    t = abs(t)
+    if df == 1:
+        return 1 - 2 * math.atan(t) / math.pi
+    if df == 2:
+        return 1 - t / math.sqrt(2 + t * t)
+    return math.erfc(t / math.sqrt(2))
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, samples: int, seed: int) -> tuple[float, float]:
+    """(mean of b - a, two-sided p that the difference is 0) over resampled sentences."""
+    d = b - a
+    idx = np.random.default_rng(seed).integers(0, len(d), size=(samples, len(d)))
+    means = d[idx].mean(axis=1)
+    tail = min((means <= 0).mean(), (means >= 0).mean())
+    return float(d.mean()), float(min(1.0, 2 * tail + 1 / samples))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", nargs="+", required=True, help="eval folders of one recipe's seed runs (two or more)")
+    p.add_argument("--runs", nargs="+", required=True, help="eval folders of the runs to compare with them")
+    p.add_argument("--ckpt", default="final")
+    p.add_argument("--samples", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--out", help="JSON file to write (default: print only)")
+    a = p.parse_args(argv)
+    if len(a.seeds) < 2:
+        raise olelo.UserError("--seeds needs two or more runs: one run has no spread")
+    seeds = [load(d, a.ckpt) for d in a.seeds]
+    runs = [load(d, a.ckpt) for d in a.runs]
+    n = {len(r["sentences"]) for r in seeds + runs}
+    bases = {round(r["base_chrf"], 6) for r in seeds + runs}
+    if len(n) != 1 or len(bases) != 1:
+        raise olelo.UserError("the runs were not scored on one test set (their sentence counts or base chrF++ differ)")
+    chrfs = np.array([s["chrf"] for s in seeds])
+    mean, sd = float(chrfs.mean()), float(chrfs.std(ddof=1))
+    result = {"ckpt": a.ckpt, "seeds": {s["run"]: s["chrf"] for s in seeds},
+              "seed_mean": mean, "seed_sd": sd, "runs": []}
+    print(f"seeds ({len(seeds)}): chrF++ {', '.join(f'{c:.2f}' for c in chrfs)}; mean {mean:.2f}, sd {sd:.2f}")
+    for r in runs:
+        t = (r["chrf"] - mean) / (sd * math.sqrt(1 + 1 / len(seeds)))
+        row = {"run": r["run"], "chrf": r["chrf"], "delta_vs_seed_mean": r["chrf"] - mean,
+               "t": t, "p_vs_seeds": t_sf(t, len(seeds) - 1), "sentence_tests": {}}
+        for s in seeds:
+            d, pv = paired_bootstrap(s["sentences"], r["sentences"], a.samples, a.seed)
+            row["sentence_tests"][s["run"]] = {"mean_sentence_delta": d, "p": pv}
+        result["runs"].append(row)
+        tests = "; ".join(f"{v['mean_sentence_delta']:+.2f} (p {v['p']:.3f})" for v in row["sentence_tests"].values())
+        print(f"{r['run']}: chrF++ {r['chrf']:.2f}, {row['delta_vs_seed_mean']:+.2f} vs the seeds' mean "
+              f"(t {t:.2f}, p {row['p_vs_seeds']:.3f}); sentence chrF++ vs each seed: {tests}")
+    if a.out:
+        olelo.atomic_write_json(a.out, result)
+    return 0
+
+
+if __name__ == "__main__":
+    olelo.run_main(main)
