@@ -282,8 +282,8 @@ VAL_GEN ?= 64
 SELECT ?=
 ## adapter checkpoints to keep: all, or the N newest (training state: the newest only)
 KEEP ?= all
-## loss for training, validation and mem-profile: default (mlx-lm's) or chunked (same values, leaner logits memory)
-LOSS ?= default
+## loss for training, validation and mem-profile: default (mlx-lm's), chunked (same values, leaner logits memory), auto (chunked on a CPU, default on a GPU)
+LOSS ?= auto
 ## 1: train again into a new attempt folder (<stamp>-a2) instead of "up to date"
 FORCE ?=
 ## another dataset folder under data/finetuning (mix: the small set inside the large one)

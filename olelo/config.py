@@ -8,7 +8,7 @@ import types
 
 import olelo
 
-LOSSES = ("default", "chunked")  # train.py --loss (make LOSS=): olelo.lean_loss.loss_function
+LOSSES = ("auto", "default", "chunked")  # train.py --loss (make LOSS=): olelo.lean_loss.loss_function
 
 
 def mlx_lora_args(cmd: list[str], config: dict | None = None) -> types.SimpleNamespace:

@@ -165,6 +165,18 @@ def main(argv=None):
     print(f"{args.model}: logits == head(body(x)); LOSS=chunked can be used")
 
 
+def resolve(name: str, fine_tune_type: str = "lora") -> str:
+    """LOSS=auto's choice, made on the machine that trains: the chunked loss on the CPU,
+    where it was measured to win (real Gemma 3 270M, float32, batch 2-4: peak -55 ... -63 %,
+    and faster), for adapters only (a full fine-tune trains the head, which this loss
+    leaves frozen); mlx-lm's default loss on a GPU (CUDA: the chunked one was slower at
+    270M and saved at most 11 % on the 4B shape; Metal: not measured). NOTES.md, issue 15."""
+    if name != "auto":
+        return name
+    on_cpu = mx.default_device().type == mx.DeviceType.cpu
+    return "chunked" if on_cpu and fine_tune_type != "full" else "default"
+
+
 def loss_function(name: str, model):
     """The loss trainer.train uses for training and validation. chunked first checks
     that the model's logits are its head applied to its body (check_split)."""

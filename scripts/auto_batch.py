@@ -32,6 +32,7 @@ from pathlib import Path
 
 from olelo import memory
 import olelo
+from olelo.config import LOSSES
 
 CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
 
@@ -47,8 +48,8 @@ def parse_args(argv=None):
     p.add_argument("--candidates", default=",".join(map(str, CANDIDATES)),
                    help="batch sizes to choose from (default: %(default)s)")
     p.add_argument("--results-dir", default="runs/mem-profile", help="where mem_profile.py results are (default: %(default)s)")
-    p.add_argument("--loss", choices=("default", "chunked"), default="default",
-                   help="the training loss the run will use: only profiles made with it count (default: %(default)s)")
+    p.add_argument("--loss", choices=LOSSES, default="auto",
+                   help="the training loss the run will use: only profiles made with it count (auto: chunked on a CPU, default on a GPU, as train.py; default: %(default)s)")
     p.add_argument("--available", type=float, help="available memory in bytes (default: read from the system)")
     p.add_argument("--num-layers", type=int, default=16, help="LoRA layers, for the probe (default: %(default)s)")
     p.add_argument("--no-probe", action="store_true", help="fail instead of probing when no profile exists")
@@ -57,7 +58,10 @@ def parse_args(argv=None):
     out.add_argument("--json", action="store_true", help="print the choice as JSON")
     out.add_argument("--flags", action="store_true", help="print mlx_lm.lora flags (the one-line reason goes to stderr)")
     p.add_argument("--record", help="also write the JSON to this file")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    from olelo.lean_loss import resolve
+    a.loss = resolve(a.loss)  # auto: as train.py on this machine
+    return a
 
 
 def choose(fit: dict, width: int, budget: float, modes: list[bool], candidates=CANDIDATES) -> dict:

@@ -56,6 +56,7 @@ from pathlib import Path
 
 from olelo import memory
 import olelo
+from olelo.config import LOSSES
 
 CSV_FIELDS = [
     "model", "data", "batch", "grad_checkpoint", "max_seq", "longest_only", "iters", "warmup", "num_layers", "status",
@@ -78,8 +79,8 @@ def parse_args(argv=None):
     p.add_argument("--num-layers", type=int, default=16,
                    help="layers with LoRA, as mlx_lm.lora --num-layers; capped at the model's depth (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--loss", choices=("default", "chunked"), default="default",
-                   help="training loss: mlx-lm's default or lean_loss.py's chunked one (default: %(default)s)")
+    p.add_argument("--loss", choices=LOSSES, default="auto",
+                   help="training loss: mlx-lm's default or lean_loss.py's chunked one (auto: chunked on a CPU, default on a GPU, as train.py; default: %(default)s)")
     p.add_argument("--longest-only", action="store_true",
                    help="every batch is the `batch` longest training examples (the worst case, same batches "
                         "whatever the loss) instead of mlx-lm's shuffled batches")
@@ -91,6 +92,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default="runs/mem-profile", help="parent folder of the stamped result folder (default: %(default)s)")
     p.add_argument("--point", help=argparse.SUPPRESS)  # internal: run one point (JSON) in this process
     a = p.parse_args(argv)
+    from olelo.lean_loss import resolve
+    a.loss = resolve(a.loss)  # auto: as train.py on this machine
     if a.point is None:
         a.batch_sizes = ints(a.batch_sizes, "--batch-sizes")
         a.max_seqs = ints(a.max_seqs, "--max-seqs")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from olelo import memory
 import olelo
+from olelo.config import LOSSES
 from olelo.notes import MEMORY_BEGIN, MEMORY_END
 
 BEGIN, END = MEMORY_BEGIN, MEMORY_END
@@ -42,12 +43,15 @@ def parse_args(argv=None):
     p.add_argument("results", nargs="?", help="a mem-profile folder or its results.csv")
     p.add_argument("--model", help="instead of RESULTS: the newest profile of this model in --results-dir")
     p.add_argument("--results-dir", default="runs/mem-profile", help="for --model (default: %(default)s)")
-    p.add_argument("--loss", choices=("default", "chunked"), default="default",
-                   help="for --model: the newest profile measured with this training loss (default: %(default)s)")
+    p.add_argument("--loss", choices=LOSSES, default="auto",
+                   help="for --model: the newest profile measured with this training loss (auto: chunked on a CPU, default on a GPU, as train.py; default: %(default)s)")
     p.add_argument("--notes", help="markdown file to write the section into (default: print it)")
     p.add_argument("--margin", type=float, default=0.2,
                    help="fraction of available RAM kept free (default: %(default)s)")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    from olelo.lean_loss import resolve
+    a.loss = resolve(a.loss)  # auto: as train.py on this machine
+    return a
 
 
 def load_results(path: str) -> tuple[list[dict], dict]:

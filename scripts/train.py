@@ -9,8 +9,8 @@ mlx-lm's order (same losses as mlx-lm's train) and checkpoints that resume exact
 The lab's Recorder writes every report, scores validation translations (chrF++ of
 --val-gen sentences), keeps the best checkpoint (--select) and stops early.
 --loss chunked (make's LOSS=chunked) swaps mlx-lm's loss for olelo/lean_loss.py's:
-the same losses, with much less memory for the logits of a large vocabulary. What
-gets written:
+the same losses, with much less memory for the logits of a large vocabulary; --loss
+auto (the default) takes it on a CPU, mlx-lm's on a GPU. What gets written:
 
     runs/<stamp>/command.sh     the exact mlx_lm.lora invocation
     runs/<stamp>/config.yaml    LoRA parameters and LR schedule (mlx-lm reads them only from YAML)
@@ -71,9 +71,10 @@ def parse_lab_args(argv):
     p.add_argument("--keep", default="all",
                    help="adapter checkpoints to keep: all, or N (the N newest); the training state "
                         "(optimizer, RNG, data order) is kept for the newest only")
-    p.add_argument("--loss", choices=LOSSES, default="default",
-                   help="training and validation loss: default (mlx-lm's) or chunked (olelo/lean_loss.py: "
-                        "the same values, computed in sequence chunks so the full logits never exist at once)")
+    p.add_argument("--loss", choices=LOSSES, default="auto",
+                   help="training and validation loss: default (mlx-lm's), chunked (olelo/lean_loss.py: "
+                        "the same values, computed in sequence chunks so the full logits never exist at once) "
+                        "or auto (chunked on a CPU, default on a GPU; the manifest records the choice)")
     p.add_argument("--force", action="store_true", help="train again into a new attempt folder")
     p.add_argument("--auto-batch-record", help="JSON written by auto_batch.py (BATCH=auto): kept in the manifest")
     lab = p.parse_args(argv[:cut])
@@ -106,6 +107,9 @@ def main(argv=None):
     lab, cmd = parse_lab_args(["--help", "--"] if argv in (["-h"], ["--help"]) else argv)
     world = distributed.init()
     base, config = check_command(lab, cmd, world)
+    from olelo import lean_loss
+    lab.loss_asked = lab.loss
+    lab.loss = lean_loss.resolve(lab.loss, base["fine_tune_type"])  # auto: per backend, recorded resolved
     run = decide_run(lab, base, config, world)
     if run.state == "done":
         if world.rank() == 0:
@@ -158,11 +162,12 @@ def decide_run(lab, base: dict, config: dict, world) -> types.SimpleNamespace:
         if state == "resume":
             offset, refusal = resume_point(lab, runs / decided, adapters / decided)
             state = "refused" if refusal else state
-    selects = ("val_loss", "val_chrf")
-    state_code, attempt, offset, select, lab.val_gen = distributed.agree(
-        world, [STATES.index(state), attempt, offset + 1, selects.index(lab.select), lab.val_gen])
+    selects, losses = ("val_loss", "val_chrf"), ("default", "chunked")
+    state_code, attempt, offset, select, lab.val_gen, loss = distributed.agree(
+        world, [STATES.index(state), attempt, offset + 1, selects.index(lab.select), lab.val_gen,
+                losses.index(lab.loss)])
     offset -= 1  # sent as offset + 1: agree() sums, and -1 must survive
-    lab.select = selects[select]
+    lab.select, lab.loss = selects[select], losses[loss]
     state = STATES[state_code]
     stamp = f"{stamp}-a{attempt}" if attempt else stamp
     if state == "busy":
@@ -181,7 +186,8 @@ def decide_run(lab, base: dict, config: dict, world) -> types.SimpleNamespace:
 def resume_point(lab, run_dir: Path, adapter_dir: Path) -> tuple[int, str]:
     """(iteration to resume from, refusal or ""): the newest checkpoint with its training
     state (-1: weights only). best/ and patience go on by the criterion and sample they
-    started with; the loss is refused, not swapped (LOSS=chunked is asked for to fit in memory)."""
+    started with; a loss asked for by name is refused, not swapped (LOSS=chunked is asked
+    for to fit in memory); LOSS=auto takes the run's."""
     from olelo import trainer
 
     resumable = trainer.states(adapter_dir)
@@ -193,6 +199,9 @@ def resume_point(lab, run_dir: Path, adapter_dir: Path) -> tuple[int, str]:
                   file=sys.stderr)
             setattr(lab, key, recorded[key])
     started = recorded.get("loss", "default")  # runs from before --loss used mlx-lm's
+    if started != lab.loss and getattr(lab, "loss_asked", None) == "auto":
+        print(f"note: resuming {run_dir.name} with the loss it started with, LOSS={started}", file=sys.stderr)
+        lab.loss = started
     if started != lab.loss:
         return offset, (f"run {run_dir.name} was started with LOSS={started}; resume it with "
                         f"LOSS={started}, or FORCE=1 trains a new attempt with LOSS={lab.loss}")

@@ -1,16 +1,18 @@
-"""LOSS=default|chunked (train.py --loss, mem_profile.py --loss): the chunked loss
-trains to the same recorded losses, the choice is recorded and kept on resume,
-and a wrong value is refused before anything is written."""
+"""LOSS=auto|default|chunked (train.py --loss, mem_profile.py --loss): the chunked loss
+trains to the same recorded losses, the choice (auto's resolved) is recorded and kept
+on resume, and a wrong value is refused before anything is written."""
 
+import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import mlx.core as mx
 import pytest
 
 import mem_profile
-from olelo import memory
+from olelo import lean_loss, memory
 import olelo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +27,6 @@ def both_losses(tmp_path_factory, tiny_train):
     """The same short run (same seed) trained with each loss, in its own root. The
     chunked one runs in this process with 3-token chunks, so that the tiny data's
     sequences (under 100 tokens) are cut into many chunks inside the compiled step."""
-    from olelo import lean_loss
     import train
 
     runs = {}
@@ -91,6 +92,17 @@ def test_a_run_resumes_only_with_the_loss_it_started_with(both_losses, tiny_trai
     assert json.loads(manifest_path.read_text())["status"] == "finished"
 
 
+@pytest.mark.slow
+def test_auto_resumes_a_run_with_the_loss_it_started_with(both_losses, tiny_train):
+    root, run_dir = both_losses["default"]
+    manifest_path = run_dir / "manifest.json"
+    olelo.atomic_write_json(manifest_path, {**json.loads(manifest_path.read_text()), "status": "failed"})
+    out = tiny_train(root, iters=4, lab_opts=["--loss", "auto", "--val-gen", "0"])
+    assert f"note: resuming {run_dir.name} with the loss it started with, LOSS=default" in out.stderr
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["status"] == "finished" and manifest["lab_options"]["loss"] == "default"
+
+
 def test_an_unknown_loss_is_refused_before_any_folder(tmp_path):
     cmd = [sys.executable, "scripts/train.py", "--runs-dir", tmp_path / "runs", "--adapters-dir", tmp_path / "adapters",
            "--loss", "fused", "--", "mlx_lm.lora", "--model", "models/tiny-gemma3", "--train", "--data", tmp_path]
@@ -103,7 +115,7 @@ def test_an_unknown_loss_is_refused_before_any_folder(tmp_path):
 def test_make_passes_loss_to_training_and_mem_profile(run_make):
     for target in ("train-small", "train-large"):
         _, lab, _ = next(l for l in run_make("-n", target).stdout.splitlines() if "mlx_lm.lora" in l).split(" -- ")
-        assert "--loss default" in lab
+        assert "--loss auto" in lab  # LOSS's default: train.py resolves it (below)
         _, lab, _ = next(l for l in run_make("-n", target, "LOSS=chunked").stdout.splitlines()
                          if "mlx_lm.lora" in l).split(" -- ")
         assert "--loss chunked" in lab
@@ -114,7 +126,7 @@ def test_make_passes_loss_to_training_and_mem_profile(run_make):
 def test_profiles_are_told_apart_by_loss(tmp_path):
     a = mem_profile.parse_args(["--loss", "chunked"])
     assert mem_profile.sweep_stamp(a).endswith("-chunked")
-    assert not mem_profile.sweep_stamp(mem_profile.parse_args([])).endswith("-default")  # old names stay
+    assert not mem_profile.sweep_stamp(mem_profile.parse_args(["--loss", "default"])).endswith("-default")  # old names stay
     fit = {"static_bytes": 1}
     for name, loss, created in (("old", None, "2026-11-01"), ("lean", "chunked", "2026-11-02")):
         record = {"model": "models/tiny-gemma3", "fit": fit, "created": created}
@@ -137,3 +149,25 @@ def test_mem_profile_sweeps_with_the_chunked_loss(tmp_path, tiny_model, tiny_dat
     assert results["loss"] == "chunked"
     assert [(r["batch"], r["status"], r["loss"]) for r in results["rows"]] == [(1, "ok", "chunked"),
                                                                                (2, "ok", "chunked")]
+
+
+def test_auto_is_the_chunked_loss_on_a_cpu_and_the_default_on_a_gpu(monkeypatch):
+    assert lean_loss.resolve("default") == "default" and lean_loss.resolve("chunked") == "chunked"
+    monkeypatch.setattr(mx, "default_device", lambda: mx.Device(mx.cpu))
+    assert lean_loss.resolve("auto") == "chunked"
+    assert lean_loss.resolve("auto", "dora") == "chunked"
+    assert lean_loss.resolve("auto", "full") == "default"  # the chunked loss needs a frozen head
+    monkeypatch.setattr(mx, "default_device", lambda: mx.Device(mx.gpu))
+    assert lean_loss.resolve("auto") == "default"
+
+
+@pytest.mark.slow
+def test_a_run_records_what_auto_chose(tmp_path, tiny_train):
+    tiny_train(tmp_path, iters=2, lab_opts=["--val-gen", "0"])
+    manifest = json.loads(next((tmp_path / "runs").glob("*/manifest.json")).read_text())
+    want = "chunked" if mx.default_device().type == mx.DeviceType.cpu else "default"
+    assert manifest["status"] == "finished" and manifest["lab_options"]["loss"] == want
+    for name in ("mem_profile", "auto_batch", "memory_guidelines"):
+        module = importlib.import_module(name)
+        argv = ["--model", "m", "--data", "d"] if name == "auto_batch" else []
+        assert module.parse_args(argv).loss == want, name

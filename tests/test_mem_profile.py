@@ -84,9 +84,9 @@ def test_longest_only_sweep_holds_out_the_largest_batch_not_every_point():
     # (longest_check) and the hold-out batch are left out of the first fit.
     import mem_profile
 
-    a = mem_profile.parse_args(["--longest-only", "--batch-sizes", "1,2,4", "--max-seqs", "512"])
+    a = mem_profile.parse_args(["--longest-only", "--batch-sizes", "1,2,4", "--max-seqs", "512", "--loss", "default"])
     assert a.longest_only and mem_profile.sweep_stamp(a).endswith("-longest")
-    assert not mem_profile.sweep_stamp(mem_profile.parse_args([])).endswith("-longest")
+    assert not mem_profile.sweep_stamp(mem_profile.parse_args(["--loss", "default"])).endswith("-longest")
     rows = [{**p, "status": "ok", "longest_only": True} for p in synthetic_points() if p["batch"] in (1, 2, 4)]
     rows.append({"batch": 1, "width": 1729, "grad_checkpoint": False, "status": "ok", "longest_only": True,
                  "longest_check": True, "peak_bytes": STATIC + 1729 * (PER_TOKEN["off"] + PER_TOKEN_WIDTH["off"] * 1729)})
@@ -210,6 +210,7 @@ def test_preflight_warning_names_the_numbers():
 
 
 def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model, capsys):
+    # Profiles without a "loss" were made with mlx-lm's default loss: so is the run here.
     data = tmp_path / "data"
     olelo.atomic_write_jsonl(data / "train.jsonl", [olelo.chat_record("Aloha " * n, "Hello", "haw-en", str(n))
                                                     for n in range(1, 20)])
@@ -225,17 +226,17 @@ def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model, capsys):
     budget = 2.0e8 + 4 * width * (3.0e5 + 150 * width) + 1  # off: exactly batch 4; on: batch 8 fits too
     assert 2.0e8 + 8 * width * (1.2e5 + 10 * width) < budget
     assert auto_batch.main(["--model", str(model), "--data", str(data), "--results-dir", str(results),
-                            "--available", str(budget / 0.8), "--json"]) == 0
+                            "--available", str(budget / 0.8), "--loss", "default", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert (out["batch_size"], out["grad_checkpoint"]) == (8, True)
     assert out["source"].endswith("new/results.json") and out["width"] == width
     assert auto_batch.main(["--model", str(model), "--data", str(data), "--results-dir", str(results),
-                            "--available", str(budget / 0.8), "--grad-checkpoint", "off", "--flags"]) == 0
+                            "--available", str(budget / 0.8), "--loss", "default", "--grad-checkpoint", "off", "--flags"]) == 0
     assert capsys.readouterr().out == "--batch-size 4\n"
     # A validation split of 3 examples caps the batch: mlx-lm refuses a batch larger than a split.
     olelo.atomic_write_jsonl(data / "valid.jsonl", olelo.read_jsonl(data / "train.jsonl")[:3])
     assert auto_batch.main(["--model", str(model), "--data", str(data), "--results-dir", str(results),
-                            "--available", str(budget / 0.8), "--json"]) == 0
+                            "--available", str(budget / 0.8), "--loss", "default", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["batch_size"] == 2
 
 
@@ -259,7 +260,7 @@ def test_auto_batch_uses_the_profile_of_the_runs_loss(tmp_path, model, capsys):
     width = memory.padded_width(max(lengths), 2048)
     available = (2.0e8 + width * (3.0e5 + 150 * width) + 1) / 0.8  # default loss, no checkpoint: batch 1 exactly
     args = ["--model", str(model), "--data", str(data), "--results-dir", str(results), "--available", str(available),
-            "--grad-checkpoint", "off", "--json"]
+            "--grad-checkpoint", "off", "--json", "--loss", "default"]
     assert auto_batch.main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["batch_size"] == 1 and out["source"].startswith(f"fit of {results / 'default' / 'results.json'}")
@@ -287,7 +288,7 @@ def test_mem_profile_sweep_writes_results_and_fit(tmp_path, model, request, caps
         pytest.skip("no tiny_data fixture in tests/conftest.py")
     assert mem_profile.main(["--model", str(model), "--data", str(data), "--batch-sizes", "1,2",
                              "--grad-checkpoint", "off", "--max-seqs", "64", "--iters", "2", "--warmup", "1",
-                             "--no-longest-check", "--out", str(tmp_path / "runs")]) == 0
+                             "--no-longest-check", "--loss", "default", "--out", str(tmp_path / "runs")]) == 0
     out = tmp_path / "runs" / f"{data.name}-{model.name}-bs1.2-gc0-ms64-it2w1-L16-s0-nolc"
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [(r["batch"], r["status"]) for r in rows] == [("1", "ok"), ("2", "ok")]
