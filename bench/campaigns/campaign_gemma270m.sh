@@ -5,6 +5,7 @@
 #
 #   bash bench/campaigns/campaign_gemma270m.sh [pass1]   # from a copy of the repo that stays put
 #   bash bench/campaigns/campaign_gemma270m.sh s1|s2|s3  # second pass: one stream of runs each
+#   bash bench/campaigns/campaign_gemma270m.sh p3a…p3e|p4a…p4f  # third and fourth passes
 #
 # The second pass runs its three streams at once, each in its own clone of the repo
 # (bench/campaigns/campaign_pass2.sh makes them): one 270M training at batch 8 keeps the
@@ -155,6 +156,18 @@ case "$PASS" in
   p3e) train_eval q8-seed1-split0 train-large $R SEED=1 FORCE=1 ;;
   p3c) train_eval q4-mask-p3 train-large $R MASK_PROMPT=1 ;;
   p3d) train_eval q5-mix-p3 train-large $R DATA=mix ;;
+esac
+
+# Fourth pass (written after the third, not yet run), six streams: the questions the
+# third left open, each one change to the recipe on the common split, and the mix's
+# seeds (its +1.26 was one run). Compared with compare_runs.py against the three seeds.
+case "$PASS" in
+  p4a) train_eval q3-rank16 train-large $R RANK=16 ;;
+  p4b) train_eval q6-cosine train-large $R LR_SCHEDULE=cosine WARMUP=60 ;;
+  p4c) train_eval q7-dora train-large $R FINE_TUNE_TYPE=dora ;;
+  p4d) train_eval q7-qlora train-large $R MODEL=models/gemma-3-270m-4bit ;;
+  p4e) train_eval q5-mix-seed1 train-large $R DATA=mix SEED=1 ;;
+  p4f) train_eval q5-mix-seed2 train-large $R DATA=mix SEED=2 ;;
 esac
 echo "= campaign $PASS: all steps tried" | tee -a "$LOG"
 save

@@ -5,8 +5,8 @@
 #
 #   bash bench/campaigns/campaign_pass2.sh [STREAM ...]  # in a clone that stays put (e.g. /root/lab/repo)
 #
-# STREAMs are campaign_gemma270m.sh's passes: s1 s2 s3 (the default, pass 2) or
-# p3a … p3e (pass 3).
+# STREAMs are campaign_gemma270m.sh's passes: s1 s2 s3 (the default, pass 2),
+# p3a … p3e (pass 3) or p4a … p4f (pass 4).
 #
 # Needs what campaign_gemma270m.sh needs (MLX from the carried wheels, the GGUF chunk
 # wheels in /root/stash, .gpu-data/). Starts the streams in the background and returns;
