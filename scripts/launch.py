@@ -95,9 +95,12 @@ def auto_batch_argv(lab: list[str], mlx: list[str]) -> list[str]:
     for ours, theirs in (("--max-seq-length", "--max-seq"), ("--num-layers", "--num-layers")):
         if option(mlx, ours):
             argv += [theirs, option(mlx, ours)]
-    if option(lab, "--loss"):  # train.py's LOSS: the profile must be one made with it
-        argv += ["--loss", option(lab, "--loss")]
-    return argv
+    # train.py's LOSS: the profile must be one made with it. auto resolves as train.py
+    # does it, on this machine: never the chunked loss for a full fine-tune (it trains the head).
+    loss = option(lab, "--loss") or "auto"
+    if loss == "auto" and option(mlx, "--fine-tune-type") == "full":
+        loss = "default"
+    return argv + ["--loss", loss]
 
 
 def pick_batch(lab: list[str], mlx: list[str]) -> tuple[list[str], list[str]]:

@@ -89,7 +89,7 @@ def test_auto_dry_run_shows_how_the_batch_will_be_picked(capsys):
     assert lines[0].startswith("# BATCH=auto: the batch size comes from")
     picked = shlex.split(lines[0].split("comes from ", 1)[1])
     assert picked[2:] == ["--model", "models/tiny-gemma3", "--data", "data/finetuning/large", "--grad-checkpoint",
-                          "on", "--record", "runs/auto-batch.json", "--flags", "--max-seq", "512"]
+                          "on", "--record", "runs/auto-batch.json", "--flags", "--max-seq", "512", "--loss", "auto"]
 
 
 def test_auto_batch_is_picked_with_the_runs_loss(capsys):

@@ -171,3 +171,12 @@ def test_a_run_records_what_auto_chose(tmp_path, tiny_train):
         module = importlib.import_module(name)
         argv = ["--model", "m", "--data", "d"] if name == "auto_batch" else []
         assert module.parse_args(argv).loss == want, name
+
+
+def test_batch_auto_asks_for_the_profile_of_the_loss_train_will_use():
+    import launch
+
+    cmd = ["mlx_lm.lora", "--model", "m", "--data", "d", "--train"]
+    assert launch.auto_batch_argv([], cmd)[-2:] == ["--loss", "auto"]
+    assert launch.auto_batch_argv(["--loss", "chunked"], cmd)[-2:] == ["--loss", "chunked"]
+    assert launch.auto_batch_argv(["--loss", "auto"], cmd + ["--fine-tune-type", "full"])[-2:] == ["--loss", "default"]
