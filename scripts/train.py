@@ -162,12 +162,12 @@ def decide_run(lab, base: dict, config: dict, world) -> types.SimpleNamespace:
         if state == "resume":
             offset, refusal = resume_point(lab, runs / decided, adapters / decided)
             state = "refused" if refusal else state
-    selects, losses = ("val_loss", "val_chrf"), ("default", "chunked")
+    selects = ("val_loss", "val_chrf")
     state_code, attempt, offset, select, lab.val_gen, loss = distributed.agree(
         world, [STATES.index(state), attempt, offset + 1, selects.index(lab.select), lab.val_gen,
-                losses.index(lab.loss)])
+                LOSSES.index(lab.loss)])
     offset -= 1  # sent as offset + 1: agree() sums, and -1 must survive
-    lab.select, lab.loss = selects[select], losses[loss]
+    lab.select, lab.loss = selects[select], LOSSES[loss]
     state = STATES[state_code]
     stamp = f"{stamp}-a{attempt}" if attempt else stamp
     if state == "busy":
