@@ -5,7 +5,7 @@
 #
 #   bash bench/campaigns/campaign_gemma270m.sh [pass1]   # from a copy of the repo that stays put
 #   bash bench/campaigns/campaign_gemma270m.sh s1|s2|s3  # second pass: one stream of runs each
-#   bash bench/campaigns/campaign_gemma270m.sh p3a…p3e|p4a…p4h  # third and fourth passes
+#   bash bench/campaigns/campaign_gemma270m.sh p3a…p3e|p4a…p4i  # third and fourth passes
 #
 # The second pass runs its three streams at once, each in its own clone of the repo
 # (bench/campaigns/campaign_pass2.sh makes them): one 270M training at batch 8 keeps the
@@ -166,7 +166,8 @@ esac
 # seeds (its +1.26 was one run). Compared with compare_runs.py against the three seeds.
 # A full fine-tune updates every weight: LoRA's 1e-4 would be a large step for it, so it
 # runs at 2e-5 (a second change, said so). p4h is the notes' own recommendation as they
-# wrote it (batch 1, 2,000 iterations, LR 5e-5, rank 16), validated every 400.
+# wrote it (batch 1, 2,000 iterations, LR 5e-5, rank 16), validated every 400; p4i
+# puts LoRA on all 18 layers instead of mlx-lm's default 16 (added while p4a–p4h ran).
 case "$PASS" in
   p4a) train_eval q3-rank16 train-large $R RANK=16 ;;
   p4b) train_eval q6-cosine train-large $R LR_SCHEDULE=cosine WARMUP=60 ;;
@@ -175,6 +176,7 @@ case "$PASS" in
   p4e) train_eval q5-mix-seed1 train-large $R DATA=mix SEED=1 ;;
   p4f) train_eval q5-mix-seed2 train-large $R DATA=mix SEED=2 ;;
   p4g) train_eval q7-full train-large $R FINE_TUNE_TYPE=full LR=2e-5 ;;
+  p4i) train_eval q3-layers-all train-large $R LAYERS=-1 ;;
   p4h) train_eval q1-rec2000 train-large ITERS=2000 BATCH=1 LR=5e-5 RANK=16 STEPS_PER_EVAL=400 SAVE_EVERY=400 ;;
 esac
 echo "= campaign $PASS: all steps tried" | tee -a "$LOG"
