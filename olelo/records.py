@@ -131,6 +131,15 @@ class EarlyStop(Exception):
     pass
 
 
+def is_better(record: dict, best: dict | None, select: str) -> bool:
+    """Whether a validation record is a new best by `select` (val_chrf: higher, val_loss: lower)."""
+    if best is None:
+        return True
+    if select == "val_chrf":
+        return record["val_chrf"] > best["val_chrf"]
+    return record["val_loss"] < best["val_loss"]
+
+
 class Recorder:
     """The trainer's callback: metrics.jsonl, best checkpoint by `select`, early stopping.
 
@@ -165,11 +174,7 @@ class Recorder:
         self._append(record)
 
     def better(self, record) -> bool:
-        if self.best is None:
-            return True
-        if self.select == "val_chrf":
-            return record["val_chrf"] > self.best["val_chrf"]
-        return record["val_loss"] < self.best["val_loss"]
+        return is_better(record, self.best, self.select)
 
     def on_val_loss_report(self, info):
         record = {"type": "val", "iteration": int(info["iteration"]), "val_loss": float(info["val_loss"]),
