@@ -11,7 +11,7 @@ test set by score_campaign_outputs.py (their campaign_scores-CKPT.json), two way
    of a resample needs the outputs, which are not kept for every run).
 
     python bench/campaigns/compare_runs.py --seeds runs/A/eval-mt256 runs/B/eval-mt256 ... \\
-        --runs runs/C/eval-mt256 ... [--ckpt final] [--out comparison.json]
+        --runs runs/C/eval-mt256 ... [--ckpt final] [--runs-ckpt best] [--out comparison.json]
 """
 
 from __future__ import annotations
@@ -38,13 +38,27 @@ def load(eval_dir: str, ckpt: str) -> dict:
 
 
 def t_sf(t: float, df: int) -> float:
-    """Two-sided p of Student's t (df 1 or 2 in closed form, else the normal approximation)."""
+    """Two-sided p of Student's t: closed form for df 1 and 2, else 1 - 2 * the density's
+    integral from 0 to |t| (Simpson's rule; no scipy in the lab's environment)."""
     t = abs(t)
     if df == 1:
         return 1 - 2 * math.atan(t) / math.pi
     if df == 2:
         return 1 - t / math.sqrt(2 + t * t)
-    return math.erfc(t / math.sqrt(2))
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+    x = np.linspace(0, t, 4001)
+    f = c * (1 + x * x / df) ** (-(df + 1) / 2)
+    area = (x[1] - x[0]) / 3 * (f[0] + f[-1] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum())
+    return float(max(0.0, 1 - 2 * area))
+
+
+def two_recipes(a: np.ndarray, b: np.ndarray) -> dict:
+    """Student's two-sample t-test (pooled variance) of two recipes' seed runs' corpus chrF++."""
+    na, nb = len(a), len(b)
+    pooled = ((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2)
+    t = (b.mean() - a.mean()) / math.sqrt(pooled * (1 / na + 1 / nb))
+    return {"delta_of_means": float(b.mean() - a.mean()), "t": float(t), "df": na + nb - 2,
+            "p": t_sf(t, na + nb - 2)}
 
 
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, samples: int, seed: int) -> tuple[float, float]:
@@ -60,7 +74,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", nargs="+", required=True, help="eval folders of one recipe's seed runs (two or more)")
     p.add_argument("--runs", nargs="+", required=True, help="eval folders of the runs to compare with them")
-    p.add_argument("--ckpt", default="final")
+    p.add_argument("--ckpt", default="final", help="checkpoint scored (default: final)")
+    p.add_argument("--runs-ckpt", help="another checkpoint for --runs (e.g. best where final was not translated)")
+    p.add_argument("--runs-are-seeds", action="store_true",
+                   help="the --runs are seeds of one other recipe: also test the two recipes' means (two-sample t)")
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--out", help="JSON file to write (default: print only)")
@@ -68,14 +85,15 @@ def main(argv=None) -> int:
     if len(a.seeds) < 2:
         raise olelo.UserError("--seeds needs two or more runs: one run has no spread")
     seeds = [load(d, a.ckpt) for d in a.seeds]
-    runs = [load(d, a.ckpt) for d in a.runs]
+    runs_ckpt = a.runs_ckpt or a.ckpt
+    runs = [load(d, runs_ckpt) for d in a.runs]
     n = {len(r["sentences"]) for r in seeds + runs}
     bases = {round(r["base_chrf"], 6) for r in seeds + runs}
     if len(n) != 1 or len(bases) != 1:
         raise olelo.UserError("the runs were not scored on one test set (their sentence counts or base chrF++ differ)")
     chrfs = np.array([s["chrf"] for s in seeds])
     mean, sd = float(chrfs.mean()), float(chrfs.std(ddof=1))
-    result = {"ckpt": a.ckpt, "seeds": {s["run"]: s["chrf"] for s in seeds},
+    result = {"ckpt": a.ckpt, "runs_ckpt": runs_ckpt, "seeds": {s["run"]: s["chrf"] for s in seeds},
               "seed_mean": mean, "seed_sd": sd, "runs": []}
     print(f"seeds ({len(seeds)}): chrF++ {', '.join(f'{c:.2f}' for c in chrfs)}; mean {mean:.2f}, sd {sd:.2f}")
     for r in runs:
@@ -89,6 +107,13 @@ def main(argv=None) -> int:
         tests = "; ".join(f"{v['mean_sentence_delta']:+.2f} (p {v['p']:.3f})" for v in row["sentence_tests"].values())
         print(f"{r['run']}: chrF++ {r['chrf']:.2f}, {row['delta_vs_seed_mean']:+.2f} vs the seeds' mean "
               f"(t {t:.2f}, p {row['p_vs_seeds']:.3f}); sentence chrF++ vs each seed: {tests}")
+    if a.runs_are_seeds:
+        if len(runs) < 2:
+            raise olelo.UserError("--runs-are-seeds needs two or more --runs")
+        result["two_recipes"] = two_recipes(chrfs, np.array([r["chrf"] for r in runs]))
+        tr = result["two_recipes"]
+        print(f"the --runs as one recipe: mean {np.mean([r['chrf'] for r in runs]):.2f}, "
+              f"{tr['delta_of_means']:+.2f} vs the seeds' mean (t {tr['t']:.2f}, {tr['df']} df, p {tr['p']:.3f})")
     if a.out:
         olelo.atomic_write_json(a.out, result)
     return 0
