@@ -312,8 +312,11 @@ def data_section(data_dir: Path, with_text: bool) -> str:
         for path in manifests:
             m = read_json(path)
             counts = m.get("counts", {})
+            # split.py counts {"records", "pairs"} per split; mix_data.py counts records (its
+            # small pairs repeat)
             rows.append(("", [(esc(path.parent), None, False)] + [
-                (esc(counts.get(s, {}).get("pairs")), None, True) for s in ("train", "valid", "test")] + [
+                (esc(c.get("pairs") if isinstance(c, dict) else c), None, True)
+                for c in (counts.get(s) for s in ("train", "valid", "test"))] + [
                 (esc(m.get("seed")), None, True), (esc(m.get("common_test_from")), None, False),
                 (f"<code>{esc((m.get('common_test_sha256') or '')[:12])}</code>", None, False),
                 (esc(m.get("train_order", "")), None, False)]))

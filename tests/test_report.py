@@ -87,6 +87,8 @@ def lab(tmp_path_factory):
         "name": "large", "seed": 0, "counts": {s: {"records": n, "pairs": n} for s, n in
                                                (("train", 7), ("valid", 1), ("test", 1))},
         "common_test_from": "large", "common_test_sha256": "ab" * 32, "train_order": "by length"})
+    olelo.atomic_write_json(data / "finetuning" / "mix-k3" / "manifest.json", {  # as mix_data.py writes it
+        "made_by": "scripts/mix_data.py", "repeat": 3, "seed": 0, "counts": {"train": 13, "valid": 1, "test": 1}})
     return {"root": root, "runs": runs, "data": data, "eval_dir": eval_dir}
 
 
@@ -276,3 +278,10 @@ def test_results_md_names_baselines_the_headline_and_the_posthoc_row(lab, tmp_pa
     summary["test_posthoc"]["by_metric"]["chrf"] = "final"
     path.write_text(json.dumps(summary))
     assert labels(runs)[-1] == "final: top chrF++ on test (post hoc)"
+
+
+def test_splits_table_lists_split_and_mix_datasets(lab):
+    page = build(lab).read_text()
+    splits = page[page.index("<h3>Splits</h3>"):]
+    assert re.search(r"finetuning/large</td>.*?>7</td>", splits, re.S)
+    assert re.search(r"finetuning/mix-k3</td>.*?>13</td>", splits, re.S)
