@@ -35,18 +35,19 @@ def read_metrics(run: Path) -> tuple[list, list]:
 
 
 def learning_curves(runs: list[Path]):
-    fig = _figure(9, 3.6)
+    fig = _figure(13, 4.2)
     loss_ax, chrf_ax = fig.subplots(1, 2)
     for i, run in enumerate(runs):
         loss, chrf = read_metrics(run)
-        style = dict(marker=".", color=f"C{i % 10}", linestyle="-" if i < 10 else "--", label=short(run.name))
+        style = dict(marker=".", color=f"C{i % 10}", linestyle=("-", "--", ":")[i // 10 % 3], label=short(run.name))
         loss_ax.plot(*zip(*loss), **style)
         if chrf:
             chrf_ax.plot(*zip(*chrf), **style)
     loss_ax.set(xlabel="training examples seen", ylabel="validation loss", title="Gemma 3 270M, large set")
     chrf_ax.set(xlabel="training examples seen", ylabel="validation chrF++ (VAL_GEN sample)")
-    loss_ax.legend(fontsize=6)
-    fig.tight_layout()
+    handles, labels = loss_ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=6)  # beside the plots, not over them
+    fig.tight_layout(rect=(0, 0, 0.76, 1))
     return fig
 
 
