@@ -126,6 +126,23 @@ def loops(text: str, max_words: int = LOOP_MAX_WORDS, copies: int = LOOP_COPIES)
     return False
 
 
+def cut_loop(text: str, max_words: int = LOOP_MAX_WORDS, copies: int = LOOP_COPIES) -> str:
+    """`text` up to the end of a loop's first copy, at the first word where loops() would
+    become true (unchanged when it never does). It reads only the words so far, so a decoder
+    stopping there makes exactly this output from the same greedy run."""
+    spans = [(m.start(), m.end()) for m in re.finditer(r"\w+", text)]
+    words = [text[a:b].lower() for a, b in spans]
+    for j in range(1, len(words) + 1):  # after the j-th word
+        for n in range(1, max_words + 1):
+            start = j - copies * n
+            if start < 0:
+                break
+            unit = words[start:start + n]
+            if all(words[start + k * n:start + (k + 1) * n] == unit for k in range(1, copies)):
+                return text[:spans[start + n - 1][1]]
+    return text
+
+
 def output_health(hyps: list[str], refs: list[str]) -> dict:
     """Loop rate and length ratio (definitions in the module docstring)."""
     looping = sum(loops(h) for h in hyps)

@@ -237,6 +237,37 @@ def test_loops_table(text, expected):
     assert scores.loops(text) is expected
 
 
+@pytest.mark.parametrize("text,expected", LOOPS)
+def test_cut_loop_cuts_exactly_the_loops_and_leaves_none(text, expected):
+    cut = scores.cut_loop(text)
+    assert (cut != text) is expected and text.startswith(cut) and not scores.loops(cut)
+
+
+@pytest.mark.parametrize("text,cut", [
+    ("the king of the island, the king of the island, the king of the island, the", "the king of the island"),
+    ("Aloha. He hale no ka hale i ka hale i ka hale i ka wa", "Aloha. He hale no ka hale i"),
+    ("The King, the king. THE KING! and more", "The King"),
+    ("a b a b a c a b a b a b", "a b a b a c a b"),  # the first place a loop completes, not the first unit
+])
+def test_cut_loop_keeps_one_copy_of_the_first_completed_loop(text, cut):
+    assert scores.cut_loop(text) == cut
+
+
+def test_cut_loop_reads_only_the_words_so_far():
+    # the cut of a text is the cut of every longer text with the same start: a decoder stopping
+    # at the first loop would have made it from the same greedy run
+    import random
+    rng = random.Random(0)
+    for _ in range(300):
+        words = [rng.choice("ka i ke a o la".split()) for _ in range(rng.randint(1, 30))]
+        text = " ".join(words)
+        cut = scores.cut_loop(text)
+        assert scores.loops(text) is (cut != text)
+        if cut != text:  # a loop completed within text: what follows cannot move the cut
+            tail = " ".join(rng.choice("he me ua ka".split()) for _ in range(5))
+            assert scores.cut_loop(text + " " + tail) == cut
+
+
 def test_output_health_is_in_every_score():
     hyps = ["ha ha ha", "The chief went to the ship.", "a", "All the people wept."]
     refs = ["Aloha.", "The chief went to the ship.", "abc", "All the people wept."]
