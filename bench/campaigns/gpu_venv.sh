@@ -8,11 +8,14 @@
 V=/tmp/v
 mkdir -p $V/bin
 PY3=$(command -v python3)
-rm -f $V/bin/python  # never write through an old symlink
-printf '#!/bin/sh\nexec %s "$@"\n' "$PY3" > $V/bin/python
-chmod +x $V/bin/python
-printf '#!/bin/sh\nexec %s -c "import sys; sys.argv[0] = \\"mlx.launch\\"; from mlx._distributed_utils.launch import main; main()" "$@"\n' "$PY3" > $V/bin/mlx.launch
-chmod +x $V/bin/mlx.launch
+# Written beside and renamed into place: streams started together source this while others
+# already run $V/bin/python (a rewrite in place made one fail with "Permission denied"), and
+# a rename replaces an old symlink instead of writing through it.
+put() { printf '%s\n' "$2" > "$1.tmp.$$" && chmod +x "$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"; }
+put $V/bin/python "#!/bin/sh
+exec $PY3 \"\$@\""
+put $V/bin/mlx.launch "#!/bin/sh
+exec $PY3 -c \"import sys; sys.argv[0] = 'mlx.launch'; from mlx._distributed_utils.launch import main; main()\" \"\$@\""
 touch $V/.installed
 # scripts/perplexity.py runs the mlx_lm.lora console script found beside sys.executable;
 # `pip install --target /tmp/site` put the console scripts in /tmp/site/bin instead.
