@@ -110,9 +110,9 @@ def main(argv=None) -> int:
     if a.runs_are_seeds:
         if len(runs) < 2:
             raise olelo.UserError("--runs-are-seeds needs two or more --runs")
-        result["two_recipes"] = two_recipes(chrfs, np.array([r["chrf"] for r in runs]))
-        tr = result["two_recipes"]
-        print(f"the --runs as one recipe: mean {np.mean([r['chrf'] for r in runs]):.2f}, "
+        run_chrfs = np.array([r["chrf"] for r in runs])
+        tr = result["two_recipes"] = two_recipes(chrfs, run_chrfs)
+        print(f"the --runs as one recipe: mean {run_chrfs.mean():.2f}, "
               f"{tr['delta_of_means']:+.2f} vs the seeds' mean (t {tr['t']:.2f}, {tr['df']} df, p {tr['p']:.3f})")
     if a.out:
         olelo.atomic_write_json(a.out, result)

@@ -51,8 +51,9 @@ def main():
     for run in map(Path, a.runs):
         if not (run / "metrics.jsonl").is_file():
             raise olelo.UserError(f"{run}: no metrics.jsonl; give run folders (runs/<stamp>)")
-        vals = [r for r in read_metrics(run) if r.get("type") == "val"]
-        train = [r["iteration"] for r in read_metrics(run) if r.get("type") == "train"]
+        rows = read_metrics(run)
+        vals = [r for r in rows if r.get("type") == "val"]
+        train = [r["iteration"] for r in rows if r.get("type") == "train"]
         if not vals:
             raise olelo.UserError(f"{run}: no validation rows in metrics.jsonl")
         last = max(train + [v["iteration"] for v in vals])
