@@ -571,12 +571,13 @@ test-fast: $(VENV)/.installed ## the suite without the tests that train (pytest 
 
 ## ---------------------------------------------------------------- benchmarks
 # Speed targets live here, never in timed tests. Results: bench/results/*.json.
-## bench-eval: sentences translated
+## bench-eval: sentences translated batched, and how many of them run one process each
 BENCH_N ?= 16
+BENCH_PROCESSES ?= $(BENCH_N)
 
 .PHONY: bench-eval
 bench-eval: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## sentences/s: batched eval vs one mlx_lm.generate per sentence
-	$(RUN_PY) bench/eval_speed.py --model $(MODEL) --data $(LARGE)/test.jsonl --n $(BENCH_N) --max-tokens 32
+	$(RUN_PY) bench/eval_speed.py --model $(MODEL) --data $(LARGE)/test.jsonl --n $(BENCH_N) --n-processes $(BENCH_PROCESSES) --max-tokens 32
 
 .PHONY: bench-preload
 bench-preload: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## LoRA tok/s with vs without OpenBLAS preloaded (Linux CPU)
