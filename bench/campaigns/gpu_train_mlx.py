@@ -60,6 +60,37 @@ class Recorder:
         pass
 
 
+def checkpoint_after_cotangent(layer):
+    """Like mlx-lm's grad_checkpoint (patches type(layer) once), but each layer's recompute
+    waits (mx.depends) for the cotangent arriving from above, not only for the forward's
+    output, so the backward cannot recompute several layers ahead of need."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten, tree_unflatten
+
+    call = type(layer).__call__
+
+    def checkpointed(self, x, *args, **kwargs):
+        flat = tree_flatten(self.trainable_parameters())
+        names, leaves = [k for k, _ in flat], [v for _, v in flat]
+
+        def inner(x, *leaves):
+            self.update(tree_unflatten(list(zip(names, leaves))))
+            return call(self, x, *args, **kwargs)
+
+        @mx.custom_function
+        def f(x, *leaves):
+            return inner(x, *leaves)
+
+        @f.vjp
+        def f_vjp(primals, cotangent, output):
+            x = mx.depends([primals[0]], [cotangent])[0]
+            return tuple(mx.vjp(inner, [x, *primals[1:]], [cotangent])[1])
+
+        return f(x, *leaves)
+
+    type(layer).__call__ = checkpointed
+
+
 def run_config(model, tokens, policy, batch_size, n_batches, seed, log, loss=None) -> dict:
     import mlx.core as mx
     import mlx.optimizers as optim
@@ -116,6 +147,8 @@ def main(argv=None) -> int:
     p.add_argument("--configs", default="b8:8,b8:4,b8:1", help="comma list of POLICY:BATCH")
     p.add_argument("--n-batches", help="override N for every config")
     p.add_argument("--grad-checkpoint", action="store_true")
+    p.add_argument("--checkpoint-after-cotangent", action="store_true",
+                   help="with --grad-checkpoint: recompute each layer only once its cotangent exists")
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--loss", choices=["default", "chunked"], default="default",
                    help="mlx-lm's default loss or olelo/lean_loss.py's chunked one")
@@ -142,7 +175,9 @@ def main(argv=None) -> int:
     from mlx.utils import tree_flatten
 
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
-    if a.grad_checkpoint:
+    if a.grad_checkpoint and a.checkpoint_after_cotangent:
+        checkpoint_after_cotangent(model.layers[0])
+    elif a.grad_checkpoint:
         trainer.grad_checkpoint(model.layers[0])  # patches the layer class once, as train() would
     if a.no_compile:
         mx.compile = lambda fun=None, **kw: fun if fun is not None else (lambda f: f)
@@ -161,7 +196,8 @@ def main(argv=None) -> int:
         "mlx": mx.__version__, "mlx_lm": mlx_lm.__version__, "device": str(mx.default_device()),
         **gpu_common.device_summary(),
         "model": a.model, "model_load_s": round(load_s, 1), "lora": gpu_common.LORA,
-        "trainable_parameters": int(trainable), "grad_checkpoint": a.grad_checkpoint, "compile": not a.no_compile, "loss": a.loss,
+        "trainable_parameters": int(trainable), "grad_checkpoint": a.grad_checkpoint,
+        "checkpoint_after_cotangent": a.checkpoint_after_cotangent, "compile": not a.no_compile, "loss": a.loss,
         "examples": len(tokens), "configs": [],
     }
     per_width_s, tok_s = [], []
