@@ -2,13 +2,16 @@
 fixture generators beside their fixtures; every result file opens with the same
 header, and its "how to reproduce" uses this repo, not one borrowed machine."""
 
+import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+import olelo
 from olelo import header
 
 RESULTS = sorted((REPO / "bench" / "results").glob("*.json"))
@@ -45,3 +48,65 @@ def test_header_records_what_ran_where_and_under_what_load(tmp_path):
     written = json.loads((tmp_path / "r.json").read_text())
     assert list(written) == ["header", "speedup"]
     assert set(written["header"]["load"]) == {"start", "end"}
+
+
+def _load(path: str):
+    campaigns = str(REPO / "bench" / "campaigns")
+    if campaigns not in sys.path:
+        sys.path.insert(0, campaigns)  # the campaign scripts import gpu_common from beside them
+    spec = importlib.util.spec_from_file_location(Path(path).stem, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_eval_speed_spreads_its_per_process_sample_over_the_batched_set():
+    spread = _load("bench/eval_speed.py").spread
+    records = list(range(283))
+    sample = spread(records, 16)
+    assert len(sample) == 16 and sample[0] == 0 and sample == sorted(set(sample))
+    assert max(b - a for a, b in zip(sample, sample[1:])) <= 18 and sample[-1] >= 283 - 18
+    assert spread(records, 283) == records and spread([7], 1) == [7]
+    for k in (0, 284):
+        with pytest.raises(olelo.UserError, match="--n-processes"):
+            spread(records, k)
+
+
+def test_checkpoint_after_cotangent_gives_the_gradients_of_no_checkpoint(tiny_model):
+    import mlx.core as mx
+    import mlx.nn as nn
+    from mlx.utils import tree_flatten
+    from mlx_lm import load
+    from mlx_lm.tuner.trainer import default_loss
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    patch = _load("bench/campaigns/gpu_train_mlx.py").checkpoint_after_cotangent
+    model, _ = load(str(tiny_model))
+    model.freeze()
+    linear_to_lora_layers(model, 2, {"rank": 4, "scale": 20.0, "dropout": 0.0})
+    for _, m in model.named_modules():  # LoRA's B starts at zero (and A's gradient with it)
+        if hasattr(m, "lora_b"):
+            m.lora_b = 0.05 * mx.random.normal(m.lora_b.shape, key=mx.random.key(1))
+    batch = mx.random.randint(0, 200, (2, 17), key=mx.random.key(0))
+    lengths = mx.array([[0, 16], [3, 12]])
+
+    def grads():
+        (loss, _), g = nn.value_and_grad(model, default_loss)(model, batch, lengths)
+        mx.eval(loss, g)
+        return loss.item(), dict(tree_flatten(g))
+
+    loss0, g0 = grads()
+    block = type(model.layers[0])
+    call = block.__call__
+    try:
+        patch(model.layers[0])
+        assert block.__call__ is not call
+        loss1, g1 = grads()
+    finally:
+        block.__call__ = call
+    assert loss1 == pytest.approx(loss0, rel=1e-6)
+    assert set(g1) == set(g0) and len(g0) > 0
+    for k in g0:
+        scale = float(mx.abs(g0[k]).max())
+        assert scale > 0, k
+        assert float(mx.abs(g1[k] - g0[k]).max()) <= 1e-5 * scale, k
