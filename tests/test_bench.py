@@ -5,7 +5,6 @@ header, and its "how to reproduce" uses this repo, not one borrowed machine."""
 import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -51,9 +50,6 @@ def test_header_records_what_ran_where_and_under_what_load(tmp_path):
 
 
 def _load(path: str):
-    campaigns = str(REPO / "bench" / "campaigns")
-    if campaigns not in sys.path:
-        sys.path.insert(0, campaigns)  # the campaign scripts import gpu_common from beside them
     spec = importlib.util.spec_from_file_location(Path(path).stem, REPO / path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -72,7 +68,7 @@ def test_eval_speed_spreads_its_per_process_sample_over_the_batched_set():
             spread(records, k)
 
 
-def test_checkpoint_after_cotangent_gives_the_gradients_of_no_checkpoint(tiny_model):
+def test_checkpoint_after_cotangent_gives_the_gradients_of_no_checkpoint(tiny_model, monkeypatch):
     import mlx.core as mx
     import mlx.nn as nn
     from mlx.utils import tree_flatten
@@ -80,6 +76,7 @@ def test_checkpoint_after_cotangent_gives_the_gradients_of_no_checkpoint(tiny_mo
     from mlx_lm.tuner.trainer import default_loss
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
+    monkeypatch.syspath_prepend(str(REPO / "bench" / "campaigns"))  # the script imports gpu_common from beside it
     patch = _load("bench/campaigns/gpu_train_mlx.py").checkpoint_after_cotangent
     model, _ = load(str(tiny_model))
     model.freeze()
