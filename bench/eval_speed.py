@@ -49,6 +49,8 @@ def main():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", default="bench/results/eval_speed.json")
     a = p.parse_args()
+    if a.n < 1:
+        raise olelo.UserError(f"--n {a.n}: give the number of sentences to translate (1 or more)")
     records = olelo.read_jsonl(a.data)[: a.n]
     if not records:
         raise olelo.UserError(f"{a.data}: no records to translate")
