@@ -50,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--results-dir", default="runs/mem-profile", help="where mem_profile.py results are (default: %(default)s)")
     p.add_argument("--loss", choices=LOSSES, default="auto",
                    help="the training loss the run will use: only profiles made with it count (auto: chunked on a CPU, default on a GPU, as train.py; default: %(default)s)")
+    p.add_argument("--fine-tune-type", choices=["lora", "dora", "full"], default="lora",
+                   help="the run's mlx_lm.lora --fine-tune-type: LOSS=auto never picks the chunked loss for full")
     p.add_argument("--available", type=float, help="available memory in bytes (default: read from the system)")
     p.add_argument("--num-layers", type=int, default=16, help="LoRA layers, for the probe (default: %(default)s)")
     p.add_argument("--no-probe", action="store_true", help="fail instead of probing when no profile exists")
@@ -60,7 +62,7 @@ def parse_args(argv=None):
     p.add_argument("--record", help="also write the JSON to this file")
     a = p.parse_args(argv)
     from olelo.lean_loss import resolve
-    a.loss = resolve(a.loss)  # auto: as train.py on this machine
+    a.loss = resolve(a.loss, a.fine_tune_type)  # auto: as train.py on this machine
     return a
 
 

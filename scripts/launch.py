@@ -95,12 +95,10 @@ def auto_batch_argv(lab: list[str], mlx: list[str]) -> list[str]:
     for ours, theirs in (("--max-seq-length", "--max-seq"), ("--num-layers", "--num-layers")):
         if option(mlx, ours):
             argv += [theirs, option(mlx, ours)]
-    # train.py's LOSS: the profile must be one made with it. auto resolves as train.py
-    # does it, on this machine: never the chunked loss for a full fine-tune (it trains the head).
-    loss = option(lab, "--loss") or "auto"
-    if loss == "auto" and option(mlx, "--fine-tune-type") == "full":
-        loss = "default"
-    return argv + ["--loss", loss]
+    # train.py's LOSS: the profile must be one made with it; auto_batch.py resolves auto as
+    # train.py does (olelo.lean_loss.resolve), so it needs the fine-tune type too.
+    return argv + ["--loss", option(lab, "--loss") or "auto",
+                   "--fine-tune-type", option(mlx, "--fine-tune-type") or "lora"]
 
 
 def pick_batch(lab: list[str], mlx: list[str]) -> tuple[list[str], list[str]]:

@@ -89,13 +89,14 @@ def test_auto_dry_run_shows_how_the_batch_will_be_picked(capsys):
     assert lines[0].startswith("# BATCH=auto: the batch size comes from")
     picked = shlex.split(lines[0].split("comes from ", 1)[1])
     assert picked[2:] == ["--model", "models/tiny-gemma3", "--data", "data/finetuning/large", "--grad-checkpoint",
-                          "on", "--record", "runs/auto-batch.json", "--flags", "--max-seq", "512", "--loss", "auto"]
+                          "on", "--record", "runs/auto-batch.json", "--flags", "--max-seq", "512", "--loss", "auto",
+                          "--fine-tune-type", "lora"]
 
 
 def test_auto_batch_is_picked_with_the_runs_loss(capsys):
     lines = dry_run(capsys, batch="auto", lab=(*LAB, "--loss", "chunked"))
     picked = shlex.split(lines[0].split("comes from ", 1)[1])
-    assert picked[-2:] == ["--loss", "chunked"]
+    assert picked[-4:-2] == ["--loss", "chunked"]
 
 
 @pytest.mark.parametrize("chosen,had_gc,expected", [

@@ -177,6 +177,11 @@ def test_batch_auto_asks_for_the_profile_of_the_loss_train_will_use():
     import launch
 
     cmd = ["mlx_lm.lora", "--model", "m", "--data", "d", "--train"]
-    assert launch.auto_batch_argv([], cmd)[-2:] == ["--loss", "auto"]
-    assert launch.auto_batch_argv(["--loss", "chunked"], cmd)[-2:] == ["--loss", "chunked"]
-    assert launch.auto_batch_argv(["--loss", "auto"], cmd + ["--fine-tune-type", "full"])[-2:] == ["--loss", "default"]
+    assert launch.auto_batch_argv([], cmd)[-4:] == ["--loss", "auto", "--fine-tune-type", "lora"]
+    assert launch.auto_batch_argv(["--loss", "chunked"], cmd)[-4:-2] == ["--loss", "chunked"]
+    full = launch.auto_batch_argv(["--loss", "auto"], cmd + ["--fine-tune-type", "full"])
+    assert full[-4:] == ["--loss", "auto", "--fine-tune-type", "full"]
+    # auto_batch.py resolves it as train.py would: never the chunked loss for a full fine-tune
+    import auto_batch
+
+    assert auto_batch.parse_args(full).loss == "default"
