@@ -11,6 +11,8 @@
 #   4. the chunked loss's chunk size on CUDA (256 and 512 tokens; 64 was measured before).
 #
 #   bash bench/campaigns/gpu_perf_pass3.sh      # in a clone with .gpu-data beside it
+# On a lent machine start it detached (setsid nohup bash ... < /dev/null &): a plain
+# background job ended with the device call that started it.
 set -u
 cd "$(dirname "$0")/../.."
 source bench/campaigns/gpu_venv.sh
