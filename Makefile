@@ -571,8 +571,9 @@ test-fast: $(VENV)/.installed ## the suite without the tests that train (pytest 
 
 ## ---------------------------------------------------------------- benchmarks
 # Speed targets live here, never in timed tests. Results: bench/results/*.json.
-## bench-eval: sentences translated batched, and how many of them run one process each
+## bench-eval: sentences translated batched (the first N of the test set)
 BENCH_N ?= 16
+## bench-eval: how many of them run one mlx_lm.generate process each (spread over the N)
 BENCH_PROCESSES ?= $(BENCH_N)
 
 .PHONY: bench-eval
