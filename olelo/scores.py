@@ -115,23 +115,9 @@ def score_corpus(hyps: list[str], refs: list[str], metrics=tuple(METRICS)) -> di
     return report
 
 
-def loops(text: str, max_words: int = LOOP_MAX_WORDS, copies: int = LOOP_COPIES) -> bool:
-    """True when some span of 1..max_words words occurs `copies` times in a row."""
-    words = re.findall(r"\w+", text.lower())
-    for n in range(1, max_words + 1):
-        for i in range(len(words) - copies * n + 1):
-            unit = words[i:i + n]
-            if all(words[i + k * n:i + (k + 1) * n] == unit for k in range(1, copies)):
-                return True
-    return False
-
-
-def cut_loop(text: str, max_words: int = LOOP_MAX_WORDS, copies: int = LOOP_COPIES) -> str:
-    """`text` up to the end of a loop's first copy, at the first word where loops() would
-    become true (unchanged when it never does). It reads only the words so far, so a decoder
-    stopping there makes exactly this output from the same greedy run."""
-    spans = [(m.start(), m.end()) for m in re.finditer(r"\w+", text)]
-    words = [text[a:b].lower() for a, b in spans]
+def _first_loop(words: list[str], max_words: int, copies: int) -> tuple[int, int] | None:
+    """(start, n) of the loop that completes first reading left to right: words[start:start + n]
+    `copies` times in a row, n <= max_words; None when there is no loop."""
     for j in range(1, len(words) + 1):  # after the j-th word
         for n in range(1, max_words + 1):
             start = j - copies * n
@@ -139,8 +125,23 @@ def cut_loop(text: str, max_words: int = LOOP_MAX_WORDS, copies: int = LOOP_COPI
                 break
             unit = words[start:start + n]
             if all(words[start + k * n:start + (k + 1) * n] == unit for k in range(1, copies)):
-                return text[:spans[start + n - 1][1]]
-    return text
+                return start, n
+    return None
+
+
+def loops(text: str, max_words: int = LOOP_MAX_WORDS, copies: int = LOOP_COPIES) -> bool:
+    """True when some span of 1..max_words words occurs `copies` times in a row."""
+    return _first_loop(re.findall(r"\w+", text.lower()), max_words, copies) is not None
+
+
+def cut_loop(text: str, max_words: int = LOOP_MAX_WORDS, copies: int = LOOP_COPIES) -> str:
+    """`text` up to the end of a loop's first copy, at the first word where loops() would
+    become true (unchanged when it never does). It reads only the words so far, so a decoder
+    stopping there makes exactly this output from the same greedy run. Words are lowercased
+    one by one (loops() lowercases the whole text), so that the cut can index `text`."""
+    spans = [(m.start(), m.end()) for m in re.finditer(r"\w+", text)]
+    found = _first_loop([text[a:b].lower() for a, b in spans], max_words, copies)
+    return text if found is None else text[:spans[found[0] + found[1] - 1][1]]
 
 
 def output_health(hyps: list[str], refs: list[str]) -> dict:
