@@ -47,7 +47,10 @@ def default_max_tokens(tokenizer, records) -> int:
     return math.ceil(1.25 * longest) + 8
 
 
-def translate(model, tokenizer, records, max_tokens: int, batch_size: int, progress=True, shots=None) -> list[dict]:
+def translate(model, tokenizer, records, max_tokens: int, batch_size: int, progress=True, shots=None,
+              stats: dict | None = None) -> list[dict]:
+    """One row per record. `stats`, when given, gathers batch_generate's counts over the batches:
+    prompt_tokens, prompt_s (prefill), generated_tokens, decode_s."""
     from mlx_lm.generate import batch_generate
     from tqdm import tqdm
 
@@ -62,6 +65,10 @@ def translate(model, tokenizer, records, max_tokens: int, batch_size: int, progr
         resp = batch_generate(model, tokenizer, [prompts[i] for i in chunk], max_tokens=max_tokens,
                               return_token_ids=True)
         share = (time.perf_counter() - t) / len(chunk)
+        if stats is not None:
+            for key, value in (("prompt_tokens", resp.stats.prompt_tokens), ("prompt_s", resp.stats.prompt_time),
+                               ("generated_tokens", resp.stats.generation_tokens), ("decode_s", resp.stats.decode_time)):
+                stats[key] = stats.get(key, 0) + value
         for i, text, ids in zip(chunk, resp.texts, resp.token_ids):
             source, reference = olelo.record_source_target(records[i])
             out[i] = {"id": records[i].get("id", str(i)), "source": source, "reference": reference,

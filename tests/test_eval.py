@@ -164,3 +164,16 @@ def test_perplexity_line_is_parsed_as_mlx_lm_prints_it():
     assert perplexity.parse_result(out) == (2.910, 18.357)
     with pytest.raises(olelo.UserError):
         perplexity.parse_result("Test loss: 2.9")
+
+
+def test_translate_gathers_mlx_lms_counts_over_its_batches(tiny_model, tiny_data):
+    model, tokenizer = olelo.load_model(str(tiny_model))
+    records = olelo.read_jsonl(tiny_data / "test.jsonl")
+    stats = {}
+    rows = generate.translate(model, tokenizer, records, 6, 2, progress=False, stats=stats)  # three batches
+    assert set(stats) == {"prompt_tokens", "prompt_s", "generated_tokens", "decode_s"}
+    # mlx-lm prefills all but each prompt's last token, which starts the decoding
+    assert stats["prompt_tokens"] == sum(len(p) - 1 for p in generate.build_prompts(tokenizer, records))
+    # mlx-lm counts a stop token it generated; the rows leave it out
+    assert sum(r["tokens"] for r in rows) <= stats["generated_tokens"] <= 6 * len(records)
+    assert stats["prompt_s"] > 0 and stats["decode_s"] > 0
