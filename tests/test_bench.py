@@ -2,7 +2,6 @@
 fixture generators beside their fixtures; every result file opens with the same
 header, and its "how to reproduce" uses this repo, not one borrowed machine."""
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -49,15 +48,8 @@ def test_header_records_what_ran_where_and_under_what_load(tmp_path):
     assert set(written["header"]["load"]) == {"start", "end"}
 
 
-def _load(path: str):
-    spec = importlib.util.spec_from_file_location(Path(path).stem, REPO / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_eval_speed_spreads_its_per_process_sample_over_the_batched_set():
-    spread = _load("bench/eval_speed.py").spread
+    from eval_speed import spread
     records = list(range(283))
     sample = spread(records, 16)
     assert len(sample) == 16 and sample[0] == 0 and sample == sorted(set(sample))
@@ -68,7 +60,7 @@ def test_eval_speed_spreads_its_per_process_sample_over_the_batched_set():
             spread(records, k)
 
 
-def test_checkpoint_after_cotangent_gives_the_gradients_of_no_checkpoint(tiny_model, monkeypatch):
+def test_checkpoint_after_cotangent_gives_the_gradients_of_no_checkpoint(tiny_model):
     import mlx.core as mx
     import mlx.nn as nn
     from mlx.utils import tree_flatten
@@ -76,8 +68,7 @@ def test_checkpoint_after_cotangent_gives_the_gradients_of_no_checkpoint(tiny_mo
     from mlx_lm.tuner.trainer import default_loss
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
-    monkeypatch.syspath_prepend(str(REPO / "bench" / "campaigns"))  # the script imports gpu_common from beside it
-    patch = _load("bench/campaigns/gpu_train_mlx.py").checkpoint_after_cotangent
+    from gpu_train_mlx import checkpoint_after_cotangent as patch
     model, _ = load(str(tiny_model))
     model.freeze()
     linear_to_lora_layers(model, 2, {"rank": 4, "scale": 20.0, "dropout": 0.0})

@@ -1,6 +1,5 @@
 """bench/campaigns/compare_runs.py: a run against the seed spread, and two recipes' seeds."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -9,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import compare_runs as cr
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench/campaigns/compare_runs.py"
-spec = importlib.util.spec_from_file_location("compare_runs", SCRIPT)
-cr = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cr)
 
 
 @pytest.mark.parametrize("df,t,p", [(1, 12.706, 0.05), (2, 4.303, 0.05), (3, 3.182, 0.05), (4, 2.776, 0.05),

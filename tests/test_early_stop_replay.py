@@ -1,6 +1,5 @@
 """bench/campaigns/early_stop_replay.py: a replay stops where the trainer's Recorder stops."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,13 +7,11 @@ from pathlib import Path
 
 import pytest
 
+import early_stop_replay as replay_mod
 from olelo.records import EarlyStop, Recorder
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench/campaigns/early_stop_replay.py"
-spec = importlib.util.spec_from_file_location("early_stop_replay", SCRIPT)
-replay_mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(replay_mod)
 
 # A first-epoch dip in chrF++ (the looping phase) while the loss falls, then a plateau.
 CHRF = [15.7, 13.6, 13.3, 17.6, 20.4, 20.1, 19.0, 20.3]
