@@ -49,11 +49,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", default="bench/results/eval_speed.json")
     a = p.parse_args()
-    if a.n < 1:
-        raise olelo.UserError(f"--n {a.n}: give the number of sentences to translate (1 or more)")
-    records = olelo.read_jsonl(a.data)[: a.n]
-    if not records:
-        raise olelo.UserError(f"{a.data}: no records to translate")
+    records = generate.first_records(a.data, a.n)
     sample = spread(records, a.n_processes or len(records))
     head = header.start(f"make bench-eval MODEL={a.model} BENCH_N={a.n} BENCH_PROCESSES={len(sample)}")
 

@@ -42,6 +42,17 @@ def pick_shots(train_records, directions, k: int, seed: int) -> dict:
     return shots
 
 
+def first_records(path, n: int) -> list[dict]:
+    """The first n records of a JSONL file, for a benchmark to translate; refuses n < 1 and a
+    file without records."""
+    if n < 1:
+        raise olelo.UserError(f"--n {n}: give the number of sentences to translate (1 or more)")
+    records = olelo.read_jsonl(path)[:n]
+    if not records:
+        raise olelo.UserError(f"{path}: no records to translate")
+    return records
+
+
 def default_max_tokens(tokenizer, records) -> int:
     longest = max(len(tokenizer.encode(olelo.record_source_target(r)[1])) for r in records)
     return math.ceil(1.25 * longest) + 8

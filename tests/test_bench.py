@@ -98,3 +98,17 @@ def test_checkpoint_after_cotangent_gives_the_gradients_of_no_checkpoint(tiny_mo
         scale = float(mx.abs(g0[k]).max())
         assert scale > 0, k
         assert float(mx.abs(g1[k] - g0[k]).max()) <= 1e-5 * scale, k
+
+
+def test_the_benchmarks_refuse_no_sentences(tmp_path):
+    from olelo.generate import first_records
+
+    data = tmp_path / "test.jsonl"
+    olelo.atomic_write_jsonl(data, [{"i": i} for i in range(3)])
+    assert first_records(data, 2) == [{"i": 0}, {"i": 1}] and len(first_records(data, 9)) == 3
+    for n in (0, -1):  # a negative N would slice all but the last records
+        with pytest.raises(olelo.UserError, match=f"--n {n}:"):
+            first_records(data, n)
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(olelo.UserError, match="no records"):
+        first_records(tmp_path / "empty.jsonl", 5)

@@ -27,11 +27,7 @@ def main():
     p.add_argument("--max-tokens", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=32)
     a = p.parse_args()
-    if a.n < 1:
-        raise olelo.UserError(f"--n {a.n}: give the number of sentences to translate (1 or more)")
-    records = olelo.read_jsonl(a.data)[: a.n]
-    if not records:
-        raise olelo.UserError(f"{a.data}: no records to translate")
+    records = generate.first_records(a.data, a.n)
     model, tokenizer = olelo.load_model(a.model)
     stats = {}
     t = time.perf_counter()

@@ -19,7 +19,6 @@ O=/root/lab/out/perf; mkdir -p "$O"
 LOG=/root/lab/out/perf.log
 T=data/finetuning/large/train.jsonl
 M=models/gemma-3-270m
-run() { echo "= $*" >>"$LOG"; local t0=$SECONDS; "$@" >>"$LOG" 2>&1; echo "= rc $? in $((SECONDS - t0)) s" >>"$LOG"; }
 mlx() { run python3 bench/campaigns/gpu_train_mlx.py --data $T --configs pad32:1,pad32:8,pad32:16,pad32:32 "$@"; }
 
 MK="VENV=$V GGUF_WHEELS=/root/stash BASE_F32=0"

@@ -21,7 +21,6 @@ LOG=/root/lab/out/perf3.log
 T=data/finetuning/large/train.jsonl
 M=models/gemma-3-270m
 B4=/root/m4b16 Q4=/root/m4b
-run() { echo "= $*" >>"$LOG"; local t0=$SECONDS; "$@" >>"$LOG" 2>&1; echo "= rc $? in $((SECONDS - t0)) s" >>"$LOG"; }
 CONFIGS=pad32:1,pad32:8,pad32:16
 mlx() { run python3 bench/campaigns/gpu_train_mlx.py --data $T --configs $CONFIGS --n-batches 6 "$@"; }
 peft() { PYTHONPATH= run python3 bench/campaigns/gpu_train_peft.py --model $M --data $T --configs $CONFIGS --n-batches 6 "$@"; }

@@ -17,6 +17,9 @@ exec $PY3 \"\$@\""
 put $V/bin/mlx.launch "#!/bin/sh
 exec $PY3 -c \"import sys; sys.argv[0] = 'mlx.launch'; from mlx._distributed_utils.launch import main; main()\" \"\$@\""
 touch $V/.installed
+# run CMD ...: CMD's output goes to $LOG (set by the campaign script), between its command
+# line and its exit status and seconds.
+run() { echo "= $*" >>"$LOG"; local t0=$SECONDS; "$@" >>"$LOG" 2>&1; echo "= rc $? in $((SECONDS - t0)) s" >>"$LOG"; }
 # scripts/perplexity.py runs the mlx_lm.lora console script found beside sys.executable;
 # `pip install --target /tmp/site` put the console scripts in /tmp/site/bin instead.
 for f in /tmp/site/bin/mlx_lm*; do
