@@ -573,12 +573,13 @@ test-fast: $(VENV)/.installed ## the suite without the tests that train (pytest 
 # Speed targets live here, never in timed tests. Results: bench/results/*.json.
 ## bench-eval: sentences translated batched (the first N of the test set)
 BENCH_N ?= 16
-## bench-eval: how many of them run one mlx_lm.generate process each (spread over the N)
-BENCH_PROCESSES ?= $(BENCH_N)
+## bench-eval: how many of them run one mlx_lm.generate process each, spread over the N (empty: all N)
+BENCH_PROCESSES ?=
+$(foreach v,BENCH_N $(if $(BENCH_PROCESSES),BENCH_PROCESSES),$(call check_pos,$(v)))
 
 .PHONY: bench-eval
 bench-eval: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## sentences/s: batched eval vs one mlx_lm.generate per sentence
-	$(RUN_PY) bench/eval_speed.py --model $(MODEL) --data $(LARGE)/test.jsonl --n $(BENCH_N) --n-processes $(BENCH_PROCESSES) --max-tokens 32
+	$(RUN_PY) bench/eval_speed.py --model $(MODEL) --data $(LARGE)/test.jsonl --n $(BENCH_N) $(call flag,--n-processes,$(BENCH_PROCESSES)) --max-tokens 32
 
 .PHONY: bench-preload
 bench-preload: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## LoRA tok/s with vs without OpenBLAS preloaded (Linux CPU)

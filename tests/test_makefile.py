@@ -115,3 +115,14 @@ def test_old_eval_checkpoints_name_still_works(run_make, tmp_path):
     out, ckpts = checkpoints("CKPTS=final")
     assert ckpts == ["base", "final"]
     assert "note: CKPTS= is now EVAL_CKPTS=" in out.stdout + out.stderr
+
+
+def test_bench_eval_checks_its_counts_and_passes_the_sample(run_make):
+    line = [l for l in run_make("-n", "bench-eval", "BENCH_N=40", "BENCH_PROCESSES=8").stdout.splitlines()
+            if "bench/eval_speed.py" in l]
+    assert len(line) == 1 and "--n 40 --n-processes 8 " in line[0]
+    line = [l for l in run_make("-n", "bench-eval", "BENCH_N=40").stdout.splitlines() if "bench/eval_speed.py" in l]
+    assert "--n 40 " in line[0] and "--n-processes" not in line[0]  # empty: every one of the N
+    for bad in ("BENCH_N=0", "BENCH_PROCESSES=2 3", "BENCH_N=x'y"):
+        out = run_make("-n", "bench-eval", bad, check=False)
+        assert out.returncode != 0 and "must be a whole number >= 1" in out.stderr, bad
