@@ -138,9 +138,12 @@ def model_name(model: str) -> str:
     return Path(str(model).rstrip("/")).name
 
 
-def newest_profile(results_dir: str | os.PathLike, model: str, loss: str = "default") -> dict | None:
+def newest_profile(results_dir: str | os.PathLike, model: str, loss: str = "default",
+                   memory_limit_gb: float | None = None) -> dict | None:
     """The newest mem-profile results.json (by its `created` time) measured on `model`
-    with `loss` (profiles from before --loss used mlx-lm's default) that has a fit, or None."""
+    with `loss` (profiles from before --loss used mlx-lm's default) and under
+    `memory_limit_gb` (None: MLX's own limit, as training runs by default) that has a
+    fit, or None."""
     best = None
     for f in Path(results_dir).glob("*/results.json"):
         try:
@@ -148,6 +151,8 @@ def newest_profile(results_dir: str | os.PathLike, model: str, loss: str = "defa
         except (OSError, json.JSONDecodeError):
             continue
         if model_name(r.get("model", "")) != model_name(model) or not r.get("fit") or r.get("loss", "default") != loss:
+            continue
+        if r.get("memory_limit_gb") != memory_limit_gb:
             continue
         if best is None or r.get("created", "") > best.get("created", ""):
             best = {**r, "path": str(f)}
@@ -199,6 +204,24 @@ def available_memory_bytes() -> int:
             pass
         return free
     raise olelo.UserError(f"do not know how to read available memory on {system}; pass --available")
+
+
+def set_memory_limit(gb_limit: float | None) -> None:
+    """MLX's memory limit (mx.set_memory_limit), in GB; None keeps MLX's own (CUDA: 80 %
+    of the GPU's memory; Metal: 1.5x the recommended working set).
+
+    MLX's eval queues work ahead of the device, and what queued work allocates, or
+    will free only when it has run, stays in use meanwhile. Past the limit eval stops
+    queueing and waits for the device, so a step's peak stays near the limit unless
+    the step itself needs more. A limit far below the need measures the need (nothing
+    queued ahead), slowly: on CUDA the allocator also empties its cache past the limit."""
+    if gb_limit is None:
+        return
+    if not gb_limit > 0:
+        raise olelo.UserError(f"memory limit {gb_limit} GB: give a positive number of GB (e.g. 12)")
+    import mlx.core as mx
+
+    mx.set_memory_limit(int(gb_limit * 1e9))
 
 
 def gb(n: float) -> str:

@@ -88,6 +88,10 @@ def parse_args(argv=None):
                    help="batch size whose points check the fit without being in it (default: the largest; 0: none)")
     p.add_argument("--no-longest-check", dest="longest_check", action="store_false",
                    help="skip the held-out batch-1 runs of the longest example at --max-seq-length 2048")
+    p.add_argument("--memory-limit-gb", type=float,
+                   help="MLX's memory limit in each point (olelo.memory.set_memory_limit): past it eval stops "
+                        "queueing work ahead of the device; far below the need (0.001) the peak is what the "
+                        "setting needs, nothing queued ahead (default: MLX's own limit)")
     p.add_argument("--point-timeout", type=int, default=900, help="seconds before a point is given up (default: %(default)s)")
     p.add_argument("--out", default="runs/mem-profile", help="parent folder of the stamped result folder (default: %(default)s)")
     p.add_argument("--point", help=argparse.SUPPRESS)  # internal: run one point (JSON) in this process
@@ -95,6 +99,8 @@ def parse_args(argv=None):
     from olelo.lean_loss import resolve
     a.loss = resolve(a.loss)  # auto: as train.py on this machine
     if a.point is None:
+        if a.memory_limit_gb is not None and not a.memory_limit_gb > 0:
+            raise olelo.UserError(f"--memory-limit-gb {a.memory_limit_gb}: give a positive number of GB")
         a.batch_sizes = ints(a.batch_sizes, "--batch-sizes")
         a.max_seqs = ints(a.max_seqs, "--max-seqs")
         modes = {"off": False, "on": True}
@@ -128,7 +134,8 @@ def sweep_stamp(a) -> str:
     return (f"{Path(a.data.rstrip('/')).name}-{memory.model_name(a.model)}-bs{join(a.batch_sizes)}-gc{gc}"
             f"-ms{join(a.max_seqs)}-it{a.iters}w{a.warmup}-L{a.num_layers}-s{a.seed}"
             f"{'' if a.longest_check else '-nolc'}{'-longest' if a.longest_only else ''}"
-            f"{'' if a.loss == 'default' else '-' + a.loss}")
+            f"{'' if a.loss == 'default' else '-' + a.loss}"
+            f"{'' if a.memory_limit_gb is None else f'-lim{a.memory_limit_gb:g}'}")
 
 
 # ---------------------------------------------------------------- one point (subprocess)
@@ -169,6 +176,7 @@ def run_point(point: dict) -> dict:
     num_layers = len(model.layers) if point["num_layers"] < 0 else min(point["num_layers"], len(model.layers))
     model.freeze()
     linear_to_lora_layers(model, num_layers, {"rank": 8, "dropout": 0.0, "scale": 20.0})
+    memory.set_memory_limit(point.get("memory_limit_gb"))
 
     class Reports(TrainingCallback):
         def __init__(self):
@@ -208,6 +216,7 @@ def run_point(point: dict) -> dict:
         "num_layers": num_layers,
         "status": "ok",
         "peak_bytes": int(mx.get_peak_memory()),
+        "memory_limit_bytes": int(mx.get_memory_limit()),
         "max_rss_bytes": int(maxrss if sys.platform == "darwin" else maxrss * 1024),  # macOS: bytes, Linux: KiB
         "width": width,
         "tokens_in_batch": point["batch"] * width,
@@ -327,7 +336,7 @@ def main(argv=None) -> int:
                           *(sys.argv[1:] if argv is None else argv)])
     points = [{"model": a.model, "data": a.data, "batch": b, "grad_checkpoint": g, "max_seq": m,
                "iters": a.iters, "warmup": a.warmup, "num_layers": a.num_layers, "seed": a.seed, "loss": a.loss,
-               "longest_only": a.longest_only}
+               "longest_only": a.longest_only, "memory_limit_gb": a.memory_limit_gb}
               for m in a.max_seqs for g in a.grad_checkpoint for b in a.batch_sizes]
     if a.longest_check:
         points += [{**points[0], "batch": 1, "grad_checkpoint": g, "max_seq": 2048, "longest_only": True,
@@ -354,7 +363,7 @@ def main(argv=None) -> int:
     write_csv(rows, out / "results.csv")
     results = {
         "stamp": stamp, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command, "model": a.model, "data": a.data, "loss": a.loss,
+        "command": command, "model": a.model, "data": a.data, "loss": a.loss, "memory_limit_gb": a.memory_limit_gb,
         "data_sha256": olelo.sha256_file(Path(a.data) / "train.jsonl"),
         "model_config": json.loads((Path(a.model) / "config.json").read_text())
         if (Path(a.model) / "config.json").is_file() else None,

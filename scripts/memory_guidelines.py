@@ -45,6 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--results-dir", default="runs/mem-profile", help="for --model (default: %(default)s)")
     p.add_argument("--loss", choices=LOSSES, default="auto",
                    help="for --model: the newest profile measured with this training loss (auto: chunked on a CPU, default on a GPU, as train.py; default: %(default)s)")
+    p.add_argument("--memory-limit-gb", type=float,
+                   help="for --model: the newest profile measured under this MEM_LIMIT (default: under MLX's own limit)")
     p.add_argument("--notes", help="markdown file to write the section into (default: print it)")
     p.add_argument("--margin", type=float, default=0.2,
                    help="fraction of available RAM kept free (default: %(default)s)")
@@ -139,13 +141,20 @@ def section(rows: list[dict], meta: dict, margin: float, source: str) -> str:
     out.append(f"The longest training sequence has {longest} tokens, so mlx-lm pads the widest batch to "
                f"{memory.padded_width(longest, 2048)} at the default `--max-seq-length 2048`; the guidelines use that "
                f"worst case and keep {margin:.0%} of available RAM free.")
+    limit = meta.get("memory_limit_gb")
+    if limit is not None:
+        out.append(f"Measured under a memory limit of {limit:g} GB (`MEM_LIMIT`): past it MLX stops queueing work "
+                   "ahead of the device, so these peaks are what each setting needs with nothing queued ahead. "
+                   "Train with `MEM_LIMIT` set to the budget of your tier for them to hold: under MLX's own limit, "
+                   "queued work adds to the peak (on CUDA up to twice the need, NOTES.md).")
     out += ["", "Measured with:", "", f"    {meta.get('command', '(command not recorded)')}", ""]
     out.append(f"(load average {min(loads):.2f}–{max(loads):.2f} on {env.get('cpu_count', '?')} cores while it ran; "
                "the tok/s move with it.)")
 
     for label, ram in TIERS:
         budget = ram * (1 - margin)
-        out += ["", f"### {label}", f"Budget {memory.gb(budget)} ({margin:.0%} kept free):"]
+        train_with = "" if limit is None else f"; train with `MEM_LIMIT={budget / 1e9:g}`"
+        out += ["", f"### {label}", f"Budget {memory.gb(budget)} ({margin:.0%} kept free{train_with}):"]
         fitted = False
         for max_seq in MAX_SEQS:
             width = memory.padded_width(longest, max_seq)
@@ -185,10 +194,11 @@ def main(argv=None) -> int:
     if bool(a.results) == bool(a.model):
         raise olelo.UserError("give a results folder or --model (not both)")
     if a.model:
-        profile = memory.newest_profile(a.results_dir, a.model, a.loss)
+        profile = memory.newest_profile(a.results_dir, a.model, a.loss, a.memory_limit_gb)
         if not profile:
-            raise olelo.UserError(f"no mem-profile results for {memory.model_name(a.model)} with --loss {a.loss} "
-                                  f"in {a.results_dir}")
+            limit = "" if a.memory_limit_gb is None else f" under --memory-limit-gb {a.memory_limit_gb:g}"
+            raise olelo.UserError(f"no mem-profile results for {memory.model_name(a.model)} with --loss {a.loss}"
+                                  f"{limit} in {a.results_dir}")
         a.results = str(Path(profile["path"]).parent)
     rows, meta = load_results(a.results)
     if not [r for r in rows if r["status"] == "ok"]:

@@ -75,6 +75,11 @@ def parse_lab_args(argv):
                    help="training and validation loss: default (mlx-lm's), chunked (olelo/lean_loss.py: "
                         "the same values, computed in sequence chunks so the full logits never exist at once) "
                         "or auto (chunked on a CPU, default on a GPU; the manifest records the choice)")
+    p.add_argument("--memory-limit-gb", type=float,
+                   help="MLX's memory limit (make's MEM_LIMIT): past this many GB in use, MLX stops queueing work "
+                        "ahead of the device and waits, so the peak stays near it unless a step needs more "
+                        "(on CUDA most of the peak at batch >= 2 was queued work). Recorded per segment; "
+                        "default: MLX's own limit")
     p.add_argument("--force", action="store_true", help="train again into a new attempt folder")
     p.add_argument("--auto-batch-record", help="JSON written by auto_batch.py (BATCH=auto): kept in the manifest")
     lab = p.parse_args(argv[:cut])
@@ -82,6 +87,8 @@ def parse_lab_args(argv):
         lab.select = "val_chrf" if lab.val_gen > 0 else "val_loss"
     if lab.select == "val_chrf" and lab.val_gen <= 0:
         raise olelo.UserError("--select val_chrf needs --val-gen > 0 (VAL_GEN=64, say)")
+    if lab.memory_limit_gb is not None and not lab.memory_limit_gb > 0:
+        raise olelo.UserError(f"--memory-limit-gb {lab.memory_limit_gb}: give a positive number of GB (MEM_LIMIT=12)")
     if lab.keep != "all" and not (lab.keep.isdigit() and int(lab.keep) > 0):
         raise olelo.UserError(f"--keep {lab.keep}: use all or a positive number of checkpoints")
     cmd = argv[cut + 1:]
@@ -270,7 +277,8 @@ def record_start(lab, cmd: list[str], base: dict, config: dict, run, world) -> d
     if lab.auto_batch_record:
         manifest["auto_batch"] = json.loads(Path(lab.auto_batch_record).read_text())
     manifest.setdefault("started", olelo.runs.now())
-    manifest["segments"].append({"started": olelo.runs.now(), "offset": run.offset, "command": full_cmd})
+    manifest["segments"].append({"started": olelo.runs.now(), "offset": run.offset, "command": full_cmd,
+                                 "memory_limit_gb": lab.memory_limit_gb})
     olelo.atomic_write_json(run_dir / "manifest.json", {k: v for k, v in manifest.items() if k != "full_command"})
     return manifest
 
@@ -295,6 +303,11 @@ def train_and_record(lab, config: dict, manifest: dict, run, model, tokenizer, l
         else:
             if rank == 0:
                 print(f"[olelo] run {run.stamp}: {'resuming at iteration %d' % offset if offset else 'starting'}")
+            if lab.memory_limit_gb is not None:
+                memory.set_memory_limit(lab.memory_limit_gb)
+                if rank == 0:
+                    print(f"[olelo] memory limit {lab.memory_limit_gb:g} GB: past it MLX waits for the device "
+                          f"instead of queueing more work")
             status = train(args, lab, model, tokenizer, run_dir, adapter_dir, offset, loss)
     except KeyboardInterrupt:
         error = "interrupted (Ctrl-C); run the same command again to resume"

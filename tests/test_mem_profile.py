@@ -273,6 +273,45 @@ def test_auto_batch_uses_the_profile_of_the_runs_loss(tmp_path, model, capsys):
         auto_batch.main(args + ["--loss", "chunked", "--no-probe"])
 
 
+def test_set_memory_limit_sets_mlx_limit_and_refuses_non_positive():
+    import mlx.core as mx
+
+    before = mx.get_memory_limit()
+    try:
+        memory.set_memory_limit(1.5)
+        assert mx.get_memory_limit() == 1_500_000_000
+        memory.set_memory_limit(None)  # MLX's own: left as it is
+        assert mx.get_memory_limit() == 1_500_000_000
+        for bad in (0, -2.0):
+            with pytest.raises(olelo.UserError, match="positive number of GB"):
+                memory.set_memory_limit(bad)
+        assert mx.get_memory_limit() == 1_500_000_000
+    finally:
+        mx.set_memory_limit(before)
+
+
+def test_newest_profile_keeps_profiles_under_a_memory_limit_apart(tmp_path, model):
+    # A profile measured under a memory limit predicts runs under that limit only: a run
+    # with MLX's own limit (auto_batch's case) must not take its (lower) peaks.
+    results = tmp_path / "mem-profile"
+    for name in ("own", "limited"):
+        (results / name).mkdir(parents=True)
+        write_results(results / name, model=str(model))
+    limited = json.loads((results / "limited" / "results.json").read_text())
+    olelo.atomic_write_json(results / "limited" / "results.json",
+                            {**limited, "created": "2999-01-01", "memory_limit_gb": 0.001})
+    assert memory.newest_profile(results, str(model))["path"].endswith("own/results.json")
+    assert memory.newest_profile(results, str(model), memory_limit_gb=0.001)["path"].endswith("limited/results.json")
+    assert memory.newest_profile(results, str(model), memory_limit_gb=2) is None
+
+
+def test_mem_profile_refuses_a_non_positive_memory_limit(model):
+    import mem_profile
+
+    with pytest.raises(olelo.UserError, match="--memory-limit-gb"):
+        mem_profile.main(["--model", str(model), "--memory-limit-gb", "0"])
+
+
 # ---------------------------------------------------------------- mem_profile end to end
 
 @pytest.mark.slow
@@ -298,3 +337,12 @@ def test_mem_profile_sweep_writes_results_and_fit(tmp_path, model, request, caps
     assert results["fit"]["n_points"] == 2 and results["heldout_check"] is None
     assert (out / "memory.png").stat().st_size > 0
     assert "fit: static" in capsys.readouterr().out
+    assert results["memory_limit_gb"] is None and all(r["memory_limit_gb"] is None for r in results["rows"])
+    # Under --memory-limit-gb the points' MLX runs with that limit, and the stamp says so.
+    assert mem_profile.main(["--model", str(model), "--data", str(data), "--batch-sizes", "1,2",
+                             "--grad-checkpoint", "off", "--max-seqs", "64", "--iters", "2", "--warmup", "1",
+                             "--no-longest-check", "--loss", "default", "--memory-limit-gb", "0.001",
+                             "--out", str(tmp_path / "runs")]) == 0
+    results = json.loads((out.with_name(out.name + "-lim0.001") / "results.json").read_text())
+    assert results["memory_limit_gb"] == 0.001
+    assert [r["memory_limit_bytes"] for r in results["rows"]] == [1_000_000, 1_000_000]

@@ -197,6 +197,23 @@ def test_killed_run_resumes_from_its_last_checkpoint(lab):
     assert trainer.states(adapters) == [10]  # training state of the newest checkpoint only
 
 
+def test_memory_limit_is_set_and_recorded_but_not_part_of_the_stamp(lab, finished):
+    # MEM_LIMIT changes when MLX waits, not what is computed: the same run under a limit is
+    # up to date; a new run records the limit of each segment and says it in train.log.
+    out = lab["run"](lab_opts=("--memory-limit-gb", "2"))
+    assert "up to date" in out.stdout
+    lab["run"](iters=4, lab_opts=("--memory-limit-gb", "2.5"))
+    run_dir = (lab["root"] / "runs" / "latest").resolve()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and "-it4-" in run_dir.name
+    assert [s["memory_limit_gb"] for s in manifest["segments"]] == [2.5]
+    assert "[olelo] memory limit 2.5 GB" in (run_dir / "train.log").read_text()
+    for bad in ("0", "-1"):
+        out = lab["run"](iters=3, lab_opts=("--memory-limit-gb", bad), check=False)
+        assert out.returncode == 2 and "positive number of GB" in out.stderr and "Traceback" not in out.stderr
+    assert not list((lab["root"] / "runs").glob("*-it3-*"))
+
+
 def test_patience_stops_early_and_keeps_the_best(lab):
     # With a negligible learning rate the val loss never improves after iteration 0.
     # (LR must be > 0; 1e-30 moves no weight by a representable amount, as 0 would.)

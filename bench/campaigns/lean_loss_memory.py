@@ -91,8 +91,9 @@ def one_point(args) -> dict:
         return lv.item()
 
     margin = args.limit_margin if args.loss == "chunked" else 0  # the default loss runs as it is
+    over = args.limit_over_need_gb  # both losses
     mx.reset_peak_memory()
-    if margin:
+    if margin or over is not None:
         # Memory limit below what is in use: eval waits for each dispatched task, no run-ahead.
         mx.set_memory_limit(mx.get_active_memory())
     step()  # warm-up: first-use allocations and kernel builds (and the compilation)
@@ -100,13 +101,15 @@ def one_point(args) -> dict:
     if margin:
         # What the step needs without run-ahead, plus the margin: eval waits only where more would be in use.
         mx.set_memory_limit(first_peak + int(margin * args.chunk_tokens * vocab * 4))
+    elif over is not None:
+        mx.set_memory_limit(first_peak + int(over * 1e9))
     mx.clear_cache()
     mx.reset_peak_memory()
     t0 = time.perf_counter()
     losses = [step() for _ in range(args.steps)]
     dt = (time.perf_counter() - t0) / args.steps
     return {"loss": args.loss, "chunk_tokens": args.chunk_tokens if args.loss == "chunked" else None, "batch": args.batch, "seq": args.seq, "grad_checkpoint": args.grad_checkpoint,
-            "compile": args.compile, "limit_margin": margin, "first_step_peak_gb": round(first_peak / 1e9, 3), "peak_gb": round(mx.get_peak_memory() / 1e9, 3), "step_s": round(dt, 3),
+            "compile": args.compile, "limit_margin": margin, "limit_over_need_gb": over, "first_step_peak_gb": round(first_peak / 1e9, 3), "peak_gb": round(mx.get_peak_memory() / 1e9, 3), "step_s": round(dt, 3),
             "tok_per_s": round(args.batch * args.seq / dt, 1), "loss_value": losses[-1]}
 
 
@@ -124,6 +127,9 @@ def main(argv=None) -> int:
     p.add_argument("--limit-margin", type=float, default=0,
                    help="chunked loss's memory-limit policy: the warm-up runs without dispatch run-ahead (limit below use), "
                         "then the limit is its peak + this many chunks' float32 logits (0: off)")
+    p.add_argument("--limit-over-need-gb", type=float, default=None,
+                   help="both losses: the warm-up runs without dispatch run-ahead (its peak is what the step needs), "
+                        "then MLX's memory limit is that peak + this many GB (default: MLX's own limit)")
     p.add_argument("--chunk-tokens", type=int, default=None, help="chunked loss: tokens per chunk (default: lean_loss's)")
     p.add_argument("--out", help="JSON file to write (default: print only)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one point (loss:batch) and print JSON
@@ -143,6 +149,7 @@ def main(argv=None) -> int:
     base = [sys.executable, __file__] + (["--model", a.model] if a.model else ["--shape", a.shape, "--dtype", a.dtype])
     base += ["--seq", str(a.seq), "--steps", str(a.steps), "--chunk-tokens", str(a.chunk_tokens)] + (["--grad-checkpoint"] if a.grad_checkpoint else [])
     base += (["--compile"] if a.compile else []) + ["--limit-margin", str(a.limit_margin)]
+    base += [] if a.limit_over_need_gb is None else ["--limit-over-need-gb", str(a.limit_over_need_gb)]
     for b in [int(x) for x in a.batches.split(",")]:
         for loss in ("default", "chunked"):
             r = subprocess.run(base + ["--one", f"{loss}:{b}"], capture_output=True, text=True)
