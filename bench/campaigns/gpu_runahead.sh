@@ -9,7 +9,8 @@
 #      the trainer, with checkpointing, under a limit far below the need (mem_profile.py
 #      --memory-limit-gb 0.001): what each setting needs, for the memory guidelines;
 #   3. step 1 without checkpointing (limit at the need);
-#   4. step 2 without checkpointing.
+#   4. step 2 without checkpointing;
+#   5. step 2 under MLX's own limit (the before of the guidelines' after).
 #
 #   bash bench/campaigns/gpu_runahead.sh TOKENIZER_DIR    # in a copy of the repo with data/finetuning built
 # On a lent machine start it detached (setsid nohup bash ... < /dev/null &).
@@ -31,4 +32,6 @@ run python3 bench/campaigns/gpu_build_model.py --tokenizer "$TOK" --out $Q4 --bi
 prof --grad-checkpoint on
 lean --limit-over-need-gb 0 --out $O/lean4b_need.json
 prof --grad-checkpoint off
+run python3 scripts/mem_profile.py --model $Q4 --data data/finetuning/large --batch-sizes 1,2,4,8 \
+  --max-seqs 512,1024 --iters 3 --warmup 1 --longest-only --out $O/mem-profile --grad-checkpoint on
 touch /root/lab/out/ra.done
