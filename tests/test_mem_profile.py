@@ -305,6 +305,17 @@ def test_newest_profile_keeps_profiles_under_a_memory_limit_apart(tmp_path, mode
     assert memory.newest_profile(results, str(model), memory_limit_gb=2) is None
 
 
+def test_guidelines_of_a_profile_under_a_limit_say_to_train_under_it(tmp_path):
+    write_results(tmp_path)
+    plain = memory_guidelines.section(*memory_guidelines.load_results(str(tmp_path)), 0.2, "x")
+    meta = json.loads((tmp_path / "results.json").read_text())
+    olelo.atomic_write_json(tmp_path / "results.json", {**meta, "memory_limit_gb": 0.001})
+    text = memory_guidelines.section(*memory_guidelines.load_results(str(tmp_path)), 0.2, "x")
+    assert "MEM_LIMIT" not in plain
+    assert "Measured under a memory limit of 0.001 GB" in text
+    assert "Budget 12.80 GB (20% kept free; train with `MEM_LIMIT=12.8`)" in text
+
+
 def test_mem_profile_refuses_a_non_positive_memory_limit(model):
     import mem_profile
 
