@@ -117,6 +117,16 @@ def write_results(folder, model="models/tiny-gemma3"):
     return fit
 
 
+def write_profiles(results, model, **edits):
+    """One synthetic profile of MODEL per name under RESULTS; edits[name](results.json) -> its new content."""
+    for name, edit in edits.items():
+        (results / name).mkdir(parents=True)
+        write_results(results / name, model=str(model))
+        if edit:
+            path = results / name / "results.json"
+            olelo.atomic_write_json(path, edit(json.loads(path.read_text())))
+
+
 NOTES = "# Notes\n\nbefore\n\n<!-- memory-guidelines:begin -->\nold text\n<!-- memory-guidelines:end -->\n\nafter\n"
 
 
@@ -217,12 +227,8 @@ def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model, capsys):
     _, lengths = memory.token_lengths(str(model), data / "train.jsonl")
     width = memory.padded_width(max(lengths), 2048)
     results = tmp_path / "mem-profile"
-    for name in ("old", "new"):
-        (results / name).mkdir(parents=True)
-        write_results(results / name, model=str(model))
-    other = json.loads((results / "old" / "results.json").read_text())
-    olelo.atomic_write_json(results / "old" / "results.json",
-                            {**other, "created": "2024-01-01", "fit": {**other["fit"], "static_bytes": 5e9}})
+    write_profiles(results, model, new=None,
+                   old=lambda r: {**r, "created": "2024-01-01", "fit": {**r["fit"], "static_bytes": 5e9}})
     budget = 2.0e8 + 4 * width * (3.0e5 + 150 * width) + 1  # off: exactly batch 4; on: batch 8 fits too
     assert 2.0e8 + 8 * width * (1.2e5 + 10 * width) < budget
     assert auto_batch.main(["--model", str(model), "--data", str(data), "--results-dir", str(results),
@@ -247,15 +253,11 @@ def test_auto_batch_uses_the_profile_of_the_runs_loss(tmp_path, model, capsys):
     olelo.atomic_write_jsonl(data / "train.jsonl", [olelo.chat_record("Aloha " * n, "Hello", "haw-en", str(n))
                                                     for n in range(1, 20)])
     results = tmp_path / "mem-profile"
-    for name in ("default", "lean"):
-        (results / name).mkdir(parents=True)
-        write_results(results / name, model=str(model))
-    lean = json.loads((results / "lean" / "results.json").read_text())
     # The lean profile is older and its per-token cost is 1/8: batch 8 where the default fits 1.
-    olelo.atomic_write_json(results / "lean" / "results.json", {
-        **lean, "created": "2024-01-01", "loss": "chunked",
-        "fit": {**lean["fit"], "per_token_bytes": {m: v / 8 for m, v in lean["fit"]["per_token_bytes"].items()},
-                "per_token_width_bytes": {m: v / 8 for m, v in lean["fit"]["per_token_width_bytes"].items()}}})
+    write_profiles(results, model, default=None, lean=lambda r: {
+        **r, "created": "2024-01-01", "loss": "chunked",
+        "fit": {**r["fit"], "per_token_bytes": {m: v / 8 for m, v in r["fit"]["per_token_bytes"].items()},
+                "per_token_width_bytes": {m: v / 8 for m, v in r["fit"]["per_token_width_bytes"].items()}}})
     _, lengths = memory.token_lengths(str(model), data / "train.jsonl")
     width = memory.padded_width(max(lengths), 2048)
     available = (2.0e8 + width * (3.0e5 + 150 * width) + 1) / 0.8  # default loss, no checkpoint: batch 1 exactly
@@ -294,12 +296,8 @@ def test_newest_profile_keeps_profiles_under_a_memory_limit_apart(tmp_path, mode
     # A profile measured under a memory limit predicts runs under that limit only: a run
     # with MLX's own limit (auto_batch's case) must not take its (lower) peaks.
     results = tmp_path / "mem-profile"
-    for name in ("own", "limited"):
-        (results / name).mkdir(parents=True)
-        write_results(results / name, model=str(model))
-    limited = json.loads((results / "limited" / "results.json").read_text())
-    olelo.atomic_write_json(results / "limited" / "results.json",
-                            {**limited, "created": "2999-01-01", "memory_limit_gb": 0.001})
+    write_profiles(results, model, own=None,
+                   limited=lambda r: {**r, "created": "2999-01-01", "memory_limit_gb": 0.001})
     assert memory.newest_profile(results, str(model))["path"].endswith("own/results.json")
     assert memory.newest_profile(results, str(model), memory_limit_gb=0.001)["path"].endswith("limited/results.json")
     assert memory.newest_profile(results, str(model), memory_limit_gb=2) is None
