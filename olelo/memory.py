@@ -207,8 +207,8 @@ def available_memory_bytes() -> int:
 
 
 def set_memory_limit(gb_limit: float | None) -> None:
-    """MLX's memory limit (mx.set_memory_limit), in GB; None keeps MLX's own (CUDA: 80 %
-    of the GPU's memory; Metal: 1.5x the recommended working set).
+    """MLX's memory limit (mx.set_memory_limit), in GB; None keeps MLX's own (80.8 GB
+    on an H100 80GB, measured; Metal: 1.5x the recommended working set, per MLX's docs).
 
     MLX's eval queues work ahead of the device, and what queued work allocates, or
     will free only when it has run, stays in use meanwhile. Past the limit eval stops
