@@ -20,6 +20,7 @@ carries over, the coefficients do not.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
@@ -206,6 +207,12 @@ def available_memory_bytes() -> int:
     raise olelo.UserError(f"do not know how to read available memory on {system}; pass --available")
 
 
+def check_memory_limit(gb_limit: float | None, flag: str = "--memory-limit-gb") -> None:
+    """A UserError unless gb_limit is None or a finite number of GB above 0."""
+    if gb_limit is not None and not (math.isfinite(gb_limit) and gb_limit > 0):
+        raise olelo.UserError(f"{flag} {gb_limit:g}: give a positive number of GB (MEM_LIMIT=12, say)")
+
+
 def set_memory_limit(gb_limit: float | None) -> None:
     """MLX's memory limit (mx.set_memory_limit), in GB; None keeps MLX's own (80.8 GB
     on an H100 80GB, measured; Metal: 1.5x the recommended working set, per MLX's docs).
@@ -215,10 +222,9 @@ def set_memory_limit(gb_limit: float | None) -> None:
     queueing and waits for the device, so a step's peak stays near the limit unless
     the step itself needs more. A limit far below the need measures the need (nothing
     queued ahead), slowly: on CUDA the allocator also empties its cache past the limit."""
+    check_memory_limit(gb_limit)
     if gb_limit is None:
         return
-    if not gb_limit > 0:
-        raise olelo.UserError(f"memory limit {gb_limit} GB: give a positive number of GB (e.g. 12)")
     import mlx.core as mx
 
     mx.set_memory_limit(int(gb_limit * 1e9))

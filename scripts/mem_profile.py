@@ -99,8 +99,7 @@ def parse_args(argv=None):
     from olelo.lean_loss import resolve
     a.loss = resolve(a.loss)  # auto: as train.py on this machine
     if a.point is None:
-        if a.memory_limit_gb is not None and not a.memory_limit_gb > 0:
-            raise olelo.UserError(f"--memory-limit-gb {a.memory_limit_gb}: give a positive number of GB")
+        memory.check_memory_limit(a.memory_limit_gb)
         a.batch_sizes = ints(a.batch_sizes, "--batch-sizes")
         a.max_seqs = ints(a.max_seqs, "--max-seqs")
         modes = {"off": False, "on": True}

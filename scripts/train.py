@@ -87,8 +87,7 @@ def parse_lab_args(argv):
         lab.select = "val_chrf" if lab.val_gen > 0 else "val_loss"
     if lab.select == "val_chrf" and lab.val_gen <= 0:
         raise olelo.UserError("--select val_chrf needs --val-gen > 0 (VAL_GEN=64, say)")
-    if lab.memory_limit_gb is not None and not lab.memory_limit_gb > 0:
-        raise olelo.UserError(f"--memory-limit-gb {lab.memory_limit_gb}: give a positive number of GB (MEM_LIMIT=12)")
+    memory.check_memory_limit(lab.memory_limit_gb)
     if lab.keep != "all" and not (lab.keep.isdigit() and int(lab.keep) > 0):
         raise olelo.UserError(f"--keep {lab.keep}: use all or a positive number of checkpoints")
     cmd = argv[cut + 1:]

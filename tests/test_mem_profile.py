@@ -284,7 +284,7 @@ def test_set_memory_limit_sets_mlx_limit_and_refuses_non_positive():
         assert mx.get_memory_limit() == 1_500_000_000
         memory.set_memory_limit(None)  # MLX's own: left as it is
         assert mx.get_memory_limit() == 1_500_000_000
-        for bad in (0, -2.0):
+        for bad in (0, -2.0, float("nan"), float("inf")):
             with pytest.raises(olelo.UserError, match="positive number of GB"):
                 memory.set_memory_limit(bad)
         assert mx.get_memory_limit() == 1_500_000_000

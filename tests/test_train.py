@@ -208,7 +208,7 @@ def test_memory_limit_is_set_and_recorded_but_not_part_of_the_stamp(lab, finishe
     assert manifest["status"] == "finished" and "-it4-" in run_dir.name
     assert [s["memory_limit_gb"] for s in manifest["segments"]] == [2.5]
     assert "[olelo] memory limit 2.5 GB" in (run_dir / "train.log").read_text()
-    for bad in ("0", "-1"):
+    for bad in ("0", "-1", "inf"):
         out = lab["run"](iters=3, lab_opts=("--memory-limit-gb", bad), check=False)
         assert out.returncode == 2 and "positive number of GB" in out.stderr and "Traceback" not in out.stderr
     assert not list((lab["root"] / "runs").glob("*-it3-*"))
