@@ -219,7 +219,8 @@ def set_memory_limit(gb_limit: float | None) -> None:
 
     MLX's eval queues work ahead of the device, and what queued work allocates, or
     will free only when it has run, stays in use meanwhile. Past the limit eval stops
-    queueing and waits for the device, so a step's peak stays near the limit unless
+    queueing and waits for the device, so a step's peak stays near the limit (over it
+    by what the ops under way allocate) unless
     the step itself needs more. A limit far below the need measures the need (nothing
     queued ahead), slowly: on CUDA the allocator also empties its cache past the limit."""
     check_memory_limit(gb_limit)
