@@ -201,6 +201,8 @@ def environment_info() -> dict:
         "mlx_backend": backend,
         "mlx_device": str(mx.default_device()),
         "ld_preload": os.environ.get("LD_PRELOAD", ""),
+        # MLX's own tuning variables (e.g. MLX_MAX_OPS_PER_BUFFER) change its speed and peak
+        "mlx_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("MLX_")},
     }
 
 

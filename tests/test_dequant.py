@@ -1,0 +1,95 @@
+"""A 4-bit model whose QuantizedLinear layers multiply through dequantized weights gives
+mlx-lm's loss and LoRA gradients as quantized_matmul does (float32: to 1e-5)."""
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten, tree_map
+from mlx_lm import load
+from mlx_lm.tuner.trainer import default_loss
+from mlx_lm.tuner.utils import linear_to_lora_layers
+
+from olelo import dequant
+
+
+def _lora_4bit(folder):
+    model, _ = load(str(folder))
+    model.freeze()
+    linear_to_lora_layers(model, 4, {"rank": 4, "scale": 20.0, "dropout": 0.0})
+    mx.random.seed(1)  # LoRA's B starts at zero: move every adapter weight so it matters
+    model.update(tree_map(lambda p: mx.random.normal(p.shape, dtype=p.dtype) * 0.05,
+                          model.trainable_parameters()))
+    return model
+
+
+def _loss_and_grads(model, batch, lengths):
+    (loss, ntoks), grads = nn.value_and_grad(model, default_loss)(model, batch, lengths)
+    mx.eval(loss, ntoks, grads)
+    return loss.item(), dict(tree_flatten(grads))
+
+
+def _batch(vocab, rows):
+    rng = np.random.default_rng(0)
+    batch = mx.array(rng.integers(1, vocab, size=(2, rows // 2 + 1)))
+    return batch, mx.array([[3, rows // 2], [0, rows // 2 - 5]])  # a masked prompt, a padded row
+
+
+@pytest.mark.parametrize("rows", [16, 96])  # below MIN_ROWS: quantized_matmul; above: dense
+def test_loss_and_lora_gradients_equal_quantized_matmul(tiny_model_4bit, rows):
+    model = _lora_4bit(tiny_model_4bit)
+    batch, lengths = _batch(model.args.vocab_size, rows)
+    want = _loss_and_grads(model, batch, lengths)
+    switched = dequant.use_dequantized_matmul(model)
+    quantized = [m for _, m in model.named_modules() if isinstance(m, nn.QuantizedLinear)]
+    assert switched == len(quantized) > 0
+    assert all(type(m) is dequant.DequantizedMatmulLinear for m in quantized)
+    got = _loss_and_grads(model, batch, lengths)
+    assert got[0] == pytest.approx(want[0], rel=1e-5)
+    assert got[1].keys() == want[1].keys() and want[1]
+    for name, g in want[1].items():
+        scale = max(mx.abs(g).max().item(), 1e-12)
+        assert mx.abs(got[1][name] - g).max().item() / scale < 1e-5, name
+
+
+def test_the_dense_path_runs_from_min_rows_and_its_backward_is_its_own(tiny_model_4bit):
+    """Above MIN_ROWS no quantized_matmul is left in the forward or the backward: the
+    input gradient through one switched layer equals cotangent @ dequantize(W)."""
+    model = _lora_4bit(tiny_model_4bit)
+    layer = next(m for _, m in model.named_modules() if type(m) is nn.QuantizedLinear)
+    dequant.use_dequantized_matmul(model)
+    x = mx.random.normal((dequant.MIN_ROWS, layer.weight.shape[1] * 32 // layer.bits))
+    dense = mx.dequantize(layer.weight, layer.scales, layer.get("biases"), group_size=layer.group_size,
+                          bits=layer.bits)
+    cot = mx.random.normal((dequant.MIN_ROWS, dense.shape[0]))
+    out, vjp = mx.vjp(layer, [x], [cot])
+    assert mx.allclose(out[0], x @ dense.T, rtol=1e-5, atol=1e-5)
+    assert mx.allclose(vjp[0], cot @ dense, rtol=1e-5, atol=1e-5)
+    # a wrong backward (e.g. scaled) would not pass: compare with quantized_matmul's own vjp
+    ref = mx.vjp(lambda v: mx.quantized_matmul(v, layer.weight, layer.scales, layer.get("biases"),
+                                                 transpose=True, group_size=layer.group_size,
+                                                 bits=layer.bits), [x], [cot])[1][0]
+    assert mx.allclose(vjp[0], ref, rtol=1e-4, atol=1e-4)
+
+
+def test_grad_checkpoint_and_compile_keep_the_gradients(tiny_model_4bit):
+    """Through mlx-lm's grad_checkpoint and a compiled step, as the trainer runs it."""
+    from mlx_lm.tuner.trainer import grad_checkpoint
+
+    model = _lora_4bit(tiny_model_4bit)
+    batch, lengths = _batch(model.args.vocab_size, 96)
+    want = _loss_and_grads(model, batch, lengths)
+    dequant.use_dequantized_matmul(model)
+    block = type(model.layers[0])
+    call = block.__call__
+    grad_checkpoint(model.layers[0])  # patches the class: put it back for the other tests
+    try:
+        step = mx.compile(lambda b, l: nn.value_and_grad(model, default_loss)(model, b, l), inputs=[model.state])
+        (loss, _), grads = step(batch, lengths)
+        mx.eval(loss, grads)
+    finally:
+        block.__call__ = call
+    assert loss.item() == pytest.approx(want[0], rel=1e-5)
+    for name, g in tree_flatten(grads):
+        scale = max(mx.abs(want[1][name]).max().item(), 1e-12)
+        assert mx.abs(g - want[1][name]).max().item() / scale < 1e-5, name
