@@ -13,8 +13,10 @@ weights plus one layer's dense weight at a time.
     from olelo import dequant
     n = dequant.use_dequantized_matmul(model)     # after loading, before LoRA or after
 
-The tied output head (QuantizedEmbedding.as_linear) is left alone: dequantizing
-Gemma 3's 262,144 x hidden head would cost more than it saves per loss chunk.
+The tied output head (QuantizedEmbedding.as_linear) is switched only with head=True
+(to DequantizedMatmulEmbedding): dequantizing Gemma 3's 262,144 x hidden head costs one
+dense copy of it (1.3 GB for the 4B shape in bf16) per loss chunk, so that is a probe,
+not a default.
 The results equal quantized_matmul's up to the dense matmul's rounding
 (tests/test_dequant.py).
 """
@@ -33,6 +35,23 @@ def _dense_weight(layer, dtype):
                          bits=layer.bits, mode=layer.mode).astype(dtype)
 
 
+def _dense_matmul(layer, x):
+    """x @ dequantize(layer's weight).T, with a backward (cotangent @ dense) that
+    dequantizes again; layer has weight/scales/biases/group_size/bits/mode as
+    nn.QuantizedLinear does."""
+
+    @mx.custom_function
+    def matmul(x):
+        return x @ _dense_weight(layer, x.dtype).T
+
+    @matmul.vjp
+    def matmul_vjp(primals, cotangent, output):
+        cotangent = cotangent[0] if isinstance(cotangent, (list, tuple)) else cotangent
+        return (cotangent @ _dense_weight(layer, cotangent.dtype),)
+
+    return matmul(x)
+
+
 class DequantizedMatmulLinear(nn.QuantizedLinear):
     """nn.QuantizedLinear whose forward, from MIN_ROWS rows up, is x @ dequantize(W).T,
     with a backward that dequantizes W again (the dense copy is not kept for it)."""
@@ -40,28 +59,32 @@ class DequantizedMatmulLinear(nn.QuantizedLinear):
     def __call__(self, x):
         if x.size // x.shape[-1] < MIN_ROWS:
             return super().__call__(x)
-
-        @mx.custom_function
-        def matmul(x):
-            return x @ _dense_weight(self, x.dtype).T
-
-        @matmul.vjp
-        def matmul_vjp(primals, cotangent, output):
-            cotangent = cotangent[0] if isinstance(cotangent, (list, tuple)) else cotangent
-            return (cotangent @ _dense_weight(self, cotangent.dtype),)
-
-        y = matmul(x)
+        y = _dense_matmul(self, x)
         if "bias" in self:
             y = y + self["bias"]
         return y
 
 
-def use_dequantized_matmul(model: nn.Module) -> int:
+class DequantizedMatmulEmbedding(nn.QuantizedEmbedding):
+    """nn.QuantizedEmbedding whose as_linear (the tied output head), from MIN_ROWS rows
+    up, multiplies through the dequantized weight as DequantizedMatmulLinear does."""
+
+    def as_linear(self, x):
+        if x.size // x.shape[-1] < MIN_ROWS:
+            return super().as_linear(x)
+        return _dense_matmul(self, x)
+
+
+def use_dequantized_matmul(model: nn.Module, head: bool = False) -> int:
     """Switch every nn.QuantizedLinear in model (LoRA's wrapped ones included) to
-    DequantizedMatmulLinear, in place; returns how many were switched."""
+    DequantizedMatmulLinear, in place, and with head=True every nn.QuantizedEmbedding
+    to DequantizedMatmulEmbedding (the tied output head); returns how many were switched."""
     n = 0
     for _, module in model.named_modules():
         if type(module) is nn.QuantizedLinear:
             module.__class__ = DequantizedMatmulLinear
+            n += 1
+        elif head and type(module) is nn.QuantizedEmbedding:
+            module.__class__ = DequantizedMatmulEmbedding
             n += 1
     return n

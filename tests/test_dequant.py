@@ -93,3 +93,26 @@ def test_grad_checkpoint_and_compile_keep_the_gradients(tiny_model_4bit):
     for name, g in tree_flatten(grads):
         scale = max(mx.abs(want[1][name]).max().item(), 1e-12)
         assert mx.abs(g - want[1][name]).max().item() / scale < 1e-5, name
+
+
+def test_the_tied_head_too_keeps_loss_and_gradients(tiny_model_4bit):
+    """head=True also switches the tied output head (QuantizedEmbedding.as_linear), which
+    then multiplies through its dequantized weight; head=False leaves it alone."""
+    model = _lora_4bit(tiny_model_4bit)
+    (embed,) = [m for _, m in model.named_modules() if isinstance(m, nn.QuantizedEmbedding)]
+    assert type(embed) is nn.QuantizedEmbedding
+    batch, lengths = _batch(model.args.vocab_size, 2 * dequant.MIN_ROWS)
+    want = _loss_and_grads(model, batch, lengths)
+    dequant.use_dequantized_matmul(model, head=False)
+    assert type(embed) is nn.QuantizedEmbedding
+    plain = _loss_and_grads(model, batch, lengths)
+    n = dequant.use_dequantized_matmul(model, head=True)
+    assert n == 1  # the linear layers were switched already: only the head is left
+    assert type(embed) is dequant.DequantizedMatmulEmbedding
+    got = _loss_and_grads(model, batch, lengths)
+    # the head's gradient flows into every LoRA adapter: a wrong head backward shows
+    assert got[0] == pytest.approx(want[0], rel=1e-5)
+    assert got[1].keys() == want[1].keys() == plain[1].keys() and want[1]
+    for name, g in want[1].items():
+        scale = max(mx.abs(g).max().item(), 1e-12)
+        assert mx.abs(got[1][name] - g).max().item() / scale < 1e-5, name

@@ -3,7 +3,7 @@ with mlx-lm's own train() loop: warm-up (compilation) timed apart from the stead
 
     python bench/campaigns/gpu_train_mlx.py --model /root/m4b --data .gpu-c/train.jsonl \\
         --configs b8:8,b8:4,b8:1,pad32:4 [--grad-checkpoint] [--no-compile] \\
-        [--budget-s 420] [--loss chunked] [--dequant-matmul] -o $OUT/mlx_a.json
+        [--budget-s 420] [--loss chunked] [--dequant-matmul [--dequant-head]] -o $OUT/mlx_a.json
 
 Each config `POLICY:BATCH` trains on the batches of bench/campaigns/gpu_common.plan(): the
 first N batches of mlx-lm's (length-sorted, shuffled) epoch, padded by POLICY
@@ -14,7 +14,8 @@ defaults (rank 8, scale 20, dropout 0, last 16 layers), Adam lr 1e-5; tokens
 counted are real (unpadded) tokens. --grad-checkpoint patches the layers once as
 mlx-lm does; --no-compile makes train()'s mx.compile a no-op (the step runs
 eagerly); --dequant-matmul makes a quantized model's linear layers multiply through
-dequantized weights (olelo/dequant.py) instead of quantized_matmul. Configs run in the order given; one that would not finish within
+dequantized weights (olelo/dequant.py) instead of quantized_matmul, and with
+--dequant-head the tied output head too. Configs run in the order given; one that would not finish within
 --budget-s (judged from the configs before it) is skipped and recorded as such.
 The JSON is rewritten after every config.
 """
@@ -155,6 +156,8 @@ def main(argv=None) -> int:
                    help="mlx-lm's default loss or olelo/lean_loss.py's chunked one")
     p.add_argument("--dequant-matmul", action="store_true",
                    help="quantized linear layers multiply through dequantized weights (olelo/dequant.py)")
+    p.add_argument("--dequant-head", action="store_true",
+                   help="with --dequant-matmul: the tied output head too")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget-s", type=float, default=1e9, help="skip configs that would end after this")
     p.add_argument("--label", default="", help="free text stored with the results (e.g. env vars set)")
@@ -179,7 +182,7 @@ def main(argv=None) -> int:
     if a.dequant_matmul:
         from olelo import dequant
 
-        dequantized = dequant.use_dequantized_matmul(model)
+        dequantized = dequant.use_dequantized_matmul(model, head=a.dequant_head)
     from mlx.utils import tree_flatten
 
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
@@ -206,7 +209,7 @@ def main(argv=None) -> int:
         "model": a.model, "model_load_s": round(load_s, 1), "lora": gpu_common.LORA,
         "trainable_parameters": int(trainable), "grad_checkpoint": a.grad_checkpoint,
         "checkpoint_after_cotangent": a.checkpoint_after_cotangent, "compile": not a.no_compile, "loss": a.loss,
-        "dequantized_matmul_layers": dequantized,
+        "dequantized_matmul_layers": dequantized, "dequant_head": a.dequant_head,
         "examples": len(tokens), "configs": [],
     }
     per_width_s, tok_s = [], []
