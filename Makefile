@@ -286,6 +286,8 @@ KEEP ?= all
 LOSS ?= auto
 ## GB: past this much in use MLX stops queueing work ahead of the device (a memory budget; mem-profile too); empty: MLX's own
 MEM_LIMIT ?=
+## 4-bit models in training: quantized (mlx-lm's quantized_matmul), dense (through dequantized weights: faster on CUDA, a few GB more), auto (dense on CUDA)
+QMATMUL ?= auto
 ## 1: train again into a new attempt folder (<stamp>-a2) instead of "up to date"
 FORCE ?=
 ## another dataset folder under data/finetuning (mix: the small set inside the large one)
@@ -312,7 +314,8 @@ LAB_FLAGS = --runs-dir $(call q,$(RUNS_DIR)) --adapters-dir $(call q,$(ADAPTERS_
   $(call flag,--scale,$(SCALE)) $(call flag,--dropout,$(DROPOUT)) $(call flag,--lr-schedule,$(LR_SCHEDULE)) \
   $(call flag,--warmup,$(WARMUP)) $(call flag,--patience,$(PATIENCE)) $(call flag,--val-gen,$(VAL_GEN)) \
   $(call flag,--select,$(SELECT)) $(call flag,--keep,$(KEEP)) $(call flag,--loss,$(LOSS)) \
-  $(call flag,--memory-limit-gb,$(MEM_LIMIT)) $(if $(call on,$(FORCE)),--force)
+  $(call flag,--memory-limit-gb,$(MEM_LIMIT)) $(call flag,--quantized-matmul,$(QMATMUL)) \
+  $(if $(call on,$(FORCE)),--force)
 
 # Distributed: mlx_lm.lora averages gradients over the ranks mlx.launch starts.
 ## ranks on this host (mlx.launch -n)
@@ -483,9 +486,9 @@ PROFILE_ITERS ?= 6
 mem-profile: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## peak memory + tok/s sweep of MODEL, fit, RESULTS.md memory guidelines
 	$(RUN_PY) scripts/mem_profile.py --model $(call q,$(MODEL)) --data $(LARGE) --batch-sizes $(PROFILE_BATCHES) \
 	  --max-seqs $(PROFILE_MAX_SEQS) --iters $(PROFILE_ITERS) $(call flag,--num-layers,$(LAYERS)) $(call flag,--loss,$(LOSS)) \
-	  $(call flag,--memory-limit-gb,$(MEM_LIMIT))
+	  $(call flag,--memory-limit-gb,$(MEM_LIMIT)) $(call flag,--quantized-matmul,$(QMATMUL))
 	$(PY) scripts/memory_guidelines.py --model $(call q,$(MODEL)) $(call flag,--loss,$(LOSS)) \
-	  $(call flag,--memory-limit-gb,$(MEM_LIMIT)) --notes RESULTS.md
+	  $(call flag,--memory-limit-gb,$(MEM_LIMIT)) $(call flag,--quantized-matmul,$(QMATMUL)) --notes RESULTS.md
 
 ## ---------------------------------------------------------------- fuse and upload
 # fuse.py skips a checkpoint it has already fused into the same base. upload never fuses:

@@ -9,6 +9,9 @@ import types
 import olelo
 
 LOSSES = ("auto", "default", "chunked")  # train.py --loss (make LOSS=): olelo.lean_loss.loss_function
+# --quantized-matmul (make's QMATMUL): how a quantized model's layers multiply in training
+# (olelo/dequant.py resolves auto).
+QUANTIZED_MATMULS = ("auto", "quantized", "dense")
 
 
 def mlx_lora_args(cmd: list[str], config: dict | None = None) -> types.SimpleNamespace:

@@ -3,20 +3,21 @@
 A QuantizedLinear multiplies with mx.quantized_matmul, which reads the packed weight
 directly. That is what decoding wants (a few rows at a time), but training multiplies
 hundreds to thousands of rows per layer, forward and backward, and there a plain
-matmul on the weight dequantized for the occasion may be faster (on CUDA, MLX's
-quantized kernels are tuned for few rows). This module swaps a model's QuantizedLinear
+matmul on the weight dequantized for the occasion can be faster (on CUDA it was: NOTES,
+issue 15 fifth pass). This module swaps a model's QuantizedLinear
 layers for a subclass that, from MIN_ROWS rows up, dequantizes the weight and uses a
 dense matmul. Its backward dequantizes again instead of keeping the dense copy, so no
-dense weight outlives its layer's forward or backward: memory stays that of 4-bit
-weights plus one layer's dense weight at a time.
+dense weight outlives its layer's forward or backward. Yet MLX runs ahead, so several
+dense copies may exist at once: on the 4B shape the step's need grew by 2.1 to 3.6 GB.
 
     from olelo import dequant
     n = dequant.use_dequantized_matmul(model)     # after loading, before LoRA or after
 
-The tied output head (QuantizedEmbedding.as_linear) is switched only with head=True
-(to DequantizedMatmulEmbedding): dequantizing Gemma 3's 262,144 x hidden head costs one
-dense copy of it (1.3 GB for the 4B shape in bf16) per loss chunk, so that is a probe,
-not a default.
+use_dequantized_matmul(model, head=True) also switches the tied output head
+(QuantizedEmbedding.as_linear): the lab's chunked loss calls it once per 64-token chunk,
+so Gemma 3's 262,144 x hidden head is dequantized for every chunk (1.3 GB dense for the
+4B shape in bf16). On CUDA that was still faster than quantized_matmul, and switching
+the head alone gained more than switching the body alone.
 The results equal quantized_matmul's up to the dense matmul's rounding
 (tests/test_dequant.py).
 """
@@ -28,6 +29,18 @@ import mlx.nn as nn
 
 # Fewer rows than this (decoding, tiny batches) keep quantized_matmul.
 MIN_ROWS = 64
+
+# make's QMATMUL / train.py's --quantized-matmul (olelo.config.QUANTIZED_MATMULS).
+# auto: dense on CUDA, where it made a LoRA step of gemma-3-4b's 4-bit shape 1.7x (batch 8)
+# and 2.7x (batch 16) as fast as quantized_matmul (NOTES, issue 15 fifth pass);
+# quantized elsewhere: Metal is not measured, and the dense path costs memory a Mac
+# may not have.
+
+def resolve(name: str) -> str:
+    """quantized or dense for a --quantized-matmul choice, on this machine's backend."""
+    if name == "auto":
+        return "dense" if mx.cuda.is_available() else "quantized"
+    return name
 
 
 def _dense_weight(layer, dtype):

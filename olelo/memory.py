@@ -140,11 +140,12 @@ def model_name(model: str) -> str:
 
 
 def newest_profile(results_dir: str | os.PathLike, model: str, loss: str = "default",
-                   memory_limit_gb: float | None = None) -> dict | None:
+                   memory_limit_gb: float | None = None, quantized_matmul: str = "quantized") -> dict | None:
     """The newest mem-profile results.json (by its `created` time) measured on `model`
-    with `loss` (profiles from before --loss used mlx-lm's default) and under
-    `memory_limit_gb` (None: MLX's own limit, as training runs by default) that has a
-    fit, or None."""
+    with `loss` (profiles from before --loss used mlx-lm's default), under
+    `memory_limit_gb` (None: MLX's own limit, as training runs by default) and with
+    `quantized_matmul` (resolved; profiles from before QMATMUL used quantized_matmul)
+    that has a fit, or None."""
     best = None
     for f in Path(results_dir).glob("*/results.json"):
         try:
@@ -153,7 +154,7 @@ def newest_profile(results_dir: str | os.PathLike, model: str, loss: str = "defa
             continue
         if model_name(r.get("model", "")) != model_name(model) or not r.get("fit") or r.get("loss", "default") != loss:
             continue
-        if r.get("memory_limit_gb") != memory_limit_gb:
+        if r.get("memory_limit_gb") != memory_limit_gb or r.get("quantized_matmul", "quantized") != quantized_matmul:
             continue
         if best is None or r.get("created", "") > best.get("created", ""):
             best = {**r, "path": str(f)}
@@ -253,11 +254,11 @@ def preflight_warning(fit: dict, longest_tokens: int, batch: int, grad_checkpoin
             f"Try a smaller batch, --grad-checkpoint, or a shorter --max-seq-length (BATCH=auto picks one).")
 
 
-def preflight(args, train_set, profiles: Path, loss: str) -> None:
+def preflight(args, train_set, profiles: Path, loss: str, quantized_matmul: str = "quantized") -> None:
     """Warn before training when the newest mem-profile of this model (measured with
-    this run's --loss) predicts that the batch holding the longest example will not
-    fit in the memory available now."""
-    profile = newest_profile(profiles, args.model, loss)
+    this run's --loss and --quantized-matmul) predicts that the batch holding the longest
+    example will not fit in the memory available now."""
+    profile = newest_profile(profiles, args.model, loss, quantized_matmul=quantized_matmul)
     if not profile:
         return
     longest = max(len(train_set.process(train_set[i])[0]) for i in range(len(train_set)))

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from olelo import memory
 import olelo
-from olelo.config import LOSSES
+from olelo.config import LOSSES, QUANTIZED_MATMULS
 
 CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
 
@@ -50,6 +50,9 @@ def parse_args(argv=None):
     p.add_argument("--results-dir", default="runs/mem-profile", help="where mem_profile.py results are (default: %(default)s)")
     p.add_argument("--loss", choices=LOSSES, default="auto",
                    help="the training loss the run will use: only profiles made with it count (auto: chunked on a CPU, default on a GPU, as train.py; default: %(default)s)")
+    p.add_argument("--quantized-matmul", choices=QUANTIZED_MATMULS, default="auto",
+                   help="the run's --quantized-matmul: only profiles made with it count (auto: dense on CUDA, "
+                        "as train.py; default: %(default)s)")
     p.add_argument("--fine-tune-type", choices=["lora", "dora", "full"], default="lora",
                    help="the run's mlx_lm.lora --fine-tune-type: LOSS=auto never picks the chunked loss for full")
     p.add_argument("--available", type=float, help="available memory in bytes (default: read from the system)")
@@ -63,6 +66,8 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     from olelo.lean_loss import resolve
     a.loss = resolve(a.loss, a.fine_tune_type)  # auto: as train.py on this machine
+    from olelo import dequant
+    a.quantized_matmul = dequant.resolve(a.quantized_matmul)
     return a
 
 
@@ -87,7 +92,7 @@ def choose(fit: dict, width: int, budget: float, modes: list[bool], candidates=C
 
 
 def probe(model: str, data: str, max_seq: int, modes: list[bool], num_layers: int = 16,
-          loss: str = "default") -> tuple[dict, list[dict]]:
+          loss: str = "default", quantized_matmul: str = "quantized") -> tuple[dict, list[dict]]:
     """Fit from short measured runs of worst-case batches (batch 1 and 2, longest examples)."""
     points = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,7 +100,7 @@ def probe(model: str, data: str, max_seq: int, modes: list[bool], num_layers: in
             for b in (1, 2):
                 point = {"model": model, "data": data, "batch": b, "grad_checkpoint": gc, "max_seq": max_seq,
                          "iters": 2, "warmup": 1, "num_layers": num_layers, "seed": 0, "longest_only": True,
-                         "loss": loss}
+                         "loss": loss, "quantized_matmul": quantized_matmul}
                 print(f"probe: batch {b}, grad checkpoint {memory.GC_MODES[gc]} ...", file=sys.stderr, flush=True)
                 r = memory.measure(point, Path(tmp) / f"probe-{b}-{int(gc)}.log", timeout=900)
                 if r["status"] != "ok":
@@ -117,7 +122,7 @@ def main(argv=None) -> int:
     available = a.available if a.available is not None else memory.available_memory_bytes()
     modes = {"auto": [False, True], "off": [False], "on": [True]}[a.grad_checkpoint]
 
-    profile = memory.newest_profile(a.results_dir, a.model, a.loss)
+    profile = memory.newest_profile(a.results_dir, a.model, a.loss, quantized_matmul=a.quantized_matmul)
     probe_points = None
     if a.check_batch and not profile:  # a probe before every training would cost more than it saves
         print(f"note: no mem-profile for {memory.model_name(a.model)} with LOSS={a.loss} in {a.results_dir}; "
@@ -129,7 +134,7 @@ def main(argv=None) -> int:
         raise olelo.UserError(f"no mem-profile results for {memory.model_name(a.model)} with LOSS={a.loss} in "
                               f"{a.results_dir} (run: make mem-profile MODEL={a.model} LOSS={a.loss})")
     else:
-        fit, probe_points = probe(a.model, a.data, a.max_seq, modes, a.num_layers, a.loss)
+        fit, probe_points = probe(a.model, a.data, a.max_seq, modes, a.num_layers, a.loss, a.quantized_matmul)
         source = f"probe of batches 1 and 2 of the longest examples (LOSS={a.loss})"
 
     if a.check_batch:

@@ -98,6 +98,7 @@ def auto_batch_argv(lab: list[str], mlx: list[str]) -> list[str]:
     # train.py's LOSS: the profile must be one made with it; auto_batch.py resolves auto as
     # train.py does (olelo.lean_loss.resolve), so it needs the fine-tune type too.
     return argv + ["--loss", option(lab, "--loss") or "auto",
+                   "--quantized-matmul", option(lab, "--quantized-matmul") or "auto",
                    "--fine-tune-type", option(mlx, "--fine-tune-type") or "lora"]
 
 

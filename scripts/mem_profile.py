@@ -56,7 +56,7 @@ from pathlib import Path
 
 from olelo import memory
 import olelo
-from olelo.config import LOSSES
+from olelo.config import LOSSES, QUANTIZED_MATMULS
 
 CSV_FIELDS = [
     "model", "data", "batch", "grad_checkpoint", "max_seq", "longest_only", "iters", "warmup", "num_layers", "status",
@@ -81,6 +81,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--loss", choices=LOSSES, default="auto",
                    help="training loss: mlx-lm's default or lean_loss.py's chunked one (auto: chunked on a CPU, default on a GPU, as train.py; default: %(default)s)")
+    p.add_argument("--quantized-matmul", choices=QUANTIZED_MATMULS, default="auto",
+                   help="a quantized model's layers, as train.py --quantized-matmul: quantized, dense or auto "
+                        "(dense on CUDA); profiles are picked by it (default: %(default)s)")
     p.add_argument("--longest-only", action="store_true",
                    help="every batch is the `batch` longest training examples (the worst case, same batches "
                         "whatever the loss) instead of mlx-lm's shuffled batches")
@@ -98,6 +101,8 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     from olelo.lean_loss import resolve
     a.loss = resolve(a.loss)  # auto: as train.py on this machine
+    from olelo import dequant
+    a.quantized_matmul = dequant.resolve(a.quantized_matmul)
     if a.point is None:
         memory.check_memory_limit(a.memory_limit_gb)
         a.batch_sizes = ints(a.batch_sizes, "--batch-sizes")
@@ -134,7 +139,8 @@ def sweep_stamp(a) -> str:
             f"-ms{join(a.max_seqs)}-it{a.iters}w{a.warmup}-L{a.num_layers}-s{a.seed}"
             f"{'' if a.longest_check else '-nolc'}{'-longest' if a.longest_only else ''}"
             f"{'' if a.loss == 'default' else '-' + a.loss}"
-            f"{'' if a.memory_limit_gb is None else f'-lim{a.memory_limit_gb:g}'}")
+            f"{'' if a.memory_limit_gb is None else f'-lim{a.memory_limit_gb:g}'}"
+            f"{'-qdense' if a.quantized_matmul == 'dense' else ''}")
 
 
 # ---------------------------------------------------------------- one point (subprocess)
@@ -175,6 +181,11 @@ def run_point(point: dict) -> dict:
     num_layers = len(model.layers) if point["num_layers"] < 0 else min(point["num_layers"], len(model.layers))
     model.freeze()
     linear_to_lora_layers(model, num_layers, {"rank": 8, "dropout": 0.0, "scale": 20.0})
+    dense_layers = 0
+    if point.get("quantized_matmul") == "dense":
+        from olelo import dequant
+
+        dense_layers = dequant.use_dequantized_matmul(model, head=True)
     memory.set_memory_limit(point.get("memory_limit_gb"))
 
     class Reports(TrainingCallback):
@@ -214,6 +225,7 @@ def run_point(point: dict) -> dict:
     return {
         "num_layers": num_layers,
         "status": "ok",
+        "dense_matmul_layers": dense_layers,
         "peak_bytes": int(mx.get_peak_memory()),
         "memory_limit_bytes": int(mx.get_memory_limit()),
         "max_rss_bytes": int(maxrss if sys.platform == "darwin" else maxrss * 1024),  # macOS: bytes, Linux: KiB
@@ -335,7 +347,8 @@ def main(argv=None) -> int:
                           *(sys.argv[1:] if argv is None else argv)])
     points = [{"model": a.model, "data": a.data, "batch": b, "grad_checkpoint": g, "max_seq": m,
                "iters": a.iters, "warmup": a.warmup, "num_layers": a.num_layers, "seed": a.seed, "loss": a.loss,
-               "longest_only": a.longest_only, "memory_limit_gb": a.memory_limit_gb}
+               "longest_only": a.longest_only, "memory_limit_gb": a.memory_limit_gb,
+               "quantized_matmul": a.quantized_matmul}
               for m in a.max_seqs for g in a.grad_checkpoint for b in a.batch_sizes]
     if a.longest_check:
         points += [{**points[0], "batch": 1, "grad_checkpoint": g, "max_seq": 2048, "longest_only": True,
@@ -363,6 +376,7 @@ def main(argv=None) -> int:
     results = {
         "stamp": stamp, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command, "model": a.model, "data": a.data, "loss": a.loss, "memory_limit_gb": a.memory_limit_gb,
+        "quantized_matmul": a.quantized_matmul,
         "data_sha256": olelo.sha256_file(Path(a.data) / "train.jsonl"),
         "model_config": json.loads((Path(a.model) / "config.json").read_text())
         if (Path(a.model) / "config.json").is_file() else None,

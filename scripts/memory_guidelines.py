@@ -28,7 +28,7 @@ from pathlib import Path
 
 from olelo import memory
 import olelo
-from olelo.config import LOSSES
+from olelo.config import LOSSES, QUANTIZED_MATMULS
 from olelo.notes import MEMORY_BEGIN, MEMORY_END
 
 BEGIN, END = MEMORY_BEGIN, MEMORY_END
@@ -47,12 +47,17 @@ def parse_args(argv=None):
                    help="for --model: the newest profile measured with this training loss (auto: chunked on a CPU, default on a GPU, as train.py; default: %(default)s)")
     p.add_argument("--memory-limit-gb", type=float,
                    help="for --model: the newest profile measured under this MEM_LIMIT (default: under MLX's own limit)")
+    p.add_argument("--quantized-matmul", choices=QUANTIZED_MATMULS, default="auto",
+                   help="for --model: the newest profile measured with this QMATMUL (auto: dense on CUDA, as "
+                        "train.py; default: %(default)s)")
     p.add_argument("--notes", help="markdown file to write the section into (default: print it)")
     p.add_argument("--margin", type=float, default=0.2,
                    help="fraction of available RAM kept free (default: %(default)s)")
     a = p.parse_args(argv)
     from olelo.lean_loss import resolve
     a.loss = resolve(a.loss)  # auto: as train.py on this machine
+    from olelo import dequant
+    a.quantized_matmul = dequant.resolve(a.quantized_matmul)
     return a
 
 
@@ -109,7 +114,8 @@ def section(rows: list[dict], meta: dict, margin: float, source: str) -> str:
                f"({meta.get('created', 'date unknown')}); `make mem-profile MODEL=...` regenerates it. "
                "Do not edit by hand._")
     out.append("")
-    out.append(f"**These numbers are for `{name}`** ({model}), LOSS={meta.get('loss', 'default')}, "
+    qmatmul = ", QMATMUL=dense" if meta.get("quantized_matmul") == "dense" else ""
+    out.append(f"**These numbers are for `{name}`** ({model}), LOSS={meta.get('loss', 'default')}{qmatmul}, "
                f"LoRA rank {meta.get('lora', {}).get('rank', 8)} on "
                f"{meta.get('lora', {}).get('num_layers', '?')} layers, on {env.get('mlx_device', '?')} "
                f"(mlx {env.get('packages', {}).get('mlx', '?')}, mlx-lm {env.get('packages', {}).get('mlx-lm', '?')}, "
@@ -195,11 +201,11 @@ def main(argv=None) -> int:
     if bool(a.results) == bool(a.model):
         raise olelo.UserError("give a results folder or --model (not both)")
     if a.model:
-        profile = memory.newest_profile(a.results_dir, a.model, a.loss, a.memory_limit_gb)
+        profile = memory.newest_profile(a.results_dir, a.model, a.loss, a.memory_limit_gb, a.quantized_matmul)
         if not profile:
             limit = "" if a.memory_limit_gb is None else f" under --memory-limit-gb {a.memory_limit_gb:g}"
             raise olelo.UserError(f"no mem-profile results for {memory.model_name(a.model)} with --loss {a.loss}"
-                                  f"{limit} in {a.results_dir}")
+                                  f"{limit} and --quantized-matmul {a.quantized_matmul} in {a.results_dir}")
         a.results = str(Path(profile["path"]).parent)
     rows, meta = load_results(a.results)
     if not [r for r in rows if r["status"] == "ok"]:

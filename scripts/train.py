@@ -40,7 +40,7 @@ from pathlib import Path
 from olelo import checks
 import olelo
 from olelo import memory
-from olelo.config import LOSSES, mlx_lora_args, run_config
+from olelo.config import LOSSES, QUANTIZED_MATMULS, mlx_lora_args, run_config
 from olelo import distributed
 from olelo.records import EarlyStop, Recorder
 from olelo import identity
@@ -80,6 +80,11 @@ def parse_lab_args(argv):
                         "ahead of the device and waits, so the peak stays near it unless a step needs more "
                         "(on CUDA most of the peak at batch >= 2 was queued work). Recorded per segment; "
                         "default: MLX's own limit")
+    p.add_argument("--quantized-matmul", choices=QUANTIZED_MATMULS, default="auto",
+                   help="a quantized model's layers (and tied head) in training: quantized (quantized_matmul, "
+                        "mlx-lm's), dense (multiply through weights dequantized for the occasion: the same "
+                        "numbers up to rounding, faster on CUDA, a few GB more memory) or auto (dense on CUDA, "
+                        "quantized elsewhere). Recorded per segment, not in the stamp")
     p.add_argument("--force", action="store_true", help="train again into a new attempt folder")
     p.add_argument("--auto-batch-record", help="JSON written by auto_batch.py (BATCH=auto): kept in the manifest")
     lab = p.parse_args(argv[:cut])
@@ -113,9 +118,10 @@ def main(argv=None):
     lab, cmd = parse_lab_args(["--help", "--"] if argv in (["-h"], ["--help"]) else argv)
     world = distributed.init()
     base, config = check_command(lab, cmd, world)
-    from olelo import lean_loss
+    from olelo import dequant, lean_loss
     lab.loss_asked = lab.loss
     lab.loss = lean_loss.resolve(lab.loss, base["fine_tune_type"])  # auto: per backend, recorded resolved
+    lab.quantized_matmul = dequant.resolve(lab.quantized_matmul)
     run = decide_run(lab, base, config, world)
     if run.state == "done":
         if world.rank() == 0:
@@ -220,9 +226,10 @@ def load_model_checked(lab, base: dict, run, world):
     try:
         model, tokenizer = olelo.load_model(base["model"])
         checks.layers_vs_model(base["num_layers"], model)
-        from olelo import lean_loss
+        from olelo import dequant, lean_loss
 
         loss = lean_loss.loss_function(lab.loss, model)
+        lab.dense_layers = dequant.use_dequantized_matmul(model, head=True) if lab.quantized_matmul == "dense" else 0
         warning = checks.max_seq_vs_data(base["max_seq_length"], tokenizer, Path(base["data"]) / "train.jsonl")
     except BaseException:
         if world.rank() == 0:
@@ -277,7 +284,8 @@ def record_start(lab, cmd: list[str], base: dict, config: dict, run, world) -> d
         manifest["auto_batch"] = json.loads(Path(lab.auto_batch_record).read_text())
     manifest.setdefault("started", olelo.runs.now())
     manifest["segments"].append({"started": olelo.runs.now(), "offset": run.offset, "command": full_cmd,
-                                 "memory_limit_gb": lab.memory_limit_gb})
+                                 "memory_limit_gb": lab.memory_limit_gb,
+                                 "quantized_matmul": lab.quantized_matmul, "dense_matmul_layers": lab.dense_layers})
     olelo.atomic_write_json(run_dir / "manifest.json", {k: v for k, v in manifest.items() if k != "full_command"})
     return manifest
 
@@ -307,6 +315,9 @@ def train_and_record(lab, config: dict, manifest: dict, run, model, tokenizer, l
                 if rank == 0:
                     print(f"[olelo] memory limit {lab.memory_limit_gb:g} GB: past it MLX waits for the device "
                           f"instead of queueing more work")
+            if rank == 0 and lab.dense_layers:
+                print(f"[olelo] {lab.dense_layers} quantized layers multiply through dequantized weights "
+                      f"(QMATMUL=dense)")
             status = train(args, lab, model, tokenizer, run_dir, adapter_dir, offset, loss)
     except KeyboardInterrupt:
         error = "interrupted (Ctrl-C); run the same command again to resume"
@@ -357,7 +368,7 @@ def train(args, lab, model, tokenizer, run_dir: Path, adapter_dir: Path, offset:
 
     np.random.seed(args.seed)  # as mlx_lm.lora.run does
     train_set, valid_set, _ = load_dataset(args, tokenizer)
-    memory.preflight(args, train_set, Path(run_dir).parent / "mem-profile", lab.loss)
+    memory.preflight(args, train_set, Path(run_dir).parent / "mem-profile", lab.loss, lab.quantized_matmul)
     world = mx.distributed.init()
     rank = world.rank()
     trainer.prepare_model(args, model)

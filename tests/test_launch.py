@@ -90,13 +90,13 @@ def test_auto_dry_run_shows_how_the_batch_will_be_picked(capsys):
     picked = shlex.split(lines[0].split("comes from ", 1)[1])
     assert picked[2:] == ["--model", "models/tiny-gemma3", "--data", "data/finetuning/large", "--grad-checkpoint",
                           "on", "--record", "runs/auto-batch.json", "--flags", "--max-seq", "512", "--loss", "auto",
-                          "--fine-tune-type", "lora"]
+                          "--quantized-matmul", "auto", "--fine-tune-type", "lora"]
 
 
-def test_auto_batch_is_picked_with_the_runs_loss(capsys):
-    lines = dry_run(capsys, batch="auto", lab=(*LAB, "--loss", "chunked"))
+def test_auto_batch_is_picked_with_the_runs_loss_and_quantized_matmul(capsys):
+    lines = dry_run(capsys, batch="auto", lab=(*LAB, "--loss", "chunked", "--quantized-matmul", "dense"))
     picked = shlex.split(lines[0].split("comes from ", 1)[1])
-    assert picked[-4:-2] == ["--loss", "chunked"]
+    assert picked[-6:-2] == ["--loss", "chunked", "--quantized-matmul", "dense"]
 
 
 @pytest.mark.parametrize("chosen,had_gc,expected", [

@@ -176,11 +176,14 @@ def test_a_run_records_what_auto_chose(tmp_path, tiny_train):
 def test_batch_auto_asks_for_the_profile_of_the_loss_train_will_use():
     import launch
 
+    def opts(argv):
+        return {k: argv[argv.index(k) + 1] for k in ("--loss", "--fine-tune-type")}
+
     cmd = ["mlx_lm.lora", "--model", "m", "--data", "d", "--train"]
-    assert launch.auto_batch_argv([], cmd)[-4:] == ["--loss", "auto", "--fine-tune-type", "lora"]
-    assert launch.auto_batch_argv(["--loss", "chunked"], cmd)[-4:-2] == ["--loss", "chunked"]
+    assert opts(launch.auto_batch_argv([], cmd)) == {"--loss": "auto", "--fine-tune-type": "lora"}
+    assert opts(launch.auto_batch_argv(["--loss", "chunked"], cmd))["--loss"] == "chunked"
     full = launch.auto_batch_argv(["--loss", "auto"], cmd + ["--fine-tune-type", "full"])
-    assert full[-4:] == ["--loss", "auto", "--fine-tune-type", "full"]
+    assert opts(full) == {"--loss": "auto", "--fine-tune-type": "full"}
     # auto_batch.py resolves it as train.py would: never the chunked loss for a full fine-tune
     import auto_batch
 

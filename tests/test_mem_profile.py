@@ -303,6 +303,19 @@ def test_newest_profile_keeps_profiles_under_a_memory_limit_apart(tmp_path, mode
     assert memory.newest_profile(results, str(model), memory_limit_gb=2) is None
 
 
+def test_newest_profile_keeps_profiles_of_dense_quantized_matmul_apart(tmp_path, model):
+    # QMATMUL=dense (the default on CUDA) needs GB more than quantized_matmul on a 4-bit model:
+    # each run takes profiles made its way; profiles from before QMATMUL count as quantized.
+    results = tmp_path / "mem-profile"
+    write_profiles(results, model, old=None,
+                   dense=lambda r: {**r, "created": "2999-01-01", "quantized_matmul": "dense"})
+    assert memory.newest_profile(results, str(model))["path"].endswith("old/results.json")
+    assert memory.newest_profile(results, str(model), quantized_matmul="dense")["path"].endswith("dense/results.json")
+    dense = json.loads((results / "dense" / "results.json").read_text())
+    text = memory_guidelines.section(*memory_guidelines.load_results(str(results / "dense")), 0.2, "x")
+    assert dense["quantized_matmul"] == "dense" and "QMATMUL=dense" in text
+
+
 def test_guidelines_of_a_profile_under_a_limit_say_to_train_under_it(tmp_path):
     write_results(tmp_path)
     plain = memory_guidelines.section(*memory_guidelines.load_results(str(tmp_path)), 0.2, "x")
@@ -355,3 +368,20 @@ def test_mem_profile_sweep_writes_results_and_fit(tmp_path, model, request, caps
     results = json.loads((out.with_name(out.name + "-lim0.001") / "results.json").read_text())
     assert results["memory_limit_gb"] == 0.001
     assert [r["memory_limit_bytes"] for r in results["rows"]] == [1_000_000, 1_000_000]
+    assert results["quantized_matmul"] == "quantized" and [r["dense_matmul_layers"] for r in results["rows"]] == [0, 0]
+
+
+@pytest.mark.slow
+def test_mem_profile_measures_the_dense_quantized_matmul_apart(tmp_path, tiny_model_4bit, tiny_data):
+    """A 4-bit model's point with --quantized-matmul dense switches its layers (recorded) and
+    the stamp says -qdense, so BATCH=auto and the guidelines take it for dense runs only."""
+    import mem_profile
+
+    args = ["--model", str(tiny_model_4bit), "--data", str(tiny_data), "--batch-sizes", "2", "--grad-checkpoint",
+            "off", "--max-seqs", "64", "--iters", "2", "--warmup", "1", "--no-longest-check", "--loss", "default",
+            "--out", str(tmp_path)]
+    mem_profile.main(args + ["--quantized-matmul", "dense"])  # one point: no fit (exit 1), rows kept
+    stamp = f"{tiny_data.name}-{tiny_model_4bit.name}-bs2-gc0-ms64-it2w1-L16-s0-nolc-qdense"
+    results = json.loads((tmp_path / stamp / "results.json").read_text())
+    assert results["quantized_matmul"] == "dense"
+    assert results["rows"][0]["status"] == "ok" and results["rows"][0]["dense_matmul_layers"] > 0

@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import mlx.core as mx
 import pytest
 
 import olelo
@@ -212,6 +213,39 @@ def test_memory_limit_is_set_and_recorded_but_not_part_of_the_stamp(lab, finishe
         out = lab["run"](iters=3, lab_opts=("--memory-limit-gb", bad), check=False)
         assert out.returncode == 2 and "positive number of GB" in out.stderr and "Traceback" not in out.stderr
     assert not list((lab["root"] / "runs").glob("*-it3-*"))
+
+
+def test_quantized_matmul_dense_trains_the_same_run_with_its_layers_switched(tmp_path, tiny_train, tiny_model,
+                                                                             tiny_model_4bit):
+    # QMATMUL changes how a 4-bit model multiplies, not what: the same stamp ("up to date"),
+    # the same losses up to rounding; each segment records the choice and the layers switched.
+    def run(*lab_opts, model=tiny_model_4bit, check=True):
+        return tiny_train(tmp_path, iters=4, model=model, lab_opts=lab_opts, check=check)
+
+    def train_losses(run_dir):
+        return [m["train_loss"] for m in read_metrics(run_dir) if m["type"] == "train"]
+
+    run("--quantized-matmul", "quantized")
+    first = (tmp_path / "runs" / "latest").resolve()
+    assert "up to date" in run("--quantized-matmul", "dense").stdout
+    run("--quantized-matmul", "dense", "--force")
+    second = (tmp_path / "runs" / "latest").resolve()
+    assert second.name == first.name + "-a2"
+    segments = [json.loads((d / "manifest.json").read_text())["segments"] for d in (first, second)]
+    assert [s["quantized_matmul"] for s in segments[0]] == ["quantized"]
+    assert [s["quantized_matmul"] for s in segments[1]] == ["dense"]
+    assert segments[0][0]["dense_matmul_layers"] == 0 < segments[1][0]["dense_matmul_layers"]
+    assert "multiply through dequantized weights" in (second / "train.log").read_text()
+    assert train_losses(second) == pytest.approx(train_losses(first), rel=1e-4) and train_losses(first)
+    # auto is quantized off CUDA; dense on a model without quantized layers switches nothing
+    run("--force")
+    assert json.loads(((tmp_path / "runs" / "latest").resolve() / "manifest.json").read_text())["segments"][0][
+        "quantized_matmul"] == ("dense" if mx.cuda.is_available() else "quantized")
+    run("--quantized-matmul", "dense", model=tiny_model)
+    plain = json.loads(((tmp_path / "runs" / "latest").resolve() / "manifest.json").read_text())["segments"][0]
+    assert plain["quantized_matmul"] == "dense" and plain["dense_matmul_layers"] == 0
+    out = run("--quantized-matmul", "fast", check=False)
+    assert out.returncode == 2 and "invalid choice: 'fast'" in out.stderr
 
 
 def test_patience_stops_early_and_keeps_the_best(lab):
