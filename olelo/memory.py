@@ -139,13 +139,22 @@ def model_name(model: str) -> str:
     return Path(str(model).rstrip("/")).name
 
 
+def measured_at_need(profile: dict) -> bool:
+    """Whether every measured point of a mem-profile results.json ran past its memory limit:
+    then eval queued nothing ahead, and each peak is what that setting needs."""
+    limit = profile.get("memory_limit_gb")
+    peaks = [row["peak_bytes"] for row in profile.get("rows", []) if row.get("status") == "ok"]
+    return limit is not None and bool(peaks) and limit * 1e9 < min(peaks)
+
+
 def newest_profile(results_dir: str | os.PathLike, model: str, loss: str = "default",
-                   memory_limit_gb: float | None = None, quantized_matmul: str = "quantized") -> dict | None:
+                   memory_limit_gb: float | None = None, quantized_matmul: str = "quantized",
+                   at_need: bool = False) -> dict | None:
     """The newest mem-profile results.json (by its `created` time) measured on `model`
     with `loss` (profiles from before --loss used mlx-lm's default), under
-    `memory_limit_gb` (None: MLX's own limit, as training runs by default) and with
-    `quantized_matmul` (resolved; profiles from before QMATMUL used quantized_matmul)
-    that has a fit, or None."""
+    `memory_limit_gb` (None: MLX's own limit, as training runs by default; with at_need,
+    any limit every point ran past: measured_at_need) and with `quantized_matmul`
+    (resolved; profiles from before QMATMUL used quantized_matmul) that has a fit, or None."""
     best = None
     for f in Path(results_dir).glob("*/results.json"):
         try:
@@ -154,7 +163,10 @@ def newest_profile(results_dir: str | os.PathLike, model: str, loss: str = "defa
             continue
         if model_name(r.get("model", "")) != model_name(model) or not r.get("fit") or r.get("loss", "default") != loss:
             continue
-        if r.get("memory_limit_gb") != memory_limit_gb or r.get("quantized_matmul", "quantized") != quantized_matmul:
+        limit_fits = measured_at_need(r) if at_need else r.get("memory_limit_gb") == memory_limit_gb
+        if not limit_fits:
+            continue
+        if r.get("quantized_matmul", "quantized") != quantized_matmul:
             continue
         if best is None or r.get("created", "") > best.get("created", ""):
             best = {**r, "path": str(f)}
@@ -254,11 +266,13 @@ def preflight_warning(fit: dict, longest_tokens: int, batch: int, grad_checkpoin
             f"Try a smaller batch, --grad-checkpoint, or a shorter --max-seq-length (BATCH=auto picks one).")
 
 
-def preflight(args, train_set, profiles: Path, loss: str, quantized_matmul: str = "quantized") -> None:
+def preflight(args, train_set, profiles: Path, loss: str, quantized_matmul: str = "quantized",
+              at_need: bool = False) -> None:
     """Warn before training when the newest mem-profile of this model (measured with
-    this run's --loss and --quantized-matmul) predicts that the batch holding the longest
-    example will not fit in the memory available now."""
-    profile = newest_profile(profiles, args.model, loss, quantized_matmul=quantized_matmul)
+    this run's --loss and --quantized-matmul; at_need, for a run under MEM_LIMIT: one
+    measured at the need) predicts that the batch holding the longest example will not
+    fit in the memory available now."""
+    profile = newest_profile(profiles, args.model, loss, quantized_matmul=quantized_matmul, at_need=at_need)
     if not profile:
         return
     longest = max(len(train_set.process(train_set[i])[0]) for i in range(len(train_set)))

@@ -17,6 +17,11 @@ subprocesses (two iterations each, per checkpoint mode) and fits those. The
 largest candidate batch whose prediction stays under available memory less
 --margin wins; at equal batch, no checkpointing (it is faster).
 
+With --memory-limit-gb (make's MEM_LIMIT) MLX keeps the peak near the limit unless a
+step needs more, so the batch is chosen by each setting's need: only a profile measured
+at the need counts (every point past its limit: make mem-profile MEM_LIMIT=0.001), or
+the probe runs so, and the budget is at most the limit.
+
 Available memory: MemAvailable of /proc/meminfo on Linux; vm_stat free +
 inactive + speculative on macOS (capped by Metal's recommended working set).
 Prints what it picked and why as one line (stderr with --flags), or --json.
@@ -53,6 +58,9 @@ def parse_args(argv=None):
     p.add_argument("--quantized-matmul", choices=QUANTIZED_MATMULS, default="auto",
                    help="the run's --quantized-matmul: only profiles made with it count (auto: dense on CUDA, "
                         "as train.py; default: %(default)s)")
+    p.add_argument("--memory-limit-gb", type=float,
+                   help="the run's MEM_LIMIT: the batch is chosen by what each setting needs (a profile measured at "
+                        "the need, e.g. make mem-profile MEM_LIMIT=0.001), within this limit and the available memory")
     p.add_argument("--fine-tune-type", choices=["lora", "dora", "full"], default="lora",
                    help="the run's mlx_lm.lora --fine-tune-type: LOSS=auto never picks the chunked loss for full")
     p.add_argument("--available", type=float, help="available memory in bytes (default: read from the system)")
@@ -68,6 +76,7 @@ def parse_args(argv=None):
     a.loss = resolve(a.loss, a.fine_tune_type)  # auto: as train.py on this machine
     from olelo import dequant
     a.quantized_matmul = dequant.resolve(a.quantized_matmul)
+    memory.check_memory_limit(a.memory_limit_gb)
     return a
 
 
@@ -92,7 +101,8 @@ def choose(fit: dict, width: int, budget: float, modes: list[bool], candidates=C
 
 
 def probe(model: str, data: str, max_seq: int, modes: list[bool], num_layers: int = 16,
-          loss: str = "default", quantized_matmul: str = "quantized") -> tuple[dict, list[dict]]:
+          loss: str = "default", quantized_matmul: str = "quantized",
+          memory_limit_gb: float | None = None) -> tuple[dict, list[dict]]:
     """Fit from short measured runs of worst-case batches (batch 1 and 2, longest examples)."""
     points = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,7 +110,7 @@ def probe(model: str, data: str, max_seq: int, modes: list[bool], num_layers: in
             for b in (1, 2):
                 point = {"model": model, "data": data, "batch": b, "grad_checkpoint": gc, "max_seq": max_seq,
                          "iters": 2, "warmup": 1, "num_layers": num_layers, "seed": 0, "longest_only": True,
-                         "loss": loss, "quantized_matmul": quantized_matmul}
+                         "loss": loss, "quantized_matmul": quantized_matmul, "memory_limit_gb": memory_limit_gb}
                 print(f"probe: batch {b}, grad checkpoint {memory.GC_MODES[gc]} ...", file=sys.stderr, flush=True)
                 r = memory.measure(point, Path(tmp) / f"probe-{b}-{int(gc)}.log", timeout=900)
                 if r["status"] != "ok":
@@ -122,20 +132,27 @@ def main(argv=None) -> int:
     available = a.available if a.available is not None else memory.available_memory_bytes()
     modes = {"auto": [False, True], "off": [False], "on": [True]}[a.grad_checkpoint]
 
-    profile = memory.newest_profile(a.results_dir, a.model, a.loss, quantized_matmul=a.quantized_matmul)
+    # Under MEM_LIMIT the peak stays near the limit unless a step needs more: what counts
+    # is each setting's need, from a profile measured at the need (or a probe made so).
+    at_need = a.memory_limit_gb is not None
+    profile = memory.newest_profile(a.results_dir, a.model, a.loss, quantized_matmul=a.quantized_matmul,
+                                    at_need=at_need)
+    kind = " measured at the need" if at_need else ""
+    remedy = f"make mem-profile MODEL={a.model} LOSS={a.loss}" + (" MEM_LIMIT=0.001" if at_need else "")
     probe_points = None
     if a.check_batch and not profile:  # a probe before every training would cost more than it saves
-        print(f"note: no mem-profile for {memory.model_name(a.model)} with LOSS={a.loss} in {a.results_dir}; "
-              f"pre-flight memory check skipped (make mem-profile MODEL={a.model} LOSS={a.loss})", file=sys.stderr)
+        print(f"note: no mem-profile{kind} for {memory.model_name(a.model)} with LOSS={a.loss} in {a.results_dir}; "
+              f"pre-flight memory check skipped ({remedy})", file=sys.stderr)
         return 0
     if profile and all(memory.GC_MODES[m] in profile["fit"]["per_token_bytes"] for m in modes):
         fit, source = profile["fit"], f"fit of {profile['path']}"
     elif a.no_probe:
-        raise olelo.UserError(f"no mem-profile results for {memory.model_name(a.model)} with LOSS={a.loss} in "
-                              f"{a.results_dir} (run: make mem-profile MODEL={a.model} LOSS={a.loss})")
+        raise olelo.UserError(f"no mem-profile results{kind} for {memory.model_name(a.model)} with LOSS={a.loss} in "
+                              f"{a.results_dir} (run: {remedy})")
     else:
-        fit, probe_points = probe(a.model, a.data, a.max_seq, modes, a.num_layers, a.loss, a.quantized_matmul)
-        source = f"probe of batches 1 and 2 of the longest examples (LOSS={a.loss})"
+        fit, probe_points = probe(a.model, a.data, a.max_seq, modes, a.num_layers, a.loss, a.quantized_matmul,
+                                  0.001 if at_need else None)
+        source = f"probe of batches 1 and 2 of the longest examples (LOSS={a.loss}{', at the need' if at_need else ''})"
 
     if a.check_batch:
         warning = memory.preflight_warning(fit, longest, a.check_batch, a.grad_checkpoint == "on", a.max_seq, available)
@@ -144,6 +161,8 @@ def main(argv=None) -> int:
         return 0
 
     budget = available * (1 - a.margin)
+    if at_need:
+        budget = min(budget, a.memory_limit_gb * 1e9)
     # mlx-lm refuses a batch larger than any split it iterates (train, and valid during training).
     valid_file = Path(a.data) / "valid.jsonl"
     most = min(len(lengths), len(olelo.read_jsonl(valid_file)) if valid_file.is_file() else len(lengths))
@@ -154,9 +173,10 @@ def main(argv=None) -> int:
         others = "; ".join(f"gc {m}: largest {v['largest']}" + (f" (batch {v['next']} needs {memory.gb(v['next_peak_bytes'])})"
                                                                  if "next" in v else "")
                            for m, v in pick["per_mode"].items())
-        reason = (f"auto_batch: --batch-size {pick['batch_size']}{gc_text}: predicted peak "
+        reason = (f"auto_batch: --batch-size {pick['batch_size']}{gc_text}: predicted {'need' if at_need else 'peak'} "
                   f"{memory.gb(pick['predicted_peak_bytes'])} <= budget {memory.gb(budget)} "
-                  f"({memory.gb(available)} available - {a.margin:.0%}) for the longest sequence "
+                  f"({memory.gb(available)} available - {a.margin:.0%}"
+                  f"{f', at most MEM_LIMIT={a.memory_limit_gb:g}' if at_need else ''}) for the longest sequence "
                   f"({longest} tokens, padded {width}) with LOSS={a.loss}; {others}; {source}")
     else:
         reason = (f"auto_batch: nothing fits: batch {min(candidates)}{gc_text} needs "
@@ -164,6 +184,7 @@ def main(argv=None) -> int:
                   f"{width}) with LOSS={a.loss} but the budget is {memory.gb(budget)}; lower --max-seq or use a smaller "
                   f"model; {source}")
     record = {**pick, "reason": reason, "model": a.model, "data": a.data, "loss": a.loss, "max_seq": a.max_seq,
+              "memory_limit_gb": a.memory_limit_gb, "quantized_matmul": a.quantized_matmul,
               "longest_tokens": longest, "width": width, "available_bytes": available, "margin": a.margin,
               "budget_bytes": budget, "source": source, "fit": fit, "probe_points": probe_points}
     if a.record:

@@ -99,6 +99,7 @@ def auto_batch_argv(lab: list[str], mlx: list[str]) -> list[str]:
     # train.py does (olelo.lean_loss.resolve), so it needs the fine-tune type too.
     return argv + ["--loss", option(lab, "--loss") or "auto",
                    "--quantized-matmul", option(lab, "--quantized-matmul") or "auto",
+                   *(["--memory-limit-gb", option(lab, "--memory-limit-gb")] if option(lab, "--memory-limit-gb") else []),
                    "--fine-tune-type", option(mlx, "--fine-tune-type") or "lora"]
 
 

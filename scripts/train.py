@@ -368,7 +368,8 @@ def train(args, lab, model, tokenizer, run_dir: Path, adapter_dir: Path, offset:
 
     np.random.seed(args.seed)  # as mlx_lm.lora.run does
     train_set, valid_set, _ = load_dataset(args, tokenizer)
-    memory.preflight(args, train_set, Path(run_dir).parent / "mem-profile", lab.loss, lab.quantized_matmul)
+    memory.preflight(args, train_set, Path(run_dir).parent / "mem-profile", lab.loss, lab.quantized_matmul,
+                     at_need=lab.memory_limit_gb is not None)
     world = mx.distributed.init()
     rank = world.rank()
     trainer.prepare_model(args, model)

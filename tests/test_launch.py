@@ -97,6 +97,10 @@ def test_auto_batch_is_picked_with_the_runs_loss_and_quantized_matmul(capsys):
     lines = dry_run(capsys, batch="auto", lab=(*LAB, "--loss", "chunked", "--quantized-matmul", "dense"))
     picked = shlex.split(lines[0].split("comes from ", 1)[1])
     assert picked[-6:-2] == ["--loss", "chunked", "--quantized-matmul", "dense"]
+    # MEM_LIMIT: auto_batch.py goes by the need, within the limit
+    lines = dry_run(capsys, batch="auto", lab=(*LAB, "--memory-limit-gb", "12"))
+    picked = shlex.split(lines[0].split("comes from ", 1)[1])
+    assert picked[picked.index("--memory-limit-gb") + 1] == "12"
 
 
 @pytest.mark.parametrize("chosen,had_gc,expected", [

@@ -275,6 +275,47 @@ def test_auto_batch_uses_the_profile_of_the_runs_loss(tmp_path, model, capsys):
         auto_batch.main(args + ["--loss", "chunked", "--no-probe"])
 
 
+def test_under_a_memory_limit_auto_batch_takes_a_profile_measured_at_the_need(tmp_path, model, capsys):
+    # MEM_LIMIT: the peak stays near the limit unless a step needs more, so BATCH=auto goes by
+    # the need: only a profile whose every point ran past its limit counts, and the budget is
+    # at most the limit.
+    data = tmp_path / "data"
+    olelo.atomic_write_jsonl(data / "train.jsonl", [olelo.chat_record("Aloha " * n, "Hello", "haw-en", str(n))
+                                                    for n in range(1, 20)])
+    _, lengths = memory.token_lengths(str(model), data / "train.jsonl")
+    width = memory.padded_width(max(lengths), 2048)
+    results = tmp_path / "mem-profile"
+    rows = [{"status": "ok", "peak_bytes": 2e8}, {"status": "ok", "peak_bytes": 9e8}]
+
+    def cheaper(r):  # per token 1/8 of the own-limit profile's: what queued work added is gone
+        return {**r, "fit": {**r["fit"], "per_token_bytes": {m: v / 8 for m, v in r["fit"]["per_token_bytes"].items()},
+                             "per_token_width_bytes": {m: v / 8 for m, v in r["fit"]["per_token_width_bytes"].items()}}}
+
+    write_profiles(results, model, own=lambda r: {**r, "rows": rows},
+                   need=lambda r: {**cheaper(r), "created": "2024-01-01", "memory_limit_gb": 0.001, "rows": rows},
+                   above=lambda r: {**cheaper(r), "created": "2999-01-01", "memory_limit_gb": 0.5, "rows": rows})
+    assert [memory.measured_at_need(json.loads((results / n / "results.json").read_text()))
+            for n in ("own", "need", "above")] == [False, True, False]  # 0.5 GB: the first point stayed under it
+    available = (2.0e8 + width * (3.0e5 + 150 * width) + 1) / 0.8  # own-limit profile: batch 1 exactly
+    args = ["--model", str(model), "--data", str(data), "--results-dir", str(results), "--available", str(available),
+            "--grad-checkpoint", "off", "--loss", "default", "--json"]
+    assert auto_batch.main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["batch_size"] == 1 and "own/results.json" in out["source"] and out["memory_limit_gb"] is None
+    assert auto_batch.main(args + ["--memory-limit-gb", "100"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["batch_size"] == 8 and "need/results.json" in out["source"] and out["budget_bytes"] == available * 0.8
+    limit = (2.0e8 + 2 * width * (3.0e5 + 150 * width) / 8 + 10) / 1e9  # the need of batch 2, just
+    assert auto_batch.main(args + ["--memory-limit-gb", repr(limit)]) == 0  # the limit binds
+    out = json.loads(capsys.readouterr().out)
+    assert out["batch_size"] == 2 and out["budget_bytes"] == pytest.approx(limit * 1e9)
+    (results / "need" / "results.json").unlink()
+    with pytest.raises(olelo.UserError, match="measured at the need.*MEM_LIMIT=0.001"):
+        auto_batch.main(args + ["--memory-limit-gb", "100", "--no-probe"])
+    with pytest.raises(olelo.UserError, match="--memory-limit-gb"):
+        auto_batch.main(args + ["--memory-limit-gb", "0"])
+
+
 def test_set_memory_limit_sets_mlx_limit_and_refuses_non_positive():
     import mlx.core as mx
 
