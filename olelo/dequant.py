@@ -8,7 +8,7 @@ issue 15 fifth pass). This module swaps a model's QuantizedLinear
 layers for a subclass that, from MIN_ROWS rows up, dequantizes the weight and uses a
 dense matmul. Its backward dequantizes again instead of keeping the dense copy, so no
 dense weight outlives its layer's forward or backward. Yet MLX runs ahead, so several
-dense copies may exist at once: on the 4B shape the step's need grew by 2.1 to 3.6 GB.
+dense copies may exist at once: on the 4B shape the step's need grew by 2.1 to 4.3 GB.
 
     from olelo import dequant
     n = dequant.use_dequantized_matmul(model)     # after loading, before LoRA or after

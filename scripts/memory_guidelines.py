@@ -152,7 +152,8 @@ def section(rows: list[dict], meta: dict, margin: float, source: str) -> str:
         out.append(f"Measured under a memory limit of {limit:g} GB (`MEM_LIMIT`): past it MLX stops queueing work "
                    "ahead of the device, so these peaks are what each setting needs with nothing queued ahead. "
                    "Train with `MEM_LIMIT` set to the budget of your tier: the peak then stays near it (it can pass it by what "
-                   f"the ops under way allocate, 0.9 GB at 9 GB on a CPU; the {margin:.0%} kept free is for that too). Under "
+                   f"the ops under way allocate: 0.9 GB at 9 GB on a CPU, 3.05 GB at 12 GB on CUDA; the {margin:.0%} kept free "
+                   "is for that too). Under "
                    "MLX's own limit, queued work adds to the peak (on CUDA up to three times the need, NOTES.md).")
     out += ["", "Measured with:", "", f"    {meta.get('command', '(command not recorded)')}", ""]
     out.append(f"(load average {min(loads):.2f}–{max(loads):.2f} on {env.get('cpu_count', '?')} cores while it ran; "
