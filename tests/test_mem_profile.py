@@ -127,6 +127,22 @@ def write_profiles(results, model, **edits):
             olelo.atomic_write_json(path, edit(json.loads(path.read_text())))
 
 
+def eighth_per_token(r):
+    """results.json r with its fit's per-token costs divided by 8 (the static part kept)."""
+    fit = r["fit"]
+    return {**r, "fit": {**fit, "per_token_bytes": {m: v / 8 for m, v in fit["per_token_bytes"].items()},
+                         "per_token_width_bytes": {m: v / 8 for m, v in fit["per_token_width_bytes"].items()}}}
+
+
+def aloha_data(tmp_path, model):
+    """(data folder with a train.jsonl of 19 growing records, the width its longest pads to at 2048)."""
+    data = tmp_path / "data"
+    olelo.atomic_write_jsonl(data / "train.jsonl", [olelo.chat_record("Aloha " * n, "Hello", "haw-en", str(n))
+                                                    for n in range(1, 20)])
+    _, lengths = memory.token_lengths(str(model), data / "train.jsonl")
+    return data, memory.padded_width(max(lengths), 2048)
+
+
 NOTES = "# Notes\n\nbefore\n\n<!-- memory-guidelines:begin -->\nold text\n<!-- memory-guidelines:end -->\n\nafter\n"
 
 
@@ -221,11 +237,7 @@ def test_preflight_warning_names_the_numbers():
 
 def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model, capsys):
     # Profiles without a "loss" were made with mlx-lm's default loss: so is the run here.
-    data = tmp_path / "data"
-    olelo.atomic_write_jsonl(data / "train.jsonl", [olelo.chat_record("Aloha " * n, "Hello", "haw-en", str(n))
-                                                    for n in range(1, 20)])
-    _, lengths = memory.token_lengths(str(model), data / "train.jsonl")
-    width = memory.padded_width(max(lengths), 2048)
+    data, width = aloha_data(tmp_path, model)
     results = tmp_path / "mem-profile"
     write_profiles(results, model, new=None,
                    old=lambda r: {**r, "created": "2024-01-01", "fit": {**r["fit"], "static_bytes": 5e9}})
@@ -249,17 +261,11 @@ def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model, capsys):
 def test_auto_batch_uses_the_profile_of_the_runs_loss(tmp_path, model, capsys):
     # BATCH=auto with LOSS=chunked: a (newer) default-loss profile says nothing about
     # the chunked loss's memory; only a profile made with the chunked loss counts.
-    data = tmp_path / "data"
-    olelo.atomic_write_jsonl(data / "train.jsonl", [olelo.chat_record("Aloha " * n, "Hello", "haw-en", str(n))
-                                                    for n in range(1, 20)])
+    data, width = aloha_data(tmp_path, model)
     results = tmp_path / "mem-profile"
     # The lean profile is older and its per-token cost is 1/8: batch 8 where the default fits 1.
-    write_profiles(results, model, default=None, lean=lambda r: {
-        **r, "created": "2024-01-01", "loss": "chunked",
-        "fit": {**r["fit"], "per_token_bytes": {m: v / 8 for m, v in r["fit"]["per_token_bytes"].items()},
-                "per_token_width_bytes": {m: v / 8 for m, v in r["fit"]["per_token_width_bytes"].items()}}})
-    _, lengths = memory.token_lengths(str(model), data / "train.jsonl")
-    width = memory.padded_width(max(lengths), 2048)
+    write_profiles(results, model, default=None,
+                   lean=lambda r: {**eighth_per_token(r), "created": "2024-01-01", "loss": "chunked"})
     available = (2.0e8 + width * (3.0e5 + 150 * width) + 1) / 0.8  # default loss, no checkpoint: batch 1 exactly
     args = ["--model", str(model), "--data", str(data), "--results-dir", str(results), "--available", str(available),
             "--grad-checkpoint", "off", "--json", "--loss", "default"]
@@ -279,21 +285,14 @@ def test_under_a_memory_limit_auto_batch_takes_a_profile_measured_at_the_need(tm
     # MEM_LIMIT: the peak stays near the limit unless a step needs more, so BATCH=auto goes by
     # the need: only a profile whose every point ran past its limit counts, and the budget is
     # at most the limit.
-    data = tmp_path / "data"
-    olelo.atomic_write_jsonl(data / "train.jsonl", [olelo.chat_record("Aloha " * n, "Hello", "haw-en", str(n))
-                                                    for n in range(1, 20)])
-    _, lengths = memory.token_lengths(str(model), data / "train.jsonl")
-    width = memory.padded_width(max(lengths), 2048)
+    data, width = aloha_data(tmp_path, model)
     results = tmp_path / "mem-profile"
     rows = [{"status": "ok", "peak_bytes": 2e8}, {"status": "ok", "peak_bytes": 9e8}]
 
-    def cheaper(r):  # per token 1/8 of the own-limit profile's: what queued work added is gone
-        return {**r, "fit": {**r["fit"], "per_token_bytes": {m: v / 8 for m, v in r["fit"]["per_token_bytes"].items()},
-                             "per_token_width_bytes": {m: v / 8 for m, v in r["fit"]["per_token_width_bytes"].items()}}}
 
     write_profiles(results, model, own=lambda r: {**r, "rows": rows},
-                   need=lambda r: {**cheaper(r), "created": "2024-01-01", "memory_limit_gb": 0.001, "rows": rows},
-                   above=lambda r: {**cheaper(r), "created": "2999-01-01", "memory_limit_gb": 0.5, "rows": rows})
+                   need=lambda r: {**eighth_per_token(r), "created": "2024-01-01", "memory_limit_gb": 0.001, "rows": rows},
+                   above=lambda r: {**eighth_per_token(r), "created": "2999-01-01", "memory_limit_gb": 0.5, "rows": rows})
     assert [memory.measured_at_need(json.loads((results / n / "results.json").read_text()))
             for n in ("own", "need", "above")] == [False, True, False]  # 0.5 GB: the first point stayed under it
     available = (2.0e8 + width * (3.0e5 + 150 * width) + 1) / 0.8  # own-limit profile: batch 1 exactly
