@@ -149,12 +149,13 @@ def measured_at_need(profile: dict) -> bool:
 
 def newest_profile(results_dir: str | os.PathLike, model: str, loss: str = "default",
                    memory_limit_gb: float | None = None, quantized_matmul: str = "quantized",
-                   at_need: bool = False) -> dict | None:
+                   at_need: bool = False, gc_modes: tuple[str, ...] = ()) -> dict | None:
     """The newest mem-profile results.json (by its `created` time) measured on `model`
     with `loss` (profiles from before --loss used mlx-lm's default), under
     `memory_limit_gb` (None: MLX's own limit, as training runs by default; with at_need,
     any limit every point ran past: measured_at_need) and with `quantized_matmul`
-    (resolved; profiles from before QMATMUL used quantized_matmul) that has a fit, or None."""
+    (resolved; profiles from before QMATMUL used quantized_matmul) that has a fit, with
+    points in every checkpoint mode of gc_modes ("off", "on"), or None."""
     best = None
     for f in Path(results_dir).glob("*/results.json"):
         try:
@@ -167,6 +168,8 @@ def newest_profile(results_dir: str | os.PathLike, model: str, loss: str = "defa
         if not limit_fits:
             continue
         if r.get("quantized_matmul", "quantized") != quantized_matmul:
+            continue
+        if not all(m in r["fit"].get("per_token_bytes", {}) for m in gc_modes):
             continue
         if best is None or r.get("created", "") > best.get("created", ""):
             best = {**r, "path": str(f)}

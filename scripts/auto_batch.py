@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     # is each setting's need, from a profile measured at the need (or a probe made so).
     at_need = a.memory_limit_gb is not None
     profile = memory.newest_profile(a.results_dir, a.model, a.loss, quantized_matmul=a.quantized_matmul,
-                                    at_need=at_need)
+                                    at_need=at_need, gc_modes=tuple(memory.GC_MODES[m] for m in modes))
     kind = " measured at the need" if at_need else ""
     remedy = f"make mem-profile MODEL={a.model} LOSS={a.loss}" + (" MEM_LIMIT=0.001" if at_need else "")
     probe_points = None
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
         print(f"note: no mem-profile{kind} for {memory.model_name(a.model)} with LOSS={a.loss} in {a.results_dir}; "
               f"pre-flight memory check skipped ({remedy})", file=sys.stderr)
         return 0
-    if profile and all(memory.GC_MODES[m] in profile["fit"]["per_token_bytes"] for m in modes):
+    if profile:
         fit, source = profile["fit"], f"fit of {profile['path']}"
     elif a.no_probe:
         raise olelo.UserError(f"no mem-profile results{kind} for {memory.model_name(a.model)} with LOSS={a.loss} in "

@@ -281,6 +281,26 @@ def test_auto_batch_uses_the_profile_of_the_runs_loss(tmp_path, model, capsys):
         auto_batch.main(args + ["--loss", "chunked", "--no-probe"])
 
 
+def test_auto_batch_takes_the_newest_profile_that_measured_the_runs_checkpoint_mode(tmp_path, model, capsys):
+    # A newer profile made without checkpointing says nothing of a checkpointed run: the older
+    # one that measured it is used, not a probe.
+    data, _ = aloha_data(tmp_path, model)
+    results = tmp_path / "mem-profile"
+
+    def off_only(r):
+        fit = r["fit"]
+        return {**r, "created": "2999-01-01", "fit": {**fit, "per_token_bytes": {"off": fit["per_token_bytes"]["off"]},
+                                                      "per_token_width_bytes": {"off": fit["per_token_width_bytes"]["off"]}}}
+
+    write_profiles(results, model, both=None, off=off_only)
+    args = ["--model", str(model), "--data", str(data), "--results-dir", str(results), "--available", "1e12",
+            "--loss", "default", "--no-probe", "--json"]
+    assert auto_batch.main(args + ["--grad-checkpoint", "on"]) == 0
+    assert "both/results.json" in json.loads(capsys.readouterr().out)["source"]
+    assert auto_batch.main(args + ["--grad-checkpoint", "off"]) == 0
+    assert "off/results.json" in json.loads(capsys.readouterr().out)["source"]
+
+
 def test_under_a_memory_limit_auto_batch_takes_a_profile_measured_at_the_need(tmp_path, model, capsys):
     # MEM_LIMIT: the peak stays near the limit unless a step needs more, so BATCH=auto goes by
     # the need: only a profile whose every point ran past its limit counts, and the budget is
