@@ -88,6 +88,12 @@ class DequantizedMatmulEmbedding(nn.QuantizedEmbedding):
         return _dense_matmul(self, x)
 
 
+def apply(model: nn.Module, choice: str) -> int:
+    """The lab's --quantized-matmul, resolved (quantized or dense), applied to model: dense
+    switches the linear layers and the tied head; returns how many layers were switched."""
+    return use_dequantized_matmul(model, head=True) if choice == "dense" else 0
+
+
 def use_dequantized_matmul(model: nn.Module, head: bool = False) -> int:
     """Switch every nn.QuantizedLinear in model (LoRA's wrapped ones included) to
     DequantizedMatmulLinear, in place, and with head=True every nn.QuantizedEmbedding

@@ -181,11 +181,9 @@ def run_point(point: dict) -> dict:
     num_layers = len(model.layers) if point["num_layers"] < 0 else min(point["num_layers"], len(model.layers))
     model.freeze()
     linear_to_lora_layers(model, num_layers, {"rank": 8, "dropout": 0.0, "scale": 20.0})
-    dense_layers = 0
-    if point.get("quantized_matmul") == "dense":
-        from olelo import dequant
+    from olelo import dequant
 
-        dense_layers = dequant.use_dequantized_matmul(model, head=True)
+    dense_layers = dequant.apply(model, point.get("quantized_matmul", "quantized"))
     memory.set_memory_limit(point.get("memory_limit_gb"))
 
     class Reports(TrainingCallback):

@@ -229,7 +229,7 @@ def load_model_checked(lab, base: dict, run, world):
         from olelo import dequant, lean_loss
 
         loss = lean_loss.loss_function(lab.loss, model)
-        lab.dense_layers = dequant.use_dequantized_matmul(model, head=True) if lab.quantized_matmul == "dense" else 0
+        lab.dense_layers = dequant.apply(model, lab.quantized_matmul)
         warning = checks.max_seq_vs_data(base["max_seq_length"], tokenizer, Path(base["data"]) / "train.jsonl")
     except BaseException:
         if world.rank() == 0:

@@ -29,6 +29,15 @@ def _loss_and_grads(model, batch, lengths):
     return loss.item(), dict(tree_flatten(grads))
 
 
+def _assert_same(got, want):
+    """(loss, gradients) equal: the loss to 1e-5 relative, each gradient to 1e-5 of its largest value."""
+    assert got[0] == pytest.approx(want[0], rel=1e-5)
+    assert got[1].keys() == want[1].keys() and want[1]
+    for name, g in want[1].items():
+        scale = max(mx.abs(g).max().item(), 1e-12)
+        assert mx.abs(got[1][name] - g).max().item() / scale < 1e-5, name
+
+
 def _batch(vocab, rows):
     rng = np.random.default_rng(0)
     batch = mx.array(rng.integers(1, vocab, size=(2, rows // 2 + 1)))
@@ -44,12 +53,7 @@ def test_loss_and_lora_gradients_equal_quantized_matmul(tiny_model_4bit, rows):
     quantized = [m for _, m in model.named_modules() if isinstance(m, nn.QuantizedLinear)]
     assert switched == len(quantized) > 0
     assert all(type(m) is dequant.DequantizedMatmulLinear for m in quantized)
-    got = _loss_and_grads(model, batch, lengths)
-    assert got[0] == pytest.approx(want[0], rel=1e-5)
-    assert got[1].keys() == want[1].keys() and want[1]
-    for name, g in want[1].items():
-        scale = max(mx.abs(g).max().item(), 1e-12)
-        assert mx.abs(got[1][name] - g).max().item() / scale < 1e-5, name
+    _assert_same(_loss_and_grads(model, batch, lengths), want)
 
 
 def test_the_dense_path_runs_from_min_rows_and_its_backward_is_its_own(tiny_model_4bit):
@@ -89,10 +93,7 @@ def test_grad_checkpoint_and_compile_keep_the_gradients(tiny_model_4bit):
         mx.eval(loss, grads)
     finally:
         block.__call__ = call
-    assert loss.item() == pytest.approx(want[0], rel=1e-5)
-    for name, g in tree_flatten(grads):
-        scale = max(mx.abs(want[1][name]).max().item(), 1e-12)
-        assert mx.abs(g - want[1][name]).max().item() / scale < 1e-5, name
+    _assert_same((loss.item(), dict(tree_flatten(grads))), want)
 
 
 def test_the_tied_head_too_keeps_loss_and_gradients(tiny_model_4bit):
@@ -111,8 +112,5 @@ def test_the_tied_head_too_keeps_loss_and_gradients(tiny_model_4bit):
     assert type(embed) is dequant.DequantizedMatmulEmbedding
     got = _loss_and_grads(model, batch, lengths)
     # the head's gradient flows into every LoRA adapter: a wrong head backward shows
-    assert got[0] == pytest.approx(want[0], rel=1e-5)
-    assert got[1].keys() == want[1].keys() == plain[1].keys() and want[1]
-    for name, g in want[1].items():
-        scale = max(mx.abs(g).max().item(), 1e-12)
-        assert mx.abs(got[1][name] - g).max().item() / scale < 1e-5, name
+    assert want[1].keys() == plain[1].keys()
+    _assert_same(got, want)

@@ -225,6 +225,9 @@ def test_quantized_matmul_dense_trains_the_same_run_with_its_layers_switched(tmp
     def train_losses(run_dir):
         return [m["train_loss"] for m in read_metrics(run_dir) if m["type"] == "train"]
 
+    def latest_segment():
+        return json.loads(((tmp_path / "runs" / "latest").resolve() / "manifest.json").read_text())["segments"][0]
+
     run("--quantized-matmul", "quantized")
     first = (tmp_path / "runs" / "latest").resolve()
     assert "up to date" in run("--quantized-matmul", "dense").stdout
@@ -239,10 +242,9 @@ def test_quantized_matmul_dense_trains_the_same_run_with_its_layers_switched(tmp
     assert train_losses(second) == pytest.approx(train_losses(first), rel=1e-4) and train_losses(first)
     # auto is quantized off CUDA; dense on a model without quantized layers switches nothing
     run("--force")
-    assert json.loads(((tmp_path / "runs" / "latest").resolve() / "manifest.json").read_text())["segments"][0][
-        "quantized_matmul"] == ("dense" if mx.cuda.is_available() else "quantized")
+    assert latest_segment()["quantized_matmul"] == ("dense" if mx.cuda.is_available() else "quantized")
     run("--quantized-matmul", "dense", model=tiny_model)
-    plain = json.loads(((tmp_path / "runs" / "latest").resolve() / "manifest.json").read_text())["segments"][0]
+    plain = latest_segment()
     assert plain["quantized_matmul"] == "dense" and plain["dense_matmul_layers"] == 0
     out = run("--quantized-matmul", "fast", check=False)
     assert out.returncode == 2 and "invalid choice: 'fast'" in out.stderr
