@@ -158,6 +158,8 @@ def main(argv=None) -> int:
                    help="quantized linear layers multiply through dequantized weights (olelo/dequant.py)")
     p.add_argument("--dequant-head", action="store_true",
                    help="with --dequant-matmul: the tied output head too")
+    p.add_argument("--dequant-min-rows", type=int,
+                   help="with --dequant-matmul: fewer rows per call keep quantized_matmul (olelo.dequant.MIN_ROWS)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget-s", type=float, default=1e9, help="skip configs that would end after this")
     p.add_argument("--label", default="", help="free text stored with the results (e.g. env vars set)")
@@ -182,6 +184,8 @@ def main(argv=None) -> int:
     if a.dequant_matmul:
         from olelo import dequant
 
+        if a.dequant_min_rows is not None:
+            dequant.MIN_ROWS = a.dequant_min_rows
         dequantized = dequant.use_dequantized_matmul(model, head=a.dequant_head)
     from mlx.utils import tree_flatten
 
@@ -210,6 +214,7 @@ def main(argv=None) -> int:
         "trainable_parameters": int(trainable), "grad_checkpoint": a.grad_checkpoint,
         "checkpoint_after_cotangent": a.checkpoint_after_cotangent, "compile": not a.no_compile, "loss": a.loss,
         "dequantized_matmul_layers": dequantized, "dequant_head": a.dequant_head,
+        "dequant_min_rows": dequant.MIN_ROWS if a.dequant_matmul else None,
         "examples": len(tokens), "configs": [],
     }
     per_width_s, tok_s = [], []
