@@ -38,7 +38,7 @@ q4 --dequant-matmul --dequant-head -o $O/q4_dense_min64.json
 mlx --model $B4 --configs pad32:1,pad32:8,pad32:16 -o $O/mlx4b_default.json
 PYTHONPATH= run python3 bench/campaigns/gpu_train_peft.py --model "$TOK" --data data/finetuning/large/train.jsonl \
   --configs pad32:1,pad32:8,pad32:16 --n-batches 6 --grad-checkpoint off -o $O/peft4b.json
-# The first lease's run of step 1 failed here, in quantized_matmul's backward at 8,192 rows (cudaGraphAddKernelNode
+# The first lease's run of step 1 failed here, in the quantized way's first call at 8,192 rows (cudaGraphAddKernelNode
 # ... invalid argument): tried last, alone, so that a failure costs nothing else.
 run python3 bench/campaigns/dequant_rows.py --window-s 0.05 --shapes head --rows 8192 -o $O/dequant_rows_head8192.json
 touch /root/lab/out/p7.done
