@@ -198,8 +198,13 @@ def token_lengths(model: str, jsonl: str | os.PathLike) -> tuple[list[dict], lis
 # ---------------------------------------------------------------- this machine
 
 def available_memory_bytes() -> int:
-    """Memory a new process can use without swapping: MemAvailable on Linux; on macOS
-    free + inactive + speculative pages, capped by Metal's recommended working set."""
+    """Memory a new process can use without swapping. With MLX's CUDA backend that is the
+    GPU's free memory, not the host's (cuda_free_memory_bytes); otherwise MemAvailable on
+    Linux, and on macOS free + inactive + speculative pages, capped by Metal's recommended
+    working set."""
+    gpu = cuda_free_memory_bytes()
+    if gpu is not None:
+        return gpu
     system = platform.system()
     if system == "Linux":
         text = Path("/proc/meminfo").read_text()
@@ -221,6 +226,32 @@ def available_memory_bytes() -> int:
             pass
         return free
     raise olelo.UserError(f"do not know how to read available memory on {system}; pass --available")
+
+
+def cuda_free_memory_bytes() -> int | None:
+    """The free memory of the GPU MLX trains on, when MLX runs on CUDA (None otherwise):
+    mx.device_info()'s free_memory, or else nvidia-smi's memory.free for that GPU. Training
+    memory there is the GPU's; the host's MemAvailable (128 GB beside an 80 GB card, say)
+    would let BATCH=auto pick a batch the card cannot hold."""
+    try:
+        import mlx.core as mx
+
+        if not mx.cuda.is_available():
+            return None
+    except (ImportError, AttributeError):
+        return None
+    free = mx.device_info().get("free_memory")
+    if isinstance(free, int) and free > 0:
+        return free
+    # MLX uses the first visible GPU; nvidia-smi numbers GPUs ignoring CUDA_VISIBLE_DEVICES.
+    gpu = (os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0].strip()
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits", "-i", gpu],
+                             capture_output=True, text=True, timeout=30)
+        return int(out.stdout.split()[0]) * 2**20  # MiB
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        raise olelo.UserError("MLX runs on CUDA, but neither mlx.core.device_info() nor nvidia-smi says how much "
+                              "of the GPU's memory is free: give BATCH a number instead of auto") from None
 
 
 def check_memory_limit(gb_limit: float | None, flag: str = "--memory-limit-gb") -> None:

@@ -4,6 +4,7 @@ auto_batch.py. Hermetic: synthetic measurements, and the session's tiny model
 where a tokenizer is needed."""
 
 import json
+import os
 
 import pytest
 
@@ -350,6 +351,32 @@ def test_set_memory_limit_sets_mlx_limit_and_refuses_non_positive():
         assert mx.get_memory_limit() == 1_500_000_000
     finally:
         mx.set_memory_limit(before)
+
+
+def test_available_memory_on_cuda_is_the_gpus_free_memory(monkeypatch, tmp_path):
+    # On an NVIDIA box the host's MemAvailable (128 GB beside an 80 GB card) is not what a
+    # batch can use: BATCH=auto and the pre-flight warning must read the GPU's free memory.
+    import mlx.core as mx
+
+    monkeypatch.setattr(mx.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(mx, "device_info", lambda: {"device_name": "H100", "free_memory": 79 * 2**30})
+    assert memory.available_memory_bytes() == 79 * 2**30
+    # No free_memory from MLX: nvidia-smi's MiB for the first visible GPU.
+    monkeypatch.setattr(mx, "device_info", lambda: {"device_name": "H100"})
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text('#!/bin/sh\necho "$@" > "$(dirname "$0")/args"\necho 40000\n')
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
+    assert memory.available_memory_bytes() == 40000 * 2**20
+    assert "-i 3" in (tmp_path / "args").read_text()
+    # Neither: a clear error, not the host's memory.
+    smi.write_text("#!/bin/sh\nexit 9\n")
+    with pytest.raises(olelo.UserError, match="give BATCH a number"):
+        memory.available_memory_bytes()
+    # Without CUDA the host's memory, as before.
+    monkeypatch.setattr(mx.cuda, "is_available", lambda: False)
+    assert memory.available_memory_bytes() > 0 and memory.cuda_free_memory_bytes() is None
 
 
 def test_newest_profile_keeps_profiles_under_a_memory_limit_apart(tmp_path, model):
