@@ -16,7 +16,7 @@ run python3 -c "import mlx.core as mx; print(mx.device_info())"
 run nvidia-smi --query-gpu=memory.free,memory.total --format=csv
 run python3 -c "from olelo import memory; print('available (lab):', memory.available_memory_bytes())"
 [ -f $M/config.json ] || run python3 bench/campaigns/gpu_build_model.py --tokenizer "$TOK" --out $M --bits 4
-run python3 scripts/auto_batch.py --model $M --data data/finetuning/large --max-seq 1024 --json
+run python3 scripts/auto_batch.py --model $M --data data/finetuning/large --max-seq 1024 --grad-checkpoint on --json
 run python3 scripts/auto_batch.py --model $M --data data/finetuning/large --max-seq 1024 --memory-limit-gb 12 --json
 # The data was built elsewhere and carried: -o keeps make from rebuilding it from data/raw.
 run make --no-print-directory -o data/finetuning/large/manifest.json train-large VENV=$V MODEL=$M \
