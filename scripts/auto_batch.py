@@ -135,8 +135,15 @@ def main(argv=None) -> int:
     # Under MEM_LIMIT the peak stays near the limit unless a step needs more: what counts
     # is each setting's need, from a profile measured at the need (or a probe made so).
     at_need = a.memory_limit_gb is not None
-    profile = memory.newest_profile(a.results_dir, a.model, a.loss, quantized_matmul=a.quantized_matmul,
-                                    at_need=at_need, gc_modes=tuple(memory.GC_MODES[m] for m in modes))
+    gc_modes = tuple(memory.GC_MODES[m] for m in modes)
+    find = lambda wanted: memory.newest_profile(a.results_dir, a.model, a.loss, quantized_matmul=a.quantized_matmul,
+                                                at_need=at_need, gc_modes=wanted)
+    profile = find(gc_modes)
+    if not profile and len(gc_modes) > 1:  # one profile per checkpoint mode (GRAD_CKPT=0, then 1) serves too
+        per_mode = {m: find((m,)) for m in gc_modes}
+        if all(per_mode.values()):
+            profile = {"fit": memory.combine_fits({m: p["fit"] for m, p in per_mode.items()}),
+                       "path": " and ".join(f"{p['path']} (gc {m})" for m, p in per_mode.items())}
     kind = " measured at the need" if at_need else ""
     remedy = f"make mem-profile MODEL={a.model} LOSS={a.loss}" + (" MEM_LIMIT=0.001" if at_need else "")
     probe_points = None

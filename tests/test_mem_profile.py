@@ -302,6 +302,36 @@ def test_auto_batch_takes_the_newest_profile_that_measured_the_runs_checkpoint_m
     assert "off/results.json" in json.loads(capsys.readouterr().out)["source"]
 
 
+def test_auto_batch_combines_one_profile_per_checkpoint_mode(tmp_path, model, capsys):
+    # GRAD_CKPT=auto wants both modes; a profile of each (mem-profile run once per GRAD_CKPT)
+    # serves as well as one profile of both, each mode with its own static term, rather than a
+    # probe (on CUDA four probe runs took 256 s).
+    data, width = aloha_data(tmp_path, model)
+    results = tmp_path / "mem-profile"
+    budget = 2.0e8 + 4 * width * (3.0e5 + 150 * width) + 1  # off, static 2e8: exactly batch 4
+    static_on = budget - 2 * width * (1.2e5 + 10 * width) - 1  # on: exactly batch 2
+
+    def only(mode, static):
+        def edit(r):
+            fit = r["fit"]
+            return {**r, "fit": {**fit, "static_bytes": static, "per_token_bytes": {mode: fit["per_token_bytes"][mode]},
+                                 "per_token_width_bytes": {mode: fit["per_token_width_bytes"][mode]}}}
+        return edit
+
+    write_profiles(results, model, off=only("off", 2.0e8), on=only("on", static_on))
+    args = ["--model", str(model), "--data", str(data), "--results-dir", str(results), "--available", str(budget / 0.8),
+            "--loss", "default", "--no-probe", "--json"]
+    assert auto_batch.main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["batch_size"], out["grad_checkpoint"]) == (4, False)
+    assert out["per_mode"]["on"]["largest"] == 2 and out["per_mode"]["off"]["largest"] == 4
+    assert "off/results.json (gc off)" in out["source"] and "on/results.json (gc on)" in out["source"]
+    assert out["fit"]["static_bytes_per_mode"] == {"off": 2.0e8, "on": static_on}
+    (results / "on" / "results.json").unlink()  # one mode alone does not serve GRAD_CKPT=auto
+    with pytest.raises(olelo.UserError, match="no mem-profile results"):
+        auto_batch.main(args)
+
+
 def test_under_a_memory_limit_auto_batch_takes_a_profile_measured_at_the_need(tmp_path, model, capsys):
     # MEM_LIMIT: the peak stays near the limit unless a step needs more, so BATCH=auto goes by
     # the need: only a profile whose every point ran past its limit counts, and the budget is
