@@ -22,8 +22,12 @@ step needs more, so the batch is chosen by each setting's need: only a profile m
 at the need counts (every point past its limit: make mem-profile MEM_LIMIT=0.001), or
 the probe runs so, and the budget is at most the limit.
 
-Available memory: MemAvailable of /proc/meminfo on Linux; vm_stat free +
-inactive + speculative on macOS (capped by Metal's recommended working set).
+With both checkpoint modes in play (--grad-checkpoint auto), the newest profile of each
+mode serves when no profile measured both.
+
+Available memory: with MLX on CUDA, the GPU's free memory (mx.device_info(), else
+nvidia-smi); MemAvailable of /proc/meminfo on a Linux CPU; vm_stat free + inactive +
+speculative on macOS (capped by Metal's recommended working set).
 Prints what it picked and why as one line (stderr with --flags), or --json.
 """
 
