@@ -258,7 +258,10 @@ def cuda_free_memory_bytes() -> int | None:
             return None
     except (ImportError, AttributeError):
         return None
-    free = mx.device_info().get("free_memory")
+    try:
+        free = mx.device_info().get("free_memory")
+    except (AttributeError, RuntimeError):  # an MLX without device_info
+        free = None
     if isinstance(free, int) and free > 0:
         return free
     # MLX uses the first visible GPU; nvidia-smi numbers GPUs ignoring CUDA_VISIBLE_DEVICES.

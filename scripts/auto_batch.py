@@ -140,8 +140,11 @@ def main(argv=None) -> int:
     # is each setting's need, from a profile measured at the need (or a probe made so).
     at_need = a.memory_limit_gb is not None
     gc_modes = tuple(memory.GC_MODES[m] for m in modes)
-    find = lambda wanted: memory.newest_profile(a.results_dir, a.model, a.loss, quantized_matmul=a.quantized_matmul,
-                                                at_need=at_need, gc_modes=wanted)
+
+    def find(wanted):
+        return memory.newest_profile(a.results_dir, a.model, a.loss, quantized_matmul=a.quantized_matmul,
+                                     at_need=at_need, gc_modes=wanted)
+
     profile = find(gc_modes)
     if not profile and len(gc_modes) > 1:  # one profile per checkpoint mode (GRAD_CKPT=0, then 1) serves too
         per_mode = {m: find((m,)) for m in gc_modes}
