@@ -90,7 +90,12 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     import mlx.core as mx
 
-    rows = [int(r) for r in a.rows.split(",")]
+    try:
+        rows = [int(r) for r in a.rows.split(",")]
+    except ValueError:
+        rows = []
+    if not rows or min(rows) < 1:
+        p.error(f"--rows {a.rows!r}: give a comma list of positive whole numbers, e.g. 64,256,1024")
     shapes = a.shapes.split(",")
     unknown = [s for s in shapes if s not in SHAPES]
     if unknown:
