@@ -6,9 +6,12 @@ hundreds to thousands of rows per layer, forward and backward, and there a plain
 matmul on the weight dequantized for the occasion can be faster (on CUDA it was: NOTES,
 issue 15 fifth pass). This module swaps a model's QuantizedLinear
 layers for a subclass that, from MIN_ROWS rows up, dequantizes the weight and uses a
-dense matmul. Its backward dequantizes again instead of keeping the dense copy, so no
-dense weight outlives its layer's forward or backward. Yet MLX runs ahead, so several
-dense copies may exist at once: on the 4B shape the step's need grew by 2.1 to 4.3 GB.
+dense matmul. Its backward dequantizes again instead of keeping the dense copy, and each
+dequantization waits for the array it is multiplied with (mx.depends on the layer's input,
+or on the cotangent in the backward). Without that wait a compiled step computed the
+copies ahead, one per layer alive at once: on the 4B shape the step's need grew by 4.3 GB
+(NOTES, issue 15 seventh pass); on a CPU probe of 4 / 8 / 16 layers the extra peak grew
+with the layers (ORDERED = False) and stopped growing with the wait (ORDERED = True).
 
     from olelo import dequant
     n = dequant.use_dequantized_matmul(model)     # after loading, before LoRA or after
@@ -30,6 +33,10 @@ import mlx.nn as nn
 # Fewer rows than this (decoding, tiny batches) keep quantized_matmul.
 MIN_ROWS = 64
 
+# Each dense copy waits for the input (or cotangent) it multiplies. False: the copies are
+# free to be made whenever MLX schedules them (as before; kept for benchmarks).
+ORDERED = True
+
 # make's QMATMUL / train.py's --quantized-matmul (olelo.config.QUANTIZED_MATMULS).
 # auto: dense on CUDA, where it made a LoRA step of gemma-3-4b's 4-bit shape 1.7x (batch 8)
 # and 2.7x (batch 16) as fast as quantized_matmul (NOTES, issue 15 fifth pass);
@@ -43,9 +50,11 @@ def resolve(name: str) -> str:
     return name
 
 
-def _dense_weight(layer, dtype):
-    return mx.dequantize(layer["weight"], layer["scales"], layer.get("biases"), group_size=layer.group_size,
-                         bits=layer.bits, mode=layer.mode).astype(dtype)
+def _dense_weight(layer, operand):
+    """layer's weight, dequantized in operand's dtype; with ORDERED, only once operand is there."""
+    weight = mx.depends([layer["weight"]], [operand])[0] if ORDERED else layer["weight"]
+    return mx.dequantize(weight, layer["scales"], layer.get("biases"), group_size=layer.group_size,
+                         bits=layer.bits, mode=layer.mode).astype(operand.dtype)
 
 
 def _dense_matmul(layer, x):
@@ -55,12 +64,12 @@ def _dense_matmul(layer, x):
 
     @mx.custom_function
     def matmul(x):
-        return x @ _dense_weight(layer, x.dtype).T
+        return x @ _dense_weight(layer, x).T
 
     @matmul.vjp
     def matmul_vjp(primals, cotangent, output):
         cotangent = cotangent[0] if isinstance(cotangent, (list, tuple)) else cotangent
-        return (cotangent @ _dense_weight(layer, cotangent.dtype),)
+        return (cotangent @ _dense_weight(layer, cotangent),)
 
     return matmul(x)
 

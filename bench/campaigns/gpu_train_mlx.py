@@ -3,7 +3,8 @@ with mlx-lm's own train() loop: warm-up (compilation) timed apart from the stead
 
     python bench/campaigns/gpu_train_mlx.py --model /root/m4b --data .gpu-c/train.jsonl \\
         --configs b8:8,b8:4,b8:1,pad32:4 [--grad-checkpoint] [--no-compile] \\
-        [--budget-s 420] [--loss chunked] [--dequant-matmul [--dequant-head]] -o $OUT/mlx_a.json
+        [--budget-s 420] [--loss chunked|body] [--dequant-matmul [--dequant-head] [--dequant-unordered]] \\
+        -o $OUT/mlx_a.json
 
 Each config `POLICY:BATCH` trains on the batches of bench/campaigns/gpu_common.plan(): the
 first N batches of mlx-lm's (length-sorted, shuffled) epoch, padded by POLICY
@@ -15,8 +16,12 @@ counted are real (unpadded) tokens. --grad-checkpoint patches the layers once as
 mlx-lm does; --no-compile makes train()'s mx.compile a no-op (the step runs
 eagerly); --dequant-matmul makes a quantized model's linear layers multiply through
 dequantized weights (olelo/dequant.py) instead of quantized_matmul, and with
---dequant-head the tied output head too. Configs run in the order given; one that would not finish within
---budget-s (judged from the configs before it) is skipped and recorded as such.
+--dequant-head the tied output head too (--dequant-unordered: without olelo.dequant.ORDERED's
+wait, as before it). --loss body trains the body alone, with a cheap loss on its final
+hidden states (their mean) instead of the head and cross-entropy: a step's time minus
+this one's is the head's and the loss's (gpu_train_peft.py has the same). Configs run in
+the order given; one that would not finish within --budget-s (judged from the configs
+before it) is skipped and recorded as such.
 The JSON is rewritten after every config.
 """
 
@@ -93,6 +98,21 @@ def checkpoint_after_cotangent(layer):
     type(layer).__call__ = checkpointed
 
 
+def body_loss(model, batch, lengths):
+    """The body's forward and backward without the head: the mean of the final
+    hidden states over the positions mlx-lm's default_loss counts."""
+    import mlx.core as mx
+    from olelo import lean_loss
+
+    body, _, _ = lean_loss.split_head(model)
+    inputs = batch[:, :-1]
+    hidden = body(inputs).astype(mx.float32)
+    steps = mx.arange(1, inputs.shape[1] + 1)
+    mask = mx.logical_and(steps >= lengths[:, 0:1], steps <= lengths[:, 1:])
+    ntoks = mask.sum()
+    return (hidden.mean(-1) * mask).sum() / ntoks, ntoks
+
+
 def run_config(model, tokens, policy, batch_size, n_batches, seed, log, loss=None) -> dict:
     import mlx.core as mx
     import mlx.optimizers as optim
@@ -152,14 +172,16 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint-after-cotangent", action="store_true",
                    help="with --grad-checkpoint: recompute each layer only once its cotangent exists")
     p.add_argument("--no-compile", action="store_true")
-    p.add_argument("--loss", choices=["default", "chunked"], default="default",
-                   help="mlx-lm's default loss or olelo/lean_loss.py's chunked one")
+    p.add_argument("--loss", choices=["default", "chunked", "body"], default="default",
+                   help="mlx-lm's default loss, olelo/lean_loss.py's chunked one, or the body alone (no head)")
     p.add_argument("--dequant-matmul", action="store_true",
                    help="quantized linear layers multiply through dequantized weights (olelo/dequant.py)")
     p.add_argument("--dequant-head", action="store_true",
                    help="with --dequant-matmul: the tied output head too")
     p.add_argument("--dequant-min-rows", type=int,
                    help="with --dequant-matmul: fewer rows per call keep quantized_matmul (olelo.dequant.MIN_ROWS)")
+    p.add_argument("--dequant-unordered", action="store_true",
+                   help="with --dequant-matmul: dense copies made whenever MLX schedules them (olelo.dequant.ORDERED off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget-s", type=float, default=1e9, help="skip configs that would end after this")
     p.add_argument("--label", default="", help="free text stored with the results (e.g. env vars set)")
@@ -186,6 +208,7 @@ def main(argv=None) -> int:
 
         if a.dequant_min_rows is not None:
             dequant.MIN_ROWS = a.dequant_min_rows
+        dequant.ORDERED = not a.dequant_unordered
         dequantized = dequant.use_dequantized_matmul(model, head=a.dequant_head)
     from mlx.utils import tree_flatten
 
@@ -202,6 +225,8 @@ def main(argv=None) -> int:
         from olelo import lean_loss
 
         loss_fn = lean_loss.chunked_loss
+    elif a.loss == "body":
+        loss_fn = body_loss
     log_path = Path(a.output).with_suffix(".log")
     result = {
         "what": "MLX LoRA training, mlx-lm train() loop",
@@ -215,6 +240,7 @@ def main(argv=None) -> int:
         "checkpoint_after_cotangent": a.checkpoint_after_cotangent, "compile": not a.no_compile, "loss": a.loss,
         "dequantized_matmul_layers": dequantized, "dequant_head": a.dequant_head,
         "dequant_min_rows": dequant.MIN_ROWS if a.dequant_matmul else None,
+        "dequant_ordered": dequant.ORDERED if a.dequant_matmul else None,
         "examples": len(tokens), "configs": [],
     }
     per_width_s, tok_s = [], []

@@ -3,7 +3,7 @@ and LoRA settings as bench/campaigns/gpu_train_mlx.py: the baseline MLX is compa
 
     python bench/campaigns/gpu_train_peft.py --model .gpu-c/tok --data .gpu-c/train.jsonl \\
         --configs pad32:1,pad32:4,pad32:8 [--grad-checkpoint both] [--budget-s 480] \\
-        -o $OUT/peft.json
+        [--loss body] -o $OUT/peft.json
 
 The model is Gemma3ForCausalLM with bench/campaigns/gpu_common.model_config() (the text shape
 of gemma-3-4b-it, the vocabulary of the tokenizer in --model), random-init in bfloat16 on the GPU, SDPA attention.
@@ -13,7 +13,9 @@ mlx-lm's default_loss computed the same way (inputs batch[:, :-1], targets batch
 positions up to each example's length, mean over those tokens). Batches, warm-up
 and token counting come from bench/campaigns/gpu_common.plan(), as on the MLX side.
 --grad-checkpoint off|on|both: non-reentrant activation checkpointing of every
-decoder layer. Peak memory is torch.cuda.max_memory_allocated (reserved beside it).
+decoder layer. --loss body trains the body alone, with the mean of its final hidden
+states as the loss (no head, no cross-entropy), as gpu_train_mlx.py --loss body. Peak
+memory is torch.cuda.max_memory_allocated (reserved beside it).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def add_lora(model, config):
     return get_peft_model(model, lora)
 
 
-def run_config(model, tokens, policy, batch_size, n_batches, seed, grad_ckpt, device) -> dict:
+def run_config(model, tokens, policy, batch_size, n_batches, seed, grad_ckpt, device, body_only=False) -> dict:
     import torch
     import torch.nn.functional as F
 
@@ -98,11 +100,15 @@ def run_config(model, tokens, policy, batch_size, n_batches, seed, grad_ckpt, de
         batch = torch.from_numpy(arr.astype(np.int64)).to(device, non_blocking=True)
         lens = torch.from_numpy(lengths.astype(np.int64)).to(device)
         inputs, targets = batch[:, :-1], batch[:, 1:]
-        logits = model(input_ids=inputs, use_cache=False).logits
         steps_ = torch.arange(1, targets.shape[1] + 1, device=device)
         mask = (steps_[None, :] <= lens[:, None]).float()
-        ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
         ntoks = mask.sum()
+        if body_only:  # the mean of the final hidden states, as gpu_train_mlx.py's body_loss
+            logits = base.model(input_ids=inputs, use_cache=False).last_hidden_state
+            ce = logits.float().mean(-1).reshape(-1)
+        else:
+            logits = model(input_ids=inputs, use_cache=False).logits
+            ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
         loss = (ce * mask.reshape(-1)).sum() / ntoks
         loss.backward()
         opt.step()
@@ -147,6 +153,8 @@ def main(argv=None) -> int:
     p.add_argument("--weights", action="store_true",
                    help="load --model's own weights (Hugging Face folder) instead of the random gemma-3-4b shape")
     p.add_argument("--budget-s", type=float, default=1e9)
+    p.add_argument("--loss", choices=["default", "body"], default="default",
+                   help="mlx-lm's default loss, or the body alone (no head): gpu_train_mlx.py --loss body")
     p.add_argument("-o", "--output", required=True)
     a = p.parse_args(argv)
     start = time.perf_counter()
@@ -173,7 +181,7 @@ def main(argv=None) -> int:
         **gpu_common.device_summary(),
         "attn_implementation": config._attn_implementation, "dtype": "bfloat16",
         "model": a.model, "weights": "loaded" if a.weights else "random", "model_build_s": round(build_s, 1), "parameters": int(total), "trainable_parameters": int(trainable),
-        "tied_embeddings": tied, "lora_dtype": str(next(p.dtype for p in model.parameters() if p.requires_grad)),
+        "tied_embeddings": tied, "loss": a.loss, "lora_dtype": str(next(p.dtype for p in model.parameters() if p.requires_grad)),
         "lora": {**gpu_common.LORA, "lora_alpha": gpu_common.LORA["scale"] * gpu_common.LORA["rank"]},
         "examples": len(tokens), "configs": [],
     }
@@ -193,7 +201,7 @@ def main(argv=None) -> int:
                     gpu_common.write_json(a.output, result)
                     continue
             try:
-                r = run_config(model, tokens, policy, bs, n, a.seed, gc, a.device)
+                r = run_config(model, tokens, policy, bs, n, a.seed, gc, a.device, a.loss == "body")
                 r["status"] = "ok"
                 per_width_s.append(r["warmup_s"] / max(1, r["distinct_widths"]))
                 tok_s.append(r["steady_tok_s"])
