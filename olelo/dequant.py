@@ -6,12 +6,13 @@ hundreds to thousands of rows per layer, forward and backward, and there a plain
 matmul on the weight dequantized for the occasion can be faster (on CUDA it was: NOTES,
 issue 15 fifth pass). This module swaps a model's QuantizedLinear
 layers for a subclass that, from MIN_ROWS rows up, dequantizes the weight and uses a
-dense matmul. Its backward dequantizes again instead of keeping the dense copy, and each
-dequantization waits for the array it is multiplied with (mx.depends on the layer's input,
-or on the cotangent in the backward). Without that wait a compiled step computed the
-copies ahead, one per layer alive at once: on the 4B shape the step's need grew by 4.3 GB
-(NOTES, issue 15 seventh pass); on a CPU probe of 4 / 8 / 16 layers the extra peak grew
-with the layers (ORDERED = False) and stopped growing with the wait (ORDERED = True).
+dense matmul. Its backward dequantizes again instead of keeping the dense copy. Yet a
+compiled step makes the copies ahead of their multiplies, so several are alive at once:
+on the 4B shape the step needs 4.3 GB more than with quantized_matmul at batch 1-2.
+With ORDERED each copy waits for the array it multiplies (mx.depends on the layer's
+input, or on the cotangent in the backward): on CUDA that needed 1.4 GB less at batch
+1-2 but cost 6-20 % of the tok/s at batch 4-8, where dense is worth using (NOTES, issue 15
+eighth pass), so it is off; quantized_matmul needs 2.9 GB less again at batch 1-2.
 
     from olelo import dequant
     n = dequant.use_dequantized_matmul(model)     # after loading, before LoRA or after
@@ -33,9 +34,9 @@ import mlx.nn as nn
 # Fewer rows than this (decoding, tiny batches) keep quantized_matmul.
 MIN_ROWS = 64
 
-# Each dense copy waits for the input (or cotangent) it multiplies. False: the copies are
-# free to be made whenever MLX schedules them (as before; kept for benchmarks).
-ORDERED = True
+# True: each dense copy waits for the input (or cotangent) it multiplies (less memory,
+# slower on CUDA at batch 4-8; see above). Benchmarks: gpu_train_mlx.py --dequant-ordered.
+ORDERED = False
 
 # make's QMATMUL / train.py's --quantized-matmul (olelo.config.QUANTIZED_MATMULS).
 # auto: dense on CUDA, where it made a LoRA step of gemma-3-4b's 4-bit shape 1.7x (batch 8)

@@ -140,11 +140,12 @@ def _compiled_step_extra_peak(n_layers, dense, dim=1024, rows=128):
     return mx.get_peak_memory() - before
 
 
-def test_dense_copies_are_not_all_alive_at_once_in_a_compiled_step():
-    # Each layer's dense copy (dim x dim float32, 4 MB) waits for its operand, so going from
-    # 4 to 16 layers adds about what it adds to quantized_matmul's step (activations), not
-    # 12 more copies. Measured (mlx 0.32.4, CPU), in copies: quantized 8.8, dense 6.4;
-    # without the wait (dequant.ORDERED = False) dense grew by 17.1.
+def test_ordered_dense_copies_are_not_all_alive_at_once_in_a_compiled_step(monkeypatch):
+    # With ORDERED each layer's dense copy (dim x dim float32, 4 MB) waits for its operand,
+    # so going from 4 to 16 layers adds about what it adds to quantized_matmul's step
+    # (activations), not 12 more copies. Measured (mlx 0.32.4, CPU), in copies: quantized
+    # 8.8, dense 6.4; without the wait (ORDERED = False, the default) dense grew by 17.1.
+    monkeypatch.setattr(dequant, "ORDERED", True)
     copy = 1024 * 1024 * 4
     grow = {dense: _compiled_step_extra_peak(16, dense) - _compiled_step_extra_peak(4, dense)
             for dense in (False, True)}

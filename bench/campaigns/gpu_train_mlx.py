@@ -3,7 +3,7 @@ with mlx-lm's own train() loop: warm-up (compilation) timed apart from the stead
 
     python bench/campaigns/gpu_train_mlx.py --model /root/m4b --data .gpu-c/train.jsonl \\
         --configs b8:8,b8:4,b8:1,pad32:4 [--grad-checkpoint] [--no-compile] \\
-        [--budget-s 420] [--loss chunked|body] [--dequant-matmul [--dequant-head] [--dequant-unordered]] \\
+        [--budget-s 420] [--loss chunked|body] [--dequant-matmul [--dequant-head] [--dequant-ordered]] \\
         -o $OUT/mlx_a.json
 
 Each config `POLICY:BATCH` trains on the batches of bench/campaigns/gpu_common.plan(): the
@@ -16,12 +16,12 @@ counted are real (unpadded) tokens. --grad-checkpoint patches the layers once as
 mlx-lm does; --no-compile makes train()'s mx.compile a no-op (the step runs
 eagerly); --dequant-matmul makes a quantized model's linear layers multiply through
 dequantized weights (olelo/dequant.py) instead of quantized_matmul, and with
---dequant-head the tied output head too (--dequant-unordered: without olelo.dequant.ORDERED's
-wait, as before it). --loss body trains the body alone, with a cheap loss on its final
-hidden states (their mean) instead of the head and cross-entropy: a step's time minus
-this one's is the head's and the loss's (gpu_train_peft.py has the same). Configs run in
-the order given; one that would not finish within --budget-s (judged from the configs
-before it) is skipped and recorded as such.
+--dequant-head the tied output head too (--dequant-ordered: each dense copy waits for
+its operand, olelo.dequant.ORDERED). --loss body trains the body alone, with a cheap
+loss on its final hidden states (their mean) instead of the head and cross-entropy: a
+step's time minus this one's is the head's and the loss's (gpu_train_peft.py has the
+same). Configs run in the order given; one that would not finish within --budget-s
+(judged from the configs before it) is skipped and recorded as such.
 The JSON is rewritten after every config.
 """
 
@@ -180,8 +180,8 @@ def main(argv=None) -> int:
                    help="with --dequant-matmul: the tied output head too")
     p.add_argument("--dequant-min-rows", type=int,
                    help="with --dequant-matmul: fewer rows per call keep quantized_matmul (olelo.dequant.MIN_ROWS)")
-    p.add_argument("--dequant-unordered", action="store_true",
-                   help="with --dequant-matmul: dense copies made whenever MLX schedules them (olelo.dequant.ORDERED off)")
+    p.add_argument("--dequant-ordered", action="store_true",
+                   help="with --dequant-matmul: each dense copy waits for its operand (olelo.dequant.ORDERED)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget-s", type=float, default=1e9, help="skip configs that would end after this")
     p.add_argument("--label", default="", help="free text stored with the results (e.g. env vars set)")
@@ -208,7 +208,7 @@ def main(argv=None) -> int:
 
         if a.dequant_min_rows is not None:
             dequant.MIN_ROWS = a.dequant_min_rows
-        dequant.ORDERED = not a.dequant_unordered
+        dequant.ORDERED = a.dequant_ordered
         dequantized = dequant.use_dequantized_matmul(model, head=a.dequant_head)
     from mlx.utils import tree_flatten
 
