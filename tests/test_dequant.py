@@ -76,10 +76,13 @@ def test_the_dense_path_runs_from_min_rows_and_its_backward_is_its_own(tiny_mode
     assert mx.allclose(vjp[0], ref, rtol=1e-4, atol=1e-4)
 
 
-def test_grad_checkpoint_and_compile_keep_the_gradients(tiny_model_4bit):
-    """Through mlx-lm's grad_checkpoint and a compiled step, as the trainer runs it."""
+@pytest.mark.parametrize("ordered", [False, True])
+def test_grad_checkpoint_and_compile_keep_the_gradients(tiny_model_4bit, monkeypatch, ordered):
+    """Through mlx-lm's grad_checkpoint and a compiled step, as the trainer runs it; with
+    and without each dense copy waiting for its operand (ORDERED)."""
     from mlx_lm.tuner.trainer import grad_checkpoint
 
+    monkeypatch.setattr(dequant, "ORDERED", ordered)
     model = _lora_4bit(tiny_model_4bit)
     batch, lengths = _batch(model.args.vocab_size, 96)
     want = _loss_and_grads(model, batch, lengths)
@@ -114,7 +117,6 @@ def test_the_tied_head_too_keeps_loss_and_gradients(tiny_model_4bit):
     # the head's gradient flows into every LoRA adapter: a wrong head backward shows
     assert want[1].keys() == plain[1].keys()
     _assert_same(got, want)
-
 
 
 def _compiled_step_extra_peak(n_layers, dense, dim=1024, rows=128):
