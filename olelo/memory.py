@@ -115,14 +115,14 @@ def predict_peak(fit: dict, batch: int, width: int, grad_checkpoint: bool) -> fl
     if mode not in fit["per_token_bytes"]:
         raise olelo.UserError(f"the fit has no points with grad checkpoint {mode}")
     per_token = fit["per_token_bytes"][mode] + fit.get("per_token_width_bytes", {}).get(mode, 0.0) * width
-    static = fit.get("static_bytes_per_mode", {}).get(mode, fit["static_bytes"])
+    static = fit["static_bytes_per_mode"][mode] if "static_bytes_per_mode" in fit else fit["static_bytes"]
     return static + per_token * batch * width
 
 
 def combine_fits(fits: dict[str, dict]) -> dict:
     """One fit from fits of single checkpoint modes ({"off": fit, "on": fit}, each from its
-    own profile): each mode keeps its own static term (static_bytes_per_mode), its
-    coefficients and error; static_bytes is the largest, for anything reading it alone."""
+    own profile): each mode keeps its own static term (static_bytes_per_mode, in place of
+    static_bytes), its coefficients and error."""
     combined = {"formula": next(iter(fits.values())).get("formula"), "static_bytes_per_mode": {},
                 "per_token_bytes": {}, "per_token_width_bytes": {}, "n_points": 0, "max_abs_error_pct": 0.0}
     for mode, fit in fits.items():
@@ -132,7 +132,6 @@ def combine_fits(fits: dict[str, dict]) -> dict:
             combined["per_token_width_bytes"][mode] = fit["per_token_width_bytes"][mode]
         combined["n_points"] += fit.get("n_points", 0)
         combined["max_abs_error_pct"] = max(combined["max_abs_error_pct"], fit.get("max_abs_error_pct", 0.0))
-    combined["static_bytes"] = max(combined["static_bytes_per_mode"].values())
     return combined
 
 
