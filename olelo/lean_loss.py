@@ -132,6 +132,14 @@ def _ce_sum(head_fn, targets, mask, width, grad: bool = True):
     return ce_sum
 
 
+def counted_positions(lengths, n: int):
+    """(mask, count) of the n target positions mlx-lm's default_loss counts: those from
+    each row's lengths[:, 0] (the prompt's end, when masked) to lengths[:, 1]."""
+    steps = mx.arange(1, n + 1)
+    mask = mx.logical_and(steps >= lengths[:, 0:1], steps <= lengths[:, 1:])
+    return mask, mask.sum()
+
+
 def chunked_loss(model, batch, lengths, chunk_tokens: int = CHUNK_TOKENS, *, grad: bool = True):
     """mlx-lm's default_loss(model, batch, lengths), computed chunk by chunk. The
     output head must be frozen (LoRA, DoRA, QLoRA): its weights get no gradient here.
@@ -143,9 +151,7 @@ def chunked_loss(model, batch, lengths, chunk_tokens: int = CHUNK_TOKENS, *, gra
                               "use LOSS=default for full fine-tuning")
     inputs, targets = batch[:, :-1], batch[:, 1:]
     hidden = body(inputs)
-    steps = mx.arange(1, targets.shape[1] + 1)
-    mask = mx.logical_and(steps >= lengths[:, 0:1], steps <= lengths[:, 1:])
-    ntoks = mask.sum()
+    mask, ntoks = counted_positions(lengths, targets.shape[1])
     width = max(1, chunk_tokens // targets.shape[0])
     out = _ce_sum(head_fn, targets, mask, width, grad)(hidden)
     total = out[0] if grad else out

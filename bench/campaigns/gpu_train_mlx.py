@@ -107,9 +107,7 @@ def body_loss(model, batch, lengths):
     body, _, _ = lean_loss.split_head(model)
     inputs = batch[:, :-1]
     hidden = body(inputs).astype(mx.float32)
-    steps = mx.arange(1, inputs.shape[1] + 1)
-    mask = mx.logical_and(steps >= lengths[:, 0:1], steps <= lengths[:, 1:])
-    ntoks = mask.sum()
+    mask, ntoks = lean_loss.counted_positions(lengths, inputs.shape[1])
     return (hidden.mean(-1) * mask).sum() / ntoks, ntoks
 
 
