@@ -120,7 +120,15 @@ RAW_KOA := data/raw/koa/koa_pairs.csv
 $(if $(filter haw-en en-haw both,$(value DIRECTION)),,$(error DIRECTION='$(value DIRECTION)': use haw-en, en-haw or both))
 SUFFIX := $(if $(filter haw-en,$(DIRECTION)),,-$(DIRECTION))
 INTERIM := data/interim/$(DIRECTION)
-SPLITS := data/finetuning
+## how test pairs are held out: stories (whole blocks of consecutive pairs; a dev test and a sealed test) or paragraphs (random paragraphs, the split of the runs before it)
+SPLIT ?= stories
+## SPLIT=stories: consecutive pairs per held-out block (scripts/split.py says why 20)
+BLOCK_SIZE ?= 20
+$(if $(filter stories paragraphs,$(value SPLIT)),,$(error SPLIT='$(value SPLIT)': use stories or paragraphs))
+$(call check_pos,BLOCK_SIZE)
+# Each split has its own folder: runs recorded on data/finetuning/large (paragraphs)
+# stay evaluable after `make data SPLIT=paragraphs`.
+SPLITS := $(if $(filter stories,$(SPLIT)),data/finetuning/stories,data/finetuning)
 LARGE := $(SPLITS)/large$(SUFFIX)
 SMALL := $(SPLITS)/small$(SUFFIX)
 
@@ -142,13 +150,15 @@ $(INTERIM)/koa.jsonl: $(RAW_KOA) scripts/convert_fornander.py olelo/prompt.py ol
 
 $(call check_int,SEED)
 $(call check_int,SPLIT_SEED)
-# The split's identity beyond its inputs: SPLIT_SEED (a new seed re-splits). SEED is
-# training's alone, so runs with several SEEDs share one test and validation set.
+# The split's identity beyond its inputs: SPLIT_SEED (a new seed re-splits), SPLIT and,
+# by stories, BLOCK_SIZE. SEED is training's alone, so runs with several SEEDs share one
+# test and validation set.
+SPLIT_FLAGS := --by $(SPLIT)$(if $(filter stories,$(SPLIT)), --block-size $(BLOCK_SIZE))
 $(SPLITS)/.split-vars: FORCE
-	$(call VARS_FILE,seed=$(SPLIT_SEED))
+	$(call VARS_FILE,seed=$(SPLIT_SEED) split=$(SPLIT) $(if $(filter stories,$(SPLIT)),block_size=$(BLOCK_SIZE)))
 
 %/large$(SUFFIX)/manifest.json %/small$(SUFFIX)/manifest.json: $(INTERIM)/fornander.jsonl $(INTERIM)/koa.jsonl scripts/split.py $(SPLITS)/.split-vars
-	$(PY) scripts/split.py --out $* --seed $(SPLIT_SEED) \
+	$(PY) scripts/split.py --out $* $(SPLIT_FLAGS) --seed $(SPLIT_SEED) \
 	  large$(SUFFIX)=$(INTERIM)/fornander.jsonl small$(SUFFIX)=$(INTERIM)/koa.jsonl
 
 # DATA=mix: the small set repeated MIX_K times inside the large training set.
@@ -167,7 +177,7 @@ $(SHORT)/manifest.json: $(LARGE)/manifest.json scripts/short_data.py $(SPLITS)/.
 	$(PY) scripts/short_data.py --src $(LARGE) --train $(SHORT_N) --valid 8 --out $(SHORT)
 
 .PHONY: data
-data: $(LARGE)/manifest.json $(SMALL)/manifest.json ## build both datasets (DATA_SRC=folder, DIRECTION=haw-en|en-haw|both)
+data: $(LARGE)/manifest.json $(SMALL)/manifest.json ## build both datasets (DATA_SRC=folder, DIRECTION=haw-en|en-haw|both, SPLIT=stories|paragraphs)
 	@jq -r '"\(input_filename): " + (.counts | tostring)' $^ 2>/dev/null || cat $^
 
 ## ---------------------------------------------------------------- models
@@ -290,7 +300,7 @@ MEM_LIMIT ?=
 QMATMUL ?= auto
 ## 1: train again into a new attempt folder (<stamp>-a2) instead of "up to date"
 FORCE ?=
-## another dataset folder under data/finetuning (mix: the small set inside the large one)
+## another dataset folder under SPLITS, data/finetuning/stories or data/finetuning by SPLIT (mix: the small set inside the large one)
 DATA ?=
 ## any other mlx_lm.lora flags, passed as they are (EXTRA="--steps-per-report 5")
 EXTRA ?=
@@ -336,7 +346,7 @@ DIST_BACKEND ?= ring
 LAUNCH_FLAGS = $(call flag,--nproc,$(NPROC)) $(call flag,--hostfile,$(HOSTFILE)) $(call flag,--backend,$(DIST_BACKEND)) \
   $(if $(call on,$(DRY_RUN)),--dry-run)
 
-# DATA picks another dataset folder under data/finetuning; DATA=mix is mix-k$(MIX_K),
+# DATA picks another dataset folder under $(SPLITS); DATA=mix is mix-k$(MIX_K),
 # DATA=short is short-n$(SHORT_N).
 $(if $(DATA),$(call check_name,DATA,a dataset folder name under $(SPLITS)))
 $(call check_name,RUNS_DIR,a folder for run records)
@@ -397,6 +407,9 @@ BOOTSTRAP ?= 1000
 BASE_PROMPT ?=
 ## example pairs in the few-shot prompt (BASE_PROMPT=fewshot)
 SHOTS ?= 4
+## 1: evaluate on the SEALED test set (a story split's second test), once a run is chosen; each look is a line of RUNS_DIR/sealed-ledger.tsv
+SEALED ?=
+$(if $(filter-out 1,$(SEALED)),$(error SEALED='$(SEALED)': use SEALED=1 or leave it empty))
 
 $(call check_name,RUN,a run stamp or a run folder)
 $(foreach c,$(EVAL_CKPTS),$(if $(or $(filter final best all,$(c)),$(call digits,$(c))),,$(error EVAL_CKPTS='$(EVAL_CKPTS)': use final, best, all or iteration numbers)))
@@ -404,7 +417,8 @@ $(foreach v,$(if $(LIMIT),LIMIT) $(if $(MAX_TOKENS),MAX_TOKENS) EVAL_BATCH BOOTS
 RUN_DIR := $(if $(findstring /,$(RUN)),$(RUN:/=),$(RUNS_DIR)/$(RUN))
 RUN_STAMP := $(notdir $(or $(realpath $(RUN_DIR)),$(RUN_DIR)))
 RUN_ADAPTERS := $(ADAPTERS_DIR)/$(RUN_STAMP)
-EVAL := $(RUNS_DIR)/$(RUN_STAMP)/eval$(if $(LIMIT),-n$(LIMIT))$(if $(MAX_TOKENS),-mt$(MAX_TOKENS))
+EVAL := $(RUNS_DIR)/$(RUN_STAMP)/eval$(if $(SEALED),-sealed)$(if $(LIMIT),-n$(LIMIT))$(if $(MAX_TOKENS),-mt$(MAX_TOKENS))
+SEALED_FLAG := $(if $(SEALED),--sealed)
 ALL_CKPTS := $(patsubst %_adapters.safetensors,ckpt-%,$(notdir $(wildcard $(RUN_ADAPTERS)/*_adapters.safetensors)))
 EVAL_DIRS := base $(if $(filter all,$(EVAL_CKPTS)),final best $(ALL_CKPTS),$(foreach c,$(EVAL_CKPTS),$(if $(filter final best,$(c)),$(c),ckpt-$(shell printf %07d $(call q,$(c))))))
 FEWSHOT := base-fewshot$(SHOTS)-s$(SEED)
@@ -417,8 +431,8 @@ CKPT_TMP = $(dir $(@D)).$(notdir $(@D)).tmp
 define EVAL_CKPT
 @rm -rf $(call q,$(CKPT_TMP))
 $(RUN_PY) scripts/translate.py --run $(call q,$(RUN_DIR)) --ckpt $(notdir $(@D)) --batch-size $(call q,$(EVAL_BATCH)) \
-  $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) -o $(call q,$(CKPT_TMP)/hyps.jsonl)
-$(RUN_PY) scripts/perplexity.py --run $(call q,$(RUN_DIR)) --ckpt $(notdir $(@D)) $(call flag,--limit,$(LIMIT)) -o $(call q,$(CKPT_TMP)/ppl.json)
+  $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(SEALED_FLAG) -o $(call q,$(CKPT_TMP)/hyps.jsonl)
+$(RUN_PY) scripts/perplexity.py --run $(call q,$(RUN_DIR)) --ckpt $(notdir $(@D)) $(call flag,--limit,$(LIMIT)) $(SEALED_FLAG) -o $(call q,$(CKPT_TMP)/ppl.json)
 @rm -rf $(call q,$(@D)) && mv $(call q,$(CKPT_TMP)) $(call q,$(@D))
 endef
 # (Kept in the run folder, not in the eval folder: a refused eval leaves no eval folder.)
@@ -443,7 +457,7 @@ $(EVAL)/ckpt-%/hyps.jsonl: $(RUN_ADAPTERS)/%_adapters.safetensors $(EVAL_DEPS)
 # No perplexity here: held-out loss is the zero-shot base row's.
 $(EVAL)/$(FEWSHOT)/hyps.jsonl: scripts/translate.py $(EVAL_VARS)-translate.vars
 	$(RUN_PY) scripts/translate.py --run $(call q,$(RUN_DIR)) --ckpt base --prompt fewshot --shots $(call q,$(SHOTS)) --shots-seed $(SEED) \
-	  --batch-size $(call q,$(EVAL_BATCH)) $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) -o $(call q,$@)
+	  --batch-size $(call q,$(EVAL_BATCH)) $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(SEALED_FLAG) -o $(call q,$@)
 
 # Adapters make cannot build: one line instead of "No rule to make target".
 $(RUN_ADAPTERS)/%_adapters.safetensors:
@@ -451,13 +465,26 @@ $(RUN_ADAPTERS)/%_adapters.safetensors:
 $(RUN_ADAPTERS)/adapters.safetensors $(RUN_ADAPTERS)/best/adapters.safetensors:
 	@echo "error: $@ is missing: run $(RUN_STAMP) did not finish or its adapters were deleted (see make runs)" >&2 && exit 2
 
-$(EVAL)/summary.json: $(EVAL_HYPS) scripts/eval_report.py olelo/scores.py olelo/semsim.py olelo/plots.py $(EVAL_VARS)-report.vars
-	$(RUN_PY) scripts/eval_report.py --run $(call q,$(RUN_DIR)) --eval-dir $(call q,$(EVAL)) --bootstrap $(call q,$(BOOTSTRAP))
+$(EVAL)/summary.json: $(EVAL_HYPS) scripts/eval_report.py olelo/evaluation.py olelo/yardstick.py olelo/scores.py olelo/semsim.py olelo/plots.py $(EVAL_VARS)-report.vars
+	$(RUN_PY) scripts/eval_report.py --run $(call q,$(RUN_DIR)) --eval-dir $(call q,$(EVAL)) --bootstrap $(call q,$(BOOTSTRAP)) $(SEALED_FLAG)
 
 .PHONY: eval
 eval: $(EVAL)/summary.json | $(VENV)/.installed ## evaluate RUN (default latest): base vs EVAL_CKPTS (final best | all | 400 800)
 	@cat $(call q,$(EVAL)/summary.md)
 	@echo "A/B: $(EVAL)/ab.md   plots: $(EVAL)/loss.png $(EVAL)/scores.png   every run on one page: make report"
+
+# What a test set gives away with no model: copy-source, translation memory, length-matched
+# in-domain text, an empty output, with the probes (SEALED=1: the sealed test, one look).
+.PHONY: baselines
+baselines: $(call DATA_DEP,$(LARGE_DATA)) | $(VENV)/.installed ## reference baselines of the data's test set, no model (SPLIT, DATA, SEALED=1)
+	$(PY) scripts/baselines.py --data $(LARGE_DATA) --runs-dir $(call q,$(RUNS_DIR)) --bootstrap $(call q,$(BOOTSTRAP)) $(SEALED_FLAG)
+
+# Every committed evaluation recomputed from its committed outputs: the numbers must be equal.
+.PHONY: rescore
+rescore: | $(VENV)/.installed ## recompute every committed evaluation from its kept outputs and check each number (builds both splits)
+	$(MAKE) --no-print-directory data SPLIT=paragraphs >/dev/null
+	$(MAKE) --no-print-directory data SPLIT=stories >/dev/null
+	$(PY) scripts/rescore.py --runs-dir $(call q,$(RUNS_DIR))
 
 ## ---------------------------------------------------------------- lab report
 # One static page (no server, no network) of every run, evaluation and data check.
@@ -536,8 +563,9 @@ notes: | $(VENV)/.installed ## rebuild RESULTS.md, the generated tables beside N
 # not lab records). DEMO_MODEL=models/tiny-gemma3 is the seconds-fast plumbing check.
 # On 2 CPU cores translating is the slow part: VAL_GEN=0 (best/ by validation loss) and
 # DEMO_LIMIT=8 test sentences keep it to minutes (measured in NOTES.md, 2026-11-26).
+# The sample is hand-written sentences, not stories: it is split by paragraphs.
 DEMO_SAMPLE := RAW_FORNANDER=data/sample/sample_pairs.csv RAW_KOA=data/sample/sample_small_pairs.csv \
-  SPLITS=data/finetuning/sample INTERIM=data/interim/sample
+  SPLITS=data/finetuning/sample INTERIM=data/interim/sample SPLIT=paragraphs
 ## the demo's model folder (default: the real model, float32 on a Linux CPU)
 DEMO_MODEL ?= $(if $(filter 1 yes true,$(BASE_F32)),$(GEMMA_F32),$(GEMMA))
 ## the demo's LoRA iterations
@@ -596,6 +624,10 @@ bench-preload: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## LoRA 
 .PHONY: bench-bucketing
 bench-bucketing: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## padding + tok/s at batch 4 and 8: file order vs length-sorted train.jsonl
 	$(RUN_PY) bench/length_bucketing.py --model $(MODEL) --data $(LARGE)
+
+.PHONY: bench-yardstick
+bench-yardstick: $(LARGE)/manifest.json | $(VENV)/.installed ## seconds of the all-pairs chrF++ behind the probes and translation memory (real data)
+	$(PY) bench/yardstick_speed.py --data $(LARGE) --repeat 3 --json bench/results/yardstick_speed_$(notdir $(LARGE)).json
 
 .PHONY: bench-tokens
 bench-tokens: $(MODEL_DEP) | $(VENV)/.installed ## tokens per pair (mean/median/p95/max), both datasets and directions, MODEL's tokenizer

@@ -1,5 +1,6 @@
 """Pairs and splits: a pair's identity (match key, pair id), chat records read as
-(Hawaiian, English), split folders, and leaks of test text into train/valid.
+(Hawaiian, English), split folders, leaks of held-out text (test, sealed) into
+train/valid, and a split folder's label in run stamps.
 Conversion (scripts/convert_fornander.py), splitting (split.py), mixing (mix_data.py,
 short_data.py) and the run identity all use these definitions."""
 
@@ -37,6 +38,10 @@ def excerpt(text: str, width: int = 60) -> str:
 
 
 SPLITS = ("train", "valid", "test")
+# Held out from training: test (the dev test every eval reads) and sealed (split.py --by
+# stories: a second test never used to choose anything). A folder may lack sealed.jsonl.
+HELD_OUT = ("test", "sealed")
+ALL_SPLITS = ("train", "valid", "test", "sealed")
 
 
 def haw_en(record: dict) -> tuple[str, str]:
@@ -74,9 +79,10 @@ def text_length(record: dict) -> int:
 
 
 def find_leaks(datasets: dict[str, dict[str, list[dict]]]) -> list[dict]:
-    """Test records whose Hawaiian or English text (by match key) is also in a train or valid
-    split of any dataset. An empty list means no leaks. This is stricter than comparing
-    whole pairs: a test source seen in training with another translation counts as a leak."""
+    """Held-out records (test or sealed) whose Hawaiian or English text (by match key) is also
+    in a train or valid split of any dataset. An empty list means no leaks. This is stricter
+    than comparing whole pairs: a test source seen in training with another translation counts
+    as a leak. A leak's "held_out" names the split, "test_in" the datasets holding it there."""
     trained = {}
     for name, splits in datasets.items():
         for split in ("train", "valid"):
@@ -85,27 +91,28 @@ def find_leaks(datasets: dict[str, dict[str, list[dict]]]) -> list[dict]:
                 for side, text in (("haw", haw), ("en", en)):
                     trained.setdefault((side, match_key(text)), (f"{name}/{split}", pair_id(haw, en)))
     leaks = {}
-    for name, splits in datasets.items():
-        for rec in splits.get("test", []):
-            haw, en = haw_en(rec)
-            for side, text in (("haw", haw), ("en", en)):
-                key = match_key(text)
-                if not key or (side, key) not in trained:
-                    continue
-                where, train_pair = trained[(side, key)]
-                leak = leaks.setdefault((pair_id(haw, en), side), {
-                    "pair_id": pair_id(haw, en), "side": side, "test_in": [],
-                    "trained_in": where, "trained_pair_id": train_pair, "excerpt": excerpt(text),
-                })
-                if name not in leak["test_in"]:
-                    leak["test_in"].append(name)
+    for held in HELD_OUT:
+        for name, splits in datasets.items():
+            for rec in splits.get(held, []):
+                haw, en = haw_en(rec)
+                for side, text in (("haw", haw), ("en", en)):
+                    key = match_key(text)
+                    if not key or (side, key) not in trained:
+                        continue
+                    where, train_pair = trained[(side, key)]
+                    leak = leaks.setdefault((pair_id(haw, en), side, held), {
+                        "pair_id": pair_id(haw, en), "side": side, "held_out": held, "test_in": [],
+                        "trained_in": where, "trained_pair_id": train_pair, "excerpt": excerpt(text),
+                    })
+                    if name not in leak["test_in"]:
+                        leak["test_in"].append(name)
     return list(leaks.values())
 
 
 def report_leaks(leaks: list[dict]) -> None:
     for leak in leaks:
         print(
-            f"leak: pair {leak['pair_id']} ({leak['side']} text) is in test of "
+            f"leak: pair {leak['pair_id']} ({leak['side']} text) is in {leak.get('held_out', 'test')} of "
             f"{', '.join(leak['test_in'])} and in {leak['trained_in']} (pair "
             f"{leak['trained_pair_id']}): {leak['excerpt']}",
             file=sys.stderr,
@@ -117,10 +124,22 @@ def read_splits(root: Path) -> dict[str, dict[str, list[dict]]]:
         raise UserError(f"{root}: no such directory; run split.py --out {root} first")
     found = {}
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = {s: sub / f"{s}.jsonl" for s in SPLITS if (sub / f"{s}.jsonl").is_file()}
+        files = {s: sub / f"{s}.jsonl" for s in ALL_SPLITS if (sub / f"{s}.jsonl").is_file()}
         if files:
             # An empty split is fine here: --test-fraction 0 writes an empty test.jsonl.
             found[sub.name] = {s: load_dataset(f, allow_empty=True) for s, f in files.items()}
     if not found:
         raise UserError(f"{root}: no <name>/{{train,valid,test}}.jsonl found; run split.py --out {root} first")
     return found
+
+
+def dataset_label(data_dir) -> str:
+    """A split folder's name in run stamps: the folder name, plus "-stories" when its
+    manifest says split.py held out whole stories (--by stories), so such runs never share
+    a stamp with runs of the same settings on the paragraph split. Paragraph folders and
+    folders without a manifest keep the bare name, as every stamp made before had it."""
+    folder = Path(data_dir)
+    manifest = folder / "manifest.json"
+    record = olelo.read_json(manifest, "split manifest") if manifest.is_file() else {}
+    split = record.get("split") if isinstance(record, dict) else None
+    return f"{folder.name}-stories" if split == "stories" else folder.name

@@ -58,6 +58,15 @@ def default_max_tokens(tokenizer, records) -> int:
     return math.ceil(1.25 * longest) + 8
 
 
+def cap_record(tokenizer, records, max_tokens: int, given: int | None) -> dict:
+    """The generation cap and how many references are longer than it (in this model's tokens)."""
+    lengths = sorted(len(tokenizer.encode(olelo.record_source_target(r)[1])) for r in records)
+    return {"max_tokens": max_tokens, "set_by": "MAX_TOKENS" if given else "1.25 x the longest reference + 8",
+            "references": len(lengths), "references_over_cap": sum(n > max_tokens for n in lengths),
+            "reference_tokens": {"median": lengths[len(lengths) // 2], "p99": lengths[min(len(lengths) - 1,
+                                 math.ceil(0.99 * len(lengths)) - 1)], "max": lengths[-1]}}
+
+
 def translate(model, tokenizer, records, max_tokens: int, batch_size: int, progress=True, shots=None,
               stats: dict | None = None) -> list[dict]:
     """One row per record. `stats`, when given, gathers batch_generate's counts over the batches:
@@ -93,10 +102,13 @@ EVAL_REMEDY = ("Evaluate a run on the test set and model it was trained with (re
                "e.g. make data SEED=<the run's seed>), or train a new run on what is there now (FORCE=1)")
 
 
-def run_eval_inputs(run: str, ckpt: str):
-    """(model, test.jsonl, adapter folder or None) of a run's checkpoint; refused when the
-    test set or the model is no longer the one the run recorded."""
+def run_eval_inputs(run: str, ckpt: str, split: str = "test"):
+    """(model, test file, adapter folder or None) of a run's checkpoint; refused when the
+    test set (split "test", or "sealed") or the model is no longer the one the run recorded."""
     manifest = olelo.run_manifest(olelo.resolve_run(run))
-    identity.require_unchanged(manifest, "be evaluated", splits=("test",), remedy=EVAL_REMEDY)
+    if split == "sealed" and not (manifest.get("data") or {}).get("sealed_sha256"):
+        raise olelo.UserError(f"run {manifest.get('stamp')} recorded no sealed test set: its data "
+                              f"{manifest.get('data_dir')} has none (make data SPLIT=stories makes one)")
+    identity.require_unchanged(manifest, "be evaluated", splits=(split,), remedy=EVAL_REMEDY)
     adapter = olelo.checkpoint_adapter(manifest["adapter_dir"], ckpt)
-    return manifest["model"], f"{manifest['data_dir']}/test.jsonl", str(adapter) if adapter else None
+    return manifest["model"], f"{manifest['data_dir']}/{split}.jsonl", str(adapter) if adapter else None

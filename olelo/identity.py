@@ -4,12 +4,15 @@ every rerun, eval and fuse, and the check that a split folder is what split.py w
 
 Used by train.py, translate.py, perplexity.py and fuse.py:
 
-    data_identity(dir)        sha256 of train/valid/test.jsonl (the manifest's "data")
+    data_identity(dir)        sha256 of train/valid/test.jsonl, and sealed.jsonl where the
+                              split has one (the manifest's "data")
+    dataset_label(dir)        the split folder's name in run stamps (olelo.data)
     model_identity(model)     local folder: resolved path, sha256 of config.json and the
                               weights index, weight file sizes (and their sha256 when they
                               are small, as the tiny models are); Hub id: cached revision
     changes(manifest, ...)    what differs from the run's record, one phrase each
-    verify_split(dir)         hashes against the split manifest, and no test text in train/valid
+    verify_split(dir)         hashes against the split manifest, and no held-out (test,
+                              sealed) text in train/valid
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from pathlib import Path
 
 import olelo
 from olelo import UserError
+from olelo.data import ALL_SPLITS, HELD_OUT, dataset_label  # noqa: F401 (dataset_label: train.py's stamp)
 
-SPLITS = ("train", "valid", "test")
+# sealed.jsonl is recorded and checked where it exists; a run recorded before sealed
+# splits has no sealed_sha256, and data_changes skips what a run did not record.
+SPLITS = ALL_SPLITS
 HASH_WEIGHTS_UP_TO = 256 << 20  # bytes: hash small weights whole; above, sizes stand for them
 WHAT_TO_DO = "FORCE=1 trains a new attempt on what is there now (the old run is kept)"
 
@@ -109,8 +115,8 @@ def require_unchanged(manifest: dict, action: str, splits=SPLITS, remedy: str = 
 
 def verify_split(data_dir) -> str | None:
     """Refuse a split folder whose files are not the ones its manifest lists (a split
-    interrupted, or files edited or copied in by hand) or whose test texts are in its
-    train/valid. Returns a note for a folder without a manifest (nothing to verify)."""
+    interrupted, or files edited or copied in by hand) or whose test or sealed texts are
+    in its train/valid. Returns a note for a folder without a manifest (nothing to verify)."""
     from olelo.data import find_leaks, load_dataset
 
     d = Path(data_dir)
@@ -129,6 +135,8 @@ def verify_split(data_dir) -> str | None:
     splits = {s: load_dataset(d / f"{s}.jsonl", allow_empty=True) for s in SPLITS if (d / f"{s}.jsonl").is_file()}
     leaks = find_leaks({d.name: splits})
     if leaks:
-        raise UserError(f"{d}: {len(leaks)} test pair(s) also in train/valid (first: {leaks[0]['pair_id']}, "
+        pairs = {held: {leak["pair_id"] for leak in leaks if leak["held_out"] == held} for held in HELD_OUT}
+        counts = " and ".join(f"{len(found)} {held}" for held, found in pairs.items() if found)
+        raise UserError(f"{d}: {counts} pair(s) also in train/valid (first: {leaks[0]['pair_id']}, "
                         f"{leaks[0]['side']} text in {leaks[0]['trained_in']}); rebuild the data (make data)")
     return None

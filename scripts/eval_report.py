@@ -42,6 +42,8 @@ from olelo import plots
 from olelo import identity
 from olelo import scores
 from olelo import semsim
+from olelo import evaluation
+from olelo import ledger
 from olelo import summaries
 
 HIGHER_BETTER = {"bleu": True, "chrf": True, "ter": False, "semsim": True, "test_ppl": False}
@@ -61,60 +63,44 @@ def ckpt_iteration(name: str, metrics: list[dict], manifest: dict, adapter_dir: 
     return int(name.removeprefix("ckpt-"))
 
 
-def score_row(hyps, refs, semsim_ok: bool) -> dict:
-    s = scores.score_corpus(hyps, refs)
-    row = {"bleu": s["bleu"]["score"], "chrf": s["chrf"]["score"], "ter": s["ter"]["score"],
-           "loop_rate": s["loop_rate"], "loops": s["loops"], "length_ratio": s["length_ratio"],
-           "signatures": {k: s[k]["signature"] for k in ("bleu", "chrf", "ter")},
-           "chrf_sentences": s["chrf_sentences"], "n": len(hyps)}
-    if semsim_ok:
-        row["semsim"] = semsim.mean_cosine(hyps, refs)
-    return row
-
-
-def evaluate(eval_dir: Path, metrics: list[dict], manifest: dict, bootstrap: int, seed: int):
-    """(baselines, checkpoints): name -> scored row."""
+def evaluate(eval_dir: Path, metrics: list[dict], manifest: dict, test_file: Path, bootstrap: int, seed: int):
+    """(baselines, checkpoints, scored, outputs): rows by name, evaluation.score_systems's
+    result, and the model systems' output rows (kept beside the summary)."""
     names = sorted(d.name for d in eval_dir.iterdir() if (d / "hyps.jsonl").is_file())
     if "base" not in names:
         raise olelo.UserError(f"{eval_dir}/base/hyps.jsonl missing: the base model is what every checkpoint is compared with")
     rows = {n: olelo.read_jsonl(eval_dir / n / "hyps.jsonl") for n in names}
     ids = [r["id"] for r in rows["base"]]
-    test_file = Path(manifest["data_dir"]) / "test.jsonl"
-    recorded = (manifest.get("data") or {}).get("test_sha256")
-    test = olelo.read_jsonl(test_file) if recorded and test_file.is_file() else None  # (checked against it above)
-    if test is not None and ids != [r.get("id", str(i)) for i, r in enumerate(test)][: len(ids)]:
-        raise olelo.UserError(f"{eval_dir}/base/hyps.jsonl was not translated from the run's test set "
-                              f"{manifest['data_dir']}/test.jsonl (other ids); delete {eval_dir} and evaluate again")
     for n in names:
         if [r["id"] for r in rows[n]] != ids:
             raise olelo.UserError(f"{eval_dir}/{n}/hyps.jsonl covers other test ids than base; delete it and rerun")
-    refs = [r["reference"] for r in rows["base"]]
-    hyps = {n: [r["hypothesis"] for r in rows[n]] for n in names}
-    hyps["copy-source"] = [r["source"] for r in rows["base"]]
-    baseline_names = ["base", "copy-source"] + [n for n in names if n.startswith("base-")]
-    semsim_ok = semsim.unavailable_reason() is None
+    test = evaluation.pairs_of(evaluation.test_records(test_file, ids))
+    train_file = Path(manifest["data_dir"]) / "train.jsonl"
+    if not train_file.is_file():
+        raise olelo.UserError(f"{train_file}: no such file; the reference baselines (translation memory, "
+                              f"length-matched) answer from the run's training split: rebuild the data (make data)")
+    train = evaluation.pairs_of(olelo.read_jsonl(train_file))
+    model_baselines = ["base"] + [n for n in names if n.startswith("base-")]
+    order = model_baselines + [n for n in names if n not in model_baselines]
+    systems = {n: [r["hypothesis"] for r in rows[n]] for n in order}
+    scored = evaluation.score_systems(test, train, systems, bootstrap=bootstrap, seed=seed,
+                                      semsim_ok=semsim.unavailable_reason() is None,
+                                      progress=lambda m: print(m, file=sys.stderr))
     adapter_dir = Path(manifest["adapter_dir"])
-
     out = {}
-    for n in baseline_names + [n for n in names if n not in baseline_names]:
-        print(f"scoring {n}", file=sys.stderr)
-        row = {"iteration": None if n == "copy-source" else ckpt_iteration(n, metrics, manifest, adapter_dir),
-               **score_row(hyps[n], refs, semsim_ok)}
+    for n, scores_of_n in scored["rows"].items():
+        row = {"iteration": ckpt_iteration(n, metrics, manifest, adapter_dir) if n in systems else None,
+               **scores_of_n}
         ppl = eval_dir / n / "ppl.json"
         if ppl.is_file():
             row.update({k: json.loads(ppl.read_text())[k] for k in ("test_loss", "test_ppl")})
         prompt = eval_dir / n / "prompt.json"
         if prompt.is_file():
             row["prompt"] = json.loads(prompt.read_text())
-        if n != "base":
-            row["vs_base"] = scores.compare(hyps["base"], hyps[n], refs, n_samples=bootstrap, seed=seed,
-                                           metrics=SECONDARY if n == "copy-source" else tuple(scores.METRICS))
-        if n not in baseline_names:
-            row["vs_baselines"] = {b: scores.compare(hyps[b], hyps[n], refs, n_samples=bootstrap, seed=seed,
-                                                    metrics=SECONDARY) for b in baseline_names if b != "base"}
         out[n] = row
+    baseline_names = model_baselines + list(evaluation.REFERENCE_BASELINES)
     baselines = {n: out[n] for n in baseline_names}
-    return baselines, {n: r for n, r in out.items() if n not in baselines}
+    return baselines, {n: r for n, r in out.items() if n not in baselines}, scored, {n: rows[n] for n in order}
 
 
 def choose_headline(ckpts: dict, adapter_dir: Path) -> dict | None:
@@ -174,7 +160,7 @@ def summary_markdown(summary: dict, ckpts_all: dict) -> str:
 
     order = list(baselines) + ([head["checkpoint"]] if head else []) + \
         sorted((n for n in ckpts if not head or n != head["checkpoint"]), key=lambda n: (ckpts[n]["iteration"] or 0, n))
-    lines = [f"# Evaluation of {summary['run']}", ""]
+    lines = [f"# Evaluation of {summary['run']}", "", test_set_line(summary), ""]
     if head:
         h = ckpts[head["checkpoint"]]
         lines.append(f"Headline: **{head['checkpoint']}** (iteration {head['iteration']}; selected on "
@@ -195,6 +181,15 @@ def summary_markdown(summary: dict, ckpts_all: dict) -> str:
               f"loops: {d['loop_rate']} (references: {summary['reference']['loop_rate']:.3f}). "
               f"length: {d['length_ratio']}.", "", "Signatures:", ""]
     lines += [f"- {k}: `{v}`" for k, v in next(iter(baselines.values()))["signatures"].items()]
+    lines += ["", "## Does it translate?", "",
+              "Reference baselines need no model: translation memory answers with the nearest training pair's "
+              "target, length-matched with unrelated in-domain text of the right length. Own reference: is the "
+              "output closest to its own reference among all test references? Names: are the source's names "
+              "carried over?", ""]
+    lines += evaluation.rows_markdown(summary, order, with_scores=False)
+    lines += [""] + evaluation.verdict_lines(ckpts_all, [n for n in order if ckpts_all[n].get("beyond_translation_memory")])
+    lm = summary["reference_baselines"]["length-matched"]
+    lines += ["", f"length-matched over {len(lm['draws'])} draws: chrF++ {lm['chrf_mean']:.2f} ± {lm['chrf_sd']:.2f} (sd)."]
     lines += ["", "Verdicts:", ""]
     for n in order:
         c = ckpts_all[n]
@@ -203,6 +198,18 @@ def summary_markdown(summary: dict, ckpts_all: dict) -> str:
                 named = [v.replace("system", "\0").replace("base", b).replace("\0", n) for v in vs["verdicts"]]
                 lines.append(f"- {n} vs {b}: " + "; ".join(named))
     return "\n".join(lines) + "\n"
+
+
+def test_set_line(summary: dict) -> str:
+    n = next(iter(summary["baselines"].values()))["n"]
+    line = f"Test set: {summary['test_data']} ({n} sentences)"
+    if summary.get("test_set") == "sealed":
+        line += f", the SEALED test: look {summary.get('sealed_looks', '?')} in the ledger ({ledger.LEDGER_NAME})"
+    caps = summary.get("lengths")
+    if caps:
+        line += (f". Generation cap {caps['max_tokens']} tokens ({caps['set_by']}): {caps['references_over_cap']} "
+                 f"of {caps['references']} references are longer")
+    return line + "."
 
 
 def headline_sentence(h: dict, baselines: dict) -> str:
@@ -254,6 +261,8 @@ def main():
     p.add_argument("--eval-dir", required=True)
     p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap samples")
     p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--sealed", action="store_true",
+                   help="score the SEALED test set (make eval SEALED=1): one look, recorded in <runs>/sealed-ledger.tsv")
     a = p.parse_args()
     if a.bootstrap < 1:
         raise olelo.UserError(f"--bootstrap (BOOTSTRAP)={a.bootstrap}: must be a whole number >= 1")
@@ -262,30 +271,41 @@ def main():
     run_dir = olelo.resolve_run(a.run)
     eval_dir = Path(a.eval_dir)
     manifest = olelo.run_manifest(run_dir)
-    identity.require_unchanged(manifest, "be scored", splits=("test",), remedy=(
+    split = "sealed" if a.sealed else "test"
+    data = manifest.get("data") or {}
+    if a.sealed and not data.get("sealed_sha256"):
+        raise olelo.UserError(f"run {manifest['stamp']} was trained on {manifest['data_dir']}, which has no sealed "
+                              f"test set (a story split, make data SPLIT=stories, has one)")
+    identity.require_unchanged(manifest, "be scored", splits=(split,), remedy=(
         "Score it on the test set it was trained with (rebuild that data), or train a new run (FORCE=1)"))
+    test_file = Path(manifest["data_dir"]) / f"{split}.jsonl"
     metrics = records.read_metrics(run_dir)
-    baselines, ckpts = evaluate(eval_dir, metrics, manifest, a.bootstrap, a.seed)
+    baselines, ckpts, scored, outputs = evaluate(eval_dir, metrics, manifest, test_file, a.bootstrap, a.seed)
     rows_all = {**baselines, **ckpts}
-    refs = [r["reference"] for r in olelo.read_jsonl(eval_dir / "base" / "hyps.jsonl")]
 
     def strip(rows):
         return {n: {k: v for k, v in c.items() if k != "chrf_sentences"} for n, c in rows.items()}
 
+    decode = eval_dir / "base" / "decode.json"
     summary = {
-        "run": manifest["stamp"], "model": manifest["model"], "test_data": manifest["data_dir"] + "/test.jsonl",
+        "run": manifest["stamp"], "model": manifest["model"], "test_data": str(test_file), "test_set": split,
         "bootstrap": {"samples": a.bootstrap, "seed": a.seed},
-        "test_sha256": (manifest.get("data") or {}).get("test_sha256"),
+        "test_sha256": data.get(f"{split}_sha256"),
         "headline": choose_headline(ckpts, Path(manifest["adapter_dir"])),
         "test_posthoc": {"note": POSTHOC_NOTE, "by_metric": test_posthoc(ckpts)},
-        "definitions": {"loop_rate": scores.LOOP_DEFINITION, "length_ratio": scores.LENGTH_DEFINITION,
-                        "copy-source": "the source sentence as the translation"},
-        "reference": {"loop_rate": scores.output_health(refs, refs)["loop_rate"]},
+        "definitions": evaluation.DEFINITIONS,
+        "reference": scored["reference"],
+        "reference_baselines": scored["reference_baselines"],
+        "lengths": json.loads(decode.read_text()) if decode.is_file() else None,
         "semsim_unavailable": semsim.unavailable_reason(),
         "baselines": strip(baselines), "checkpoints": strip(ckpts),
+        "outputs": evaluation.write_outputs(eval_dir, outputs),
     }
     # summary.json is make's target: written last, so an interrupted report is redone whole.
     (eval_dir / "summary.json").unlink(missing_ok=True)
+    if a.sealed:  # scored: the look is recorded before any sealed number is written
+        summary["sealed_looks"] = ledger.record_look(run_dir.parent, manifest["stamp"], eval_dir.name, list(outputs),
+                                                     str(test_file), summary["test_sha256"])
     olelo.atomic_write_text(eval_dir / "summary.md", summary_markdown(summary, rows_all))
     if summary["headline"]:
         write_ab(eval_dir, rows_all, summary["headline"]["checkpoint"])

@@ -6,8 +6,10 @@ high-quality examples more frequently".
 
 train.jsonl = large train + small train repeated K times, shuffled (seeded) and
 then stably sorted by length, as split.py writes it (mlx-lm batches in file order);
-valid.jsonl = large valid; test.jsonl = the common test set, untouched. The
-leakage check of split.py runs on the result before anything is written.
+valid.jsonl = large valid; test.jsonl = the common test set, untouched, and
+sealed.jsonl likewise where the split has one (split.py --by stories). The manifest
+records the split's "split". The leakage check of split.py runs on the result before
+anything is written.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from olelo.data import find_leaks, read_splits, report_leaks, text_length
 
 
 def mix(large: dict, small: dict, repeat: int, seed: int) -> dict:
-    if large["test"] != small["test"]:
+    if large["test"] != small["test"] or large.get("sealed") != small.get("sealed"):
         raise olelo.UserError("large and small have different test sets; build both with one split.py call")
     train = large["train"] + small["train"] * repeat
     random.Random(seed).shuffle(train)
     train.sort(key=text_length)
-    return {"train": train, "valid": large["valid"], "test": large["test"]}
+    return {"train": train, "valid": large["valid"], "test": large["test"],
+            **({"sealed": large["sealed"]} if "sealed" in large else {})}
 
 
 def main():
@@ -50,13 +53,15 @@ def main():
     out = Path(a.out)
     if out.resolve() in (large.resolve(), small.resolve()):
         raise olelo.UserError(f"--out {out} is an input dataset; write the mix to its own folder")
+    split_kind = olelo.read_json(large / "manifest.json", "split manifest").get("split")
     files = {}
     with olelo.atomic_dir(out) as tmp:  # the folder appears whole or not at all
         for split, records in mixed.items():
             olelo.atomic_write_jsonl(tmp / f"{split}.jsonl", records)
             files[split] = {"records": len(records), "sha256": olelo.sha256_file(tmp / f"{split}.jsonl")}
         olelo.atomic_write_json(tmp / "manifest.json", {
-            "made_by": "scripts/mix_data.py", "large": str(large), "small": str(small), "repeat": a.repeat,
+            "made_by": "scripts/mix_data.py", "large": str(large), "small": str(small),
+            "split": split_kind, "repeat": a.repeat,
             "seed": a.seed, "inputs_sha256": {str(d / "manifest.json"): olelo.sha256_file(d / "manifest.json")
                                               for d in (large, small)},
             "counts": {s: f["records"] for s, f in files.items()}, "files": files})

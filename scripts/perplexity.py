@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -37,11 +38,21 @@ def main():
     p.add_argument("--ckpt", default="final")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--limit", type=int, help="only the first N test records (as translate.py --limit)")
+    p.add_argument("--sealed", action="store_true", help="the run's SEALED test set (make eval SEALED=1)")
     a = p.parse_args()
     if a.limit is not None and a.limit < 1:
         raise olelo.UserError(f"--limit (LIMIT)={a.limit}: must be a whole number >= 1")
-    model, test_file, adapter = run_eval_inputs(a.run, a.ckpt)
-    if a.limit:
+    model, test_file, adapter = run_eval_inputs(a.run, a.ckpt, "sealed" if a.sealed else "test")
+    with tempfile.TemporaryDirectory(prefix="olelo-sealed-") as tmp:
+        if a.sealed:
+            # mlx-lm reads <folder>/test.jsonl; a copy in a temporary folder leaves no sealed text behind.
+            olelo.atomic_write_jsonl(Path(tmp) / "test.jsonl", olelo.read_jsonl(test_file)[: a.limit])
+            test_file = str(Path(tmp) / "test.jsonl")
+        return measure(a, model, test_file, adapter)
+
+
+def measure(a, model: str, test_file: str, adapter) -> int:
+    if a.limit and not a.sealed:
         # Beside the checkpoint folders (eval*/test-first-N/), shared by all of them.
         subset = Path(a.output).resolve().parent.parent / f"test-first-{a.limit}" / "test.jsonl"
         olelo.atomic_write_jsonl(subset, olelo.read_jsonl(test_file)[: a.limit])

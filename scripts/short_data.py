@@ -6,8 +6,9 @@
 train.jsonl = the --train shortest records of SRC's train split (by characters, as
 split.py measures them; kept in that order, which is how mlx-lm batches them);
 valid.jsonl = the --valid shortest of SRC's valid split; test.jsonl = SRC's test set,
-untouched (the common test set, so scores compare with every other run). With real
-Gemma 3 tokens a Fornander pair is 368 tokens on average but its shortest are 66-100,
+untouched (the common test set, so scores compare with every other run), and sealed.jsonl
+likewise where SRC has one (split.py --by stories); the manifest records SRC's "split". With
+real Gemma 3 tokens a Fornander pair is 368 tokens on average but its shortest are 66-100,
 so a few dozen iterations take minutes, not hours, on two CPU cores. split.py's leakage
 check runs on the result before anything is written.
 """
@@ -40,7 +41,9 @@ def main():
     if src.name not in splits:
         raise olelo.UserError(f"{src}: no train/valid/test.jsonl there; run `make data` first")
     s = splits[src.name]
-    short = {"train": shortest(s["train"], a.train), "valid": shortest(s["valid"], a.valid), "test": s["test"]}
+    src_manifest = olelo.read_json(src / "manifest.json", "split manifest")
+    short = {"train": shortest(s["train"], a.train), "valid": shortest(s["valid"], a.valid), "test": s["test"],
+             **({"sealed": s["sealed"]} if "sealed" in s else {})}
     leaks = find_leaks({**splits, "short": short})
     if leaks:
         report_leaks(leaks)
@@ -52,12 +55,14 @@ def main():
         files[split] = {"records": len(records), "pairs": len({record_pair_id(r) for r in records}),
                         "sha256": olelo.sha256_file(out / f"{split}.jsonl")}
     olelo.atomic_write_json(out / "manifest.json", {
-        "made_by": "scripts/short_data.py", "src": str(src), "train": a.train, "valid": a.valid,
+        "made_by": "scripts/short_data.py", "src": str(src), "split": src_manifest.get("split"),
+        "train": a.train, "valid": a.valid,
         "inputs_sha256": {str(src / "manifest.json"): olelo.sha256_file(src / "manifest.json")},
         "counts": {k: {"records": f["records"], "pairs": f["pairs"]} for k, f in files.items()},  # as split.py
         "files": files})
+    sealed = f", sealed {len(short['sealed'])}" if "sealed" in short else ""
     print(f"{out}: train {len(short['train'])}, valid {len(short['valid'])} (the shortest of {src}), "
-          f"test {len(short['test'])}", file=sys.stderr)
+          f"test {len(short['test'])}{sealed}", file=sys.stderr)
     return 0
 
 

@@ -1,33 +1,70 @@
-"""Split converted datasets into train/valid/test, with one test set common to all of them.
+"""Split converted datasets into train/valid/test (and, by stories, a sealed test), with the
+held-out sets common to all of them.
 
-    python scripts/split.py --out data/finetuning [--seed 0] [--valid-fraction 0.1]
-        [--test-fraction 0.1] large=fornander.jsonl small=koa.jsonl
-    python scripts/split.py --check data/finetuning
+    python scripts/split.py --out data/finetuning/stories --by stories [--block-size 20]
+        [--seed 0] [--valid-fraction 0.1] [--test-fraction 0.1] [--sealed-fraction F]
+        large=fornander.jsonl small=koa.jsonl
+    python scripts/split.py --out data/finetuning [--by paragraphs] large=fornander.jsonl small=koa.jsonl
+    python scripts/split.py --check data/finetuning/stories
 
 Inputs are chat JSONL files written by convert_fornander.py. Writes OUT/<name>/train.jsonl,
-valid.jsonl, test.jsonl and manifest.json for every NAME=IN.jsonl, each folder whole (a
-temporary sibling renamed into place: a killed split leaves the old folder or the new, never
-a mix), and only after the leakage check and the text checks (mojibake, U+FFFD, lost
-diacritics, a swapped language column; olelo/checks.py) have passed. An input inside a
-folder it would replace is refused.
+valid.jsonl, test.jsonl (--by stories: and sealed.jsonl) and manifest.json for every
+NAME=IN.jsonl, each folder whole (a temporary sibling renamed into place: a killed split
+leaves the old folder or the new, never a mix), and only after the leakage check and the
+text checks (mojibake, U+FFFD, lost diacritics, a swapped language column; olelo/checks.py)
+have passed. An input inside a folder it would replace is refused. `make data` splits by
+stories into data/finetuning/stories; SPLIT=paragraphs gives data/finetuning, as before.
 
 Design (so models trained on different datasets are scored on the same examples):
 - Pairs are compared by content (convert_fornander.match_key of the Hawaiian and the English),
   never by the ids stored in the files. Pairs that share their Hawaiian or their English text
   form one group, and a group always lands in one split: both directions of a pair, and a
   reference translation used for two near-identical Hawaiian texts, stay together.
-- The test set is drawn (seeded) from the groups of the largest dataset (most pairs; the first
-  named wins a tie) that touch no other dataset, test_fraction x its pair count, rounded.
-  Every dataset's test.jsonl is that same set, so no dataset trains on it.
-- Each dataset's other pairs are split into train and valid by valid_fraction of those pairs,
-  rounded, at least one pair in valid. Orders are seeded shuffles, except that train.jsonl is
-  then stably sorted by text length (characters): mlx-lm 0.32.2 cuts batches from chat data in
-  file order (its length sort keys on len(record dict)), so this order is what makes its
-  batches hold similar lengths. It still shuffles the order of the batches. Measured with the
-  tiny model's tokenizer, padded tokens at batch 4 / 8: file order 41 % / 52 %, character order
-  10 % / 13 %, exact token order 5 % / 5 % (scripts/sort_by_length.py does that for one model).
-- find_leaks() then checks that no test Hawaiian or English text appears in any train or valid
-  split; --check DIR runs the same check on splits already written.
+- The held-out sets come from the largest dataset (most pairs; the first named wins a tie),
+  from pairs whose group touches no other dataset (that dataset trains on them). Every
+  dataset's test.jsonl (and sealed.jsonl) is that same set, so no dataset trains on it.
+- --by paragraphs: test is test_fraction x the largest's pair count, rounded, drawn (seeded)
+  one group at a time. Fornander's rows are consecutive paragraphs of a few long stories, so
+  a random paragraph nearly always sits between two training paragraphs of its own story:
+  at seed 0, 275 of the 283 test pairs have a train pair right before or after them.
+- --by stories: the largest's pairs, in input order (a pair at its first record), are cut
+  into blocks of --block-size consecutive pairs, and whole blocks (seeded) go to test
+  (test_fraction of the pairs, the dev test that every eval reads), sealed (sealed_fraction,
+  default test_fraction: a second test, never used to choose anything, opened once at the
+  end) and valid (valid_fraction of the pairs not in test or sealed), each as close to its
+  size as whole blocks allow; the rest trains. A block holding a pair of another dataset's
+  groups (the Koa pairs) never goes to test or sealed. A group still split across splits
+  goes whole to the one nearest training (train < valid < test < sealed; the manifest lists
+  these group_moves). Blocks are never larger than the smallest held-out split, so small data
+  (the 42-pair sample) gets smaller blocks; the manifest records the size used.
+  Block size, measured on the real data (2,831 Fornander pairs, fractions 0.1): the
+  within-story share (held-out pairs with a train pair right before or after them) of test
+  / sealed / valid at seed 0, and the largest over seeds 0-9:
+      block   seed 0                  max, seeds 0-9
+       10     13.5 / 12.9 / 13.0 %    16.0 / 16.4 / 16.5 %
+       15      8.8 / 10.5 / 10.2 %    11.9 / 11.6 / 11.1 %
+       16      8.7 /  8.3 /  8.9 %    10.4 /  9.4 /  9.8 %
+       20      9.3 /  6.1 /  5.2 %     9.3 /  8.9 /  8.7 %
+       25      6.4 /  5.1 /  6.7 %     6.8 /  7.3 /  7.1 %
+       30      5.0 /  5.6 /  5.8 %     6.4 /  5.6 /  6.7 %
+       50      2.3 /  3.3 /  2.6 %
+  (paragraphs: test 97.2 %, valid 97.6 %). 20 is the smallest size that keeps test and sealed
+  at or under 10 % for every seed tried; larger blocks lower the share further but draw each
+  test set from fewer places in the collection (14 blocks at 20, 7 at 40) and miss the size
+  by more (50: 300 pairs for 283).
+- Each other dataset's pairs outside the held-out sets are split into train and valid by
+  valid_fraction of those pairs, rounded, at least one pair in valid, one group at a time.
+  Orders are seeded shuffles (test and sealed too: LIMIT=N reads their first N, which must not
+  be one story), except that train.jsonl is then stably sorted by text length (characters):
+  mlx-lm 0.32.2 cuts batches from chat data in file order (its length sort keys on
+  len(record dict)), so this order is what makes its batches hold similar lengths. It still
+  shuffles the order of the batches. Measured with the tiny model's tokenizer, padded tokens
+  at batch 4 / 8: file order 41 % / 52 %, character order 10 % / 13 %, exact token order
+  5 % / 5 % (scripts/sort_by_length.py does that for one model).
+- Every manifest records "split", "within_story" (the shares above for this split) and, by
+  stories, block_size and each held-out split's blocks as pair-index ranges.
+- find_leaks() then checks that no test or sealed Hawaiian or English text appears in any
+  train or valid split; --check DIR runs the same check on splits already written.
 """
 
 from __future__ import annotations
@@ -42,11 +79,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import olelo
-from olelo.data import (SPLITS, find_leaks, haw_en, jsonl_bytes, load_dataset, match_key, read_splits, record_pair_id,
+from olelo.data import (find_leaks, haw_en, jsonl_bytes, load_dataset, match_key, read_splits, record_pair_id,
                         report_leaks, text_length)
 from olelo import UserError
 
 from olelo import checks
+
+DEFAULT_BLOCK_SIZE = 20  # pairs; measured in the module docstring
 
 def round_half_up(x: float) -> int:
     return math.floor(x + 0.5)
@@ -136,6 +175,142 @@ def make_splits(datasets: dict[str, list[dict]], seed: int, valid_fraction: floa
     return out, largest
 
 
+RANK = {"train": 0, "valid": 1, "test": 2, "sealed": 3}  # how far from training a split is
+
+
+def pair_order(records: list[dict]) -> list[str]:
+    """Pair ids in input order, each at its first record (direction both: two records a pair)."""
+    return list(dict.fromkeys(record_pair_id(r) for r in records))
+
+
+def within_story(order: list[str], split_of: dict[str, str], held: tuple[str, ...]) -> dict:
+    """For each split in `held`: its pairs, how many have a train pair right before or after
+    them in the input order (pair index +-1: the same story, seen in training), and the share."""
+    out = {}
+    for split in held:
+        at = [i for i, pid in enumerate(order) if split_of.get(pid) == split]
+        near = sum(any(0 <= j < len(order) and split_of.get(order[j]) == "train" for j in (i - 1, i + 1))
+                   for i in at)
+        out[split] = {"pairs": len(at), "with_train_neighbour": near,
+                      "share": round(near / len(at), 4) if at else 0.0}
+    return out
+
+
+def take_blocks(blocks: list[range], candidates: list[int], n: int) -> list[int]:
+    """Whole blocks from `candidates` (already in a seeded order) whose pairs come closest to n."""
+    chosen, total = [], 0
+    for b in candidates:
+        if total >= n:
+            break
+        if abs(total + len(blocks[b]) - n) < abs(total - n):
+            chosen.append(b)
+            total += len(blocks[b])
+    return sorted(chosen)
+
+
+def make_story_splits(datasets: dict[str, list[dict]], seed: int, valid_fraction: float, test_fraction: float,
+                      sealed_fraction: float, block_size: int) -> tuple[dict[str, dict[str, list[dict]]], str, dict]:
+    """({name: {split: records}}, the largest dataset's name, what the manifest records about
+    the blocks). The largest dataset's pairs, in input order, are cut into blocks of
+    block_size consecutive pairs; whole blocks go to test, sealed, valid (in that order of
+    choice), the rest to train. See the module docstring."""
+    keyed = {name: [(record_pair_id(r), r) for r in recs] for name, recs in datasets.items()}
+    texts = {pid: haw_en(r) for recs in keyed.values() for pid, r in recs}
+    group = groups_of(texts)
+    pairs = {name: {pid for pid, _ in recs} for name, recs in keyed.items()}
+    largest = max(datasets, key=lambda name: len(pairs[name]))
+    in_others = set().union(*(pairs[n] for n in datasets if n != largest))
+    blocked_groups = {group[pid] for pid in in_others}
+
+    order = pair_order(datasets[largest])
+    n_pairs = len(order)
+    n_test = round_half_up(test_fraction * n_pairs)
+    n_sealed = round_half_up(sealed_fraction * n_pairs)
+    n_valid = max(1, round_half_up(valid_fraction * (n_pairs - n_test - n_sealed)))
+    # A block larger than a held-out split could not give that split its size: small data
+    # (the 42-pair sample) gets smaller blocks, and the manifest says which size was used.
+    size = min([block_size] + [n for n in (n_test, n_sealed, n_valid) if n > 0])
+    blocks = [range(start, min(start + size, n_pairs)) for start in range(0, n_pairs, size)]
+    # A pair that another dataset holds (or shares a text with) must not be tested on:
+    # that dataset trains on it. Its whole block stays out of test and sealed.
+    eligible = [b for b, r in enumerate(blocks) if not any(group[order[i]] in blocked_groups for i in r)]
+    n_eligible = sum(len(blocks[b]) for b in eligible)
+    if n_eligible < n_test + n_sealed:
+        raise UserError(
+            f"test and sealed need {n_test} + {n_sealed} pairs of {largest!r} in blocks that hold no pair of "
+            f"another dataset, but only {n_eligible} are; lower --test-fraction, --sealed-fraction or --block-size"
+        )
+    block_split: dict[int, str] = {}
+    for split, n, pool in (("test", n_test, eligible), ("sealed", n_sealed, eligible),
+                           ("valid", n_valid, range(len(blocks)))):
+        candidates = [b for b in pool if b not in block_split]
+        random.Random(f"{seed}:blocks:{split}").shuffle(candidates)
+        for b in take_blocks(blocks, candidates, n):
+            block_split[b] = split
+    split_of = {order[i]: block_split.get(b, "train") for b, r in enumerate(blocks) for i in r}
+
+    # Pairs sharing a text (one group) must not straddle held-out and training splits:
+    # the whole group goes to the split among its members nearest to training.
+    members = defaultdict(list)
+    for pid in order:
+        members[group[pid]].append(pid)
+    index = {pid: i for i, pid in enumerate(order)}
+    moved = []
+    for pids in members.values():
+        to = min((split_of[pid] for pid in pids), key=RANK.__getitem__)
+        for pid in pids:
+            if split_of[pid] != to:
+                moved.append({"pair": index[pid], "pair_id": pid, "from": split_of[pid], "to": to})
+                split_of[pid] = to
+    counts = {s: sum(1 for v in split_of.values() if v == s) for s in RANK}
+    for split, n in (("test", n_test), ("sealed", n_sealed), ("valid", n_valid)):
+        if n and not counts[split]:
+            raise UserError(f"{largest!r}: no block of {size} pairs could go to {split} ({n} pairs wanted); "
+                            f"lower --block-size or give more data")
+    if not counts["train"]:
+        raise UserError(f"{largest!r}: {n_pairs} pairs in {len(blocks)} block(s) leave nothing to train on; "
+                        f"lower --block-size or the fractions")
+
+    held = {}
+    for split in ("test", "sealed"):
+        held[split] = [r for pid, r in keyed[largest] if split_of[pid] == split]
+        random.Random(f"{seed}:{split}:order").shuffle(held[split])
+    held_pids = {pid for pid, s in split_of.items() if s in held}
+    out = {}
+    for name, recs in keyed.items():
+        if name == largest:
+            train = [r for pid, r in recs if split_of[pid] == "train"]
+            valid = [r for pid, r in recs if split_of[pid] == "valid"]
+        else:  # the other datasets split their own pairs into train and valid, as --by paragraphs does
+            rest = defaultdict(set)
+            for pid in pairs[name] - held_pids:
+                rest[group[pid]].add(pid)
+            n_rest = sum(map(len, rest.values()))
+            valid_pids = pick(rest, max(1, round_half_up(valid_fraction * n_rest)),
+                              random.Random(f"{seed}:valid:{name}"))
+            if not valid_pids or len(valid_pids) == n_rest:
+                raise UserError(
+                    f"dataset {name!r} has {n_rest} pair(s) outside test and sealed in {len(rest)} "
+                    f"group(s); that is too few to give both train and valid at least one"
+                )
+            train = [r for pid, r in recs if pid not in held_pids and pid not in valid_pids]
+            valid = [r for pid, r in recs if pid in valid_pids]
+        random.Random(f"{seed}:train:order:{name}").shuffle(train)
+        random.Random(f"{seed}:valid:order:{name}").shuffle(valid)
+        out[name] = {"train": train, "valid": valid, "test": list(held["test"]), "sealed": list(held["sealed"])}
+
+    info = {
+        "block_size": size,
+        "blocks": {split: [[blocks[b].start, blocks[b].stop] for b in sorted(block_split) if block_split[b] == split]
+                   for split in ("valid", "test", "sealed")},
+        "blocks_not_for_test": len(blocks) - len(eligible),
+        "group_moves": moved,
+        "order": order,
+        "split_of": split_of,
+    }
+    return out, largest, info
+
+
 def parse_dataset_arg(text: str) -> tuple[str, Path]:
     name, sep, path = text.partition("=")
     if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith(".") or not path:
@@ -150,6 +325,13 @@ def fraction(text: str) -> float:
     return value
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -161,9 +343,16 @@ def parse_args(argv):
     ap.add_argument("--out", type=Path, help="folder to write <name>/{train,valid,test}.jsonl into")
     ap.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
     ap.add_argument("--valid-fraction", type=fraction, default=0.1,
-                    help="share of each dataset's non-test pairs that go to valid (default 0.1)")
+                    help="share of each dataset's pairs outside test (and sealed) that go to valid (default 0.1)")
     ap.add_argument("--test-fraction", type=fraction, default=0.1,
                     help="common test set size as a share of the largest dataset (default 0.1)")
+    ap.add_argument("--by", choices=("stories", "paragraphs"), default="paragraphs",
+                    help="paragraphs (default): test pairs drawn one group at a time; stories: whole blocks "
+                         "of consecutive pairs held out, as a dev test and a sealed test")
+    ap.add_argument("--block-size", type=positive, metavar="N",
+                    help=f"--by stories: consecutive pairs per block (default {DEFAULT_BLOCK_SIZE})")
+    ap.add_argument("--sealed-fraction", type=fraction,
+                    help="--by stories: sealed test size as a share of the largest dataset (default: --test-fraction)")
     ap.add_argument("--check", type=Path, metavar="DIR",
                     help="only check the splits already in DIR for leaks; exit 1 if any")
     args = ap.parse_args(argv)
@@ -172,6 +361,12 @@ def parse_args(argv):
             ap.error("--check DIR takes no datasets and no --out")
     elif not args.out or not args.datasets:
         ap.error("give --out DIR and at least one NAME=IN.jsonl (or --check DIR)")
+    if args.by == "paragraphs" and (args.block_size is not None or args.sealed_fraction is not None):
+        ap.error("--block-size and --sealed-fraction are for --by stories")
+    if args.block_size is None:
+        args.block_size = DEFAULT_BLOCK_SIZE
+    if args.sealed_fraction is None:
+        args.sealed_fraction = args.test_fraction
     names = [name for name, _ in args.datasets]
     if len(set(names)) != len(names):
         ap.error(f"dataset names must differ: {' '.join(names)}")
@@ -202,12 +397,23 @@ def main(argv=None) -> int:
         damaged, _ = checks.check_pairs(
             [(f"{paths[name]} record {n}", *haw_en(r)) for n, r in enumerate(records, 1)], str(paths[name]))
         checks.refuse_damaged(damaged, str(paths[name]))
-    splits, largest = make_splits(datasets, args.seed, args.valid_fraction, args.test_fraction)
+    if args.by == "stories":
+        splits, largest, story = make_story_splits(datasets, args.seed, args.valid_fraction, args.test_fraction,
+                                                   args.sealed_fraction, args.block_size)
+        order, split_of = story.pop("order"), story.pop("split_of")
+        held = ("valid", "test", "sealed")
+    else:
+        splits, largest = make_splits(datasets, args.seed, args.valid_fraction, args.test_fraction)
+        story = None
+        order = pair_order(datasets[largest])
+        split_of = {record_pair_id(r): s for s, recs in splits[largest].items() for r in recs}
+        held = ("valid", "test")
     leaks = find_leaks(splits)
     if leaks:
         report_leaks(leaks)
-        print(f"error: {len(leaks)} leak(s) between test and train/valid; nothing written", file=sys.stderr)
+        print(f"error: {len(leaks)} leak(s) between test/sealed and train/valid; nothing written", file=sys.stderr)
         return 1
+    near = within_story(order, split_of, held)
 
     inputs = {name: {"path": str(p), "sha256": olelo.sha256_file(p)} for name, p in paths.items()}
     outputs = {}
@@ -215,12 +421,19 @@ def main(argv=None) -> int:
         by_split["train"] = sorted(by_split["train"], key=text_length)
         for split, records in by_split.items():
             outputs[name, split] = hashlib.sha256(jsonl_bytes(records)).hexdigest()
+    if story:
+        how = {"split": "stories", "block_size": story["block_size"],
+               **({"block_size_asked": args.block_size} if story["block_size"] != args.block_size else {}),
+               "sealed_fraction": args.sealed_fraction}
+    else:
+        how = {"split": "paragraphs"}
     for name, by_split in splits.items():
         with olelo.atomic_dir(args.out / name) as tmp:
             for split, records in by_split.items():
                 olelo.atomic_write_bytes(tmp / f"{split}.jsonl", jsonl_bytes(records))
             olelo.atomic_write_json(tmp / "manifest.json", {
                 "name": name,
+                **how,
                 "seed": args.seed,
                 "valid_fraction": args.valid_fraction,
                 "test_fraction": args.test_fraction,
@@ -228,20 +441,36 @@ def main(argv=None) -> int:
                 "directions": sorted({r["direction"] for r in datasets[name]}),
                 "counts": {s: {"records": len(r), "pairs": len({record_pair_id(x) for x in r})}
                            for s, r in by_split.items()},
-                "outputs": {f"{s}.jsonl": outputs[name, s] for s in SPLITS},
+                "outputs": {f"{s}.jsonl": outputs[name, s] for s in by_split},
                 "train_order": "by text length (characters), for mlx-lm's batching",
                 "common_test_from": largest,
                 "common_test_sha256": outputs[largest, "test"],
+                **({"common_sealed_sha256": outputs[largest, "sealed"]} if story else {}),
+                "within_story": near,
+                "within_story_of": f"{largest}: held-out pairs with a train pair right before or after them "
+                                   f"in {paths[largest]}",
+                **({"blocks": story["blocks"], "blocks_not_for_test": story["blocks_not_for_test"],
+                    "blocks_are": f"[first, last + 1) pair indices in {paths[largest]} (pairs in order of "
+                                  f"first record)", "group_moves": story["group_moves"]} if story else {}),
                 "all_inputs": inputs,
             })
 
     summary = "; ".join(
         f"{name}: " + " / ".join(
-            f"{s} {len({record_pair_id(r) for r in by_split[s]})}" for s in SPLITS)
+            f"{s} {len({record_pair_id(r) for r in by_split[s]})}" for s in by_split)
         for name, by_split in splits.items()
     )
-    print(f"split: pairs per split: {summary}; common test drawn from {largest!r} "
+    if story and story["block_size"] != args.block_size:
+        print(f"split: note: blocks of {story['block_size']} pairs, not {args.block_size}: a held-out split "
+              f"of {largest!r} is smaller than {args.block_size} pairs", file=sys.stderr)
+    if story and story["group_moves"]:
+        print(f"split: note: {len(story['group_moves'])} pair(s) moved out of their block's split to keep "
+              f"pairs sharing a text together (manifest: group_moves)", file=sys.stderr)
+    print(f"split --by {args.by}: pairs per split: {summary}; common test drawn from {largest!r} "
           f"(seed {args.seed}); no leaks; wrote {args.out}/", file=sys.stderr)
+    shares = ", ".join(f"{s} {near[s]['share']:.1%} ({near[s]['with_train_neighbour']}/{near[s]['pairs']})"
+                       for s in held if s != "valid")
+    print(f"split: within-story share (held-out pairs beside a train pair): {shares}", file=sys.stderr)
     return 0
 
 

@@ -157,7 +157,7 @@ def decide_run(lab, base: dict, config: dict, world) -> types.SimpleNamespace:
     # --loss stays out of the stamp: both losses give the same numbers (within float
     # rounding; tests/test_lean_loss.py), only the peak memory differs, so a run is
     # the same experiment under either. The manifest records which one it used.
-    stamp = olelo.run_stamp(Path(base["data"]).name, {**base, **config, "patience": lab.patience,
+    stamp = olelo.run_stamp(identity.dataset_label(base["data"]), {**base, **config, "patience": lab.patience,
                                                       "select": lab.select, "val_gen": lab.val_gen,
                                                       "world_size": world.size()})
     runs, adapters = Path(lab.runs_dir), Path(lab.adapters_dir)

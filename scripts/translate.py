@@ -11,7 +11,10 @@ from the TRAIN split before the sentence as earlier chat turns: drawn with
 --shots-seed from the shorter half of the train pairs (short prompts), the
 same examples for every sentence, recorded in prompt.json beside the output.
 Without --max-tokens the cap is 1.25x the longest reference in tokens (+8). Output rows: id, source, reference, hypothesis, tokens (generated),
-time (seconds: the batch's wall time shared evenly among its sentences).
+time (seconds: the batch's wall time shared evenly among its sentences). Beside the output,
+decode.json records the cap and how many references are longer than it in the model's
+tokens (a cap below a reference's length cuts the output, not the reference: the scores
+pay for it). A sealed test set (sealed.jsonl) is read only with --sealed (make eval SEALED=1).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import time
 from pathlib import Path
 
 import olelo
-from olelo.generate import default_max_tokens, pick_shots, run_eval_inputs, translate
+from olelo import ledger
+from olelo.generate import cap_record, default_max_tokens, pick_shots, run_eval_inputs, translate
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -30,6 +34,8 @@ def main():
     p.add_argument("--adapter-path", help="adapter folder (adapter_config.json + adapters.safetensors)")
     p.add_argument("--data", help="test.jsonl of chat records")
     p.add_argument("--run", help="a run folder: takes --model, --data (its test.jsonl) and the adapter from it")
+    p.add_argument("--sealed", action="store_true",
+                   help="translate the SEALED test set (with --run: its sealed.jsonl); make eval SEALED=1 passes it")
     p.add_argument("--ckpt", default="final", help="with --run: base, final, best or an iteration number")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--max-tokens", type=int)
@@ -46,9 +52,10 @@ def main():
         if value is not None and value < 1:
             raise olelo.UserError(f"{flag}={value}: must be a whole number >= 1")
     if a.run:
-        a.model, a.data, a.adapter_path = run_eval_inputs(a.run, a.ckpt)
+        a.model, a.data, a.adapter_path = run_eval_inputs(a.run, a.ckpt, "sealed" if a.sealed else "test")
     if not (a.model and a.data):
         raise olelo.UserError("give --model and --data, or --run")
+    ledger.require_consent(a.data, a.sealed)
     records = olelo.read_jsonl(a.data)[: a.limit]
     if not records:
         raise olelo.UserError(f"{a.data}: no records")
@@ -66,6 +73,7 @@ def main():
             "example_ids": {d: [r.get("id") for r in rs] for d, rs in picked.items()}})
     model, tokenizer = olelo.load_model(a.model, adapter_path=a.adapter_path)
     max_tokens = a.max_tokens or default_max_tokens(tokenizer, records)
+    olelo.atomic_write_json(Path(a.output).with_name("decode.json"), cap_record(tokenizer, records, max_tokens, a.max_tokens))
     t = time.perf_counter()
     rows = translate(model, tokenizer, records, max_tokens, a.batch_size, shots=shots)
     elapsed = time.perf_counter() - t

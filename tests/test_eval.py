@@ -43,7 +43,7 @@ def test_eval_writes_every_output(evaluated):
 def test_summary_has_signatures_and_p_values(evaluated):
     s = json.loads((evaluated["eval_dir"] / "summary.json").read_text())
     assert set(s["checkpoints"]) == {"final", "best"}
-    assert list(s["baselines"]) == ["base", "copy-source"]
+    assert list(s["baselines"]) == ["base", "copy-source", "translation-memory", "length-matched", "empty"]
     final = s["checkpoints"]["final"]
     assert final["signatures"]["chrf"].startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:2")
     assert final["iteration"] == 4
@@ -52,7 +52,8 @@ def test_summary_has_signatures_and_p_values(evaluated):
         # Identical scores get no p-value (nothing to test); different ones a real one.
         assert (m["p_value"] is None) == (m["delta"] == 0)
         assert m["p_value"] is None or 0 < m["p_value"] <= 1
-    # Against copy-source: chrF++ and BLEU only (TER is slow on long segments).
+    # Against copy-source and translation memory: chrF++ and BLEU only (TER is slow on long segments).
+    assert set(final["vs_baselines"]) == {"copy-source", "translation-memory"}
     assert set(final["vs_baselines"]["copy-source"]["metrics"]) == {"chrf", "bleu"}
     assert set(s["test_posthoc"]["by_metric"]) >= {"bleu", "chrf", "ter", "test_ppl"}
     assert set(s["test_posthoc"]["by_metric"].values()) <= {"final", "best"}
@@ -91,6 +92,71 @@ def test_copy_source_and_output_health_are_scored_like_a_checkpoint(evaluated):
         hyps = [r["hypothesis"] for r in olelo.read_jsonl(d / name / "hyps.jsonl")]
         assert s["checkpoints"][name]["loop_rate"] == sum(map(scores.loops, hyps)) / len(hyps)
     assert s["definitions"]["loop_rate"] == scores.LOOP_DEFINITION
+
+
+def test_every_evaluation_has_the_reference_baselines_and_the_probes(evaluated):
+    d = evaluated["eval_dir"]
+    s = json.loads((d / "summary.json").read_text())
+    rows = {**s["baselines"], **s["checkpoints"]}
+    for name, row in rows.items():
+        assert 0 <= row["own_reference"]["accuracy"] <= 1 and row["own_reference"]["n"] == 4, name
+        assert row["own_reference"]["chance_accuracy"] == 0.25
+        assert set(row["names"]) >= {"recall", "precision", "recall_ci", "names"} and 0 <= row["repeat8"] <= 1
+    empty = s["baselines"]["empty"]
+    assert (empty["chrf"], empty["bleu"], empty["ter"], empty["length_ratio"]) == (0, 0, 100, 0)
+    assert empty["own_reference"]["accuracy"] == empty["own_reference"]["chance_accuracy"]  # ties sit at chance
+    lm = s["reference_baselines"]["length-matched"]
+    assert len(lm["draws"]) == 5 and s["baselines"]["length-matched"]["chrf"] == lm["draws"][0]["chrf"]
+    for name in ("base", "final", "best"):
+        verdict = rows[name]["beyond_translation_memory"]
+        tm = rows[name]["vs_baselines"]["translation-memory"]["metrics"]["chrf"]
+        assert verdict["answer"] == ("yes" if tm["significant"] and tm["delta"] > 0 else "no")
+    assert s["lengths"]["max_tokens"] == 8 and s["lengths"]["set_by"] == "MAX_TOKENS"
+    assert 0 <= s["lengths"]["references_over_cap"] <= s["lengths"]["references"] == 4
+    md = (d / "summary.md").read_text()
+    assert "## Does it translate?" in md and "- best: translates beyond translation memory: **" in md
+    assert f"Generation cap 8 tokens (MAX_TOKENS): {s['lengths']['references_over_cap']} of 4 references" in md
+
+
+def test_translation_memory_answers_from_the_training_split_only(evaluated):
+    s = json.loads((evaluated["eval_dir"] / "summary.json").read_text())
+    train = {r["id"]: olelo.record_source_target(r)[1] for r in olelo.read_jsonl(evaluated["data"] / "train.jsonl")}
+    chosen = s["reference_baselines"]["translation-memory"]["train_ids"]
+    assert len(chosen) == 4 and set(chosen) <= set(train)
+    for draw in s["reference_baselines"]["length-matched"]["draws"]:
+        assert set(draw["train_ids"]) <= set(train)
+
+
+def test_outputs_are_kept_and_rescore_reproduces_every_number(evaluated, tmp_path):
+    import gzip
+    import hashlib
+    import shutil
+
+    from conftest import script
+
+    d = evaluated["eval_dir"]
+    s = json.loads((d / "summary.json").read_text())
+    kept = (d / "outputs.jsonl.gz").read_bytes()
+    assert s["outputs"]["sha256"] == hashlib.sha256(kept).hexdigest()
+    rows = [json.loads(line) for line in gzip.decompress(kept).decode().splitlines()]
+    assert {r["system"] for r in rows} == {"base", "final", "best"} and len(rows) == 12
+    assert all(set(r) == {"system", "id", "hypothesis", "tokens"} for r in rows)  # no source or reference text
+    hyps = olelo.read_jsonl(d / "best" / "hyps.jsonl")
+    assert [r["hypothesis"] for r in rows if r["system"] == "best"] == [h["hypothesis"] for h in hyps]
+
+    ok = script("rescore.py", d / "summary.json")
+    assert ok.returncode == 0 and ": ok (" in ok.stdout, ok.stdout + ok.stderr[-2000:]
+    # A changed number is found ...
+    copy = tmp_path / d.parent.name / d.name
+    shutil.copytree(d.parent, copy.parent, ignore=shutil.ignore_patterns(".lock"))
+    s["checkpoints"]["best"]["chrf"] += 0.01
+    (copy / "summary.json").write_text(json.dumps(s))
+    out = script("rescore.py", copy / "summary.json")
+    assert out.returncode == 1 and "rows.best.chrf: committed" in out.stdout
+    # ... and so are changed outputs.
+    (copy / "outputs.jsonl.gz").write_bytes(kept[:-1] + bytes([kept[-1] ^ 1]))
+    out = script("rescore.py", copy / "summary.json")
+    assert out.returncode == 1 and "sha256 differs" in out.stdout
 
 
 def test_ab_is_sorted_by_size_of_difference(evaluated):
@@ -136,7 +202,8 @@ def test_fewshot_base_is_a_second_baseline(evaluated):
     assert prompt["prompt"] == "fewshot" and prompt["shots"] == 2 and prompt["seed"] == 0
     assert len(prompt["example_ids"]["haw-en"]) == 2 and set(prompt["example_ids"]["haw-en"]) <= train_ids
     s = json.loads((d / "summary.json").read_text())
-    assert list(s["baselines"]) == ["base", "copy-source", "base-fewshot2-s0"]
+    assert list(s["baselines"]) == ["base", "base-fewshot2-s0", "copy-source", "translation-memory", "length-matched",
+                                    "empty"]
     assert s["baselines"]["base-fewshot2-s0"]["prompt"] == prompt
     assert "base-fewshot2-s0" in s["checkpoints"]["best"]["vs_baselines"]
 

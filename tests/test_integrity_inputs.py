@@ -277,6 +277,8 @@ def test_identical_scores_show_no_p_value_anywhere(tmp_path):
     hyps = ["The chief went to ship.", "The people wept.", "They sail to Tahiti.", "I am fine."]
     test = [olelo.chat_record(f"haw {i}", ref, "haw-en", f"p{i}") for i, ref in enumerate(REFS)]
     olelo.atomic_write_jsonl(tmp_path / "data" / "test.jsonl", test)
+    olelo.atomic_write_jsonl(tmp_path / "data" / "train.jsonl", [
+        olelo.chat_record(f"haw t{i}", f"Train sentence {i}.", "haw-en", f"t{i}") for i in range(3)])
     run = tmp_path / "runs" / "r"
     olelo.atomic_write_json(run / "manifest.json", {
         "stamp": "r", "status": "finished", "model": "m", "iters": 4, "data_dir": str(tmp_path / "data"),

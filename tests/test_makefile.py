@@ -54,8 +54,11 @@ def test_both_training_targets_are_one_rule_with_their_defaults(run_make):
     large = mlx_part(lora_line(run_make("-n", "train-large").stdout))
     assert vars(mlx_lora_args(small))["batch_size"] == 2 and "--grad-checkpoint" not in small
     assert vars(mlx_lora_args(large))["batch_size"] == 1 and "--grad-checkpoint" in large
-    assert small[small.index("--data") + 1] == "data/finetuning/small"
-    assert large[large.index("--data") + 1] == "data/finetuning/large"
+    assert small[small.index("--data") + 1] == "data/finetuning/stories/small"
+    assert large[large.index("--data") + 1] == "data/finetuning/stories/large"
+    # The paragraph split keeps the folders that the runs before the story split recorded.
+    old = mlx_part(lora_line(run_make("-n", "train-large", "SPLIT=paragraphs").stdout))
+    assert old[old.index("--data") + 1] == "data/finetuning/large"
     # With ranks, the large batch is one example per rank.
     assert "--batch-size 4" in lora_line(run_make("-n", "train-large", "NPROC=4").stdout)
     # BATCH=auto leaves grad checkpointing to the pick unless GRAD_CKPT says.

@@ -1,5 +1,8 @@
-"""scripts/split.py: common test set, determinism, fractions, groups, leak check."""
+"""scripts/split.py --by paragraphs (the script's default): common test set, determinism,
+fractions, groups, leak check, and bytes unchanged since the committed runs were trained.
+--by stories is tests/test_split_stories.py."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -181,14 +184,20 @@ def test_sample_data_pipeline(tmp_path):
     assert not data.find_leaks(out)
 
 
-def test_real_data(shared_data, tmp_path):
+def convert_real(shared_data, tmp_path):
+    """The real CSVs converted as `make data` converts them (haw-en)."""
     converted = {}
     for name, csv_path in [("large", shared_data / "fornander" / "fornander_pairs.csv"),
                            ("small", shared_data / "koa" / "koa_pairs.csv")]:
         converted[name] = tmp_path / f"{name}.jsonl"
-        proc = subprocess.run([sys.executable, str(CONVERT), str(csv_path), "-o", str(converted[name])],
-                              capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, str(CONVERT), str(csv_path), "-o", str(converted[name]),
+                               "--direction", "haw-en"], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
+    return converted
+
+
+def test_real_data(shared_data, tmp_path):
+    converted = convert_real(shared_data, tmp_path)
     out = split_to(tmp_path / "out", (converted["large"], converted["small"]))
     assert {s: len(out["large"][s]) for s in SPLITS} == {"train": 2293, "valid": 255, "test": 283}
     assert {s: len(out["small"][s]) for s in SPLITS} == {"train": 18, "valid": 2, "test": 283}
@@ -197,6 +206,46 @@ def test_real_data(shared_data, tmp_path):
     assert not koa & pair_ids(out["large"]["test"])
     assert not data.find_leaks(out)
     assert run_split("--check", tmp_path / "out").returncode == 0
+    # The issue's measurement, and a check of the definition: nearly every test paragraph
+    # sits beside a training paragraph of its own story.
+    manifest = json.loads((tmp_path / "out" / "large" / "manifest.json").read_text())
+    assert manifest["split"] == "paragraphs" and "sealed" not in manifest["within_story"]
+    assert manifest["within_story"]["test"] == {"pairs": 283, "with_train_neighbour": 275, "share": 0.9717}
+
+
+# A committed run trained on data/finetuning/large of seed 0 (before --by existed).
+RECORDED_RUN = REPO / "runs" / "large-gemma-3-270m-it300-bs8-lr0.0001-r8-gc-s0" / "manifest.json"
+
+
+def test_paragraph_split_of_the_real_data_is_the_one_the_runs_were_trained_on(shared_data, tmp_path):
+    recorded = json.loads(RECORDED_RUN.read_text())["data"]
+    assert recorded["path"] == "data/finetuning/large"
+    converted = convert_real(shared_data, tmp_path)
+    proc = run_split("--out", tmp_path / "out", "--by", "paragraphs", "--seed", "0",
+                     f"large={converted['large']}", f"small={converted['small']}")
+    assert proc.returncode == 0, proc.stderr
+    for s in SPLITS:
+        assert olelo.sha256_file(tmp_path / "out" / "large" / f"{s}.jsonl") == recorded[f"{s}_sha256"], s
+    assert not (tmp_path / "out" / "large" / "sealed.jsonl").exists()
+
+
+# Which records, in which order, each file of the made-up split held before --by existed
+# (the ids of each file, one a line, hashed): the prompt text may change, the split may not.
+PARAGRAPH_GOLDEN = {
+    ("large", "train"): (80, "aaf79783a3c1ff078359"), ("large", "valid"): (10, "683f591ee425c79d2b00"),
+    ("large", "test"): (10, "db2f0c6022680f632399"), ("small", "train"): (9, "96fd969885ee83f43d05"),
+    ("small", "valid"): (1, "aa784a7512a582852e88"), ("small", "test"): (10, "db2f0c6022680f632399"),
+}
+
+
+@pytest.mark.parametrize("by", [(), ("--by", "paragraphs")])
+def test_paragraph_mode_is_unchanged(tmp_path, inputs, by):
+    out = split_to(tmp_path / "out", inputs, *by)
+    for (name, split_name), (n, digest) in PARAGRAPH_GOLDEN.items():
+        ids = [r["id"] for r in out[name][split_name]]
+        assert (len(ids), hashlib.sha256("\n".join(ids).encode()).hexdigest()[:20]) == (n, digest), (name, split_name)
+    assert sorted(p.name for p in (tmp_path / "out" / "large").iterdir()) == [
+        "manifest.json", "test.jsonl", "train.jsonl", "valid.jsonl"]
 
 
 def test_train_is_written_in_length_order(tmp_path, inputs):

@@ -45,7 +45,8 @@ def test_notes_commands_are_the_ones_quoted_here():
 @pytest.mark.parametrize("target,notes,data", [("train-small", NOTES_SMALL, "small"), ("train-large", NOTES_LARGE, "large")])
 def test_make_n_shows_the_notes_command_verbatim(make_n, target, notes, data):
     line = lora_line(make_n(target))
-    assert notes.replace("--data finetuning", f"--data data/finetuning/{data}") in line
+    # (the notes' data folder is the lab's split; by default the story-held-out one)
+    assert notes.replace("--data finetuning", f"--data data/finetuning/stories/{data}") in line
 
 
 def test_notes_recommendations_are_one_variable_each(make_n):
@@ -58,7 +59,7 @@ def test_notes_recommendations_are_one_variable_each(make_n):
     }
     for flags, variables in recs.items():
         ours = "mlx_lm.lora" + lora_line(make_n("train-large", *variables)).split(" -- mlx_lm.lora", 1)[1]
-        notes = f"mlx_lm.lora --model mlx-community/gemma-3-4b-it-4bit --train --data data/finetuning/large {flags}"
+        notes = f"mlx_lm.lora --model mlx-community/gemma-3-4b-it-4bit --train --data data/finetuning/stories/large {flags}"
         assert vars(mlx_lora_args(shlex.split(ours))) == vars(mlx_lora_args(shlex.split(notes)))
     # Rank is not an mlx-lm flag: it goes to the per-run config.yaml via the lab's --rank.
     launcher, lab, mlx = lora_line(make_n("train-large", "RANK=16")).split(" -- ")
