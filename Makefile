@@ -407,6 +407,9 @@ BOOTSTRAP ?= 1000
 BASE_PROMPT ?=
 ## example pairs in the few-shot prompt (BASE_PROMPT=fewshot)
 SHOTS ?= 4
+## the base model with a plain completion prompt (Hawaiian: ... English:) too: auto (pretrained models, by name: no -it/instruct/chat), 1 (always), 0 (never)
+BASE_COMPLETION ?= auto
+$(if $(filter auto 0 1,$(BASE_COMPLETION)),,$(error BASE_COMPLETION='$(BASE_COMPLETION)': use auto, 1 or 0))
 ## 1: evaluate on the SEALED test set (a story split's second test), once a run is chosen; each look is a line of RUNS_DIR/sealed-ledger.tsv
 SEALED ?=
 $(if $(filter-out 1,$(SEALED)),$(error SEALED='$(SEALED)': use SEALED=1 or leave it empty))
@@ -422,7 +425,8 @@ SEALED_FLAG := $(if $(SEALED),--sealed)
 ALL_CKPTS := $(patsubst %_adapters.safetensors,ckpt-%,$(notdir $(wildcard $(RUN_ADAPTERS)/*_adapters.safetensors)))
 EVAL_DIRS := base $(if $(filter all,$(EVAL_CKPTS)),final best $(ALL_CKPTS),$(foreach c,$(EVAL_CKPTS),$(if $(filter final best,$(c)),$(c),ckpt-$(shell printf %07d $(call q,$(c))))))
 FEWSHOT := base-fewshot$(SHOTS)-s$(SEED)
-EVAL_HYPS := $(foreach c,$(EVAL_DIRS),$(EVAL)/$(c)/hyps.jsonl) $(if $(filter fewshot,$(BASE_PROMPT)),$(EVAL)/$(FEWSHOT)/hyps.jsonl)
+EVAL_HYPS := $(foreach c,$(EVAL_DIRS),$(EVAL)/$(c)/hyps.jsonl) $(if $(filter fewshot,$(BASE_PROMPT)),$(EVAL)/$(FEWSHOT)/hyps.jsonl) \
+  $(if $(filter 0,$(BASE_COMPLETION)),,$(EVAL)/base-completion/prompt.json)
 
 # A checkpoint's folder (hyps.jsonl, ppl.json) is written beside it and renamed into place
 # whole. translate.py and perplexity.py refuse a test set or model other than the run's.
@@ -459,6 +463,16 @@ $(EVAL)/$(FEWSHOT)/hyps.jsonl: scripts/translate.py $(EVAL_VARS)-translate.vars
 	$(RUN_PY) scripts/translate.py --run $(call q,$(RUN_DIR)) --ckpt base --prompt fewshot --shots $(call q,$(SHOTS)) --shots-seed $(SEED) \
 	  --batch-size $(call q,$(EVAL_BATCH)) $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(SEALED_FLAG) -o $(call q,$@)
 
+# A pretrained base has never seen a chat turn: its fair zero-shot row is a plain completion.
+# prompt.json records whether the rule chose it (and why not); hyps.jsonl only when it did.
+$(EVAL_VARS)-completion.vars: FORCE
+	$(RUN_EXISTS)
+	$(call VARS_FILE,base_completion=$(BASE_COMPLETION))
+$(EVAL)/base-completion/prompt.json: scripts/translate.py olelo/prompt.py $(EVAL_VARS)-translate.vars $(EVAL_VARS)-completion.vars
+	$(RUN_PY) scripts/translate.py --run $(call q,$(RUN_DIR)) --ckpt base --prompt completion \
+	  --completion-rule $(if $(filter 1,$(BASE_COMPLETION)),always,auto) --batch-size $(call q,$(EVAL_BATCH)) \
+	  $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(SEALED_FLAG) -o $(call q,$(@D)/hyps.jsonl)
+
 # Adapters make cannot build: one line instead of "No rule to make target".
 $(RUN_ADAPTERS)/%_adapters.safetensors:
 	@echo "error: run $(RUN_STAMP) has no checkpoint at iteration $* ($@ missing; see ls $(RUN_ADAPTERS))" >&2 && exit 2
@@ -477,14 +491,27 @@ eval: $(EVAL)/summary.json | $(VENV)/.installed ## evaluate RUN (default latest)
 # in-domain text, an empty output, with the probes (SEALED=1: the sealed test, one look).
 .PHONY: baselines
 baselines: $(call DATA_DEP,$(LARGE_DATA)) | $(VENV)/.installed ## reference baselines of the data's test set, no model (SPLIT, DATA, SEALED=1)
-	$(PY) scripts/baselines.py --data $(LARGE_DATA) --runs-dir $(call q,$(RUNS_DIR)) --bootstrap $(call q,$(BOOTSTRAP)) $(SEALED_FLAG)
+	$(RUN_PY) scripts/baselines.py --data $(LARGE_DATA) --runs-dir $(call q,$(RUNS_DIR)) --bootstrap $(call q,$(BOOTSTRAP)) $(SEALED_FLAG)
+
+# Runs compared from their kept outputs: seeds' spread, runs against seeds, run against run,
+# Holm's correction over the family; written to docs/comparisons/FAMILY.md and .json.
+## make compare: the runs compared (stamps), e.g. RUNS="large-...-s0 large-...-s1 large-...-r16-...-s0"
+RUNS ?=
+## make compare: the name of the family of tests (the result's file name)
+FAMILY ?=
+## make compare: the evaluation folder read in each run
+EVAL_NAME ?= eval
+.PHONY: compare
+compare: | $(VENV)/.installed ## compare RUNS (seeds, run vs seeds, run vs run, Holm over FAMILY) from their kept outputs
+	$(if $(and $(strip $(FAMILY)),$(strip $(RUNS))),,@echo 'error: give RUNS="stamp stamp ..." and FAMILY=<name>' >&2; exit 2)
+	$(PY) scripts/compare.py --family $(call q,$(FAMILY)) --eval $(call q,$(EVAL_NAME)) --bootstrap $(call q,$(BOOTSTRAP)) $(foreach r,$(RUNS),$(call q,$(r)))
 
 # Every committed evaluation recomputed from its committed outputs: the numbers must be equal.
 .PHONY: rescore
 rescore: | $(VENV)/.installed ## recompute every committed evaluation from its kept outputs and check each number (builds both splits)
 	$(MAKE) --no-print-directory data SPLIT=paragraphs >/dev/null
 	$(MAKE) --no-print-directory data SPLIT=stories >/dev/null
-	$(PY) scripts/rescore.py --runs-dir $(call q,$(RUNS_DIR))
+	$(RUN_PY) scripts/rescore.py --runs-dir $(call q,$(RUNS_DIR))
 
 ## ---------------------------------------------------------------- lab report
 # One static page (no server, no network) of every run, evaluation and data check.

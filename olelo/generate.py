@@ -11,14 +11,19 @@ import time
 
 import olelo
 from olelo import identity
+from olelo.prompt import completion_answer, completion_prompt
 
 
-def build_prompts(tokenizer, records, shots=None):
-    """Token prompts; `shots` maps a direction to its (source, target) examples."""
+def build_prompts(tokenizer, records, shots=None, completion: bool = False):
+    """Token prompts; `shots` maps a direction to its (source, target) examples; `completion`:
+    the plain completion prompt (olelo.prompt.completion_prompt) instead of the chat template."""
     prompts = []
     for r in records:
         source, _ = olelo.record_source_target(r)
         direction = r.get("direction", "haw-en")
+        if completion:
+            prompts.append(tokenizer.encode(completion_prompt(source, direction)))
+            continue
         if shots is None:
             messages = olelo.prompt_messages(source, direction)
         else:
@@ -68,13 +73,14 @@ def cap_record(tokenizer, records, max_tokens: int, given: int | None) -> dict:
 
 
 def translate(model, tokenizer, records, max_tokens: int, batch_size: int, progress=True, shots=None,
-              stats: dict | None = None) -> list[dict]:
+              stats: dict | None = None, completion: bool = False) -> list[dict]:
     """One row per record. `stats`, when given, gathers batch_generate's counts over the batches:
-    prompt_tokens, prompt_s (prefill), generated_tokens, decode_s."""
+    prompt_tokens, prompt_s (prefill), generated_tokens, decode_s. `completion`: the plain
+    completion prompt, its answer cut at the end of the first line."""
     from mlx_lm.generate import batch_generate
     from tqdm import tqdm
 
-    prompts = build_prompts(tokenizer, records, shots)
+    prompts = build_prompts(tokenizer, records, shots, completion)
     # Batch prompts of similar length together: less padding in prefill.
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out = [None] * len(records)
@@ -92,7 +98,8 @@ def translate(model, tokenizer, records, max_tokens: int, batch_size: int, progr
         for i, text, ids in zip(chunk, resp.texts, resp.token_ids):
             source, reference = olelo.record_source_target(records[i])
             out[i] = {"id": records[i].get("id", str(i)), "source": source, "reference": reference,
-                      "hypothesis": text.strip(), "tokens": len(ids), "time": round(share, 4)}
+                      "hypothesis": completion_answer(text) if completion else text.strip(), "tokens": len(ids),
+                      "time": round(share, 4)}
         bar.update(len(chunk))
     bar.close()
     return out

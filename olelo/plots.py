@@ -75,9 +75,12 @@ def sweep_figure(summary: dict, title: str):
         h = ckpts[headline]
         ax.plot([h["iteration"]], [h["chrf"]], marker="*", ms=14, color="gold", mec="black", ls="none",
                 label=f"{headline}: chosen on validation")
-    styles = {"base": ("black", "-"), "copy-source": ("tab:gray", "--")}
+    styles = {"base": ("black", "-"), "copy-source": ("tab:gray", "--"), "translation-memory": ("tab:green", "-."),
+              "length-matched": ("tab:olive", ":")}
     b_ci = base_ci(summary)
     for name, row in baselines.items():
+        if name == "empty":  # chrF++ 0 by definition: a line at the axis says nothing
+            continue
         color, ls = styles.get(name, ("tab:purple", ":"))
         ax.axhline(row["chrf"], color=color, ls=ls, lw=1, label=f"{name}: {row['chrf']:.2f}")
         if name == "base" and b_ci:

@@ -73,6 +73,33 @@ def fewshot_messages(source: str, direction: str, examples: list[tuple[str, str]
     return messages
 
 
+# A pretrained model (not instruction-tuned) has never seen a chat turn: given the chat
+# template it echoes the system prompt or copies the source. Its fair zero-shot row is a
+# plain completion, cut at the end of its first line (the references are one line each).
+COMPLETION_TEMPLATE = "{source_language}: {source}\n{target_language}:"
+INSTRUCTION_TUNED_MARKS = ("-it", "instruct", "chat")
+COMPLETION_RULE = ("a model whose name (folder or Hub id) contains none of " + ", ".join(INSTRUCTION_TUNED_MARKS)
+                   + " (case-insensitive) is taken as pretrained, not instruction-tuned, and its base is also "
+                     "evaluated with a plain completion prompt")
+
+
+def is_instruction_tuned(model: str) -> bool:
+    """The lab's rule (COMPLETION_RULE), by the model's name alone: no weights are read."""
+    name = str(model).rstrip("/").rsplit("/", 1)[-1].lower()
+    return any(mark in name for mark in INSTRUCTION_TUNED_MARKS)
+
+
+def completion_prompt(source: str, direction: str) -> str:
+    src, tgt = _langs(direction)
+    return COMPLETION_TEMPLATE.format(source_language=LANGUAGES[src], source=" ".join(source.split()),
+                                      target_language=LANGUAGES[tgt])
+
+
+def completion_answer(text: str) -> str:
+    """What a completion says: its first non-empty line."""
+    return next((line.strip() for line in text.strip().splitlines() if line.strip()), "")
+
+
 def chat_record(source: str, target: str, direction: str, pair_id: str) -> dict:
     """One mlx-lm chat training example: system + user turn + assistant turn."""
     messages = prompt_messages(source, direction)

@@ -8,6 +8,7 @@ translation):
   - every run (scripts/runs_table.py), with the commit it ran from, "unknown (...)"
     where the record names none that exists here, "+ uncommitted changes" where the
     tree was dirty;
+  - the reference baselines of each test set with no model (runs/baselines, make baselines);
   - every evaluation: its baselines (base, copy-source, base-fewshot), the checkpoint
     chosen on validation ("best", the headline) and, as a post-hoc view, the checkpoint
     with the highest chrF++ on the test set when it is another one (chosen on test: an
@@ -24,6 +25,7 @@ import sys
 from pathlib import Path
 
 import olelo
+from olelo import ledger
 from olelo import notes
 from olelo import records
 from olelo import scores
@@ -68,26 +70,55 @@ def evaluation_rows(runs_dir: Path, stand_in: bool) -> list[str]:
             continue
         if not tuned:
             continue
-        shown = [(n, n, c) for n, c in baselines.items()]
+        shown = [(n, n, c) for n, c in baselines.items() if n != "empty"]  # (the empty output: TER's scale only)
         if head:
             how = "chosen on validation" if head["selected_on"].startswith("validation") else "no validation choice"
             shown.append((head["checkpoint"], f"{head['checkpoint']} ({how})", tuned[head["checkpoint"]]))
         top = posthoc.get("chrf") or max(tuned, key=lambda n: tuned[n]["chrf"])
         if not head or top != head["checkpoint"]:
             shown.append((top, f"{top}: top chrF++ on test (post hoc)", tuned[top]))
+        where = summary_path.parent.name
+        if s.get("test_set") == "sealed":  # how many looks the sealed set has had, now
+            where += f" (sealed test: {ledger.looks(runs_dir, s.get('test_sha256'))} looks)"
         for name, label, c in shown:
             ci = summaries.base_ci(s) if name == "base" else summaries.chrf_ci(c)
-            cells = [s["run"], summary_path.parent.name, c["n"], label, _num(c["iteration"], "{}"), _num(c["bleu"]),
+            cells = [s["run"], where, c["n"], label, _num(c["iteration"], "{}"), _num(c["bleu"]),
                      _num(c["chrf"]) + (f" ±{ci:.2f}" if ci else ""), _num(c["ter"]), _num(c.get("semsim"), "{:.3f}"),
                      _num(c.get("loop_rate"), "{:.3f}"), _num(c.get("length_ratio")), _num(c.get("test_ppl"), "{:.1f}"),
+                     _pct((c.get("own_reference") or {}).get("accuracy")), _pct((c.get("names") or {}).get("recall")),
                      _delta(summaries.chrf_vs(c, "base")),
-                     "" if name in baselines else _delta(summaries.chrf_vs(c, "copy-source"))]
+                     "" if name in baselines else _delta(summaries.chrf_vs(c, "copy-source")),
+                     _delta(summaries.chrf_vs(c, "translation-memory"))]
             rows.append("| " + " | ".join(str(x) for x in cells) + " |")
     return rows
 
 
 def _num(x, fmt="{:.2f}") -> str:
     return "–" if x is None else fmt.format(x)
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def baseline_rows(runs_dir: Path) -> list[str]:
+    """The no-model tables of runs/baselines/*/summary.json (make baselines), one line a row."""
+    rows = []
+    for summary_path in sorted((runs_dir / "baselines").glob("*/summary.json")):
+        try:
+            s = olelo.read_json(summary_path, "baselines summary")
+            within = (s["split"].get("within_story") or {}).get(s["test_set"])
+            where = f"{s['test_data']}" + (f" (sealed test: {ledger.looks(runs_dir, s['test_sha256'])} looks)"
+                                           if s["test_set"] == "sealed" else "")
+            share = f"{100 * within['share']:.1f} %" if within else "–"
+            for name, c in s["baselines"].items():
+                rows.append("| " + " | ".join(str(x) for x in (
+                    where, s["split"]["by"], share, c["n"], name, _num(c["bleu"]), _num(c["chrf"]), _num(c["ter"]),
+                    _num(c["length_ratio"]), _pct(c["own_reference"]["accuracy"]), _pct(c["own_reference"]["mrr"]),
+                    _pct(c["names"]["recall"]))) + " |")
+        except (olelo.UserError, KeyError, TypeError, AttributeError) as e:
+            print(f"warning: skipped {summary_path}: {e}", file=sys.stderr)
+    return rows
 
 
 def _delta(m) -> str:
@@ -109,10 +140,19 @@ def tables(runs_dir: Path, stand_in: bool) -> str:
             "interval; p: sacrebleu's paired bootstrap; loops and length as defined in scripts/score.py.", ""]
     if evals:
         out += ["| run | eval | n | checkpoint | iter | BLEU | chrF++ | TER | semsim | loops | length | test ppl "
-                "| Δ chrF++ vs base (p) | Δ chrF++ vs copy-source (p) |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|", *evals]
+                "| own ref. @1 % | names recall % | Δ chrF++ vs base (p) | Δ chrF++ vs copy-source (p) "
+                "| Δ chrF++ vs translation memory (p) |",
+                "|" + "---|" * 17, *evals]
     else:
         out.append("None yet.")
+    if not stand_in:
+        out += ["", "Reference baselines with no model (`make baselines`): what each test set gives away. "
+                "within story: held-out pairs with a training pair next to them in the source file. Own ref. "
+                "@1 / MRR: is an output's own reference the closest of all test references (chance: 1/n); "
+                "names recall: the source's proper names found in the output (README, evaluation).", ""]
+        baselines = baseline_rows(runs_dir)
+        out += (["| test set | split | within story | n | baseline | BLEU | chrF++ | TER | length | own ref. @1 % "
+                 "| own ref. MRR % | names recall % |", "|" + "---|" * 12, *baselines] if baselines else ["None yet."])
     return "\n".join(out) + "\n"
 
 

@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import olelo
+from olelo import ledger
 from olelo import plots
 from olelo import records
 from olelo import scores
@@ -84,6 +85,10 @@ document.body.setAttribute('data-ready','1');
 
 def esc(x) -> str:
     return html.escape("" if x is None else str(x))
+
+
+def pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
 
 
 def num(x, fmt="{:.2f}") -> str:
@@ -209,11 +214,13 @@ def eval_section(run_dir: Path, eval_dir: Path, with_text: bool) -> str:
     baselines, ckpts, head, posthoc = normalize(summary)
     head_name = head["checkpoint"] if head else None
     anchor = f"eval-{run_dir.name}-{eval_dir.name}"
-    others = [b for b in baselines if b != "base"]
+    rows_all = {**baselines, **ckpts}
+    others = [b for b in baselines if b != "base" and any(b in (r.get("vs_baselines") or {}) for r in rows_all.values())]
     headers = [("row", "row"), ("iter", "iteration"), ("chrf", "chrF++ ±95% CI"), ("d_base", "Δ vs base (p)")]
     headers += [(f"d_{b}", f"Δ vs {b} (p)") for b in others]
     headers += [("bleu", "BLEU"), ("ter", "TER"), ("loops", "loop rate"), ("len", "length ratio"),
-                ("semsim", "semsim"), ("ppl", "test ppl")]
+                ("semsim", "semsim"), ("ppl", "test ppl"), ("own", "own ref. @1 %"), ("names", "names recall %"),
+                ("rep", "8-word repeats %"), ("tm", "beyond translation memory")]
     order = list(baselines) + ([head_name] if head_name in ckpts else []) + sorted(
         (n for n in ckpts if n != head_name), key=lambda n: (ckpts[n]["iteration"] or 0, n))
     rows = []
@@ -227,7 +234,10 @@ def eval_section(run_dir: Path, eval_dir: Path, with_text: bool) -> str:
         cells += [(p_cell(c, b), None, True) for b in others]
         cells += [(num(c.get("bleu")), None, True), (num(c.get("ter")), None, True),
                   (num(c.get("loop_rate"), "{:.3f}"), None, True), (num(c.get("length_ratio")), None, True),
-                  (num(c.get("semsim"), "{:.3f}"), None, True), (num(c.get("test_ppl"), "{:.1f}"), None, True)]
+                  (num(c.get("semsim"), "{:.3f}"), None, True), (num(c.get("test_ppl"), "{:.1f}"), None, True),
+                  (pct((c.get("own_reference") or {}).get("accuracy")), None, True),
+                  (pct((c.get("names") or {}).get("recall")), None, True), (pct(c.get("repeat8")), None, True),
+                  (esc((c.get("beyond_translation_memory") or {}).get("answer", "")), None, False)]
         rows.append(("headline" if n == head_name else "", cells))
     if head_name in ckpts:
         h = ckpts[head_name]
@@ -246,7 +256,9 @@ def eval_section(run_dir: Path, eval_dir: Path, with_text: bool) -> str:
     figs = f'<div class="pair">{img(plots.sweep_figure(summary, f"{run_dir.name}: {eval_dir.name}"), "sweep")}</div>'
     return (f'<section class="eval" id="{esc(anchor)}"><h3>{esc(run_dir.name)} / {esc(eval_dir.name)}</h3>'
             f'<p class="meta">{esc(summary.get("model"))}, {esc(next(iter(baselines.values()))["n"])} test sentences '
-            f'({esc(summary.get("test_data"))}), {esc(summary["bootstrap"]["samples"])} bootstrap samples</p>'
+            f'({esc(summary.get("test_data"))}), {esc(summary["bootstrap"]["samples"])} bootstrap samples'
+            + (f', <b>the sealed test: {esc(ledger.looks(run_dir.parent, summary.get("test_sha256")))} looks</b>'
+               if summary.get("test_set") == "sealed" else "") + '</p>'
             + intro + table(headers, rows) + notes + figs + ab_block(eval_dir, with_text) + "</section>")
 
 

@@ -2,6 +2,7 @@
 
     python scripts/translate.py --model M [--adapter-path DIR] --data test.jsonl -o hyps.jsonl
         [--max-tokens N] [--batch-size 32] [--limit N] [--prompt fewshot --shots 4 --shots-seed 0]
+        [--prompt completion [--completion-rule auto]]
 
 Prompts are built exactly as in training (olelo.prompt_messages + the model's chat
 template, generation prompt added) and decoded greedily with mlx-lm's
@@ -10,6 +11,10 @@ not instruction-tuned and echoes the zero-shot prompt) puts --shots example pair
 from the TRAIN split before the sentence as earlier chat turns: drawn with
 --shots-seed from the shorter half of the train pairs (short prompts), the
 same examples for every sentence, recorded in prompt.json beside the output.
+`--prompt completion` is the fair zero-shot row of a pretrained model, which has never seen
+a chat turn: "Hawaiian: <source>\nEnglish:" as plain text, the answer cut at the end of its
+first line; with --completion-rule auto only for a model that the lab's rule takes as not
+instruction-tuned (olelo.prompt.COMPLETION_RULE), else prompt.json says why there is no row.
 Without --max-tokens the cap is 1.25x the longest reference in tokens (+8). Output rows: id, source, reference, hypothesis, tokens (generated),
 time (seconds: the batch's wall time shared evenly among its sentences). Beside the output,
 decode.json records the cap and how many references are longer than it in the model's
@@ -26,6 +31,7 @@ from pathlib import Path
 
 import olelo
 from olelo import ledger
+from olelo.prompt import COMPLETION_RULE, COMPLETION_TEMPLATE, is_instruction_tuned
 from olelo.generate import cap_record, default_max_tokens, pick_shots, run_eval_inputs, translate
 
 def main():
@@ -41,8 +47,12 @@ def main():
     p.add_argument("--max-tokens", type=int)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--limit", type=int, help="only the first N test records")
-    p.add_argument("--prompt", choices=["zero-shot", "fewshot"], default="zero-shot",
-                   help="zero-shot: the training prompt; fewshot: --shots train pairs first (default: %(default)s)")
+    p.add_argument("--prompt", choices=["zero-shot", "fewshot", "completion"], default="zero-shot",
+                   help="zero-shot: the training prompt; fewshot: --shots train pairs first; completion: a plain "
+                        "'Hawaiian: <source>\\nEnglish:' completion, its first line (default: %(default)s)")
+    p.add_argument("--completion-rule", choices=["auto", "always"], default="always",
+                   help="with --prompt completion: auto translates only when the model is not instruction-tuned "
+                        "by the lab's rule (olelo.prompt.COMPLETION_RULE), else records why not (default: %(default)s)")
     p.add_argument("--shots", type=int, default=4, help="examples in a fewshot prompt (default: %(default)s)")
     p.add_argument("--shots-seed", type=int, default=0, help="seed of the examples' draw (default: %(default)s)")
     p.add_argument("--shots-from", help="train.jsonl to draw examples from (default: beside --data)")
@@ -71,13 +81,26 @@ def main():
         olelo.atomic_write_json(Path(a.output).with_name("prompt.json"), {
             "prompt": "fewshot", "shots": a.shots, "seed": a.shots_seed, "examples_from": str(train_file),
             "example_ids": {d: [r.get("id") for r in rs] for d, rs in picked.items()}})
+    if a.prompt == "completion":
+        record = {"prompt": "completion", "template": COMPLETION_TEMPLATE, "answer": "its first line",
+                  "rule": COMPLETION_RULE, "completion_rule": a.completion_rule,
+                  "instruction_tuned": is_instruction_tuned(a.model)}
+        record["evaluated"] = a.completion_rule == "always" or not record["instruction_tuned"]
+        if not record["evaluated"]:
+            Path(a.output).unlink(missing_ok=True)
+            olelo.atomic_write_json(Path(a.output).with_name("prompt.json"), record)
+            print(f"{a.model}: instruction-tuned by the lab's rule: no completion row", file=sys.stderr)
+            return 0
     model, tokenizer = olelo.load_model(a.model, adapter_path=a.adapter_path)
     max_tokens = a.max_tokens or default_max_tokens(tokenizer, records)
     olelo.atomic_write_json(Path(a.output).with_name("decode.json"), cap_record(tokenizer, records, max_tokens, a.max_tokens))
     t = time.perf_counter()
-    rows = translate(model, tokenizer, records, max_tokens, a.batch_size, shots=shots)
+    rows = translate(model, tokenizer, records, max_tokens, a.batch_size, shots=shots,
+                     completion=a.prompt == "completion")
     elapsed = time.perf_counter() - t
     olelo.atomic_write_jsonl(a.output, rows)
+    if a.prompt == "completion":  # written last: make's target
+        olelo.atomic_write_json(Path(a.output).with_name("prompt.json"), record)
     print(f"{a.output}: {len(rows)} sentences in {elapsed:.1f} s ({len(rows) / elapsed:.2f} sent/s, "
           f"max_tokens {max_tokens})", file=sys.stderr)
     return 0

@@ -167,7 +167,10 @@ def evaluation_section(run_dir: Path, ckpt: str) -> list[str]:
     boot = summary.get("bootstrap", {})
     lines = [f"From `{path}`: {n} test segments, "
              f"paired bootstrap vs base ({boot.get('samples')} samples, seed {boot.get('seed')}).", "",
-             "| checkpoint | iteration | BLEU | chrF++ | TER | semsim | test ppl |", "|---|---|---|---|---|---|---|"]
+             "| row | iteration | BLEU | chrF++ | TER | semsim | test ppl | own ref. @1 % | names recall % |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    if summary.get("test_set") == "sealed":
+        lines[0] += f" The sealed test set ({summary.get('sealed_looks')} looks when this was scored)."
 
     def cell(c, key):
         if c.get(key) is None:
@@ -176,11 +179,13 @@ def evaluation_section(run_dir: Path, ckpt: str) -> list[str]:
 
         return f"{c[key]:.2f}" + scores.p_note(c.get("vs_base", {}).get("metrics", {}).get(key))
 
-    for name, c in ckpts.items():
+    for name, c in {**(summary.get("baselines") or {}), **ckpts}.items():
         label = f"**{name} (this model)**" if name == ckpt else name
         extra = [f"{c[k]:{f}}" if c.get(k) is not None else "–" for k, f in (("semsim", ".3f"), ("test_ppl", ".1f"))]
-        lines.append(f"| {label} | {c.get('iteration')} | {cell(c, 'bleu')} | {cell(c, 'chrf')} | {cell(c, 'ter')} | "
-                     f"{' | '.join(extra)} |")
+        extra += [f"{100 * v:.1f}" if v is not None else "–"
+                  for v in ((c.get("own_reference") or {}).get("accuracy"), (c.get("names") or {}).get("recall"))]
+        lines.append(f"| {label} | {c.get('iteration') if c.get('iteration') is not None else '–'} | {cell(c, 'bleu')} | "
+                     f"{cell(c, 'chrf')} | {cell(c, 'ter')} | {' | '.join(extra)} |")
     lines += ["", "p: two-sided paired bootstrap resampling against the base model (sacrebleu); * p < 0.05. "
               "`make eval` scores base + adapter, not this fused folder: the fuse check below says how "
               "closely the two agree.", "",
@@ -191,6 +196,12 @@ def evaluation_section(run_dir: Path, ckpt: str) -> list[str]:
         lines += ["", f"The fused checkpoint `{ckpt}` was not among the evaluated checkpoints."]
     elif ckpts[ckpt].get("vs_base"):
         lines += ["", "This checkpoint against the base: " + "; ".join(ckpts[ckpt]["vs_base"]["verdicts"]) + "."]
+    beyond = ckpts.get(ckpt, {}).get("beyond_translation_memory")
+    if beyond:
+        p = "identical scores" if beyond["p_value"] is None else f"p={beyond['p_value']:.3f}"
+        lines += ["", f"Translates beyond translation memory (the English of the nearest training pair): "
+                      f"**{beyond['answer']}** (chrF++ Δ {beyond['delta']:+.2f}, {p}). Own ref. @1: how often an "
+                      f"output is closer to its own reference than to any other test reference (chance 1/n)."]
     return lines
 
 

@@ -43,7 +43,8 @@ def test_eval_writes_every_output(evaluated):
 def test_summary_has_signatures_and_p_values(evaluated):
     s = json.loads((evaluated["eval_dir"] / "summary.json").read_text())
     assert set(s["checkpoints"]) == {"final", "best"}
-    assert list(s["baselines"]) == ["base", "copy-source", "translation-memory", "length-matched", "empty"]
+    assert list(s["baselines"]) == ["base", "base-completion", "copy-source", "translation-memory", "length-matched",
+                                    "empty"]
     final = s["checkpoints"]["final"]
     assert final["signatures"]["chrf"].startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:2")
     assert final["iteration"] == 4
@@ -53,7 +54,7 @@ def test_summary_has_signatures_and_p_values(evaluated):
         assert (m["p_value"] is None) == (m["delta"] == 0)
         assert m["p_value"] is None or 0 < m["p_value"] <= 1
     # Against copy-source and translation memory: chrF++ and BLEU only (TER is slow on long segments).
-    assert set(final["vs_baselines"]) == {"copy-source", "translation-memory"}
+    assert set(final["vs_baselines"]) == {"copy-source", "translation-memory", "base-completion"}
     assert set(final["vs_baselines"]["copy-source"]["metrics"]) == {"chrf", "bleu"}
     assert set(s["test_posthoc"]["by_metric"]) >= {"bleu", "chrf", "ter", "test_ppl"}
     assert set(s["test_posthoc"]["by_metric"].values()) <= {"final", "best"}
@@ -118,6 +119,34 @@ def test_every_evaluation_has_the_reference_baselines_and_the_probes(evaluated):
     assert f"Generation cap 8 tokens (MAX_TOKENS): {s['lengths']['references_over_cap']} of 4 references" in md
 
 
+def test_a_pretrained_base_gets_a_plain_completion_row_by_the_documented_rule(evaluated):
+    from olelo import prompt
+
+    d = evaluated["eval_dir"]
+    record = json.loads((d / "base-completion" / "prompt.json").read_text())
+    assert record["prompt"] == "completion" and record["rule"] == prompt.COMPLETION_RULE
+    assert record["instruction_tuned"] is False and record["evaluated"] is True  # tiny-gemma3: no -it in its name
+    s = json.loads((d / "summary.json").read_text())
+    assert s["baselines"]["base-completion"]["prompt"] == record
+    assert all("\n" not in r["hypothesis"] for r in olelo.read_jsonl(d / "base-completion" / "hyps.jsonl"))
+    assert prompt.completion_prompt("Aloha  kākou.", "haw-en") == "Hawaiian: Aloha kākou.\nEnglish:"
+    assert prompt.completion_answer("\n  The chief.\nHawaiian: next") == "The chief."
+    for name, tuned in (("mlx-community/gemma-3-4b-it-4bit", True), ("models/smollm2-135m-instruct-f32", True),
+                        ("models/gemma-3-270m-f32", False), ("models/tiny-gemma3/", False)):
+        assert prompt.is_instruction_tuned(name) is tuned, name
+
+
+def test_an_instruction_tuned_model_gets_no_completion_row_and_says_why(tmp_path, tiny_data):
+    from conftest import script
+
+    out = script("translate.py", "--model", "mlx-community/gemma-3-4b-it-4bit", "--data", tiny_data / "test.jsonl",
+                 "--prompt", "completion", "--completion-rule", "auto", "-o", tmp_path / "c" / "hyps.jsonl")
+    assert out.returncode == 0, out.stderr
+    record = json.loads((tmp_path / "c" / "prompt.json").read_text())
+    assert record["instruction_tuned"] is True and record["evaluated"] is False
+    assert not (tmp_path / "c" / "hyps.jsonl").exists()
+
+
 def test_translation_memory_answers_from_the_training_split_only(evaluated):
     s = json.loads((evaluated["eval_dir"] / "summary.json").read_text())
     train = {r["id"]: olelo.record_source_target(r)[1] for r in olelo.read_jsonl(evaluated["data"] / "train.jsonl")}
@@ -139,7 +168,7 @@ def test_outputs_are_kept_and_rescore_reproduces_every_number(evaluated, tmp_pat
     kept = (d / "outputs.jsonl.gz").read_bytes()
     assert s["outputs"]["sha256"] == hashlib.sha256(kept).hexdigest()
     rows = [json.loads(line) for line in gzip.decompress(kept).decode().splitlines()]
-    assert {r["system"] for r in rows} == {"base", "final", "best"} and len(rows) == 12
+    assert {r["system"] for r in rows} == {"base", "base-completion", "final", "best"} and len(rows) == 16
     assert all(set(r) == {"system", "id", "hypothesis", "tokens"} for r in rows)  # no source or reference text
     hyps = olelo.read_jsonl(d / "best" / "hyps.jsonl")
     assert [r["hypothesis"] for r in rows if r["system"] == "best"] == [h["hypothesis"] for h in hyps]
@@ -202,8 +231,8 @@ def test_fewshot_base_is_a_second_baseline(evaluated):
     assert prompt["prompt"] == "fewshot" and prompt["shots"] == 2 and prompt["seed"] == 0
     assert len(prompt["example_ids"]["haw-en"]) == 2 and set(prompt["example_ids"]["haw-en"]) <= train_ids
     s = json.loads((d / "summary.json").read_text())
-    assert list(s["baselines"]) == ["base", "base-fewshot2-s0", "copy-source", "translation-memory", "length-matched",
-                                    "empty"]
+    assert list(s["baselines"]) == ["base", "base-completion", "base-fewshot2-s0", "copy-source", "translation-memory",
+                                    "length-matched", "empty"]
     assert s["baselines"]["base-fewshot2-s0"]["prompt"] == prompt
     assert "base-fewshot2-s0" in s["checkpoints"]["best"]["vs_baselines"]
 

@@ -120,7 +120,7 @@ def test_bootstrap_is_part_of_the_summarys_identity(run_make, lab, trained):
     assert json.loads(summary.read_text())["bootstrap"]["samples"] == 30
     assert "eval_report.py" not in run_make(*common, "BOOTSTRAP=30").stdout
     out = run_make(*common, "BOOTSTRAP=30", "EVAL_BATCH=1")  # the batch shapes the translations
-    assert out.stdout.count("translate.py") == 2
+    assert out.stdout.count("translate.py") == 3  # base, final and the pretrained base's completion row
 
 
 # ================================================================ 2. atomic multi-file outputs

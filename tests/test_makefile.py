@@ -107,7 +107,7 @@ def test_old_eval_checkpoints_name_still_works(run_make, tmp_path):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_bytes(b"")
     (tmp_path / "runs" / "x").mkdir(parents=True)
-    where = [f"RUNS_DIR={tmp_path / 'runs'}", f"ADAPTERS_DIR={tmp_path / 'adapters'}", "RUN=x"]
+    where = [f"RUNS_DIR={tmp_path / 'runs'}", f"ADAPTERS_DIR={tmp_path / 'adapters'}", "RUN=x", "BASE_COMPLETION=0"]
 
     def checkpoints(*args):
         out = run_make("-n", "eval", *where, *args)

@@ -30,9 +30,9 @@ def metrics(iters, val_chrf=False):
     return rows
 
 
-def write_run(runs, adapters, stamp, status, pid=None, tps_offset=0, val_chrf=False):
+def write_run(runs, adapters, stamp, status, pid=None, tps_offset=0, val_chrf=False, data_dir="data/finetuning/large"):
     run = runs / stamp
-    manifest = {"stamp": stamp, "model": "models/m", "data_dir": "data/finetuning/large",
+    manifest = {"stamp": stamp, "model": "models/m", "data_dir": str(data_dir),
                 "adapter_dir": str(adapters / stamp), "iters": 4 + tps_offset, "status": status,
                 "host": "elsewhere", "segments": [{"started": "2026-11-26T05:48:52+00:00"}],
                 "git": {"commit": "0123456789abcdef", "dirty": False}}
@@ -53,7 +53,8 @@ def write_run(runs, adapters, stamp, status, pid=None, tps_offset=0, val_chrf=Fa
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     runs, adapters, data = root / "runs", root / "adapters", root / "data"
-    run = write_run(runs, adapters, DONE, "finished", val_chrf=True)
+    split = root / "split"  # the evaluated run's own test and train sets
+    run = write_run(runs, adapters, DONE, "finished", val_chrf=True, data_dir=split)
     write_run(runs, adapters, FAILED, "failed", tps_offset=2)
     gone = subprocess.Popen(["true"])
     gone.wait()  # its pid is no process now: a 'running' run of this host is shown as stopped
@@ -66,6 +67,10 @@ def lab(tmp_path_factory):
     outputs = {"base": sources, "ckpt-0000002": ["the the the chief", "people", "to Tahiti", "Hello"],
                "best": ["The chief went to the ship.", "All the people cried.", "They sail to Tahiti.", "Hello all."],
                "final": ["The chief went to a ship.", "The people wept.", "They sail.", "Hello everyone."]}
+    olelo.atomic_write_jsonl(split / "test.jsonl", [olelo.chat_record(s, r, "haw-en", f"p{i}")
+                                                   for i, (s, r) in enumerate(zip(sources, refs))])
+    olelo.atomic_write_jsonl(split / "train.jsonl", [olelo.chat_record(f"Hale {i}.", f"A house, {i}.", "haw-en", f"t{i}")
+                                                    for i in range(3)])
     eval_dir = run / "eval-n4"
     for name, hyps in outputs.items():
         olelo.atomic_write_jsonl(eval_dir / name / "hyps.jsonl", [
@@ -156,7 +161,8 @@ def test_loss_figure_draws_validation_chrf_and_sweep_draws_intervals(lab):
     ckpts = summary["checkpoints"]
     assert list(ax.lines[0].get_ydata()) == [ckpts["ckpt-0000002"]["chrf"], ckpts["final"]["chrf"]]
     hlines = {round(line.get_ydata()[0], 6) for line in ax.lines if list(line.get_xdata()) == [0, 1]}
-    assert hlines == {round(summary["baselines"][b]["chrf"], 6) for b in ("base", "copy-source")}
+    assert hlines == {round(summary["baselines"][b]["chrf"], 6)
+                      for b in ("base", "copy-source", "translation-memory", "length-matched")}
     caps = ax.containers[0].lines[2][0].get_segments()  # the error bars: ± the bootstrap CI
     assert [round(s[1][1] - s[0][1], 6) for s in caps] == [
         round(2 * ckpts[n]["vs_base"]["metrics"]["chrf"]["system"]["ci"], 6) for n in ("ckpt-0000002", "final")]
@@ -265,12 +271,15 @@ def test_results_md_names_baselines_the_headline_and_the_posthoc_row(lab, tmp_pa
         return [row.split(" | ")[3] for row in notes_tables.evaluation_rows(runs, stand_in=False)]
 
     rows = notes_tables.evaluation_rows(lab["runs"], stand_in=False)
-    assert labels(lab["runs"]) == ["base", "copy-source", "best (chosen on validation)"]
+    assert labels(lab["runs"]) == ["base", "copy-source", "translation-memory", "length-matched",
+                                   "best (chosen on validation)"]
     summary = json.loads((lab["eval_dir"] / "summary.json").read_text())
     best = summary["checkpoints"]["best"]
     copy = best["vs_baselines"]["copy-source"]["metrics"]["chrf"]
-    assert rows[2].endswith(f"| {copy['delta']:+.2f} (p={copy['p_value']:.3f}) |")
-    assert f"{best['chrf']:.2f} ±{best['vs_base']['metrics']['chrf']['system']['ci']:.2f}" in rows[2]
+    tm = best["vs_baselines"]["translation-memory"]["metrics"]["chrf"]
+    assert rows[4].endswith(f"| {copy['delta']:+.2f} (p={copy['p_value']:.3f}) | "
+                            f"{tm['delta']:+.2f} (p={tm['p_value']:.3f}) |")
+    assert f"{best['chrf']:.2f} ±{best['vs_base']['metrics']['chrf']['system']['ci']:.2f}" in rows[4]
     # Here the validation choice also tops the test set; where another checkpoint does, it is named post hoc.
     runs = tmp_path / "runs"
     shutil.copytree(lab["runs"] / DONE, runs / DONE)
