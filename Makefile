@@ -122,8 +122,8 @@ SUFFIX := $(if $(filter haw-en,$(DIRECTION)),,-$(DIRECTION))
 INTERIM := data/interim/$(DIRECTION)
 ## how test pairs are held out: stories (whole blocks of consecutive pairs; a dev test and a sealed test) or paragraphs (random paragraphs, the split of the runs before it)
 SPLIT ?= stories
-## SPLIT=stories: consecutive pairs per held-out block (scripts/split.py says why 20)
-BLOCK_SIZE ?= 20
+## SPLIT=stories: consecutive pairs per held-out block (scripts/split.py says why 50)
+BLOCK_SIZE ?= 50
 $(if $(filter stories paragraphs,$(value SPLIT)),,$(error SPLIT='$(value SPLIT)': use stories or paragraphs))
 $(call check_pos,BLOCK_SIZE)
 # Each split has its own folder: runs recorded on data/finetuning/large (paragraphs)

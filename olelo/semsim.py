@@ -144,8 +144,14 @@ def cosines(hyps: list[str], refs: list[str]) -> list[float]:
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
     model = load()
-    h, r = model.embed(list(hyps)), model.embed(list(refs))
+    h, r = model.embed(list(hyps)), _references(model, tuple(refs))
     return [float(x) for x in (h * r).sum(axis=1)]
+
+
+@lru_cache(maxsize=4)
+def _references(model: MiniLM, refs: tuple[str, ...]):
+    # An evaluation scores many systems against one list of references: embed it once.
+    return model.embed(list(refs))
 
 
 def mean_cosine(hyps: list[str], refs: list[str]) -> float:

@@ -199,9 +199,9 @@ def test_small_data_gets_blocks_no_larger_than_a_held_out_split(tmp_path):
     proc = run("split.py", "--out", tmp_path / "out", "--by", "stories", f"large={tmp_path / 'l.jsonl'}")
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "out" / "large" / "manifest.json").read_text())
-    # test and sealed want 4 pairs each, valid round(0.1 x 34) = 3: blocks of 3, not 20
+    # test and sealed want 4 pairs each, valid round(0.1 x 34) = 3: blocks of 3, not the default
     assert manifest["block_size"] == 3 and manifest["block_size_asked"] == split.DEFAULT_BLOCK_SIZE
-    assert "blocks of 3 pairs, not 20" in proc.stderr
+    assert f"blocks of 3 pairs, not {split.DEFAULT_BLOCK_SIZE}" in proc.stderr
     assert all(manifest["counts"][s]["pairs"] == 3 for s in ("valid", *HELD))
 
 
@@ -317,12 +317,12 @@ def test_real_data_stories(shared_data, tmp_path):
                f"large={converted['large']}", f"small={converted['small']}")
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "out" / "large" / "manifest.json").read_text())
-    assert manifest["block_size"] == 20 and "block_size_asked" not in manifest
+    assert manifest["block_size"] == 50 and "block_size_asked" not in manifest
     assert {s: c["pairs"] for s, c in manifest["counts"].items()} == {
-        "train": 2040, "valid": 231, "test": 280, "sealed": 280}
+        "train": 2000, "valid": 231, "test": 300, "sealed": 300}
     # the docstring's measurement: at most 10 % of test and sealed sit beside a train pair
     assert {s: (w["with_train_neighbour"], w["pairs"]) for s, w in manifest["within_story"].items()} == {
-        "valid": (12, 231), "test": (26, 280), "sealed": (17, 280)}
+        "valid": (6, 231), "test": (7, 300), "sealed": (10, 300)}
     koa = pids(olelo.read_jsonl(converted["small"]))
     for name in ("large", "small"):
         out = read(tmp_path / "out", name)
@@ -338,7 +338,7 @@ def split_line(out):
 
 def test_makefile_passes_the_split_kind(run_make, tmp_path):
     line = split_line(run_make("-n", "data", f"INTERIM={tmp_path}/i").stdout)
-    assert "--out data/finetuning/stories --by stories --block-size 20 " in line
+    assert "--out data/finetuning/stories --by stories --block-size 50 " in line
     line = split_line(run_make("-n", "data", f"INTERIM={tmp_path}/i", "SPLIT=paragraphs").stdout)
     assert "--out data/finetuning --by paragraphs " in line and "--block-size" not in line
     line = split_line(run_make("-n", "data", f"INTERIM={tmp_path}/i", "BLOCK_SIZE=7").stdout)

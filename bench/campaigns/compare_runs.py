@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Is a recipe's change bigger than the seed spread? Compares runs scored on the same
+"""Is a recipe's change bigger than the seed spread? (Campaign-era: it reads the
+campaign_scores-*.json of score_campaign_outputs.py. New comparisons: `make compare`, from
+the outputs every evaluation now keeps.) Compares runs scored on the same
 test set by score_campaign_outputs.py (their campaign_scores-CKPT.json), two ways:
 
 1. Against the seeds: the seed runs' corpus chrF++ give a mean and a standard deviation;
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import olelo
+from olelo import compare
 
 
 def load(eval_dir: str, ckpt: str) -> dict:
@@ -38,18 +41,8 @@ def load(eval_dir: str, ckpt: str) -> dict:
 
 
 def t_sf(t: float, df: int) -> float:
-    """Two-sided p of Student's t: closed form for df 1 and 2, else 1 - 2 * the density's
-    integral from 0 to |t| (Simpson's rule; no scipy in the lab's environment)."""
-    t = abs(t)
-    if df == 1:
-        return 1 - 2 * math.atan(t) / math.pi
-    if df == 2:
-        return 1 - t / math.sqrt(2 + t * t)
-    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
-    x = np.linspace(0, t, 4001)
-    f = c * (1 + x * x / df) ** (-(df + 1) / 2)
-    area = (x[1] - x[0]) / 3 * (f[0] + f[-1] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum())
-    return float(max(0.0, 1 - 2 * area))
+    """Two-sided p of Student's t (olelo.compare's, `make compare`'s)."""
+    return compare.t_two_sided_p(t, df)
 
 
 def two_recipes(a: np.ndarray, b: np.ndarray) -> dict:
