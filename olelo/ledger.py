@@ -63,6 +63,11 @@ def looks(runs_dir, test_sha256: str) -> int:
     return sum(r["test_sha256"] == test_sha256 for r in _rows(ledger_path(runs_dir)))
 
 
+def looks_phrase(runs_dir, test_sha256: str) -> str:
+    n = looks(runs_dir, test_sha256)
+    return f"{n} look" + ("" if n == 1 else "s")
+
+
 def _clean(value) -> str:
     return " ".join(str(value).split())  # no tab or line break can split a record
 

@@ -79,7 +79,7 @@ def evaluation_rows(runs_dir: Path, stand_in: bool) -> list[str]:
             shown.append((top, f"{top}: top chrF++ on test (post hoc)", tuned[top]))
         where = summary_path.parent.name
         if s.get("test_set") == "sealed":  # how many looks the sealed set has had, now
-            where += f" (sealed test: {ledger.looks(runs_dir, s.get('test_sha256'))} looks)"
+            where += f" (sealed test: {ledger.looks_phrase(runs_dir, s.get('test_sha256'))})"
         for name, label, c in shown:
             ci = summaries.base_ci(s) if name == "base" else summaries.chrf_ci(c)
             cells = [s["run"], where, c["n"], label, _num(c["iteration"], "{}"), _num(c["bleu"]),
@@ -108,7 +108,7 @@ def baseline_rows(runs_dir: Path) -> list[str]:
         try:
             s = olelo.read_json(summary_path, "baselines summary")
             within = (s["split"].get("within_story") or {}).get(s["test_set"])
-            where = f"{s['test_data']}" + (f" (sealed test: {ledger.looks(runs_dir, s['test_sha256'])} looks)"
+            where = f"{s['test_data']}" + (f" (sealed test: {ledger.looks_phrase(runs_dir, s['test_sha256'])})"
                                            if s["test_set"] == "sealed" else "")
             share = f"{100 * within['share']:.1f} %" if within else "–"
             for name, c in s["baselines"].items():

@@ -257,7 +257,7 @@ def eval_section(run_dir: Path, eval_dir: Path, with_text: bool) -> str:
     return (f'<section class="eval" id="{esc(anchor)}"><h3>{esc(run_dir.name)} / {esc(eval_dir.name)}</h3>'
             f'<p class="meta">{esc(summary.get("model"))}, {esc(next(iter(baselines.values()))["n"])} test sentences '
             f'({esc(summary.get("test_data"))}), {esc(summary["bootstrap"]["samples"])} bootstrap samples'
-            + (f', <b>the sealed test: {esc(ledger.looks(run_dir.parent, summary.get("test_sha256")))} looks</b>'
+            + (f', <b>the sealed test: {esc(ledger.looks_phrase(run_dir.parent, summary.get("test_sha256")))}</b>'
                if summary.get("test_set") == "sealed" else "") + '</p>'
             + intro + table(headers, rows) + notes + figs + ab_block(eval_dir, with_text) + "</section>")
 

@@ -8,7 +8,8 @@ the scores are recomputed the way they were written (olelo/evaluation.py, the sa
 samples and seed) from those outputs and the split's files (sha256 checked against the
 record), and every number is compared exactly with the committed one (semantic similarity,
 a float32 model's, within 1e-5). Summaries written
-before outputs were kept are listed as not recomputable. Exit status 1 when a number
+before outputs were kept are listed as not recomputable. Rescoring a sealed test's table
+reads sealed.jsonl to recompute numbers already recorded, so it is not a new look. Exit status 1 when a number
 differs or an evaluation cannot be checked (its data is missing: make data SPLIT=...).
 """
 
