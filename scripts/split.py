@@ -132,6 +132,25 @@ def pick(groups: dict[str, set[str]], n: int, rng: random.Random) -> set[str]:
     return chosen
 
 
+def train_and_valid(name: str, recs: list[tuple[str, dict]], rest_pids: set[str], group: dict[str, str],
+                    valid_fraction: float, seed: int, held_out: str) -> tuple[list[dict], list[dict]]:
+    """A dataset's pairs outside the held-out sets, split into train and valid by whole groups
+    (valid_fraction of them, rounded, at least one), in the dataset's order."""
+    rest = defaultdict(set)
+    for pid in rest_pids:
+        rest[group[pid]].add(pid)
+    n_rest = sum(map(len, rest.values()))
+    valid_pids = pick(rest, max(1, round_half_up(valid_fraction * n_rest)), random.Random(f"{seed}:valid:{name}"))
+    if not valid_pids or len(valid_pids) == n_rest:
+        raise UserError(
+            f"dataset {name!r} has {n_rest} pair(s) outside {held_out} in {len(rest)} "
+            f"group(s); that is too few to give both train and valid at least one"
+        )
+    train = [r for pid, r in recs if pid in rest_pids and pid not in valid_pids]
+    valid = [r for pid, r in recs if pid in valid_pids]
+    return train, valid
+
+
 def make_splits(datasets: dict[str, list[dict]], seed: int, valid_fraction: float,
                 test_fraction: float) -> tuple[dict[str, dict[str, list[dict]]], str]:
     """({name: {split: records}}, name of the dataset the test set was drawn from)."""
@@ -160,19 +179,8 @@ def make_splits(datasets: dict[str, list[dict]], seed: int, valid_fraction: floa
 
     out = {}
     for name, recs in keyed.items():
-        rest = defaultdict(set)
-        for pid in pairs[name] - test_pids:
-            rest[group[pid]].add(pid)
-        n_rest = sum(map(len, rest.values()))
-        n_valid = max(1, round_half_up(valid_fraction * n_rest))
-        valid_pids = pick(rest, n_valid, random.Random(f"{seed}:valid:{name}"))
-        if not valid_pids or len(valid_pids) == n_rest:
-            raise UserError(
-                f"dataset {name!r} has {n_rest} pair(s) outside the test set in {len(rest)} "
-                f"group(s); that is too few to give both train and valid at least one"
-            )
-        train = [r for pid, r in recs if pid not in test_pids and pid not in valid_pids]
-        valid = [r for pid, r in recs if pid in valid_pids]
+        train, valid = train_and_valid(name, recs, pairs[name] - test_pids, group, valid_fraction, seed,
+                                       "the test set")
         random.Random(f"{seed}:train:order:{name}").shuffle(train)
         random.Random(f"{seed}:valid:order:{name}").shuffle(valid)
         out[name] = {"train": train, "valid": valid, "test": list(test)}
@@ -286,19 +294,8 @@ def make_story_splits(datasets: dict[str, list[dict]], seed: int, valid_fraction
             train = [r for pid, r in recs if split_of[pid] == "train"]
             valid = [r for pid, r in recs if split_of[pid] == "valid"]
         else:  # the other datasets split their own pairs into train and valid, as --by paragraphs does
-            rest = defaultdict(set)
-            for pid in pairs[name] - held_pids:
-                rest[group[pid]].add(pid)
-            n_rest = sum(map(len, rest.values()))
-            valid_pids = pick(rest, max(1, round_half_up(valid_fraction * n_rest)),
-                              random.Random(f"{seed}:valid:{name}"))
-            if not valid_pids or len(valid_pids) == n_rest:
-                raise UserError(
-                    f"dataset {name!r} has {n_rest} pair(s) outside test and sealed in {len(rest)} "
-                    f"group(s); that is too few to give both train and valid at least one"
-                )
-            train = [r for pid, r in recs if pid not in held_pids and pid not in valid_pids]
-            valid = [r for pid, r in recs if pid in valid_pids]
+            train, valid = train_and_valid(name, recs, pairs[name] - held_pids, group, valid_fraction, seed,
+                                           "test and sealed")
         random.Random(f"{seed}:train:order:{name}").shuffle(train)
         random.Random(f"{seed}:valid:order:{name}").shuffle(valid)
         out[name] = {"train": train, "valid": valid, "test": list(held["test"]), "sealed": list(held["sealed"])}
