@@ -105,7 +105,7 @@ def test_sealed_looks_are_counted_once_each(sealed_lab, run_make):
     lines = ledger_lines(sealed_lab)
     assert len(lines) == 1
     date, commit, run, folder, ckpts, test_file, sha = lines[0].split("\t")
-    assert (run, folder, ckpts) == (run_dir.name, "eval-sealed-n2-mt4", "base,final")
+    assert (run, folder, ckpts) == (run_dir.name, "eval-sealed-n2-mt4", "base,base-completion,final")
     assert test_file == str(sealed_lab["data"] / "sealed.jsonl") and sha == olelo.sha256_file(test_file)
     summary = json.loads((run_dir / "eval-sealed-n2-mt4" / "summary.json").read_text())
     assert summary["test_set"] == "sealed" and summary["sealed_looks"] == 1
