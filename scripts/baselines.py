@@ -14,7 +14,6 @@ next to them in the source file) is quoted from its manifest.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
@@ -95,8 +94,7 @@ def main(argv=None) -> int:
     olelo.atomic_write_text(out / "summary.md", markdown(summary))
     olelo.atomic_write_json(out / "summary.json", summary)
     sys.stdout.write(markdown(summary))
-    print(f"wrote {out}/summary.json, summary.md "
-          f"({hashlib.sha256((out / 'summary.json').read_bytes()).hexdigest()[:12]})", file=sys.stderr)
+    print(f"wrote {out}/summary.json, summary.md", file=sys.stderr)
     return 0
 
 

@@ -151,16 +151,22 @@ def train_and_valid(name: str, recs: list[tuple[str, dict]], rest_pids: set[str]
     return train, valid
 
 
-def make_splits(datasets: dict[str, list[dict]], seed: int, valid_fraction: float,
-                test_fraction: float) -> tuple[dict[str, dict[str, list[dict]]], str]:
-    """({name: {split: records}}, name of the dataset the test set was drawn from)."""
+def keyed_datasets(datasets: dict[str, list[dict]]):
+    """(keyed, group, pairs, largest, blocked_groups): each dataset's (pair id, record)s,
+    every pair's group, each dataset's pair ids, the largest dataset's name, and the groups
+    another dataset holds (none of them may be tested on)."""
     keyed = {name: [(record_pair_id(r), r) for r in recs] for name, recs in datasets.items()}
-    texts = {pid: haw_en(r) for recs in keyed.values() for pid, r in recs}
-    group = groups_of(texts)
+    group = groups_of({pid: haw_en(r) for recs in keyed.values() for pid, r in recs})
     pairs = {name: {pid for pid, _ in recs} for name, recs in keyed.items()}
     largest = max(datasets, key=lambda name: len(pairs[name]))
     in_others = set().union(*(pairs[n] for n in datasets if n != largest))
-    blocked_groups = {group[pid] for pid in in_others}
+    return keyed, group, pairs, largest, {group[pid] for pid in in_others}
+
+
+def make_splits(datasets: dict[str, list[dict]], seed: int, valid_fraction: float,
+                test_fraction: float) -> tuple[dict[str, dict[str, list[dict]]], str]:
+    """({name: {split: records}}, name of the dataset the test set was drawn from)."""
+    keyed, group, pairs, largest, blocked_groups = keyed_datasets(datasets)
 
     eligible = defaultdict(set)
     for pid in pairs[largest]:
@@ -226,13 +232,7 @@ def make_story_splits(datasets: dict[str, list[dict]], seed: int, valid_fraction
     the blocks). The largest dataset's pairs, in input order, are cut into blocks of
     block_size consecutive pairs; whole blocks go to test, sealed, valid (in that order of
     choice), the rest to train. See the module docstring."""
-    keyed = {name: [(record_pair_id(r), r) for r in recs] for name, recs in datasets.items()}
-    texts = {pid: haw_en(r) for recs in keyed.values() for pid, r in recs}
-    group = groups_of(texts)
-    pairs = {name: {pid for pid, _ in recs} for name, recs in keyed.items()}
-    largest = max(datasets, key=lambda name: len(pairs[name]))
-    in_others = set().union(*(pairs[n] for n in datasets if n != largest))
-    blocked_groups = {group[pid] for pid in in_others}
+    keyed, group, pairs, largest, blocked_groups = keyed_datasets(datasets)
 
     order = pair_order(datasets[largest])
     n_pairs = len(order)
