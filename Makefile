@@ -298,6 +298,8 @@ LOSS ?= auto
 MEM_LIMIT ?=
 ## 4-bit models in training: quantized (mlx-lm's quantized_matmul), dense (through dequantized weights: faster on CUDA, a few GB more), auto (dense on CUDA)
 QMATMUL ?= auto
+## dtype a model's floating parameters train in: model, float32, auto (float32 for a 4-bit model on a CPU, ~7x faster there)
+COMPUTE_DTYPE ?= auto
 ## 1: train again into a new attempt folder (<stamp>-a2) instead of "up to date"
 FORCE ?=
 ## another dataset folder under SPLITS, data/finetuning/stories or data/finetuning by SPLIT (mix: the small set inside the large one)
@@ -325,7 +327,7 @@ LAB_FLAGS = --runs-dir $(call q,$(RUNS_DIR)) --adapters-dir $(call q,$(ADAPTERS_
   $(call flag,--warmup,$(WARMUP)) $(call flag,--patience,$(PATIENCE)) $(call flag,--val-gen,$(VAL_GEN)) \
   $(call flag,--select,$(SELECT)) $(call flag,--keep,$(KEEP)) $(call flag,--loss,$(LOSS)) \
   $(call flag,--memory-limit-gb,$(MEM_LIMIT)) $(call flag,--quantized-matmul,$(QMATMUL)) \
-  $(if $(call on,$(FORCE)),--force)
+  $(call flag,--compute-dtype,$(COMPUTE_DTYPE)) $(if $(call on,$(FORCE)),--force)
 
 # Distributed: mlx_lm.lora averages gradients over the ranks mlx.launch starts.
 ## ranks on this host (mlx.launch -n)

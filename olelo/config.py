@@ -12,6 +12,9 @@ LOSSES = ("auto", "default", "chunked")  # train.py --loss (make LOSS=): olelo.l
 # --quantized-matmul (make's QMATMUL): how a quantized model's layers multiply in training
 # (olelo/dequant.py resolves auto).
 QUANTIZED_MATMULS = ("auto", "quantized", "dense")
+# --compute-dtype (make's COMPUTE_DTYPE): the dtype a model's floating parameters train in
+# (olelo/dequant.py resolves auto: float32 for a quantized model on a CPU).
+COMPUTE_DTYPES = ("auto", "model", "float32")
 
 
 def mlx_lora_args(cmd: list[str], config: dict | None = None) -> types.SimpleNamespace:

@@ -40,7 +40,7 @@ from pathlib import Path
 from olelo import checks
 import olelo
 from olelo import memory
-from olelo.config import LOSSES, QUANTIZED_MATMULS, mlx_lora_args, run_config
+from olelo.config import COMPUTE_DTYPES, LOSSES, QUANTIZED_MATMULS, mlx_lora_args, run_config
 from olelo import distributed
 from olelo.records import EarlyStop, Recorder
 from olelo import identity
@@ -85,6 +85,11 @@ def parse_lab_args(argv):
                         "mlx-lm's), dense (multiply through weights dequantized for the occasion: the same "
                         "numbers up to rounding, faster on CUDA, a few GB more memory) or auto (dense on CUDA, "
                         "quantized elsewhere). Recorded per segment, not in the stamp")
+    p.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default="auto",
+                   help="the dtype the model's floating parameters (for a 4-bit model: scales, biases, norms) "
+                        "and so its activations train in: model (as loaded), float32, or auto (float32 for a "
+                        "quantized model on a CPU, where bfloat16 quantized matmuls were ~7x as slow; the model's "
+                        "own elsewhere). Recorded per segment, not in the stamp")
     p.add_argument("--force", action="store_true", help="train again into a new attempt folder")
     p.add_argument("--auto-batch-record", help="JSON written by auto_batch.py (BATCH=auto): kept in the manifest")
     lab = p.parse_args(argv[:cut])
@@ -228,6 +233,8 @@ def load_model_checked(lab, base: dict, run, world):
         checks.layers_vs_model(base["num_layers"], model)
         from olelo import dequant, lean_loss
 
+        lab.compute_dtype = dequant.resolve_compute_dtype(lab.compute_dtype, model)
+        lab.cast_arrays = dequant.apply_compute_dtype(model, lab.compute_dtype)
         loss = lean_loss.loss_function(lab.loss, model)
         lab.dense_layers = dequant.apply(model, lab.quantized_matmul)
         warning = checks.max_seq_vs_data(base["max_seq_length"], tokenizer, Path(base["data"]) / "train.jsonl")
@@ -285,7 +292,8 @@ def record_start(lab, cmd: list[str], base: dict, config: dict, run, world) -> d
     manifest.setdefault("started", olelo.runs.now())
     manifest["segments"].append({"started": olelo.runs.now(), "offset": run.offset, "command": full_cmd,
                                  "memory_limit_gb": lab.memory_limit_gb,
-                                 "quantized_matmul": lab.quantized_matmul, "dense_matmul_layers": lab.dense_layers})
+                                 "quantized_matmul": lab.quantized_matmul, "dense_matmul_layers": lab.dense_layers,
+                                 "compute_dtype": lab.compute_dtype, "cast_to_float32": lab.cast_arrays})
     olelo.atomic_write_json(run_dir / "manifest.json", {k: v for k, v in manifest.items() if k != "full_command"})
     return manifest
 
@@ -315,6 +323,9 @@ def train_and_record(lab, config: dict, manifest: dict, run, model, tokenizer, l
                 if rank == 0:
                     print(f"[olelo] memory limit {lab.memory_limit_gb:g} GB: past it MLX waits for the device "
                           f"instead of queueing more work")
+            if rank == 0 and lab.cast_arrays:
+                print(f"[olelo] {lab.cast_arrays} floating arrays of the model train in float32 "
+                      f"(COMPUTE_DTYPE={lab.compute_dtype})")
             if rank == 0 and lab.dense_layers:
                 print(f"[olelo] {lab.dense_layers} quantized layers multiply through dequantized weights "
                       f"(QMATMUL=dense)")
