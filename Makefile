@@ -54,8 +54,10 @@ check_pos = $(if $(and $(call digits,$(value $(1))),$(subst 0,,$(value $(1)))),,
 # target that lists it is rebuilt exactly when one of them changed (SEED, BOOTSTRAP, ...).
 .PHONY: FORCE
 FORCE:
-VARS_FILE = @mkdir -p $(call q,$(@D)) && printf '%s\n' $(1) > $(call q,$@.new) && \
-  { cmp -s $(call q,$@.new) $(call q,$@) && rm -f $(call q,$@.new) || mv -f $(call q,$@.new) $(call q,$@); }
+# Each writer has its own temporary (named by its shell's PID) and renames it into place:
+# two makes started together in one checkout never take each other's file.
+VARS_FILE = @mkdir -p $(call q,$(@D)) && tmp=$(call q,$@).$$$$.new && printf '%s\n' $(1) > "$$tmp" && \
+  { cmp -s "$$tmp" $(call q,$@) && rm -f "$$tmp" || mv -f "$$tmp" $(call q,$@); }
 # Linux CPU: mlx[cpu] bundles a reference BLAS ~50x slower than OpenBLAS.
 # Preload Debian's OpenBLAS into every MLX command when it is installed.
 ## OpenBLAS library preloaded into MLX commands when it exists (Linux)

@@ -135,12 +135,40 @@ class atomic_dir:
         if kind is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return False
-        old = self.path.parent / f".{self.path.name}.old-{os.getpid()}"
-        if self.path.exists():
-            os.replace(self.path, old)
-        os.replace(self.tmp, self.path)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(self.tmp, self.path)
         return False
+
+
+def replace_folder(new, dest) -> None:
+    """Rename the finished folder `new` to `dest`, replacing a folder there. Two processes
+    doing this at once (two makes building the same folder) both succeed, the later one's
+    folder stays: one that finds `dest` taken again between its two renames moves it aside
+    and tries again."""
+    import errno
+    import shutil
+    import tempfile
+
+    new, dest = Path(new), Path(dest)
+    olds = []
+    try:
+        for _ in range(100):
+            if dest.is_dir() and not dest.is_symlink():
+                old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old-"))
+                try:
+                    os.replace(dest, old / dest.name)
+                except FileNotFoundError:  # another process moved it first
+                    pass
+                olds.append(old)
+            try:
+                os.replace(new, dest)
+                return
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        raise OSError(errno.EBUSY, f"{dest} kept being replaced by another process")
+    finally:
+        for old in olds:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def sha256_file(path) -> str:
