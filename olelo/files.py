@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -122,7 +123,11 @@ class atomic_dir:
     def __enter__(self) -> Path:
         import shutil
 
-        if self.path.exists() and not self.path.is_dir():
+        try:  # one stat: another process may move the folder aside between two
+            is_file = not stat.S_ISDIR(os.stat(self.path).st_mode)
+        except FileNotFoundError:
+            is_file = False
+        if is_file:
             raise UserError(f"{self.path}: is a file, not a folder; remove it or pick another path")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -164,11 +164,16 @@ def fused_folder(stamp: str, ckpt: str, dequantize: bool) -> str:
 def point_latest(link: Path, target: str, made_by_us=None) -> bool:
     """`link` (a `latest` beside its target) -> target. An existing `latest` is replaced,
     unless made_by_us(link) says it is not one of ours: then it is kept (False)."""
-    if link.is_symlink() or link.exists():
-        if made_by_us is not None and not made_by_us(link):
-            return False
-        link.unlink()
-    link.symlink_to(target)
+    if (link.is_symlink() or link.exists()) and made_by_us is not None and not made_by_us(link):
+        return False
+    if link.is_dir() and not link.is_symlink():
+        raise UserError(f"{link} is a folder, not the lab's link to the newest run; move it away")
+    # A new link under a name of this process's own, renamed over the old one: two runs
+    # started together each replace the link whole (the later stays), neither fails.
+    tmp = link.parent / f".{link.name}.{os.getpid()}.new"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    os.replace(tmp, link)
     return True
 
 

@@ -43,3 +43,24 @@ def test_one_folder_built_by_several_processes_at_once(tmp_path):
     assert [p.exitcode for p in procs] == [0] * 6
     assert [p.name for p in dest.iterdir()] == ["who"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary or old folder left
+
+
+def _point_latest(root: str, tag: int, start) -> None:
+    start.wait()
+    for _ in range(50):
+        olelo.runs.point_latest(Path(root) / "latest", f"run-{tag}")
+
+
+def test_latest_link_pointed_by_several_runs_at_once(tmp_path):
+    # Two runs started together both point runs/latest at themselves: neither fails.
+    ctx = multiprocessing.get_context("fork")
+    start = ctx.Event()
+    procs = [ctx.Process(target=_point_latest, args=(str(tmp_path), i, start)) for i in range(6)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * 6
+    assert os.readlink(tmp_path / "latest").startswith("run-")
+    assert [p.name for p in tmp_path.iterdir()] == ["latest"]  # no temporary link left
