@@ -166,8 +166,10 @@ def decide_run(lab, base: dict, config: dict, world) -> types.SimpleNamespace:
         try:
             decided, state, lock = olelo.runs.choose_run_dir(runs, stamp, lab.force)
             if state in ("done", "resume"):  # the same stamp must also mean the same data and model
-                identity.require_unchanged(olelo.run_manifest(runs / decided),
-                                           "be up to date" if state == "done" else "resume")
+                # The model given now, not the path the run recorded: another folder of the same
+                # name (the stamp holds only the name) is another model.
+                require_same_inputs(olelo.run_manifest(runs / decided), base["model"],
+                                    "be up to date" if state == "done" else "resume")
         except olelo.UserError as e:
             state, refusal, decided = "refused", str(e), stamp
         attempt = int(decided.rsplit("-a", 1)[1]) if decided != stamp else 0
@@ -193,6 +195,16 @@ def decide_run(lab, base: dict, config: dict, world) -> types.SimpleNamespace:
                               f"resume); FORCE=1 trains a new attempt")
     return types.SimpleNamespace(stamp=stamp, state=state, offset=offset, lock=lock, runs=runs, adapters=adapters,
                                  run_dir=runs / stamp, adapter_dir=adapters / stamp)
+
+
+def require_same_inputs(manifest: dict, model: str, action: str) -> None:
+    """The run's recorded data and model are the ones there now and the ones given now."""
+    found = identity.changes(manifest, model=model)
+    if found:
+        model_too = any(f.startswith(f"the model {model} ") for f in found)
+        raise olelo.UserError(f"run {manifest.get('stamp')}: cannot {action}: {'; '.join(found)}. "
+                              f"{identity.WHAT_TO_DO}" + (", or give the model folder a name of its own (the "
+                                                          "run's name comes from it)" if model_too else ""))
 
 
 def resume_point(lab, run_dir: Path, adapter_dir: Path) -> tuple[int, str]:
