@@ -292,7 +292,7 @@ PATIENCE ?= 0
 VAL_GEN ?= 64
 ## what picks best/ and drives PATIENCE: val_loss or val_chrf (default: val_chrf when VAL_GEN > 0)
 SELECT ?=
-## adapter checkpoints to keep: all, or the N newest (training state: the newest only)
+## adapter checkpoints to keep: all, or the N newest (training state: the two newest)
 KEEP ?= all
 ## loss for training, validation and mem-profile: default (mlx-lm's), chunked (same values, leaner logits memory), auto (chunked on a CPU, default on a GPU)
 LOSS ?= auto

@@ -70,7 +70,8 @@ def parse_lab_args(argv):
                    help="what picks best/ and drives --patience (default: val_chrf when --val-gen > 0, else val_loss)")
     p.add_argument("--keep", default="all",
                    help="adapter checkpoints to keep: all, or N (the N newest); the training state "
-                        "(optimizer, RNG, data order) is kept for the newest only")
+                        "(optimizer, RNG, data order) is kept for the two newest (the older one is resumed "
+                        "from should the newest be damaged)")
     p.add_argument("--loss", choices=LOSSES, default="auto",
                    help="training and validation loss: default (mlx-lm's), chunked (olelo/lean_loss.py: "
                         "the same values, computed in sequence chunks so the full logits never exist at once) "
@@ -214,7 +215,9 @@ def resume_point(lab, run_dir: Path, adapter_dir: Path) -> tuple[int, str]:
     for to fit in memory); LOSS=auto takes the run's."""
     from olelo import trainer
 
-    resumable = trainer.states(adapter_dir)
+    resumable, refusal = verified_states(run_dir.name, adapter_dir)
+    if refusal:
+        return 0, refusal
     offset = resumable[-1] if resumable else -1 if olelo.runs.checkpoints(adapter_dir) else 0
     recorded = json.loads((run_dir / "manifest.json").read_text()).get("lab_options", {})
     for key in ("select", "val_gen"):
@@ -230,6 +233,34 @@ def resume_point(lab, run_dir: Path, adapter_dir: Path) -> tuple[int, str]:
         return offset, (f"run {run_dir.name} was started with LOSS={started}; resume it with "
                         f"LOSS={started}, or FORCE=1 trains a new attempt with LOSS={lab.loss}")
     return offset, ""
+
+
+def verified_states(stamp: str, adapter_dir: Path) -> tuple[list[int], str]:
+    """(checkpoints with training state that verify, refusal or ""): a damaged newest one is
+    moved aside into damaged/ (so it counts nowhere, eval included) and the one before
+    is resumed from; when none is left intact, the refusal names each damaged file."""
+    from olelo import trainer
+
+    resumable = trainer.states(adapter_dir)
+    damaged = []
+    while resumable:
+        problem = trainer.verify(adapter_dir, resumable[-1])
+        if problem is None:
+            break
+        damaged.append((resumable.pop(), problem))
+    if damaged and not resumable:
+        return [], (f"run {stamp}: cannot resume: no intact checkpoint to resume from ("
+                    f"{'; '.join(problem for _, problem in damaged)}). FORCE=1 trains a new attempt "
+                    f"(this run's folders are kept)")
+    aside = adapter_dir / "damaged"
+    for n, problem in damaged:
+        aside.mkdir(exist_ok=True)
+        for f in olelo.runs.checkpoint_files(adapter_dir, n).values():
+            if f.is_file():
+                os.replace(f, aside / f.name)
+        print(f"note: checkpoint {n} of {stamp} is damaged: {problem}; its files are moved to {aside}/, "
+              f"and the run resumes from checkpoint {resumable[-1]}", file=sys.stderr)
+    return resumable, ""
 
 
 def load_model_checked(lab, base: dict, run, world):

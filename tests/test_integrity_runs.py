@@ -110,3 +110,103 @@ def test_large_weights_are_told_apart_by_a_sample(lab, tmp_path, monkeypatch):
     old = {k: v for k, v in a.items() if k != "weights_sample_sha256"}
     assert identity.model_changes(old, a, "m") == []
     assert "trained from" in identity.model_changes(old, b, "m")[0]
+
+
+# ================================================================ damaged checkpoints
+
+def fake_checkpoint(adapter_dir: Path, n: int, record_files=True) -> dict:
+    """Checkpoint n's three files as trainer.train writes them (small arrays)."""
+    import mlx.core as mx
+    from olelo import trainer
+
+    p = olelo.runs.checkpoint_files(adapter_dir, n)
+    adapter_dir.mkdir(parents=True, exist_ok=True)
+    files = {"adapters": trainer.save_arrays(p["adapters"], {"a": mx.arange(64, dtype=mx.float32) * n}),
+             "state": trainer.save_arrays(p["state"], {"optimizer.step": mx.array(n)})}
+    record = {"iteration": n, "world_size": 1, "steps": 0, "trained_tokens": 0, "train_time": 0.0,
+              "mx_key": [0, 0], "data": {}}
+    olelo.atomic_write_json(p["json"], {**record, **({"files": files} if record_files else {})})
+    return p
+
+
+def cut(path: Path, keep: int) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+@pytest.mark.parametrize("record_files", [True, False], ids=["recorded", "older"])
+def test_a_checkpoint_is_verified_before_it_counts(tmp_path, record_files):
+    from olelo import trainer
+
+    damage = {
+        "json empty": (lambda p: p["json"].write_text(""), "json", "empty"),
+        "json truncated": (lambda p: cut(p["json"], 20), "json", "damaged"),
+        "json of another": (lambda p: p["json"].write_text('{"iteration": 3}'), "json", "not checkpoint"),
+        "state truncated": (lambda p: cut(p["state"], p["state"].stat().st_size - 3), "state", "truncated"),
+        "state empty": (lambda p: p["state"].write_bytes(b""), "state", ""),
+        "adapters truncated": (lambda p: cut(p["adapters"], 100), "adapters", "truncated"),
+    }
+    if record_files:  # the same size, other bytes: only the recorded sha256 tells
+        damage["adapters flipped"] = (lambda p: p["adapters"].write_bytes(
+            p["adapters"].read_bytes()[:-1] + b"\x7f"), "adapters", "sha256")
+    for name, (do, which, words) in damage.items():
+        d = tmp_path / name.replace(" ", "_")
+        fake_checkpoint(d, 2, record_files)
+        p = fake_checkpoint(d, 4, record_files)
+        assert trainer.verify(d, 4) is None and trainer.verify(d, 2) is None
+        do(p)
+        problem = trainer.verify(d, 4)
+        assert problem and problem.startswith(f"{p[which]}:") and words in problem, (name, problem)
+        assert trainer.verify(d, 2) is None
+
+
+def test_pruning_keeps_the_state_of_the_two_newest(tmp_path):
+    from olelo import trainer
+
+    for n in (2, 4, 6, 8):
+        fake_checkpoint(tmp_path, n)
+    trainer.prune(tmp_path, 8, "1")  # KEEP=1: the newest weights, and the fallback's with its state
+    assert trainer.states(tmp_path) == [6, 8]
+    assert sorted(olelo.runs.checkpoints(tmp_path)) == [6, 8]
+
+
+def mark_killed(run_dir: Path) -> None:
+    """As if the run had been killed after its last checkpoint, before it recorded its end."""
+    m = json.loads((run_dir / "manifest.json").read_text())
+    olelo.atomic_write_json(run_dir / "manifest.json", {**m, "status": "running"})
+
+
+def test_a_damaged_newest_checkpoint_is_set_aside_and_the_one_before_resumed(tiny_train, tmp_path):
+    from olelo import trainer
+
+    tiny_train(tmp_path, iters=6, layers=2, lab_opts=["--val-gen", "0"])
+    run_dir = next((tmp_path / "runs").glob("*-s0"))
+    adapters = tmp_path / "adapters" / run_dir.name
+    assert trainer.states(adapters) == [4, 6]
+    final = (adapters / "adapters.safetensors").read_bytes()
+    rows = (run_dir / "metrics.jsonl").read_text().splitlines()
+
+    mark_killed(run_dir)
+    newest = olelo.runs.checkpoint_files(adapters, 6)
+    cut(newest["state"], newest["state"].stat().st_size // 2)
+    out = tiny_train(tmp_path, iters=6, layers=2, lab_opts=["--val-gen", "0"])
+    assert "Traceback" not in out.stderr
+    assert f"checkpoint 6 of {run_dir.name} is damaged: {newest['state']}:" in out.stderr
+    assert "resumes from checkpoint 4" in out.stderr
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["segments"][-1]["offset"] == 4
+    # Redone from 4 exactly: the same weights and reports as the run before the damage.
+    assert (adapters / "adapters.safetensors").read_bytes() == final
+    assert [json.loads(r)["train_loss"] for r in (run_dir / "metrics.jsonl").read_text().splitlines()
+            if '"train"' in r] == [json.loads(r)["train_loss"] for r in rows if '"train"' in r]
+    assert sorted(p.name for p in (adapters / "damaged").iterdir()) == sorted(f.name for f in newest.values())
+    assert trainer.states(adapters) == [4, 6] and trainer.verify(adapters, 6) is None
+
+    # Both checkpoints with training state damaged: one line naming each file, nothing moved.
+    mark_killed(run_dir)
+    older, newest = olelo.runs.checkpoint_files(adapters, 4), olelo.runs.checkpoint_files(adapters, 6)
+    older["json"].write_text("")
+    cut(newest["adapters"], 50)
+    out = tiny_train(tmp_path, iters=6, layers=2, lab_opts=["--val-gen", "0"], check=False)
+    one_line_error(out, f"run {run_dir.name}: cannot resume", f"{newest['adapters']}: ", f"{older['json']}: ",
+                   "FORCE=1")
+    assert trainer.states(adapters) == [4, 6]
