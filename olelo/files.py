@@ -176,6 +176,30 @@ def replace_folder(new, dest) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a safetensors file's structure (truncated, empty, not one), or None:
+    its header parses and its tensors end where the file ends."""
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return f"{size} bytes, too short for a safetensors file"
+        (n,) = struct.unpack("<Q", head)
+        if n > size - 8:
+            return f"truncated ({size} bytes; its header alone says {n + 8})"
+        try:
+            header = json.loads(f.read(n))
+            end = max([0] + [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"])
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return "its header is not a safetensors header"
+    if 8 + n + end != size:
+        return f"{'truncated' if 8 + n + end > size else 'longer than its tensors'} ({size} bytes, its header " \
+               f"says {8 + n + end})"
+    return None
+
+
 def sha256_file(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from olelo.cli import UserError
-from olelo.files import read_json
+from olelo.files import read_json, safetensors_problem
 
 REPO = Path(__file__).resolve().parents[1]  # the lab's checkout: git records
 # Where runs are recorded and their adapters written (make's RUNS_DIR, ADAPTERS_DIR), relative to the working folder
@@ -108,6 +108,7 @@ def checkpoint_adapter(adapter_dir, ckpt: str) -> Path | None:
         weights = checkpoint_files(adapter_dir, n)["adapters"]
         if not weights.is_file():
             raise UserError(f"{weights}: no checkpoint at iteration {n}")
+        refuse_damaged(weights)
         folder = adapter_dir / ckpt_name(str(n))
         if not (folder / "adapters.safetensors").is_file():
             tmp = adapter_dir / f".ckpt-{n:07d}.tmp"
@@ -124,9 +125,18 @@ def checkpoint_adapter(adapter_dir, ckpt: str) -> Path | None:
             os.replace(tmp, folder)
     else:
         raise UserError(f"unknown checkpoint {ckpt!r}: use base, final, best or an iteration number")
-    if not (folder / "adapters.safetensors").is_file():
-        raise UserError(f"{folder}/adapters.safetensors not found (did the run finish? see `make runs`)")
+    weights = folder / "adapters.safetensors"
+    if not weights.is_file():
+        raise UserError(f"{weights} not found (did the run finish? see `make runs`)")
+    refuse_damaged(weights)
     return folder
+
+
+def refuse_damaged(weights: Path) -> None:
+    problem = safetensors_problem(weights)
+    if problem:
+        raise UserError(f"{weights}: damaged ({problem}); evaluate another checkpoint (CKPT=best, final "
+                        f"or an iteration), or FORCE=1 trains a new attempt")
 
 
 def checkpoint_files(adapter_dir, n: int) -> dict[str, Path]:

@@ -39,6 +39,7 @@ from mlx.utils import tree_flatten, tree_map, tree_map_with_path
 from mlx_lm.tuner.trainer import TrainingArgs, default_loss, evaluate, grad_checkpoint, iterate_batches
 
 import olelo
+from olelo.files import safetensors_problem
 from olelo.runs import checkpoint_files
 
 STATE_RE = re.compile(r"^(\d{7})_state\.json$")
@@ -136,31 +137,6 @@ def prune(adapter_dir: Path, newest: int, keep: str) -> None:
 
 
 STATE_KEYS = ("iteration", "world_size", "steps", "trained_tokens", "train_time", "mx_key", "data")
-
-
-def safetensors_problem(path: Path) -> str | None:
-    """What is wrong with a safetensors file's structure (truncated, empty, not one), or None:
-    its header parses and its tensors end where the file ends."""
-    import json
-    import struct
-
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            return f"{size} bytes, too short for a safetensors file"
-        (n,) = struct.unpack("<Q", head)
-        if n > size - 8:
-            return f"truncated ({size} bytes; its header alone says {n + 8})"
-        try:
-            header = json.loads(f.read(n))
-            end = max([0] + [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"])
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-            return "its header is not a safetensors header"
-    if 8 + n + end != size:
-        return f"{'truncated' if 8 + n + end > size else 'longer than its tensors'} ({size} bytes, its header " \
-               f"says {8 + n + end})"
-    return None
 
 
 def verify(adapter_dir: Path, n: int) -> str | None:

@@ -210,3 +210,16 @@ def test_a_damaged_newest_checkpoint_is_set_aside_and_the_one_before_resumed(tin
     one_line_error(out, f"run {run_dir.name}: cannot resume", f"{newest['adapters']}: ", f"{older['json']}: ",
                    "FORCE=1")
     assert trainer.states(adapters) == [4, 6]
+
+
+def test_a_damaged_checkpoint_is_refused_by_eval_and_fuse_naming_its_file(tmp_path):
+    p = fake_checkpoint(tmp_path, 2)
+    (tmp_path / "adapter_config.json").write_text("{}")
+    shutil.copy(p["adapters"], tmp_path / "adapters.safetensors")
+    assert olelo.checkpoint_adapter(tmp_path, "final") == tmp_path
+    assert olelo.checkpoint_adapter(tmp_path, "2") == tmp_path / "ckpt-0000002"
+    for ckpt, f in (("final", tmp_path / "adapters.safetensors"), ("2", p["adapters"])):
+        shutil.rmtree(tmp_path / "ckpt-0000002", ignore_errors=True)
+        cut(f, 40)
+        with pytest.raises(olelo.UserError, match=f"{f}: damaged .*truncated"):
+            olelo.checkpoint_adapter(tmp_path, ckpt)
