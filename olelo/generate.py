@@ -10,7 +10,7 @@ import sys
 import time
 
 import olelo
-from olelo import identity
+from olelo import identity, records
 from olelo.prompt import completion_answer, completion_prompt
 
 
@@ -112,7 +112,9 @@ EVAL_REMEDY = ("Evaluate a run on the test set and model it was trained with (re
 def run_eval_inputs(run: str, ckpt: str, split: str = "test"):
     """(model, test file, adapter folder or None) of a run's checkpoint; refused when the
     test set (split "test", or "sealed") or the model is no longer the one the run recorded."""
-    manifest = olelo.run_manifest(olelo.resolve_run(run))
+    run_dir = olelo.resolve_run(run)
+    manifest = olelo.run_manifest(run_dir)
+    records.require_finished(run_dir, manifest, "evaluate")
     if split == "sealed" and not (manifest.get("data") or {}).get("sealed_sha256"):
         raise olelo.UserError(f"run {manifest.get('stamp')} recorded no sealed test set: its data "
                               f"{manifest.get('data_dir')} has none (make data SPLIT=stories makes one)")

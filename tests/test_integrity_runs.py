@@ -223,3 +223,73 @@ def test_a_damaged_checkpoint_is_refused_by_eval_and_fuse_naming_its_file(tmp_pa
         cut(f, 40)
         with pytest.raises(olelo.UserError, match=f"{f}: damaged .*truncated"):
             olelo.checkpoint_adapter(tmp_path, ckpt)
+
+
+# ================================================================ evaluations of unfinished runs
+
+@pytest.fixture
+def unfinished(lab, trained, tmp_path):
+    """A copy of the trained run's record marked running (its adapters are the trained run's)."""
+    run = tmp_path / "runs" / trained["stamp"]
+    shutil.copytree(trained["run_dir"], run, ignore=shutil.ignore_patterns(".lock", "eval*"))
+    mark_killed(run)
+    return run
+
+
+def test_eval_and_fuse_refuse_a_run_in_training_or_unfinished(lab, unfinished, tmp_path):
+    stamp = unfinished.name
+    commands = {
+        "translate.py": ("--run", unfinished, "--ckpt", "final", "-o", tmp_path / "e" / "final" / "hyps.jsonl"),
+        "perplexity.py": ("--run", unfinished, "--ckpt", "best", "-o", tmp_path / "e" / "best" / "ppl.json"),
+        "eval_report.py": ("--run", unfinished, "--eval-dir", tmp_path / "e"),
+        "fuse.py": ("--run", unfinished, "--ckpt", "final", "--out", tmp_path / "fused"),
+    }
+    lock = olelo.runs.RunLock(unfinished)
+    assert lock.acquire()  # as a training process holds it
+    try:
+        for name, args in commands.items():
+            one_line_error(script(name, *args, cwd=lab["root"]), f"run {stamp} is being trained right now",
+                           "once it has finished")
+    finally:
+        lock.release()
+    for name, args in commands.items():  # killed: stopped, not finished
+        one_line_error(script(name, *args, cwd=lab["root"]), f"run {stamp} has not finished (status stopped)",
+                       "it resumes")
+    assert not (tmp_path / "e").exists() and not (tmp_path / "fused").exists()
+
+
+def test_an_evaluation_is_stale_once_its_run_moves_on(tmp_path):
+    from olelo import records
+
+    import notes_tables
+
+    runs = tmp_path / "runs"
+    run = runs / "large-gemma-3-270m-it8-s0"
+    manifest = {"stamp": run.name, "status": "finished", "iters": 8, "model": "models/gemma-3-270m",
+                "ended": "2026-12-01T10:00:00+00:00", "segments": [{"offset": 0}], "git": {}}
+    olelo.atomic_write_json(run / "manifest.json", manifest)
+    olelo.atomic_write_jsonl(run / "metrics.jsonl", [{"type": "val", "iteration": i, "val_loss": 2.0} for i in (0, 4, 8)])
+    row = {"n": 4, "bleu": 1.0, "chrf": 12.0, "ter": 90.0}
+    summary = {"run": run.name, "run_record": records.run_record(manifest),
+               "checkpoints": {"base": {**row, "iteration": 0}, "final": {**row, "iteration": 8}}}
+    olelo.atomic_write_json(run / "eval" / "summary.json", summary)
+    assert records.stale_reason(run, manifest, summary) is None
+    assert f"| {run.name} | eval |" in notes_tables.build(runs)
+
+    # Resumed and ended again (a run evaluated while unfinished): the summary is not its result.
+    moved = {**manifest, "ended": "2026-12-02T09:00:00+00:00", "segments": [{"offset": 0}, {"offset": 4}]}
+    olelo.atomic_write_json(run / "manifest.json", moved)
+    reason = records.stale_reason(run, moved, summary)
+    assert "1 segment(s)" in reason and "2 segment(s)" in reason
+    assert f"| {run.name} | eval |" not in notes_tables.build(runs)
+    import report
+
+    assert "2 segment(s)" in report.stale_note(run, summary) and "make eval RUN=" in report.stale_note(run, summary)
+    # A summary from before the record: its final row must hold the run's final iteration.
+    old = {k: v for k, v in summary.items() if k != "run_record"}
+    assert records.stale_reason(run, moved, old) is None
+    old["checkpoints"]["final"]["iteration"] = 6  # scored at the newest report of a run still training
+    assert "final row is iteration 6" in records.stale_reason(run, moved, old)
+    early = {**moved, "status": "stopped-early"}
+    assert records.final_iteration(early, records.read_metrics(run)) == 8
+    assert records.final_iteration({**moved, "status": "running"}, []) is None
