@@ -33,6 +33,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import sys
 import types
 from pathlib import Path
@@ -373,7 +374,12 @@ def train_and_record(lab, config: dict, manifest: dict, run, model, tokenizer, l
         raise
     finally:
         if rank == 0:
-            record_end(manifest, run_dir / "manifest.json", adapter_dir, status, error)
+            # A second Ctrl-C must not cut the record short.
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                record_end(manifest, run_dir / "manifest.json", adapter_dir, status, error)
+            finally:
+                signal.signal(signal.SIGINT, previous)
             print(f"[olelo] {status}: {run_dir} (adapters in {adapter_dir})")
         sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
         log.close()

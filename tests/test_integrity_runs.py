@@ -293,3 +293,62 @@ def test_an_evaluation_is_stale_once_its_run_moves_on(tmp_path):
     early = {**moved, "status": "stopped-early"}
     assert records.final_iteration(early, records.read_metrics(run)) == 8
     assert records.final_iteration({**moved, "status": "running"}, []) is None
+
+
+# ================================================================ the smaller cases
+
+SLOW_TO_RECORD = """import pathlib, sys, time
+here = pathlib.Path(__file__).parent
+try:
+    (here / "started").write_text("")
+    time.sleep(60)
+except KeyboardInterrupt:  # as train.py records the end of its run, taking its time
+    time.sleep(1.5)
+    (here / "recorded").write_text("")
+    sys.exit(130)
+"""
+
+
+def wait_for(path: Path, proc, timeout=300) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None and time.time() < deadline, f"no {path}"
+        time.sleep(0.1)
+
+
+def test_ctrl_c_lets_the_trainer_record_the_end_of_its_run(tmp_path):
+    # launch.py (make train-*) and the trainer get the terminal's Ctrl-C together; launch.py
+    # must wait for the trainer to record how the run ended, not kill it.
+    import signal
+
+    (tmp_path / "train.py").write_text(SLOW_TO_RECORD)
+    driver = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import launch; "
+              "launch.SCRIPTS = Path(sys.argv[2]); launch.olelo.run_main(lambda: launch.main(sys.argv[3:]))")
+    proc = subprocess.Popen([PY, "-c", driver, str(REPO / "scripts"), str(tmp_path), "--", "--", "mlx_lm.lora"],
+                            cwd=REPO, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    wait_for(tmp_path / "started", proc, 60)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+    _, err = proc.communicate(timeout=60)
+    assert (tmp_path / "recorded").exists(), err
+    assert proc.returncode == 130 and "the trainer recorded how the run ended" in err
+
+
+def test_ctrl_c_during_training_records_the_run_as_interrupted(lab, tmp_path):
+    import signal
+
+    cmd = lab["command"](iters=400, lab_opts=["--runs-dir", tmp_path / "runs", "--adapters-dir", tmp_path / "ad"])
+    cmd = [PY, str(REPO / "scripts" / "launch.py"), "--", *cmd[cmd.index("--runs-dir"):]]
+    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not list((tmp_path / "ad").glob("*/0000002_state.json")):
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    run_dir = next((tmp_path / "runs").glob("*-s0"))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["error"].startswith("interrupted (Ctrl-C)")
+    assert manifest["segments"][-1]["ended"] == manifest["ended"]
+    assert "[olelo] failed:" in (run_dir / "train.log").read_text()
