@@ -170,8 +170,9 @@ def decide_run(lab, base: dict, config: dict, world) -> types.SimpleNamespace:
             if state in ("done", "resume"):  # the same stamp must also mean the same data and model
                 # The model given now, not the path the run recorded: another folder of the same
                 # name (the stamp holds only the name) is another model.
-                require_same_inputs(olelo.run_manifest(runs / decided), base["model"],
-                                    "be up to date" if state == "done" else "resume")
+                action = "be up to date" if state == "done" else "resume"
+                require_same_inputs(olelo.run_manifest(runs / decided), base["model"], action)
+                require_same_config(runs / decided, config, action)
         except olelo.UserError as e:
             state, refusal, decided = "refused", str(e), stamp
         attempt = int(decided.rsplit("-a", 1)[1]) if decided != stamp else 0
@@ -207,6 +208,32 @@ def require_same_inputs(manifest: dict, model: str, action: str) -> None:
         raise olelo.UserError(f"run {manifest.get('stamp')}: cannot {action}: {'; '.join(found)}. "
                               f"{identity.WHAT_TO_DO}" + (", or give the model folder a name of its own (the "
                                                           "run's name comes from it)" if model_too else ""))
+
+
+def require_same_config(run_dir: Path, config: dict, action: str) -> None:
+    """The run's config.yaml is what this command gives (a run goes on with the settings it
+    started with, and its record must say what trained it): an edit is refused, not ignored.
+    A missing config.yaml is written again from the command (when the run resumes)."""
+    import yaml
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return
+    try:
+        recorded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        recorded = f"not valid YAML ({str(e).splitlines()[0]})"
+    given = yaml.safe_load(yaml.safe_dump(config, sort_keys=False))
+    if recorded != given:
+        if isinstance(recorded, dict):
+            keys = sorted(k for k in set(recorded) | set(given) if recorded.get(k) != given.get(k))
+            what = f"{', '.join(keys)} differ from what this command gives: {json.dumps({k: given.get(k) for k in keys})}"
+        else:
+            what = str(recorded)
+        raise olelo.UserError(f"run {run_dir.name}: cannot {action}: {path} was edited since the run started ({what}). "
+                              f"A run goes on with the settings it started with: restore the file, or remove it "
+                              f"(it is written again from the command), or give the changed settings as options "
+                              f"(RANK=, SCALE=, DROPOUT=, LR_SCHEDULE=, WARMUP=) for a run of its own")
 
 
 def resume_point(lab, run_dir: Path, adapter_dir: Path) -> tuple[int, str]:
@@ -306,9 +333,10 @@ def record_start(lab, cmd: list[str], base: dict, config: dict, run, world) -> d
         distributed.all_hosts(world)  # a collective: every rank takes part
         return manifest
     run_dir.mkdir(parents=True, exist_ok=True)
-    if run.state == "new":
+    if run.state == "new" or not config_path.is_file():  # (removed by hand: written again, as it was)
         import yaml
         olelo.atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
+    if run.state == "new":
         olelo.atomic_write_text(run_dir / "command.sh", "#!/usr/bin/env bash\n# Run from the repository root.\n")
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
     with open(run_dir / "command.sh", "a") as f:

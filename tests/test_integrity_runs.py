@@ -352,3 +352,23 @@ def test_ctrl_c_during_training_records_the_run_as_interrupted(lab, tmp_path):
     assert manifest["status"] == "failed" and manifest["error"].startswith("interrupted (Ctrl-C)")
     assert manifest["segments"][-1]["ended"] == manifest["ended"]
     assert "[olelo] failed:" in (run_dir / "train.log").read_text()
+
+
+def test_an_edited_config_yaml_is_refused_not_ignored(tiny_train, tmp_path):
+    tiny_train(tmp_path, iters=4, layers=2, lab_opts=["--val-gen", "0"])
+    run_dir = next((tmp_path / "runs").glob("*-s0"))
+    config = run_dir / "config.yaml"
+    original = config.read_text()
+    config.write_text(original.replace("rank: 8", "rank: 16"))
+    for action in ("be up to date", "resume"):
+        out = tiny_train(tmp_path, iters=4, layers=2, lab_opts=["--val-gen", "0"], check=False)
+        one_line_error(out, f"run {run_dir.name}: cannot {action}: {config} was edited", "lora_parameters",
+                       '"rank": 8')
+        mark_killed(run_dir)
+    config.write_text("rank: [")
+    one_line_error(tiny_train(tmp_path, iters=4, layers=2, lab_opts=["--val-gen", "0"], check=False),
+                   f"{config} was edited", "not valid YAML")
+    config.unlink()  # removed: the run goes on, and writes it again as it was
+    tiny_train(tmp_path, iters=4, layers=2, lab_opts=["--val-gen", "0"])
+    assert config.read_text() == original
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "finished"
