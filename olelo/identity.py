@@ -38,11 +38,37 @@ def data_identity(data_dir) -> dict:
     manifest = d / "manifest.json"
     if manifest.is_file():
         info["manifest_sha256"] = olelo.sha256_file(manifest)
+        settings = split_settings(manifest)
+        if settings:
+            info["split_settings"] = settings
     for split in SPLITS:
         f = d / f"{split}.jsonl"
         if f.is_file():
             info[f"{split}_sha256"] = olelo.sha256_file(f)
     return info
+
+
+def split_settings(manifest_path: Path) -> dict:
+    """The make variables that rebuild a split as it is (split.py's manifest): its seed,
+    kind and, by stories, the block size asked for."""
+    try:
+        m = olelo.read_json(manifest_path, "split manifest")
+    except UserError:
+        return {}
+    if not isinstance(m, dict) or "seed" not in m:
+        return {}
+    out = {"SPLIT_SEED": m["seed"], "SPLIT": m.get("split", "paragraphs")}
+    if out["SPLIT"] == "stories":
+        out["BLOCK_SIZE"] = m.get("block_size_asked", m.get("block_size"))
+    return out
+
+
+def rebuild_hint(manifest: dict) -> str:
+    """How to rebuild a run's data as it was: the make command with its split's settings."""
+    settings = (manifest.get("data") or {}).get("split_settings")
+    if settings:
+        return "make data " + " ".join(f"{k}={v}" for k, v in settings.items() if v is not None)
+    return "make data SPLIT_SEED=<the seed its split was made with> (SEED is training's seed)"
 
 
 def model_identity(model: str) -> dict | None:

@@ -278,7 +278,8 @@ def main():
                               f"test set (a story split, make data SPLIT=stories, has one)")
     records.require_finished(run_dir, manifest, "score")
     identity.require_unchanged(manifest, "be scored", splits=(split,), remedy=(
-        "Score it on the test set it was trained with (rebuild that data), or train a new run (FORCE=1)"))
+        f"Score it on the test set it was trained with (rebuild that data: {identity.rebuild_hint(manifest)}), "
+        f"or train a new run (FORCE=1)"))
     test_file = Path(manifest["data_dir"]) / f"{split}.jsonl"
     metrics = records.read_metrics(run_dir)
     baselines, ckpts, scored, outputs = evaluate(eval_dir, metrics, manifest, test_file, a.bootstrap, a.seed)

@@ -372,3 +372,19 @@ def test_an_edited_config_yaml_is_refused_not_ignored(tiny_train, tmp_path):
     tiny_train(tmp_path, iters=4, layers=2, lab_opts=["--val-gen", "0"])
     assert config.read_text() == original
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "finished"
+
+
+def test_a_changed_test_set_is_refused_with_the_splits_own_settings(lab, trained, tmp_path):
+    # After a re-split the advice names SPLIT_SEED (the split's seed) as the run's split had
+    # it, never SEED (training's).
+    run = tmp_path / "runs" / trained["stamp"]
+    shutil.copytree(trained["run_dir"], run, ignore=shutil.ignore_patterns(".lock", "eval*"))
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["data"]["split_settings"]["SPLIT_SEED"] == 0
+    manifest["data"]["test_sha256"] = "0" * 64  # as if the split had been made again with another seed
+    olelo.atomic_write_json(run / "manifest.json", manifest)
+    hint = "make data " + " ".join(f"{k}={v}" for k, v in manifest["data"]["split_settings"].items())
+    for name, args in (("translate.py", ("--ckpt", "final", "-o", tmp_path / "e" / "hyps.jsonl")),
+                       ("eval_report.py", ("--eval-dir", tmp_path / "e"))):
+        line = one_line_error(script(name, "--run", run, *args), "test.jsonl", hint)
+        assert " SEED=" not in line.replace("SPLIT_SEED=", "")
