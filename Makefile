@@ -116,7 +116,8 @@ doctor: $(VENV)/.installed ## platform, MLX backend and device, BLAS, memory, to
 
 ## ---------------------------------------------------------------- data
 # raw (immutable, verified) -> interim chat JSONL + report -> finetuning splits.
-# data/raw comes from DATA_SRC when that folder exists, else `make fetch-data`.
+# data/raw comes from DATA_SRC when that folder exists, else `make fetch-data`; a DATA_SRC
+# given (command line or environment) that is no folder is refused, naming it.
 RAW_FORNANDER := data/raw/fornander/fornander_pairs.csv
 RAW_KOA := data/raw/koa/koa_pairs.csv
 $(if $(filter haw-en en-haw both,$(value DIRECTION)),,$(error DIRECTION='$(value DIRECTION)': use haw-en, en-haw or both))
@@ -142,6 +143,8 @@ fetch-data: $(VENV)/.installed ## download the raw CSVs (pinned commit, sha256 c
 # how Make 3.81 says so (grouped targets `&:` need Make 4.3).
 %/fornander/fornander_pairs.csv %/koa/koa_pairs.csv: scripts/fetch_data.py | $(VENV)/.installed
 	@if [ -d $(call q,$(DATA_SRC)) ]; then $(PY) scripts/fetch_data.py --src $(call q,$(DATA_SRC)) --out $*; \
+	elif [ "$(origin DATA_SRC)" != default ]; then \
+	  echo "error: DATA_SRC="$(call q,$(DATA_SRC))": no such folder (a folder laid out like data/raw, e.g. ../shared/data; leave DATA_SRC out to download)" >&2 && exit 2; \
 	else $(PY) scripts/fetch_data.py --download --out $*; fi
 
 CONVERT = $(PY) scripts/convert_fornander.py $< -o $@ --direction $(DIRECTION) --report $(basename $@).report.json

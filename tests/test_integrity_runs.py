@@ -388,3 +388,11 @@ def test_a_changed_test_set_is_refused_with_the_splits_own_settings(lab, trained
                        ("eval_report.py", ("--eval-dir", tmp_path / "e"))):
         line = one_line_error(script(name, "--run", run, *args), "test.jsonl", hint)
         assert " SEED=" not in line.replace("SPLIT_SEED=", "")
+
+
+@pytest.mark.make
+def test_a_mistyped_data_src_is_named(run_make, tmp_path):
+    for src in (tmp_path / "shared" / "dat", tmp_path / "it's here"):
+        out = run_make(f"{tmp_path}/raw/fornander/fornander_pairs.csv", f"DATA_SRC={src}", check=False)
+        assert out.returncode != 0 and f"error: DATA_SRC={src}: no such folder" in out.stderr, out.stderr
+        assert not (tmp_path / "raw").exists()
