@@ -306,8 +306,10 @@ def load_model_checked(lab, base: dict, run, world):
         if world.rank() == 0:
             olelo.runs.forget_new_folder(run.runs, run.stamp, run.lock)
         raise
-    if warning and world.rank() == 0:
-        print(f"warning: {warning}", file=sys.stderr)
+    if world.rank() == 0:
+        for w in (warning, olelo.models.blas_warning()):
+            if w:
+                print(f"warning: {w}", file=sys.stderr)
     return model, tokenizer, loss
 
 

@@ -396,3 +396,20 @@ def test_a_mistyped_data_src_is_named(run_make, tmp_path):
         out = run_make(f"{tmp_path}/raw/fornander/fornander_pairs.csv", f"DATA_SRC={src}", check=False)
         assert out.returncode != 0 and f"error: DATA_SRC={src}: no such folder" in out.stderr, out.stderr
         assert not (tmp_path / "raw").exists()
+
+
+BLAS = "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0"
+
+
+@pytest.mark.skipif(sys.platform != "linux" or not Path(BLAS).is_file(), reason="Linux with OpenBLAS only")
+def test_training_without_openblas_says_so(tiny_train, tmp_path):
+    check = "import olelo.models as m; print(m.blas_warning())"
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    without = subprocess.run([PY, "-c", check], env=env, capture_output=True, text=True, check=True).stdout
+    with_ = subprocess.run([PY, "-c", check], env={**env, "LD_PRELOAD": BLAS}, capture_output=True, text=True,
+                           check=True).stdout
+    assert "without OpenBLAS" in without and "LD_PRELOAD=" in without and with_.strip() == "None"
+    out = tiny_train(tmp_path, iters=2, layers=2, lab_opts=["--val-gen", "0"], env=env)
+    assert "warning: MLX runs on this Linux CPU without OpenBLAS" in out.stderr
+    out = tiny_train(tmp_path / "b", iters=2, layers=2, lab_opts=["--val-gen", "0"], env={**env, "LD_PRELOAD": BLAS})
+    assert "OpenBLAS" not in out.stderr
