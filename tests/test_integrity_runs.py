@@ -413,3 +413,15 @@ def test_training_without_openblas_says_so(tiny_train, tmp_path):
     assert "warning: MLX runs on this Linux CPU without OpenBLAS" in out.stderr
     out = tiny_train(tmp_path / "b", iters=2, layers=2, lab_opts=["--val-gen", "0"], env={**env, "LD_PRELOAD": BLAS})
     assert "OpenBLAS" not in out.stderr
+
+
+@pytest.mark.make
+def test_make_n_runs_no_shell_and_iterations_are_decimal(run_make, tmp_path):
+    # $(shell ...) runs while make reads the Makefile, even under make -n: there is none.
+    assert "$(shell" not in (REPO / "Makefile").read_text()
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "manifest.json").write_text("{}")
+    out = run_make("-n", "eval", f"RUNS_DIR={tmp_path}", "RUN=r", "EVAL_CKPTS=0400 08 1200", check=False)
+    assert "invalid octal" not in out.stderr, out.stderr
+    for n in ("0000400", "0000008", "0001200"):  # printf %07d read 0400 as octal 256 and refused 08
+        assert f"ckpt-{n}" in out.stdout and f"{n}_adapters.safetensors" in out.stdout, out.stdout
