@@ -154,7 +154,7 @@ def verify(adapter_dir: Path, n: int) -> str | None:
     if missing or state["iteration"] != n:
         return f"{p['json']}: damaged (not checkpoint {n}'s record: " \
                f"{'no ' + ', '.join(missing) if missing else 'iteration %r' % state['iteration']})"
-    recorded = state.get("files") or {}
+    recorded = state.get("files") if isinstance(state.get("files"), dict) else {}
     for kind in ("adapters", "state"):
         f = p[kind]
         if not f.is_file():
@@ -164,9 +164,11 @@ def verify(adapter_dir: Path, n: int) -> str | None:
             problem = safetensors_problem(f)
             if problem:
                 return f"{f}: {problem}"
-        elif f.stat().st_size != want["size"]:
-            return f"{f}: {f.stat().st_size} bytes, the checkpoint wrote {want['size']} (truncated or replaced)"
-        elif olelo.sha256_file(f) != want["sha256"]:
+            continue
+        want = want if isinstance(want, dict) else {}
+        if f.stat().st_size != want.get("size"):
+            return f"{f}: {f.stat().st_size} bytes, the checkpoint wrote {want.get('size')} (truncated or replaced)"
+        if olelo.sha256_file(f) != want.get("sha256"):
             return f"{f}: damaged (its sha256 is not the one the checkpoint recorded)"
     return None
 

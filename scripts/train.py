@@ -243,7 +243,7 @@ def resume_point(lab, run_dir: Path, adapter_dir: Path) -> tuple[int, str]:
     for to fit in memory); LOSS=auto takes the run's."""
     from olelo import trainer
 
-    resumable, refusal = verified_states(run_dir.name, adapter_dir)
+    resumable, refusal, lab.set_aside = verified_states(run_dir.name, adapter_dir)
     if refusal:
         return 0, refusal
     offset = resumable[-1] if resumable else -1 if olelo.runs.checkpoints(adapter_dir) else 0
@@ -263,10 +263,11 @@ def resume_point(lab, run_dir: Path, adapter_dir: Path) -> tuple[int, str]:
     return offset, ""
 
 
-def verified_states(stamp: str, adapter_dir: Path) -> tuple[list[int], str]:
-    """(checkpoints with training state that verify, refusal or ""): a damaged newest one is
-    moved aside into damaged/ (so it counts nowhere, eval included) and the one before
-    is resumed from; when none is left intact, the refusal names each damaged file."""
+def verified_states(stamp: str, adapter_dir: Path) -> tuple[list[int], str, list[dict]]:
+    """(checkpoints with training state that verify, refusal or "", those set aside): a
+    damaged newest one is moved aside into damaged/ (so it counts nowhere, eval included)
+    and the one before is resumed from; when none is left intact, the refusal names each
+    damaged file. What was set aside goes into the segment's record."""
     from olelo import trainer
 
     resumable = trainer.states(adapter_dir)
@@ -279,7 +280,7 @@ def verified_states(stamp: str, adapter_dir: Path) -> tuple[list[int], str]:
     if damaged and not resumable:
         return [], (f"run {stamp}: cannot resume: no intact checkpoint to resume from ("
                     f"{'; '.join(problem for _, problem in damaged)}). FORCE=1 trains a new attempt "
-                    f"(this run's folders are kept)")
+                    f"(this run's folders are kept)"), []
     aside = adapter_dir / "damaged"
     for n, problem in damaged:
         aside.mkdir(exist_ok=True)
@@ -288,7 +289,7 @@ def verified_states(stamp: str, adapter_dir: Path) -> tuple[list[int], str]:
                 os.replace(f, aside / f.name)
         print(f"note: checkpoint {n} of {stamp} is damaged: {problem}; its files are moved to {aside}/, "
               f"and the run resumes from checkpoint {resumable[-1]}", file=sys.stderr)
-    return resumable, ""
+    return resumable, "", [{"iteration": n, "problem": problem, "moved_to": str(aside)} for n, problem in damaged]
 
 
 def load_model_checked(lab, base: dict, run, world):
@@ -358,6 +359,7 @@ def record_start(lab, cmd: list[str], base: dict, config: dict, run, world) -> d
         manifest["auto_batch"] = json.loads(Path(lab.auto_batch_record).read_text())
     manifest.setdefault("started", olelo.runs.now())
     manifest["segments"].append({"started": olelo.runs.now(), "offset": run.offset, "command": full_cmd,
+                                 **({"set_aside": lab.set_aside} if getattr(lab, "set_aside", None) else {}),
                                  "memory_limit_gb": lab.memory_limit_gb,
                                  "quantized_matmul": lab.quantized_matmul, "dense_matmul_layers": lab.dense_layers})
     olelo.atomic_write_json(run_dir / "manifest.json", {k: v for k, v in manifest.items() if k != "full_command"})

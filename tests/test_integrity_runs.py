@@ -190,6 +190,8 @@ def test_a_damaged_newest_checkpoint_is_set_aside_and_the_one_before_resumed(tin
     assert "resumes from checkpoint 4" in out.stderr
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "finished" and manifest["segments"][-1]["offset"] == 4
+    assert [(s["iteration"], s["problem"].split(":")[0]) for s in manifest["segments"][-1]["set_aside"]] == [
+        (6, str(newest["state"]))]
     # Redone from 4 exactly: the same weights and reports as the run before the damage.
     assert (adapters / "adapters.safetensors").read_bytes() == final
     assert [json.loads(r)["train_loss"] for r in (run_dir / "metrics.jsonl").read_text().splitlines()

@@ -159,8 +159,8 @@ def dead_pid() -> int:
 
 
 def convert(*args):
-    return subprocess.run([PY, str(REPO / "scripts" / "convert_gguf.py"), "--base", "smollm2-135m-instruct", *map(str, args)],
-                          cwd=REPO, capture_output=True, text=True)
+    return subprocess.run([PY, str(REPO / "scripts" / "convert_gguf.py"), "--base", "smollm2-135m-instruct",
+                           *map(str, args)], cwd=REPO, capture_output=True, text=True)
 
 
 def test_a_damaged_wheel_is_one_line_naming_it(tmp_path):
