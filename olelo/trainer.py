@@ -13,7 +13,11 @@ three files, side by side:
                                    order), report counters, the recorder's state
 
 Each file is written to a temporary name and renamed; the JSON comes last, so a
-checkpoint without it (a kill mid-save) is ignored and the one before is used.
+checkpoint without it (a kill mid-save) is ignored and the one before is used. The JSON
+records the size and sha256 of the two safetensors files: a checkpoint counts only once
+verify() finds them, and the JSON, intact (a file truncated or damaged since, by a full
+disk or a copy, is found before it is resumed from). The training state of the two
+newest checkpoints is kept, so a damaged newest one leaves the one before to resume from.
 Reused from mlx-lm: datasets, iterate_batches, default_loss, evaluate, LoRA
 conversion, the optimizers, the console UI, adapter_config.json.
 """
@@ -35,6 +39,7 @@ from mlx.utils import tree_flatten, tree_map, tree_map_with_path
 from mlx_lm.tuner.trainer import TrainingArgs, default_loss, evaluate, grad_checkpoint, iterate_batches
 
 import olelo
+from olelo.files import safetensors_problem
 from olelo.runs import checkpoint_files
 
 STATE_RE = re.compile(r"^(\d{7})_state\.json$")
@@ -98,20 +103,28 @@ def states(adapter_dir: Path) -> list[int]:
     return sorted(found)
 
 
-def save_arrays(path: Path, arrays: dict) -> None:
-    """mx.save_safetensors, atomically and durably (a kill or power cut leaves the old file or the new)."""
+def save_arrays(path: Path, arrays: dict) -> dict:
+    """mx.save_safetensors, atomically and durably (a kill or power cut leaves the old file
+    or the new). Returns the file's size and sha256, as written (verify() checks them)."""
     tmp = path.with_name(f".{path.stem}.tmp.safetensors")  # mx appends .safetensors to other names
     mx.save_safetensors(str(tmp), arrays)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
+    written = {"size": tmp.stat().st_size, "sha256": olelo.sha256_file(tmp)}
     os.replace(tmp, path)
+    return written
+
+
+STATES_KEPT = 2  # the newest checkpoint's training state, and the one before should it be damaged
 
 
 def prune(adapter_dir: Path, newest: int, keep: str) -> None:
-    """Drop the training state of all checkpoints but `newest`; with keep=N also the
-    adapter weights of all but the N newest checkpoints up to `newest`."""
+    """Drop the training state of all checkpoints but `newest` and the one before it (the
+    fallback); with keep=N also the adapter weights of all but the N newest checkpoints up
+    to `newest` (a fallback's weights stay with its state: they are part of it)."""
+    kept = [n for n in states(adapter_dir) if n <= newest][-STATES_KEPT:]
     for n in states(adapter_dir):
-        if n != newest:
+        if n not in kept:
             p = checkpoint_files(adapter_dir, n)
             p["json"].unlink(missing_ok=True)  # first: without it the others are not a checkpoint
             p["state"].unlink(missing_ok=True)
@@ -119,7 +132,45 @@ def prune(adapter_dir: Path, newest: int, keep: str) -> None:
         older = sorted(int(m[1]) for f in Path(adapter_dir).iterdir()
                        if (m := ADAPTERS_RE.match(f.name)) and int(m[1]) < newest)
         for n in older[: max(0, len(older) - (int(keep) - 1))]:
-            checkpoint_files(adapter_dir, n)["adapters"].unlink()
+            if n not in kept:
+                checkpoint_files(adapter_dir, n)["adapters"].unlink()
+
+
+STATE_KEYS = ("iteration", "world_size", "steps", "trained_tokens", "train_time", "mx_key", "data")
+
+
+def verify(adapter_dir: Path, n: int) -> str | None:
+    """None when checkpoint n can be resumed from, else what is wrong, naming the file: its
+    JSON must be whole, and the weights and state the sizes and sha256 it recorded (a
+    checkpoint written before these were recorded: their structure is checked)."""
+    import json
+
+    p = checkpoint_files(adapter_dir, n)
+    try:
+        state = json.loads(p["json"].read_bytes())
+    except (OSError, ValueError) as e:
+        return f"{p['json']}: damaged ({'empty' if not p['json'].stat().st_size else e})"
+    missing = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
+    if missing or state["iteration"] != n:
+        return f"{p['json']}: damaged (not checkpoint {n}'s record: " \
+               f"{'no ' + ', '.join(missing) if missing else 'iteration %r' % state['iteration']})"
+    recorded = state.get("files") if isinstance(state.get("files"), dict) else {}
+    for kind in ("adapters", "state"):
+        f = p[kind]
+        if not f.is_file():
+            return f"{f}: missing"
+        want = recorded.get(kind)
+        if want is None:
+            problem = safetensors_problem(f)
+            if problem:
+                return f"{f}: {problem}"
+            continue
+        want = want if isinstance(want, dict) else {}
+        if f.stat().st_size != want.get("size"):
+            return f"{f}: {f.stat().st_size} bytes, the checkpoint wrote {want.get('size')} (truncated or replaced)"
+        if olelo.sha256_file(f) != want.get("sha256"):
+            return f"{f}: damaged (its sha256 is not the one the checkpoint recorded)"
+    return None
 
 
 def load_state(adapter_dir: Path, n: int) -> dict:
@@ -128,7 +179,11 @@ def load_state(adapter_dir: Path, n: int) -> dict:
 
     p = checkpoint_files(adapter_dir, n)
     state = json.loads(p["json"].read_text())
-    state["arrays"] = mx.load(str(p["state"]))
+    try:
+        state["arrays"] = mx.load(str(p["state"]))
+    except (RuntimeError, ValueError, OSError) as e:
+        raise olelo.UserError(f"{p['state']}: cannot be read ({e}); remove it and run the same command again "
+                              f"to resume from the checkpoint before it") from None
     state["adapters"] = p["adapters"]
     return state
 
@@ -325,10 +380,11 @@ def train(model, optimizer, train_dataset, val_dataset, args: TrainingArgs, *, l
         p = checkpoint_files(adapter_dir, it)
         weights = dict(tree_flatten(model.trainable_parameters()))
         save_arrays(args.adapter_file, weights)
-        save_arrays(p["adapters"], weights)
-        save_arrays(p["state"], {**{f"optimizer.{k}": v for k, v in tree_flatten(optimizer.state)}, **local})
+        files = {"adapters": save_arrays(p["adapters"], weights),
+                 "state": save_arrays(p["state"], {**{f"optimizer.{k}": v for k, v in tree_flatten(optimizer.state)},
+                                                   **local})}
         olelo.atomic_write_json(p["json"], {
-            "iteration": it, "world_size": world.size(), "steps": steps, "trained_tokens": trained_tokens,
+            "iteration": it, "files": files, "world_size": world.size(), "steps": steps, "trained_tokens": trained_tokens,
             "train_time": train_time, "mx_key": mx_key(), "data": batches.position(),
             "callback": callback.checkpoint_state() if hasattr(callback, "checkpoint_state") else None})
         prune(adapter_dir, it, keep)

@@ -285,14 +285,8 @@ Rebuild (from the repository root):
 
 
 def replace_dir(new: Path, dest: Path) -> None:
-    """Move a finished build into place, replacing an older build at dest."""
-    old = None
-    if dest.exists():
-        old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old."))
-        os.replace(dest, old / dest.name)
-    os.replace(new, dest)
-    if old is not None:
-        shutil.rmtree(old)
+    """Move a finished build into place, replacing an older build at dest (two builds at once: the later stays)."""
+    olelo.replace_folder(new, dest)
 
 
 def main(argv=None) -> int:

