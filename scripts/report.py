@@ -316,6 +316,7 @@ def eval_section(run_dir: Path, eval_dir: Path, with_text: bool) -> str:
             f'({esc(summary.get("test_data"))}), {esc(summary["bootstrap"]["samples"])} bootstrap samples'
             + (f', <b>the sealed test: {esc(ledger.looks_phrase(run_dir.parent, summary.get("test_sha256")))}</b>'
                if summary.get("test_set") == "sealed" else "") + '</p>'
+            + (f'<p class="neg">{esc(summary["too_small"])}.</p>' if summary.get("too_small") else "")
             + intro + table(headers, rows) + notes + figs + ab_block(eval_dir, with_text) + "</section>")
 
 

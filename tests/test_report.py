@@ -375,3 +375,20 @@ def test_the_pages_policy_runs_only_its_own_script(lab, chromium, tmp_path):
     body = re.search(r"<body[^>]*>", dom).group(0)
     assert 'data-ready="1"' in body  # its own script still runs
     assert "data-pwned" not in body, body  # neither of the others did
+
+
+def test_summary_and_page_say_why_nothing_is_called_significant(lab):
+    # 4 test sentences and 50 resamples: p-values are shown, none is called significant, and
+    # the summary says why.
+    summary = json.loads((lab["eval_dir"] / "summary.json").read_text())
+    assert summary["too_small"].startswith("no difference is called significant: 4 test sentences")
+    assert "50 bootstrap resamples" in summary["too_small"]
+    rows = {**summary["baselines"], **summary["checkpoints"]}
+    tested = [m for r in rows.values() for vs in [r.get("vs_base")] + list((r.get("vs_baselines") or {}).values())
+              if vs for m in vs["metrics"].values() if m["p_value"] is not None]
+    assert tested and not any(m["significant"] for m in tested)
+    md = (lab["eval_dir"] / "summary.md").read_text()
+    assert "**Too small to call a difference.** No difference is called significant: 4 test sentences" in md
+    assert "significant)" not in md and ", significant" not in md and " beats " not in md
+    page = build(lab).read_text()
+    assert f'<p class="neg">{report.esc(summary["too_small"])}.</p>' in page
