@@ -566,16 +566,20 @@ PUBLIC ?=
 
 $(if $(or $(filter final best,$(FUSE_CKPT)),$(call digits,$(FUSE_CKPT:ckpt-%=%))),,$(error FUSE_CKPT='$(FUSE_CKPT)': use best, final or an iteration number))
 
+# `make fuse upload`: upload's arguments (HF_REPO, a token) are checked before fuse starts,
+# so a bad one costs no fuse (minutes and GBs on the 4B model).
 .PHONY: fuse
 fuse: | $(VENV)/.installed ## fuse RUN's FUSE_CKPT (best|final|N) into its base: fused/<stamp>-<ckpt>, checked vs base+adapter (DEQUANTIZE=1)
+	$(if $(filter upload,$(MAKECMDGOALS)),$(RUN_PY) scripts/upload.py --preflight $(UPLOAD_ARGS))
 	$(RUN_PY) scripts/fuse.py --run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize) $(call flag,--out,$(FUSED))
 
 given = $(filter command line environment override,$(origin $(1)))
 UPLOAD_WHAT = $(if $(FUSED),--fused $(call q,$(FUSED)),$(if $(call given,RUN)$(call given,FUSE_CKPT)$(call given,CKPT),\
   --run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize)))
+UPLOAD_ARGS = $(UPLOAD_WHAT) --repo $(call q,$(value HF_REPO)) $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public)
 .PHONY: upload
 upload: | $(VENV)/.installed ## upload RUN/FUSE_CKPT's fused model (else the one fused last) + card to HF_REPO=user/name (private; PUBLIC=1, DRY_RUN=1)
-	$(RUN_PY) scripts/upload.py $(UPLOAD_WHAT) --repo $(call q,$(value HF_REPO)) $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public)
+	$(RUN_PY) scripts/upload.py $(UPLOAD_ARGS)
 
 ## ---------------------------------------------------------------- lab notebook
 .PHONY: notes
