@@ -217,7 +217,8 @@ def test_set_line(summary: dict) -> str:
 def called(m: dict, vs: dict) -> str:
     if m["significant"]:
         return ", significant"
-    return ", not called: too small a sample" if vs.get("too_small") else ""
+    below = m["p_value"] is not None and m["p_value"] < scores.ALPHA
+    return ", not called: too small a sample" if below and vs.get("too_small") else ""
 
 
 def significance_line(summary: dict) -> str:

@@ -148,10 +148,10 @@ def test_seed_zero_is_refused():
 def test_cli_comparison_table(tmp_path):
     ref = write_lines(tmp_path / "ref.txt", MANY_REFS)
     base, system = write_lines(tmp_path / "base.txt", BAD), write_lines(tmp_path / "sys.txt", MANY_REFS)
-    proc = run_score("--hyp", str(system), "--ref", str(ref), "--base", str(base), "--bootstrap", "100", "--no-semsim")
+    proc = run_score("--hyp", str(system), "--ref", str(ref), "--base", str(base), "--bootstrap", "200", "--no-semsim")
     assert proc.returncode == 0, proc.stderr
-    assert "system beats base on chrF++ (p=0.0099)" in proc.stdout
-    assert "nrefs:1|bs:100|seed:12345|" in proc.stdout
+    assert "system beats base on chrF++ (p=0.0050)" in proc.stdout  # 1/201: no resample reversed it
+    assert "nrefs:1|bs:200|seed:12345|" in proc.stdout
 
 
 # ---------------------------------------------------------------- bad input
@@ -277,8 +277,8 @@ def test_output_health_is_in_every_score():
 
 
 def test_compare_on_some_metrics_only_matches_all():
-    some = scores.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=100, seed=3, metrics=("chrf", "bleu"))
-    full = scores.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=100, seed=3)
+    some = scores.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=200, seed=3, metrics=("chrf", "bleu"))
+    full = scores.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=200, seed=3)
     assert set(some["metrics"]) == {"chrf", "bleu"} and len(some["verdicts"]) == 2
     for key in ("chrf", "bleu"):
         assert some["metrics"][key]["p_value"] == full["metrics"][key]["p_value"]
