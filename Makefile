@@ -579,16 +579,20 @@ PUBLIC ?=
 
 $(if $(or $(filter final best,$(FUSE_CKPT)),$(call digits,$(FUSE_CKPT:ckpt-%=%))),,$(error FUSE_CKPT='$(FUSE_CKPT)': use best, final or an iteration number))
 
+# `make fuse upload`: upload's arguments (HF_REPO, a token) are checked before fuse starts,
+# so a bad one costs no fuse (minutes and GBs on the 4B model).
 .PHONY: fuse
 fuse: | $(VENV)/.installed ## fuse RUN's FUSE_CKPT (best|final|N) into its base: fused/<stamp>-<ckpt>, checked vs base+adapter (DEQUANTIZE=1)
+	$(if $(filter upload,$(MAKECMDGOALS)),$(RUN_PY) scripts/upload.py --preflight $(UPLOAD_ARGS))
 	$(RUN_PY) scripts/fuse.py --run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize) $(call flag,--out,$(FUSED))
 
 given = $(filter command line environment override,$(origin $(1)))
 UPLOAD_WHAT = $(if $(FUSED),--fused $(call q,$(FUSED)),$(if $(call given,RUN)$(call given,FUSE_CKPT)$(call given,CKPT),\
   --run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize)))
+UPLOAD_ARGS = $(UPLOAD_WHAT) --repo $(call q,$(value HF_REPO)) $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public)
 .PHONY: upload
 upload: | $(VENV)/.installed ## upload RUN/FUSE_CKPT's fused model (else the one fused last) + card to HF_REPO=user/name (private; PUBLIC=1, DRY_RUN=1)
-	$(RUN_PY) scripts/upload.py $(UPLOAD_WHAT) --repo $(call q,$(value HF_REPO)) $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public)
+	$(RUN_PY) scripts/upload.py $(UPLOAD_ARGS)
 
 ## ---------------------------------------------------------------- lab notebook
 .PHONY: notes
@@ -602,7 +606,7 @@ notes: | $(VENV)/.installed ## rebuild RESULTS.md, the generated tables beside N
 # when DATA_SRC has it, else the committed sample; its runs go to runs/demo (git-ignored:
 # not lab records). DEMO_MODEL=models/tiny-gemma3 is the seconds-fast plumbing check.
 # On 2 CPU cores translating is the slow part: VAL_GEN=0 (best/ by validation loss) and
-# DEMO_LIMIT=8 test sentences keep it to minutes (measured in NOTES.md, 2026-11-26).
+# DEMO_LIMIT=8 test sentences keep it to 16 min at load ~9 (NOTES.md, 2026-12-07).
 # The sample is hand-written sentences, not stories: it is split by paragraphs.
 DEMO_SAMPLE := RAW_FORNANDER=data/sample/sample_pairs.csv RAW_KOA=data/sample/sample_small_pairs.csv \
   SPLITS=data/finetuning/sample INTERIM=data/interim/sample SPLIT=paragraphs
@@ -618,8 +622,14 @@ DEMO_ADAPTERS ?= adapters/demo
 DEMO := $(MAKE) --no-print-directory $(if $(wildcard $(DATA_SRC)/fornander/fornander_pairs.csv),,$(DEMO_SAMPLE)) \
   MODEL=$(DEMO_MODEL) RUNS_DIR=$(DEMO_RUNS) ADAPTERS_DIR=$(DEMO_ADAPTERS)
 
-.PHONY: demo
-demo: $(VENV)/.installed ## the whole lab on real Gemma 3 270M: data, model, short LoRA run, eval base vs tuned (~10 min)
+# Its end (scripts/demo_report.py) says what the numbers mean, what the recipe gives on a real
+# run (the committed record), and what the demo cost: time since demo-clock, downloads, disk.
+DEMO_EVAL := $(DEMO_RUNS)/latest/eval-n$(DEMO_LIMIT)-mt40
+DEMO_DISK := $(GEMMA) $(GEMMA_4BIT) $(GEMMA_F32) $(VENV) $(DEMO_RUNS) $(DEMO_ADAPTERS) data/interim data/finetuning
+.PHONY: demo demo-clock
+demo-clock:
+	@mkdir -p $(call q,$(DEMO_RUNS)) && echo "$$(date +%s) $$(test -f $(call q,$(DEMO_MODEL)/config.json) && echo reused || echo built)" > $(call q,$(DEMO_RUNS)/.demo-started)
+demo: demo-clock $(VENV)/.installed ## the whole lab on real Gemma 3 270M: data, model, short LoRA run, eval base vs tuned (about 16 min on a loaded 2-core CPU, model built)
 	$(DEMO) data
 	$(DEMO) $(DEMO_MODEL)/config.json
 	$(DEMO) train-small DATA=short ITERS=$(DEMO_ITERS) BATCH=2 LR=2e-4 MAX_SEQ=160 VAL_GEN=0 \
@@ -630,6 +640,9 @@ demo: $(VENV)/.installed ## the whole lab on real Gemma 3 270M: data, model, sho
 	@echo "demo done: model $(DEMO_MODEL), run in $(DEMO_RUNS)/latest/, adapters in $(DEMO_ADAPTERS)/,"
 	@echo "evaluation in $(DEMO_RUNS)/latest/eval-n$(DEMO_LIMIT)-mt40/ (summary.md, ab.md, *.png),"
 	@echo "everything on one page: $(DEMO_RUNS)/report/index.html"
+	@echo
+	@$(PY) scripts/demo_report.py --eval-dir $(call q,$(DEMO_EVAL)) --started-file $(call q,$(DEMO_RUNS)/.demo-started) \
+	  --disk $(foreach d,$(DEMO_DISK),$(call q,$(d)))
 
 # The Makefile tests run the make that runs them (OLELO_MAKE), so `make-3.81 test`
 # tests the Makefile under Make 3.81. TEST_ARGS goes to pytest (-k eval, -m make, -x).

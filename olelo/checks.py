@@ -121,10 +121,62 @@ def max_seq_vs_data(max_seq: int, tokenizer, train_file: Path) -> str | None:
 # ---------------------------------------------------------------- text sanity
 
 # A UTF-8 lead byte read as cp1252/Latin-1 (Â..ô) followed by a continuation byte read the
-# same way: how "ʻ" (CA BB) becomes "Ê»" and "ā" (C4 81) becomes "Ä" + U+0081.
+# same way: how "ʻ" (CA BB) becomes "Ê»" and "ā" (C4 81) becomes "Ä" + U+0081. This only
+# finds candidates: "Pelé’s" has the same shape (é = E9, ’ = 92 in cp1252), so a candidate
+# counts as mojibake only when its characters, turned back into the bytes they stood for,
+# are one whole UTF-8 sequence decoding to a character this lab's text uses (see
+# _mojibake_at). "é’s" is not (E9 starts a 3-byte sequence; "s" is no continuation), nor
+# "CAFÉ’S" (C9 92 is U+0252, an IPA letter), nor "NOËL’S" (CB 92: U+02D2, a phonetic mark).
 _CONT = "\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014" \
         "\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"
 MOJIBAKE = re.compile(f"[\u00c2-\u00f4][{_CONT}]")
+_CONT_CHARS = re.compile(f"[{_CONT}]")
+# What a UTF-8 sequence misread as cp1252 stood for, when the text was Hawaiian or English:
+# Latin letters (kahakō vowels, accented names), the ʻokina and its look-alikes, combining
+# marks (a decomposed kahakō: "Ì„"), typographic punctuation, currency and letterlike signs
+# (€, ™), the byte-order mark ("ï»¿"). Phonetic, Greek, Cyrillic, Armenian, Hebrew, CJK...
+# are not: a real accented letter before a quote that happens to form such a sequence is text.
+_MEANT = re.compile("[\u00a0-\u017f\u02b9-\u02bf\u02c6-\u02c8\u02d8-\u02dd\u0300-\u036f"
+                    "\u1e00-\u1eff\u2000-\u206f\u20a0-\u20cf\u2100-\u214f\ufeff]")
+
+
+def _byte(c: str) -> int | None:
+    """The byte a cp1252 (or Latin-1, for 0x80-0x9F) reader turned into c."""
+    if ord(c) < 0x100:
+        return ord(c)
+    try:
+        return c.encode("cp1252")[0]
+    except UnicodeEncodeError:
+        return None
+
+
+def _mojibake_at(text: str, at: int) -> str | None:
+    """The misread sequence starting at text[at] (a candidate lead), or None when the
+    characters there are real text."""
+    lead = ord(text[at])
+    size = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+    span = text[at:at + size]
+    if len(span) < size or not all(_CONT_CHARS.fullmatch(c) for c in span[1:]):
+        return None
+    raw = [_byte(c) for c in span]
+    if None in raw:
+        return None
+    try:
+        meant = bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return span if _MEANT.fullmatch(meant) else None
+
+
+def find_mojibake(text: str) -> str | None:
+    """The first stretch of text that is UTF-8 read as cp1252/Latin-1, or None."""
+    for m in MOJIBAKE.finditer(text):
+        found = _mojibake_at(text, m.start())
+        if found:
+            return found
+    return None
+
+
 # "?" where an ʻokina or a kahakō vowel was lost by a lossy re-encoding: inside a word
 # (ali?i) or at the start of a word before a vowel (?o ia).
 LOST_DIACRITIC = re.compile(r"(?<=[^\W\d_])\?(?=[^\W\d_])|(?:(?<=\s)|^)\?(?=[aeiouAEIOU])")
@@ -146,9 +198,9 @@ def non_hawaiian_share(text: str) -> tuple[float, int]:
 def text_problems(text: str, hawaiian: bool) -> list[str]:
     """Encoding damage in one cell: mojibake, U+FFFD, '?' for a lost ʻokina/kahakō (Hawaiian)."""
     found = []
-    m = MOJIBAKE.search(text)
-    if m:
-        found.append(f"mojibake {m.group()!r} (UTF-8 read as cp1252/Latin-1)")
+    bad = find_mojibake(text)
+    if bad:
+        found.append(f"mojibake {bad!r} (UTF-8 read as cp1252/Latin-1)")
     if "\ufffd" in text:
         found.append("U+FFFD replacement character (bytes lost in decoding)")
     if hawaiian:

@@ -178,8 +178,8 @@ def compare(runs: list[str], eval_name: str, family: str, bootstrap: int, seed: 
     return report
 
 
-def _p(p) -> str:
-    return "–" if p is None else f"{p:.3f}" + ("*" if p < ALPHA else "")
+def _p(p, called: bool = True) -> str:
+    return "–" if p is None else f"{p:.3f}" + ("*" if called and p < ALPHA else "")
 
 
 def markdown(report: dict) -> str:
@@ -202,10 +202,14 @@ def markdown(report: dict) -> str:
         lines += [f"| {v['run']} | {v['recipe']} | {v['delta']:+.2f} | "
                   f"{'–' if v['t'] is None else format(v['t'], '.2f')} | {_p(v['p'])} | {_p(v['p_holm'])} |"
                   for v in report["vs_seeds"]]
-    lines += ["", "Run against run, on the same sentences (paired bootstrap, b − a):", "",
-              "| a | b | Δ chrF++ | p | p (Holm) | Δ BLEU | p | p (Holm) |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {p['a']} | {p['b']} | {p['chrf']['delta']:+.2f} | {_p(p['chrf']['p'])} | {_p(p['chrf']['p_holm'])} | "
-              f"{p['bleu']['delta']:+.2f} | {_p(p['bleu']['p'])} | {_p(p['bleu']['p_holm'])} |" for p in report["pairs"]]
+    small = scores.too_small(report["n"], report["bootstrap"]["samples"])
+    lines += ["", "Run against run, on the same sentences (paired bootstrap, b − a):", ""]
+    if small:
+        lines += [f"No * here: {small}.", ""]
+    lines += ["| a | b | Δ chrF++ | p | p (Holm) | Δ BLEU | p | p (Holm) |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {p['a']} | {p['b']} | {p['chrf']['delta']:+.2f} | {_p(p['chrf']['p'], not small)} | "
+              f"{_p(p['chrf']['p_holm'], not small)} | {p['bleu']['delta']:+.2f} | {_p(p['bleu']['p'], not small)} | "
+              f"{_p(p['bleu']['p_holm'], not small)} |" for p in report["pairs"]]
     return "\n".join(lines) + "\n"
 
 

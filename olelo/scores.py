@@ -23,6 +23,17 @@ METRICS = {
     "ter": ("TER", "TER", False),
 }
 ALPHA = 0.05
+# A p-value below ALPHA is called "significant" only on a sample that can carry the call.
+# Sentences: the paired bootstrap resamples the test sentences themselves, so it can only
+# know the spread of sentences it was shown; on a handful it cannot (4 sentences allow 35
+# distinct resamples, and one sentence is a quarter of the corpus score; a model answering
+# one fixed sentence to 4 test sentences "beat" the base at p=0.001). 30 is the usual floor
+# for a mean of a sample to be read as roughly normal, a rule of thumb, not a theorem.
+MIN_SENTENCES = 30
+# Resamples: the smallest p sacrebleu can give is 1/(B+1) (20 resamples: 0.048 "beats"
+# anything). At 200 that floor is 0.005, a tenth of ALPHA, and the resampling error of a p
+# near 0.05 is about ±0.015.
+MIN_RESAMPLES = 200
 # A loop: a span of 1..LOOP_MAX_WORDS words repeated LOOP_COPIES or more times in a row.
 LOOP_MAX_WORDS = 10
 LOOP_COPIES = 3
@@ -167,6 +178,19 @@ def _sacrebleu_seed(seed: int):
             os.environ["SACREBLEU_SEED"] = old
 
 
+def too_small(n_sentences: int, n_samples: int) -> str | None:
+    """Why no difference on this sample is called significant, or None where one may be."""
+    why = []
+    if n_sentences < MIN_SENTENCES:
+        why.append(f"{n_sentences} test sentence{'s' if n_sentences != 1 else ''}, fewer than the {MIN_SENTENCES} "
+                   "a paired bootstrap needs to know the spread of sentences")
+    if n_samples < MIN_RESAMPLES:
+        why.append(f"{n_samples} bootstrap resample{'s' if n_samples != 1 else ''}, fewer than {MIN_RESAMPLES} "
+                   f"(the smallest p they can give is 1/{n_samples + 1} = {1 / (n_samples + 1):.3f})")
+    return None if not why else ("no difference is called significant: " + "; ".join(why)
+                                 + " (olelo/scores.py MIN_SENTENCES, MIN_RESAMPLES)")
+
+
 def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_samples: int = 1000, seed: int = 12345,
             metrics=tuple(METRICS)) -> dict:
     """Paired bootstrap resampling (sacrebleu --paired-bs) of system vs base on
@@ -178,6 +202,10 @@ def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_sample
     Where the two scores are identical there is nothing to test: sacrebleu would still
     give p = 1/(n+1) (no resample beats a zero delta), which reads as "significant"
     beside equal numbers, so p_value is None there and the verdict says "identical".
+
+    On too small a sample (too_small(): fewer than MIN_SENTENCES sentences or
+    MIN_RESAMPLES resamples) the p-value is kept but nothing is called significant:
+    "too_small" says why, and each verdict says "not called".
     """
     if not (len(base_hyps) == len(sys_hyps) == len(refs)):
         raise ValueError(f"lengths differ: base {len(base_hyps)}, system {len(sys_hyps)}, refs {len(refs)}")
@@ -200,7 +228,9 @@ def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_sample
         )
     signatures, results = test()
 
-    report = {"test": "paired bootstrap resampling (sacrebleu)", "n_samples": n_samples, "seed": seed, "metrics": {}}
+    small = too_small(len(refs), n_samples)
+    report = {"test": "paired bootstrap resampling (sacrebleu)", "n_samples": n_samples, "seed": seed,
+              "n_sentences": len(refs), "too_small": small, "metrics": {}}
     verdicts = []
     for key, (label, name, higher_better) in METRICS.items():
         if key not in chosen:
@@ -208,10 +238,12 @@ def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_sample
         base, system = results[name]
         delta = system.score - base.score
         p = None if delta == 0 else float(system.p_value)
-        significant = p is not None and p < ALPHA
+        significant = p is not None and p < ALPHA and small is None
         winner = None
         if p is None:
             verdicts.append(f"identical {label} scores ({system.score:.2f}): nothing to test")
+        elif small:
+            verdicts.append(f"not called on {label} (Δ {delta:+.2f}, p={p:.4f}): too small a sample")
         elif significant:
             winner = "system" if (delta > 0) == higher_better else "base"
             loser = "base" if winner == "system" else "system"
@@ -228,6 +260,8 @@ def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_sample
             "significant": significant,
             "winner": winner,
         }
+    if small and any(m["p_value"] is not None for m in report["metrics"].values()):
+        verdicts.append(small)
     report["verdicts"] = verdicts
     return report
 

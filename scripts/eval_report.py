@@ -161,6 +161,8 @@ def summary_markdown(summary: dict, ckpts_all: dict) -> str:
     order = list(baselines) + ([head["checkpoint"]] if head else []) + \
         sorted((n for n in ckpts if not head or n != head["checkpoint"]), key=lambda n: (ckpts[n]["iteration"] or 0, n))
     lines = [f"# Evaluation of {summary['run']}", "", test_set_line(summary), ""]
+    if significance_line(summary):
+        lines += [significance_line(summary), ""]
     if head:
         h = ckpts[head["checkpoint"]]
         lines.append(f"Headline: **{head['checkpoint']}** (iteration {head['iteration']}; selected on "
@@ -212,12 +214,25 @@ def test_set_line(summary: dict) -> str:
     return line + "."
 
 
+def called(m: dict, vs: dict) -> str:
+    if m["significant"]:
+        return ", significant"
+    below = m["p_value"] is not None and m["p_value"] < scores.ALPHA
+    return ", not called: too small a sample" if below and vs.get("too_small") else ""
+
+
+def significance_line(summary: dict) -> str:
+    """Why no p-value here is called significant ('' where one may be)."""
+    why = summary.get("too_small")
+    return f"**Too small to call a difference.** {why[0].upper()}{why[1:]}." if why else ""
+
+
 def headline_sentence(h: dict, baselines: dict) -> str:
     parts = [f"chrF++ {h['chrf']:.2f}"]
     for b, vs in [("base", h.get("vs_base"))] + list((h.get("vs_baselines") or {}).items()):
         m = (vs or {}).get("metrics", {}).get("chrf")
         if m:
-            p = f"p={m['p_value']:.3f}{', significant' if m['significant'] else ''}" if scores.p_note(m) else "identical"
+            p = f"p={m['p_value']:.3f}{called(m, vs)}" if scores.p_note(m) else "identical"
             parts.append(f"vs {b} {baselines[b]['chrf']:.2f}: Δ {m['delta']:+.2f} ({p})")
     return "; ".join(parts)
 
@@ -293,6 +308,7 @@ def main():
         "run": manifest["stamp"], "model": manifest["model"], "test_data": str(test_file), "test_set": split,
         "run_record": records.run_record(manifest),  # the run as scored: stale once it moves on
         "bootstrap": {"samples": a.bootstrap, "seed": a.seed},
+        "too_small": scores.too_small(next(iter(baselines.values()))["n"], a.bootstrap),
         "test_sha256": data.get(f"{split}_sha256"),
         "headline": choose_headline(ckpts, Path(manifest["adapter_dir"])),
         "test_posthoc": {"note": POSTHOC_NOTE, "by_metric": test_posthoc(ckpts)},

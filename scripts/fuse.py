@@ -15,11 +15,13 @@ mlx_lm.fuse reads a folder. Then it runs, as a subprocess of this venv,
 into a temporary folder beside <out>; generates greedily from the first few prompts
 of the run's test split with base + adapter and with the fused model and compares the
 token ids; writes <out>/olelo_fuse.json (command, checkpoint, iteration, val loss,
-sha256 of adapter and base, verification); and renames the folder into place.
+sha256 of adapter and base, verification, and the name, size and sha256 of every file
+it wrote: upload sends only those, unchanged); and renames the folder into place.
 <out>/../latest then points at it (scripts/upload.py's default), unless a `latest` there
 is not a link this script made (then it is left alone). An existing <out> that is not a
 fused folder (no olelo_fuse.json) is refused, never replaced. A second fuse of the
-same adapters into the same base with the same command is a no-op ("up to date").
+same adapters into the same base with the same command is a no-op ("up to date"), while
+the folder still holds every file as fuse wrote it (else it is fused again).
 A run whose model is no longer the one it was trained from is refused.
 
 Run (from the repository root; ~10 s on the tiny model):
@@ -41,6 +43,7 @@ from importlib import metadata
 from pathlib import Path
 
 import olelo
+from olelo import fused as fused_files
 from olelo import records
 from olelo import identity
 
@@ -224,9 +227,14 @@ def main(argv=None):
     if record_path.is_file():
         old = olelo.read_json(record_path, "fuse record")
         if (old.get("command"), old.get("adapter_sha256"), old.get("base_model_sha256")) == (command, adapter_sha, base_sha):
-            point_latest(out)
-            print(f"{out}: up to date (run {stamp}, checkpoint {name})")
-            return 0
+            changed = fused_files.problems(out, old["files"]) if isinstance(old.get("files"), dict) else [
+                f"{record_path} does not list the files fuse wrote (fused by an older fuse.py)"]
+            if not changed:
+                point_latest(out)
+                print(f"{out}: up to date (run {stamp}, checkpoint {name})")
+                return 0
+            print(f"note: {changed[0]}{f' (and {len(changed) - 1} more)' if len(changed) > 1 else ''}; fusing again",
+                  file=sys.stderr)
 
     prompts = verification_prompts(data_dir, args.verify_prompts) if args.verify_prompts > 0 else []
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -255,6 +263,7 @@ def main(argv=None):
             "fused_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "packages": {k: metadata.version(k) for k in ("mlx", "mlx-lm")},
             "verification": verification,
+            "files": fused_files.inventory(tmp),
         })
         if out.exists():
             os.replace(out, stale)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import hashlib
 import html
 import json
 import subprocess
@@ -60,8 +61,6 @@ section.run,section.eval{border-left:4px solid #eee;padding-left:1em;margin:1.2e
 section.run h3{font-size:14px;word-break:break-all}
 """
 
-# The browser itself refuses any load from outside the page: it opens with no network.
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 # Sorting: click a header; a #sort=KEY or #sort=-KEY link sorts on load.
 JS = """
@@ -82,17 +81,60 @@ if(m&&t){Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){
 document.body.setAttribute('data-ready','1');
 """
 
+# The browser itself refuses any load from outside the page: it opens with no network. It
+# runs one script, the one above, named by its hash: markup that got past esc() could run
+# none (no other <script>, no onerror=).
+CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-"
+       + base64.b64encode(hashlib.sha256(JS.encode("utf-8")).digest()).decode("ascii") + "'")
+
+
+# Every value read from a record reaches the page through esc(), and only through it: as
+# text, never markup (a record is data someone may have crafted). Numbers are formatted by
+# num()/pct(), which refuse what is not a number and escape what they write; a record
+# holding a value of the wrong kind raises Damaged and is skipped with a warning, as a
+# manifest that is not JSON is.
+class Damaged(ValueError):
+    """A record value of the wrong kind (an iteration that is not a whole number...)."""
+
+
+# What makes one record unreadable; skip() turns it into a warning and leaves the record out.
+UNREADABLE = (olelo.UserError, Damaged, KeyError, TypeError, ValueError, AttributeError, IndexError)
+
 
 def esc(x) -> str:
-    return html.escape("" if x is None else str(x))
+    """The one escaping function: any value, as HTML text (quotes too: safe in attributes)."""
+    return html.escape("" if x is None else str(x), quote=True)
 
 
-def pct(x) -> str:
-    return "–" if x is None else f"{100 * x:.1f}"
+def number(x, what: str = "value"):
+    if x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)):
+        return x
+    raise Damaged(f"{what} {x!r:.80} is not a number")
 
 
-def num(x, fmt="{:.2f}") -> str:
-    return "–" if x is None else fmt.format(x)
+def whole(x, what: str = "iteration"):
+    if x is None or (isinstance(x, int) and not isinstance(x, bool)):
+        return x
+    raise Damaged(f"{what} {x!r:.80} is not a whole number")
+
+
+def pct(x, what: str = "share") -> str:
+    x = number(x, what)
+    return "–" if x is None else esc(f"{100 * x:.1f}")
+
+
+def num(x, fmt="{:.2f}", what: str = "value") -> str:
+    x = number(x, what)
+    return "–" if x is None else esc(fmt.format(x))
+
+
+def skip(path, render, *args) -> str:
+    """render(*args), or "" and a warning naming path when its record is damaged."""
+    try:
+        return render(*args)
+    except UNREADABLE as e:
+        print(f"warning: skipped {path}: {e}", file=sys.stderr)
+        return ""
 
 
 def img(fig, alt: str) -> str:
@@ -114,11 +156,11 @@ def badge(status: str) -> str:
 
 def table(headers, rows, cls="", table_id="") -> str:
     """headers: [(key, label)]; rows: [(tr_class, [(html, sort_value | None, numeric)])]."""
-    out = [f'<table class="{cls}"' + (f' id="{table_id}"' if table_id else "") + "><thead><tr>"]
+    out = [f'<table class="{esc(cls)}"' + (f' id="{esc(table_id)}"' if table_id else "") + "><thead><tr>"]
     out += [f'<th data-key="{esc(k)}">{esc(label)}</th>' for k, label in headers]
     out.append("</tr></thead><tbody>")
     for tr_cls, cells in rows:
-        out.append(f'<tr class="{tr_cls}">')
+        out.append(f'<tr class="{esc(tr_cls)}">')
         for text, sort, numeric in cells:
             attrs = (' class="num"' if numeric else "") + (f' data-sort="{esc(sort)}"' if sort is not None else "")
             out.append(f"<td{attrs}>{text}</td>")
@@ -139,13 +181,15 @@ def collect_runs(runs_dir: Path) -> list[dict]:
         try:  # one damaged record must not hide every other run
             manifest = read_json(manifest_path)
             row = records.run_row(run_dir)
-        except (olelo.UserError, KeyError, TypeError, ValueError) as e:
+            metrics = records.read_metrics(run_dir)
+            evals = [p.parent for p in sorted(run_dir.glob("eval*/summary.json"))]
+            r = {"dir": run_dir, "manifest": manifest, "metrics": metrics, "row": row,
+                 "status": row["status"], "evals": evals}
+            r["cells"], r["detail"] = run_cells(r), run_detail(r)
+        except UNREADABLE as e:
             print(f"warning: skipped {run_dir}: {e}", file=sys.stderr)
             continue
-        metrics = records.read_metrics(run_dir)
-        evals = [p.parent for p in sorted(run_dir.glob("eval*/summary.json"))]
-        runs.append({"dir": run_dir, "manifest": manifest, "metrics": metrics, "row": row,
-                     "status": row["status"], "evals": evals})
+        runs.append(r)
     return runs
 
 
@@ -153,29 +197,7 @@ def runs_section(runs: list[dict]) -> str:
     headers = [("stamp", "run"), ("status", "status"), ("iters", "iterations"), ("min_val_loss", "lowest val loss"),
                ("min_val_at", "at"), ("best", "best/"), ("val_chrf", "top val chrF++"), ("tok_per_s", "tok/s"),
                ("peak_mem_gb", "peak GB"), ("commit", "commit"), ("started", "started"), ("evals", "evaluations")]
-    rows = []
-    for r in runs:
-        row, stamp = r["row"], r["manifest"]["stamp"]
-        chrf = [m for m in r["metrics"] if m.get("val_chrf") is not None]
-        top = max(chrf, key=lambda m: m["val_chrf"], default=None)
-        started = (r["manifest"].get("segments") or [{}])[0].get("started", "")
-        done = row["iters"].split("/")[0]
-        links = " ".join(f'<a href="#eval-{esc(stamp)}-{esc(e.name)}">{esc(e.name)}</a>' for e in r["evals"])
-        rows.append((STATUS_CLASS.get(r["status"], "other"), [
-            (f'<a href="#run-{esc(stamp)}">{esc(stamp)}</a>', None, False),
-            (badge(r["status"]), r["status"], False),
-            (esc(row["iters"]), done, True),
-            (esc(row["min_val_loss"]), row["min_val_loss"], True),
-            (esc(row["min_val_at"]), row["min_val_at"], True),
-            (esc(row["best"]), row["best"], False),
-            (num(top and top["val_chrf"]) + (f' @{top["iteration"]}' if top else ""),
-             top["val_chrf"] if top else "", True),
-            (esc(row["tok_per_s"]), row["tok_per_s"], True),
-            (esc(row["peak_mem_gb"]), row["peak_mem_gb"], True),
-            (f"<code>{esc(row['commit'])}</code>", None, False),
-            (esc(started[:16].replace("T", " ")), started, False),
-            (links or "–", len(r["evals"]), False),
-        ]))
+    rows = [(STATUS_CLASS.get(r["status"], "other"), r["cells"]) for r in runs]
     if not rows:
         return '<h2 id="runs">Runs</h2><p>No runs yet: <code>make train-small</code> or <code>make demo</code>.</p>'
     return ('<h2 id="runs">Runs</h2><p class="meta">Click a header to sort. Red rows failed or were stopped '
@@ -183,11 +205,39 @@ def runs_section(runs: list[dict]) -> str:
             + table(headers, rows, "sortable", "runs-table"))
 
 
+def run_cells(r: dict) -> list:
+    row, stamp = r["row"], r["manifest"]["stamp"]
+    for m in r["metrics"]:  # drawn and compared by iteration
+        whole(m.get("iteration"), "metrics.jsonl: iteration")
+        number(m.get("val_chrf"), "metrics.jsonl: val_chrf")
+    chrf = [m for m in r["metrics"] if m.get("val_chrf") is not None]
+    top = max(chrf, key=lambda m: m["val_chrf"], default=None)
+    started = str((r["manifest"].get("segments") or [{}])[0].get("started", ""))
+    done = row["iters"].split("/")[0]
+    links = " ".join(f'<a href="#eval-{esc(stamp)}-{esc(e.name)}">{esc(e.name)}</a>' for e in r["evals"])
+    return [
+        (f'<a href="#run-{esc(stamp)}">{esc(stamp)}</a>', None, False),
+        (badge(r["status"]), r["status"], False),
+        (esc(row["iters"]), done, True),
+        (esc(row["min_val_loss"]), row["min_val_loss"], True),
+        (esc(row["min_val_at"]), row["min_val_at"], True),
+        (esc(row["best"]), row["best"], False),
+        (num(top and top["val_chrf"]) + (f' @{esc(top["iteration"])}' if top else ""),
+         top["val_chrf"] if top else "", True),
+        (esc(row["tok_per_s"]), row["tok_per_s"], True),
+        (esc(row["peak_mem_gb"]), row["peak_mem_gb"], True),
+        (f"<code>{esc(row['commit'])}</code>", None, False),
+        (esc(started[:16].replace("T", " ")), started, False),
+        (links or "–", len(r["evals"]), False),
+    ]
+
+
 def run_detail(r: dict) -> str:
     m, stamp = r["manifest"], r["manifest"]["stamp"]
     facts = [f"model <code>{esc(m.get('model'))}</code>", f"data <code>{esc(m.get('data_dir'))}</code>",
              f"{esc(r['row']['iters'])} iterations"]
     if m.get("best"):
+        whole(m["best"].get("iteration"), "manifest best/ iteration")
         facts.append(f"best/ at iteration {esc(m['best'].get('iteration'))} (chosen on validation by "
                      f"{esc(m['best'].get('criterion', 'val_loss'))})")
     error = f'<p class="neg">error: {esc(m["error"])}</p>' if m.get("error") else ""
@@ -203,16 +253,23 @@ def p_cell(row: dict, against: str) -> str:
     m = chrf_vs(row, against)
     if not m:
         return ""
-    cls = "pos" if m["delta"] > 0 else "neg" if m["delta"] < 0 else ""
+    delta = number(m["delta"], f"Δ chrF++ vs {against}")
+    cls = "pos" if delta > 0 else "neg" if delta < 0 else ""
     star = "*" if m["significant"] else ""
     p = scores.p_note(m)  # none where the scores are identical
-    return f'<span class="{cls}">{m["delta"]:+.2f}</span>' + (f' (p={m["p_value"]:.3f}{star})' if p else "")
+    return (f'<span class="{cls}">{num(delta, "{:+.2f}")}</span>'
+            + (f' (p={num(m["p_value"], "{:.3f}", "p")}{esc(star)})' if p else ""))
 
 
 def eval_section(run_dir: Path, eval_dir: Path, with_text: bool) -> str:
     summary = read_json(eval_dir / "summary.json")
     baselines, ckpts, head, posthoc = normalize(summary)
     head_name = head["checkpoint"] if head else None
+    for n, c in {**baselines, **ckpts}.items():  # sorted and drawn by iteration: a string there is damage
+        whole(c.get("iteration"), f"row {n!r}: iteration")
+        number(c["chrf"], f"row {n!r}: chrF++")
+    if head:
+        whole(head.get("iteration"), "headline iteration")
     anchor = f"eval-{run_dir.name}-{eval_dir.name}"
     rows_all = {**baselines, **ckpts}
     others = [b for b in baselines if b != "base" and any(b in (r.get("vs_baselines") or {}) for r in rows_all.values())]
@@ -230,7 +287,7 @@ def eval_section(run_dir: Path, eval_dir: Path, with_text: bool) -> str:
         marks = " †" if posthoc.get("chrf") == n else ""
         label = f"<b>{esc(n)}</b> (headline: chosen on validation)" if n == head_name else esc(n)
         cells = [(label + marks, None, False), (num(c.get("iteration"), "{}"), None, True),
-                 (num(c["chrf"]) + (f" ±{ci:.2f}" if ci else ""), None, True), (p_cell(c, "base"), None, True)]
+                 (num(c["chrf"]) + (" ±" + num(ci) if ci else ""), None, True), (p_cell(c, "base"), None, True)]
         cells += [(p_cell(c, b), None, True) for b in others]
         cells += [(num(c.get("bleu")), None, True), (num(c.get("ter")), None, True),
                   (num(c.get("loop_rate"), "{:.3f}"), None, True), (num(c.get("length_ratio")), None, True),
@@ -242,8 +299,8 @@ def eval_section(run_dir: Path, eval_dir: Path, with_text: bool) -> str:
     if head_name in ckpts:
         h = ckpts[head_name]
         intro = (f"<p>Headline: <b>{esc(head_name)}</b>, iteration {esc(head.get('iteration'))}, selected on "
-                 f"{esc(head.get('selected_on'))}; chrF++ {h['chrf']:.2f} vs base {baselines['base']['chrf']:.2f}"
-                 + (f", vs copy-source {baselines['copy-source']['chrf']:.2f}" if "copy-source" in baselines else "")
+                 f"{esc(head.get('selected_on'))}; chrF++ {num(h['chrf'])} vs base {num(baselines['base']['chrf'])}"
+                 + (f", vs copy-source {num(baselines['copy-source']['chrf'])}" if "copy-source" in baselines else "")
                  + ".</p>")
     else:
         intro = ('<p class="neg">No headline row: this summary predates validation-chosen headlines '
@@ -262,6 +319,7 @@ def eval_section(run_dir: Path, eval_dir: Path, with_text: bool) -> str:
             f'({esc(summary.get("test_data"))}), {esc(summary["bootstrap"]["samples"])} bootstrap samples'
             + (f', <b>the sealed test: {esc(ledger.looks_phrase(run_dir.parent, summary.get("test_sha256")))}</b>'
                if summary.get("test_set") == "sealed" else "") + '</p>'
+            + (f'<p class="neg">{esc(summary["too_small"])}.</p>' if summary.get("too_small") else "")
             + intro + table(headers, rows) + notes + figs + ab_block(eval_dir, with_text) + "</section>")
 
 
@@ -286,7 +344,7 @@ def ab_block(eval_dir: Path, with_text: bool) -> str:
         rows = sorted(csv.DictReader(f), key=lambda r: -abs(float(r["delta"])))
     title = (eval_dir / "ab.md").read_text(encoding="utf-8").splitlines()[0].lstrip("# ") \
         if (eval_dir / "ab.md").is_file() else "A/B"
-    body = [("", [(f'<span class="{"pos" if float(r["delta"]) > 0 else "neg"}">{float(r["delta"]):+.2f}</span>',
+    body = [("", [(f'<span class="{"pos" if float(r["delta"]) > 0 else "neg"}">{num(float(r["delta"]), "{:+.2f}")}</span>',
                    None, True), (esc(r["id"]), None, False), (esc(r["source"]), None, False),
                   (esc(r["reference"]), None, False), (esc(r["base"]), None, False),
                   (esc(r["fine_tuned"]), None, False)]) for r in rows[:AB_ROWS]]
@@ -305,48 +363,55 @@ def data_section(data_dir: Path, with_text: bool) -> str:
     manifests = sorted((data_dir / "finetuning").rglob("manifest.json")) if (data_dir / "finetuning").is_dir() else []
     if not reports and not manifests:
         return out[0] + f"<p>No data under {esc(data_dir)}/ yet: <code>make data</code>.</p>"
-    for path in reports:
-        r = read_json(path)
-        c = r.get("counts", {})
-        drop = ", ".join(f"{k} {v}" for k, v in (c.get("dropped_by_reason") or {}).items())
-        out.append(f"<h3>{esc(path)}</h3><p>{esc(c.get('rows'))} rows → {esc(c.get('pairs'))} pairs → "
-                   f"{esc(c.get('records'))} records; dropped: {esc(drop)}; flagged misaligned "
-                   f"{esc(c.get('flagged_misaligned'))} (ratio {esc(r.get('ratio'))} outside "
-                   f"{esc(r.get('options', {}).get('min_ratio'))}–{esc(r.get('options', {}).get('max_ratio'))}); "
-                   f"repaired {esc(c.get('repaired'))}.</p>")
-        findings = [("flagged", f) for f in r.get("flagged", [])] + [("dropped", f) for f in r.get("dropped", [])] \
-            + [("repaired", f) for f in r.get("repaired", [])]
-        if findings:
-            headers = [("kind", "finding"), ("line", "CSV line"), ("id", "pair id"), ("what", "details")]
-            if with_text:
-                headers.append(("excerpt", "excerpt"))
-            rows = []
-            for kind, f in findings:
-                what = f.get("reason") or f.get("note") or (f"ratio {f.get('ratio')} ({f.get('haw_chars')} haw / "
-                                                            f"{f.get('en_chars')} en chars)")
-                cells = [(esc(kind), None, False), (esc(f.get("line")), None, True),
-                         (esc(f.get("pair_id", "")), None, False), (esc(what), None, False)]
-                if with_text:
-                    cells.append((esc(f.get("excerpt", "")), None, False))
-                rows.append(("bad" if kind == "dropped" else "", cells))
-            out.append(table(headers, rows))
+    out += [skip(path, data_report, path, with_text) for path in reports]
     if manifests:
         headers = [("split", "dataset"), ("train", "train"), ("valid", "valid"), ("test", "test"), ("seed", "seed"),
                    ("common", "common test from"), ("sha", "test sha256"), ("order", "train order")]
-        rows = []
-        for path in manifests:
-            m = read_json(path)
-            counts = m.get("counts", {})
-            # split.py counts {"records", "pairs"} per split; mix_data.py counts records (its
-            # small pairs repeat)
-            rows.append(("", [(esc(path.parent), None, False)] + [
-                (esc(c.get("pairs") if isinstance(c, dict) else c), None, True)
-                for c in (counts.get(s) for s in ("train", "valid", "test"))] + [
-                (esc(m.get("seed")), None, True), (esc(m.get("common_test_from")), None, False),
-                (f"<code>{esc((m.get('common_test_sha256') or '')[:12])}</code>", None, False),
-                (esc(m.get("train_order", "")), None, False)]))
+        rows = [row for path in manifests for row in [skip(path, split_row, path)] if row]
         out.append("<h3>Splits</h3>" + table(headers, rows))
     return "".join(out)
+
+
+def data_report(path: Path, with_text: bool) -> str:
+    out = []
+    r = read_json(path)
+    c = r.get("counts", {})
+    drop = ", ".join(f"{k} {v}" for k, v in (c.get("dropped_by_reason") or {}).items())
+    out.append(f"<h3>{esc(path)}</h3><p>{esc(c.get('rows'))} rows → {esc(c.get('pairs'))} pairs → "
+               f"{esc(c.get('records'))} records; dropped: {esc(drop)}; flagged misaligned "
+               f"{esc(c.get('flagged_misaligned'))} (ratio {esc(r.get('ratio'))} outside "
+               f"{esc(r.get('options', {}).get('min_ratio'))}–{esc(r.get('options', {}).get('max_ratio'))}); "
+               f"repaired {esc(c.get('repaired'))}.</p>")
+    findings = [("flagged", f) for f in r.get("flagged", [])] + [("dropped", f) for f in r.get("dropped", [])] \
+        + [("repaired", f) for f in r.get("repaired", [])]
+    if findings:
+        headers = [("kind", "finding"), ("line", "CSV line"), ("id", "pair id"), ("what", "details")]
+        if with_text:
+            headers.append(("excerpt", "excerpt"))
+        rows = []
+        for kind, f in findings:
+            what = f.get("reason") or f.get("note") or (f"ratio {f.get('ratio')} ({f.get('haw_chars')} haw / "
+                                                        f"{f.get('en_chars')} en chars)")
+            cells = [(esc(kind), None, False), (esc(f.get("line")), None, True),
+                     (esc(f.get("pair_id", "")), None, False), (esc(what), None, False)]
+            if with_text:
+                cells.append((esc(f.get("excerpt", "")), None, False))
+            rows.append(("bad" if kind == "dropped" else "", cells))
+        out.append(table(headers, rows))
+    return "".join(out)
+
+
+def split_row(path: Path):
+    m = read_json(path)
+    counts = m.get("counts", {})
+    # split.py counts {"records", "pairs"} per split; mix_data.py counts records (its
+    # small pairs repeat)
+    return ("", [(esc(path.parent), None, False)] + [
+        (esc(c.get("pairs") if isinstance(c, dict) else c), None, True)
+        for c in (counts.get(s) for s in ("train", "valid", "test"))] + [
+        (esc(m.get("seed")), None, True), (esc(m.get("common_test_from")), None, False),
+        (f"<code>{esc(str(m.get('common_test_sha256') or '')[:12])}</code>", None, False),
+        (esc(m.get("train_order", "")), None, False)])
 
 
 # ---------------------------------------------------------------- page
@@ -362,7 +427,8 @@ def git_commit() -> str:
 
 def build_page(runs_dir: Path, data_dir: Path, with_text: bool) -> str:
     runs = collect_runs(runs_dir)
-    evals = [(r["dir"], e) for r in runs for e in r["evals"]]
+    evals = [section for r in runs for e in r["evals"]
+             for section in [skip(e / "summary.json", eval_section, r["dir"], e, with_text)] if section]
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
@@ -375,9 +441,8 @@ def build_page(runs_dir: Path, data_dir: Path, with_text: bool) -> str:
         '<nav><a href="#runs">Runs</a><a href="#curves">Training curves</a>'
         '<a href="#evals">Evaluations</a><a href="#data">Data quality</a></nav>',
         runs_section(runs),
-        '<h2 id="curves">Training curves</h2><div class="grid">' + "".join(run_detail(r) for r in runs) + "</div>",
-        '<h2 id="evals">Evaluations</h2>' + ("".join(eval_section(d, e, with_text) for d, e in evals)
-                                             or "<p>No evaluations yet: <code>make eval</code>.</p>"),
+        '<h2 id="curves">Training curves</h2><div class="grid">' + "".join(r["detail"] for r in runs) + "</div>",
+        '<h2 id="evals">Evaluations</h2>' + ("".join(evals) or "<p>No evaluations yet: <code>make eval</code>.</p>"),
         data_section(data_dir, with_text),
         f"<script>{JS}</script></body></html>",
     ]

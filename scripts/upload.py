@@ -15,7 +15,13 @@ command and config.yaml, data provenance and split checksums, evaluation scores 
 sacrebleu signatures and p-values (when `make eval` has run), the fuse check, and
 the limitations. Only the fused folder's own model files go up, by an allow-list
 (weights, JSON configs, tokenizer files, chat template, README.md); nothing from
-data/, runs/ or .env, no hidden files, no links, no subfolders.
+data/, runs/ or .env, no hidden files, no links, no subfolders. And each of them must
+be a file fuse wrote, as it wrote it: olelo_fuse.json lists every file's size and
+sha256, and a file not listed there (a stray secrets.json), changed, truncated or gone
+is refused by name before anything is sent (dry runs included).
+
+--preflight checks only the arguments (the repo id; a token unless --dry-run) and
+exits: `make fuse upload` runs it before fusing, so a bad HF_REPO costs no fuse.
 
 --dry-run prints the file list with sizes and the card, and does nothing else: no
 network, no writes. A real upload needs an explicit --repo owner/name and a token
@@ -35,6 +41,7 @@ import sys
 from pathlib import Path
 
 import olelo
+from olelo import fused as fused_files
 
 ALLOWED = ("*.safetensors", "*.json", "tokenizer.model", "*.tiktoken", "merges.txt", "vocab.txt", "*.jinja",
            "README.md")
@@ -98,11 +105,33 @@ def check_record(fused: Path, rec: dict, args) -> None:
                               f"(make fuse RUN={rec.get('run')} CKPT={rec.get('checkpoint')})")
 
 
+def check_files(fused: Path, rec: dict, files: list[Path]) -> None:
+    """Every file to send (but the card and the record) is one fuse wrote, unchanged, and
+    every file fuse wrote that the allow-list sends is there."""
+    recorded = rec.get("files")
+    again = f"make fuse RUN={rec.get('run')} FUSE_CKPT={rec.get('checkpoint')}"
+    if not isinstance(recorded, dict):
+        raise olelo.UserError(f"{fused / fused_files.RECORD} does not list the files fuse wrote (fused by an older "
+                              f"fuse.py): nothing is sent unchecked; fuse again ({again})")
+    names = [f.name for f in files if f.name not in fused_files.NOT_RECORDED]
+    names += [n for n in sorted(recorded) if n not in names and allowed(n)]
+    size = sum(f.stat().st_size for f in files if f.name in recorded and f.is_file())
+    print(f"checking {len(names)} files ({size / 1e9:.2f} GB) against {fused_files.RECORD}", file=sys.stderr)
+    problems = fused_files.problems(fused, recorded, names)
+    if problems:
+        raise olelo.UserError("nothing was uploaded: these files are not what fuse wrote:\n  " + "\n  ".join(problems)
+                              + f"\nremove what fuse did not write, or fuse again ({again})")
+
+
+def allowed(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pat) for pat in ALLOWED)
+
+
 def upload_files(fused: Path) -> list[Path]:
     """The files that go up: top-level plain files on the allow-list (README.md always)."""
     files = [f for f in sorted(fused.iterdir())
              if not f.name.startswith(".") and f.is_file() and not f.is_symlink()
-             and any(fnmatch.fnmatchcase(f.name, pat) for pat in ALLOWED)]
+             and allowed(f.name)]
     return files if fused / "README.md" in files else [*files, fused / "README.md"]
 
 
@@ -307,6 +336,15 @@ def model_card(fused: Path, repo: str) -> str:
 
 # ---------------------------------------------------------------- upload
 
+def hf_token() -> str:
+    from huggingface_hub import get_token
+
+    token = get_token()
+    if not token:
+        raise olelo.UserError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (nothing was uploaded)")
+    return token
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fused", help="fused model folder (default: the --run/--ckpt one, else fused/latest)")
@@ -317,15 +355,23 @@ def main(argv=None):
     p.add_argument("--repo", help="Hugging Face repo id, owner/name (required)")
     p.add_argument("--dry-run", action="store_true", help="print the file list and the card; no network, no writes")
     p.add_argument("--public", action="store_true", help="create the repo public (default: private)")
+    p.add_argument("--preflight", action="store_true",
+                   help="check the arguments only (repo id; a token unless --dry-run), before any fuse work")
     args = p.parse_args(argv)
 
     repo = check_repo_id(args.repo)
     if args.fused and (args.run or args.ckpt):
         raise olelo.UserError("name the model once: --fused DIR, or --run/--ckpt (FUSED, or RUN/CKPT)")
+    if args.preflight:
+        if not args.dry_run:
+            hf_token()
+        return 0
     fused = named_fused(args)
-    check_record(fused, fused_record(fused), args)
-    card = model_card(fused, repo)
+    rec = fused_record(fused)
+    check_record(fused, rec, args)
     files = upload_files(fused)
+    check_files(fused, rec, files)
+    card = model_card(fused, repo)
     size = {f: len(card.encode("utf-8")) if f.name == "README.md" else f.stat().st_size for f in files}
     visibility = "public" if args.public else "private"
 
@@ -338,11 +384,9 @@ def main(argv=None):
         sys.stdout.write(card)
         return 0
 
-    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import HfApi
 
-    token = get_token()
-    if not token:
-        raise olelo.UserError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (nothing was uploaded)")
+    token = hf_token()
     olelo.atomic_write_text(fused / "README.md", card)
     api = HfApi(token=token)
     try:

@@ -82,6 +82,10 @@ def test_compare_groups_seeds_tests_runs_and_corrects_over_the_family(three_runs
     assert one["chrf"]["p_holm"] >= one["chrf"]["p"]
     md = compare.markdown(r)
     assert "| rec | 2 |" in md and "family of 7 tests" in md
+    # 6 sentences: no pair's p is starred, and the table says why
+    pairs = md[md.index("Run against run"):]
+    assert "No * here: no difference is called significant: 6 test sentences" in pairs
+    assert "*" not in pairs.replace("No * here", "") and one["chrf"]["p"] < 0.05
 
 
 def test_compare_refuses_runs_scored_on_other_sentences(three_runs):

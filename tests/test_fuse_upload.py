@@ -115,6 +115,27 @@ def test_fused_float_model_generates_what_base_plus_adapter_does(fused):
         assert p["first_step_max_abs_logprob_diff"] < 1e-3
 
 
+def test_fuse_records_every_file_it_wrote(fused):
+    files = record(fused)["files"]
+    on_disk = {p.name for p in fused.iterdir() if p.name not in ("olelo_fuse.json", "README.md")}
+    assert set(files) == on_disk and "model.safetensors" in files and "config.json" in files
+    for name, f in files.items():
+        assert (f["bytes"], f["sha256"]) == ((fused / name).stat().st_size, olelo.sha256_file(fused / name)), name
+
+
+def test_refuse_fuses_again_when_a_file_is_not_what_fuse_wrote(run, tmp_path):
+    out = tmp_path / "fused-x"
+    cli(FUSE, "--run", "latest", "--out", out, "--verify-prompts", "0", cwd=run["root"])
+    weights = out / "model.safetensors"
+    whole = weights.read_bytes()
+    weights.write_bytes(whole[:1000])  # truncated: "up to date" no more
+    r = cli(FUSE, "--run", "latest", "--out", out, "--verify-prompts", "0", cwd=run["root"])
+    assert "up to date" not in r.stdout and "1000 bytes, fuse wrote" in r.stderr and "fusing again" in r.stderr
+    assert weights.read_bytes() == whole
+    r = cli(FUSE, "--run", "latest", "--out", out, "--verify-prompts", "0", cwd=run["root"])
+    assert "up to date" in r.stdout
+
+
 def test_refuse_is_up_to_date(run, fused):
     before = (fused / "model.safetensors").stat().st_mtime_ns
     r = cli(FUSE, "--run", run["run_dir"], "--ckpt", "best", cwd=run["root"])
@@ -301,3 +322,69 @@ def test_offline_upload_fails_clearly_and_never_shows_the_token(fused, tmp_path)
     assert (folder / "README.md").read_text().startswith("---\nlanguage:")  # the card, written before the network
     for f in folder.rglob("*"):
         assert FAKE_TOKEN.encode() not in f.read_bytes(), f
+
+
+def tampered(fused: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "fused-copy"
+    shutil.copytree(fused, folder)
+    return folder
+
+
+def dry_upload(folder: Path, tmp_path: Path):
+    return cli(UPLOAD, "--fused", folder, "--repo", "someone/olelo-tiny", "--dry-run", cwd=tmp_path,
+               env=hf_env(tmp_path, token=FAKE_TOKEN), check=False)
+
+
+def test_upload_refuses_a_truncated_weights_file(fused, tmp_path):
+    folder = tampered(fused, tmp_path)
+    with open(folder / "model.safetensors", "r+b") as f:
+        f.truncate(1000)
+    r = dry_upload(folder, tmp_path)
+    assert r.returncode == 2 and "would upload" not in r.stdout and "Traceback" not in r.stderr
+    assert f"{folder / 'model.safetensors'}: 1000 bytes, fuse wrote" in r.stderr
+    assert f"make fuse RUN={record(fused)['run']} FUSE_CKPT=best" in r.stderr
+
+
+def test_upload_refuses_a_file_fuse_did_not_write(fused, tmp_path):
+    folder = tampered(fused, tmp_path)
+    (folder / "secrets.json").write_text('{"HF_TOKEN": "%s"}' % FAKE_TOKEN)
+    r = dry_upload(folder, tmp_path)
+    assert r.returncode == 2 and "would upload" not in r.stdout and FAKE_TOKEN not in r.stdout
+    assert f"{folder / 'secrets.json'}: not a file fuse wrote" in r.stderr
+
+
+def test_upload_refuses_changed_and_missing_files(fused, tmp_path):
+    folder = tampered(fused, tmp_path)
+    config = folder / "config.json"
+    text = config.read_text()
+    config.write_text(text.replace('"', "'", 1) if '"' in text else text + " ")  # same size, other bytes
+    assert config.stat().st_size == (fused / "config.json").stat().st_size
+    tokenizer = next(n for n in record(fused)["files"] if n.startswith("tokenizer"))
+    (folder / tokenizer).unlink()
+    r = dry_upload(folder, tmp_path)
+    assert r.returncode == 2
+    assert f"{config}: not the bytes fuse wrote (sha256 differs)" in r.stderr
+    assert f"{folder / tokenizer}: fuse wrote it and it is gone" in r.stderr
+
+
+def test_upload_refuses_a_folder_fused_before_files_were_recorded(fused, tmp_path):
+    folder = tampered(fused, tmp_path)
+    rec = record(folder)
+    del rec["files"]
+    (folder / "olelo_fuse.json").write_text(json.dumps(rec))
+    r = dry_upload(folder, tmp_path)
+    assert r.returncode == 2 and "does not list the files fuse wrote" in r.stderr
+
+
+@pytest.mark.make
+@pytest.mark.parametrize("repo,token,says", [("a b/c", FAKE_TOKEN, "not a Hugging Face repo id"),
+                                             ("someone/x", None, "no Hugging Face token")])
+def test_make_fuse_upload_refuses_bad_arguments_before_fusing(run, tmp_path, repo, token, says):
+    from conftest import MAKE
+
+    out = tmp_path / "never"
+    r = subprocess.run([MAKE, "--no-print-directory", "fuse", "upload", f"RUN={run['run_dir']}", f"FUSED={out}",
+                        f"HF_REPO={repo}"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                       env=hf_env(tmp_path, token=token))
+    assert r.returncode != 0 and says in r.stderr
+    assert "mlx_lm.fuse" not in r.stdout and not out.exists()

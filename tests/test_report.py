@@ -294,3 +294,101 @@ def test_splits_table_lists_split_and_mix_datasets(lab):
     splits = page[page.index("<h3>Splits</h3>"):]
     assert re.search(r"finetuning/large</td>.*?>7</td>", splits, re.S)
     assert re.search(r"finetuning/mix-k3</td>.*?>13</td>", splits, re.S)
+
+
+# ---------------------------------------------------------------- crafted and damaged records
+
+MARKUP = '<img src=x onerror="location=\'http://127.0.0.1:9/?\'+document.body.innerText">'
+
+
+def crafted_lab(lab, tmp_path):
+    """A copy of the lab's finished run, to be tampered with."""
+    runs = tmp_path / "runs"
+    shutil.copytree(lab["runs"] / DONE, runs / DONE)
+    return runs, runs / DONE / "eval-n4" / "summary.json"
+
+
+def test_a_string_iteration_in_a_summary_is_skipped_with_a_warning_never_markup(lab, tmp_path, capsys):
+    runs, path = crafted_lab(lab, tmp_path)
+    s = json.loads(path.read_text())
+    s["checkpoints"]["best"]["iteration"] = MARKUP
+    s["headline"]["iteration"] = MARKUP
+    path.write_text(json.dumps(s))
+    out = tmp_path / "index.html"
+    assert report.main(["--runs-dir", str(runs), "--data", str(tmp_path), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "<img src=x" not in page and "onerror" not in page  # not even escaped: the evaluation is left out
+    assert f'href="#run-{DONE}"' in page  # the run itself still shows
+    assert "No evaluations yet" in page
+    err = capsys.readouterr().err
+    assert f"warning: skipped {path}: " in err and "is not a whole number" in err
+
+
+def test_every_record_value_reaches_the_page_as_text(lab, tmp_path):
+    runs, path = crafted_lab(lab, tmp_path)
+    manifest_path = runs / DONE / "manifest.json"
+    m = json.loads(manifest_path.read_text())
+    m["model"], m["data_dir"], m["error"] = MARKUP, MARKUP, MARKUP
+    m["best"]["criterion"] = MARKUP
+    m["segments"][0]["started"] = MARKUP
+    manifest_path.write_text(json.dumps(m))
+    s = json.loads(path.read_text())
+    s["model"], s["test_data"], s["headline"]["selected_on"] = MARKUP, MARKUP, MARKUP
+    s["bootstrap"]["samples"] = MARKUP
+    s["checkpoints"]["best"]["beyond_translation_memory"] = {"answer": MARKUP}
+    path.write_text(json.dumps(s))
+    out = tmp_path / "index.html"
+    report.main(["--runs-dir", str(runs), "--data", str(tmp_path), "--out", str(out)])
+    page = out.read_text()
+    assert "<img src=x" not in page and "&lt;img src=x onerror=&quot;location=" in page
+    assert page.count("&lt;img src=x") >= 8  # each of them, as text
+
+
+def test_a_string_where_a_number_belongs_skips_that_record_only(lab, tmp_path, capsys):
+    runs, _ = crafted_lab(lab, tmp_path)
+    shutil.copytree(lab["runs"] / FAILED, runs / FAILED)
+    rows = [json.loads(line) for line in (runs / FAILED / "metrics.jsonl").read_text().splitlines()]
+    rows[0]["iteration"] = MARKUP
+    olelo.atomic_write_jsonl(runs / FAILED / "metrics.jsonl", rows)
+    out = tmp_path / "index.html"
+    report.main(["--runs-dir", str(runs), "--data", str(tmp_path), "--out", str(out)])
+    page = out.read_text()
+    assert f'href="#run-{DONE}"' in page and f'href="#run-{FAILED}"' not in page and "<img src=x" not in page
+    assert f"warning: skipped {runs / FAILED}: metrics.jsonl: iteration" in capsys.readouterr().err
+
+
+def test_esc_is_safe_in_attributes():
+    assert report.esc('"\'<>&') == "&quot;&#x27;&lt;&gt;&amp;"
+    assert report.esc(None) == ""
+
+
+def test_the_pages_policy_runs_only_its_own_script(lab, chromium, tmp_path):
+    # Escaping is the first wall; the second: the page's policy allows only the script it was
+    # built with (by its hash), so markup that got in anyway could run nothing.
+    page = build(lab).read_text()
+    assert "'unsafe-inline'" not in page.split("script-src", 1)[1].split('"', 1)[0]
+    beacon = '<img src="x.png" onerror="document.body.setAttribute(\'data-pwned\',\'1\')">'
+    tampered = tmp_path / "tampered.html"
+    tampered.write_text(page.replace("<h1>", beacon + "<script>document.body.setAttribute('data-pwned2','1')"
+                                     "</script><h1>", 1))
+    dom, _ = browse(chromium, f"file://{tampered}", tmp_path, "--dump-dom")
+    body = re.search(r"<body[^>]*>", dom).group(0)
+    assert 'data-ready="1"' in body  # its own script still runs
+    assert "data-pwned" not in body, body  # neither of the others did
+
+
+def test_summary_and_page_say_why_nothing_is_called_significant(lab):
+    # 4 test sentences and 50 resamples: p-values are shown, none is called significant, and
+    # the summary says why.
+    summary = json.loads((lab["eval_dir"] / "summary.json").read_text())
+    assert summary["too_small"].startswith("no difference is called significant: 4 test sentences")
+    assert "50 bootstrap resamples" in summary["too_small"]
+    rows = {**summary["baselines"], **summary["checkpoints"]}
+    tested = [m for r in rows.values() for vs in [r.get("vs_base")] + list((r.get("vs_baselines") or {}).values())
+              if vs for m in vs["metrics"].values() if m["p_value"] is not None]
+    assert tested and not any(m["significant"] for m in tested)
+    md = (lab["eval_dir"] / "summary.md").read_text()
+    assert "**Too small to call a difference.** No difference is called significant: 4 test sentences" in md
+    assert "significant)" not in md and ", significant" not in md and " beats " not in md
+    page = build(lab).read_text()
+    assert f'<p class="neg">{report.esc(summary["too_small"])}.</p>' in page

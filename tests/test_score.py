@@ -148,10 +148,10 @@ def test_seed_zero_is_refused():
 def test_cli_comparison_table(tmp_path):
     ref = write_lines(tmp_path / "ref.txt", MANY_REFS)
     base, system = write_lines(tmp_path / "base.txt", BAD), write_lines(tmp_path / "sys.txt", MANY_REFS)
-    proc = run_score("--hyp", str(system), "--ref", str(ref), "--base", str(base), "--bootstrap", "100", "--no-semsim")
+    proc = run_score("--hyp", str(system), "--ref", str(ref), "--base", str(base), "--bootstrap", "200", "--no-semsim")
     assert proc.returncode == 0, proc.stderr
-    assert "system beats base on chrF++ (p=0.0099)" in proc.stdout
-    assert "nrefs:1|bs:100|seed:12345|" in proc.stdout
+    assert "system beats base on chrF++ (p=0.0050)" in proc.stdout  # 1/201: no resample reversed it
+    assert "nrefs:1|bs:200|seed:12345|" in proc.stdout
 
 
 # ---------------------------------------------------------------- bad input
@@ -277,8 +277,8 @@ def test_output_health_is_in_every_score():
 
 
 def test_compare_on_some_metrics_only_matches_all():
-    some = scores.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=100, seed=3, metrics=("chrf", "bleu"))
-    full = scores.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=100, seed=3)
+    some = scores.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=200, seed=3, metrics=("chrf", "bleu"))
+    full = scores.compare(BAD, MANY_REFS[:15] + BAD[15:], MANY_REFS, n_samples=200, seed=3)
     assert set(some["metrics"]) == {"chrf", "bleu"} and len(some["verdicts"]) == 2
     for key in ("chrf", "bleu"):
         assert some["metrics"][key]["p_value"] == full["metrics"][key]["p_value"]
@@ -292,3 +292,44 @@ def test_cli_prints_loops_and_length(tmp_path):
     proc = run_score("--hyp", str(hyp), "--ref", str(ref), "--no-semsim")
     assert proc.returncode == 0, proc.stderr
     assert "loops    1.000  (5 of 5:" in proc.stdout and "length " in proc.stdout
+
+
+# ---------------------------------------------------------------- too small a sample
+
+FOUR_REFS = ["The chief went to the ship.", "All the people wept.", "They will sail to Tahiti.", "Hello everyone."]
+FOUR_BASE = ["Ua hele ke aliʻi i ka moku.", "Ua uwē ka poʻe a pau loa.", "E holo ana lākou i Kahiki.", "Aloha kākou."]
+
+
+def test_a_handful_of_sentences_is_never_called_significant():
+    # A model answering one fixed sentence to 4 test sentences: sacrebleu's p is tiny, but
+    # 4 sentences cannot carry a significance call.
+    result = scores.compare(FOUR_BASE, ["I saw the house."] * 4, FOUR_REFS, n_samples=1000, seed=12345)
+    assert result["metrics"]["bleu"]["p_value"] < 0.05  # kept as measured
+    for key, (label, _, _) in scores.METRICS.items():
+        m = result["metrics"][key]
+        assert not m["significant"] and m["winner"] is None, key
+    assert result["too_small"].startswith("no difference is called significant: 4 test sentences, fewer than the 30")
+    text = "\n".join(result["verdicts"])
+    assert " beats " not in text and "not called on BLEU" in text and result["verdicts"][-1] == result["too_small"]
+    assert scores.p_note(result["metrics"]["bleu"]).endswith(")") and "*" not in scores.p_note(result["metrics"]["bleu"])
+
+
+def test_too_few_resamples_are_never_called_significant():
+    # LIMIT=2 BOOTSTRAP=20 printed "p=0.048, significant": 1/21 is the smallest p 20 resamples give.
+    assert scores.too_small(2, 20) == (
+        "no difference is called significant: 2 test sentences, fewer than the 30 a paired bootstrap needs to know "
+        "the spread of sentences; 20 bootstrap resamples, fewer than 200 (the smallest p they can give is 1/21 = "
+        "0.048) (olelo/scores.py MIN_SENTENCES, MIN_RESAMPLES)")
+    result = scores.compare(BAD, MANY_REFS, MANY_REFS, n_samples=20, seed=12345)  # 30 sentences, enough
+    m = result["metrics"]["chrf"]
+    assert m["p_value"] < 0.05 and not m["significant"]
+    assert "20 bootstrap resamples" in result["too_small"] and "sentences" not in result["too_small"].split(":")[1]
+
+
+def test_the_floor_is_inclusive():
+    assert scores.too_small(scores.MIN_SENTENCES, scores.MIN_RESAMPLES) is None
+    assert scores.too_small(scores.MIN_SENTENCES - 1, scores.MIN_RESAMPLES)
+    assert scores.too_small(scores.MIN_SENTENCES, scores.MIN_RESAMPLES - 1)
+    result = scores.compare(BAD, MANY_REFS, MANY_REFS, n_samples=scores.MIN_RESAMPLES, seed=12345)
+    assert len(MANY_REFS) == scores.MIN_SENTENCES and result["too_small"] is None
+    assert all(m["significant"] for m in result["metrics"].values())
