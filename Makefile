@@ -577,6 +577,27 @@ UPLOAD_WHAT = $(if $(FUSED),--fused $(call q,$(FUSED)),$(if $(call given,RUN)$(c
 upload: | $(VENV)/.installed ## upload RUN/FUSE_CKPT's fused model (else the one fused last) + card to HF_REPO=user/name (private; PUBLIC=1, DRY_RUN=1)
 	$(RUN_PY) scripts/upload.py $(UPLOAD_WHAT) --repo $(call q,$(value HF_REPO)) $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public)
 
+## ---------------------------------------------------------------- translate new text
+# A run's checkpoint (FUSE_CKPT) or RUN=base (MODEL, no adapter) on text that is not the
+# test set, decoded as make eval decodes (olelo.generate.translate). TEXT and FILE are
+# read with $(value): quotes, spaces and $ in them stay text.
+## make translate: a text file to translate (one sentence a line, or .jsonl with "text"; - for standard input)
+FILE ?=
+## make translate: one sentence to translate (printed)
+TEXT ?=
+## make translate: where FILE's translations go (default: beside it, FILE.<stamp>-<ckpt>.<direction>.txt; - prints them)
+OUT ?=
+TRANSLATE_SRC = $(if $(value TEXT),--text $(call q,$(value TEXT)),$(if $(value FILE),--file $(call q,$(value FILE))))
+TRANSLATE_OUT = $(if $(value OUT),$(if $(filter -,$(value OUT)),--stdout,-o $(call q,$(value OUT))))
+.PHONY: translate
+translate: | $(VENV)/.installed ## translate TEXT="..." or FILE=path with RUN (or RUN=base) at FUSE_CKPT (DIRECTION, OUT, MAX_TOKENS)
+	@$(if $(and $(value TEXT),$(value FILE)),echo "error: give TEXT=\"...\" or FILE=path$(comma) not both" >&2 && exit 2,true)
+	@$(if $(TRANSLATE_SRC),true,echo "error: nothing to translate: give TEXT=\"Aloha mai.\" or FILE=notes.txt (one sentence a line)" >&2 && exit 2)
+	$(RUN_PY) scripts/translate_text.py --run $(call q,$(if $(filter base,$(RUN)),base,$(RUN_DIR))) \
+	  $(if $(filter base,$(RUN)),--model $(call q,$(MODEL)),--ckpt $(call q,$(FUSE_CKPT))) \
+	  $(TRANSLATE_SRC) $(if $(call given,DIRECTION),--direction $(call q,$(DIRECTION))) $(TRANSLATE_OUT) \
+	  --batch-size $(call q,$(EVAL_BATCH)) $(call flag,--max-tokens,$(MAX_TOKENS))
+
 ## ---------------------------------------------------------------- lab notebook
 .PHONY: notes
 notes: | $(VENV)/.installed ## rebuild RESULTS.md, the generated tables beside NOTES.md (runs, evaluations)
