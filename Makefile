@@ -577,6 +577,30 @@ UPLOAD_WHAT = $(if $(FUSED),--fused $(call q,$(FUSED)),$(if $(call given,RUN)$(c
 upload: | $(VENV)/.installed ## upload RUN/FUSE_CKPT's fused model (else the one fused last) + card to HF_REPO=user/name (private; PUBLIC=1, DRY_RUN=1)
 	$(RUN_PY) scripts/upload.py $(UPLOAD_WHAT) --repo $(call q,$(value HF_REPO)) $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public)
 
+## ---------------------------------------------------------------- GGUF (llama.cpp, Ollama, LM Studio)
+# mlx_lm.fuse --export-gguf writes llama/mistral/mixtral only and refuses quantized models;
+# scripts/export_gguf.py writes Gemma 3 and Llama with the gguf package, and llama.cpp
+# itself (make llama-runtime) loads the file and is compared with the fused MLX model.
+## make gguf: tensor type of the GGUF: f16, bf16 or q8_0
+GGUF_TYPE ?= f16
+## make gguf: 0 writes the GGUF without loading it in llama.cpp (no make llama-runtime needed)
+GGUF_CHECK ?= 1
+## folder that make llama-runtime installs llama.cpp into (make gguf loads it from there)
+LLAMA_RUNTIME ?= .llama-runtime
+$(if $(filter f16 bf16 q8_0,$(GGUF_TYPE)),,$(error GGUF_TYPE='$(GGUF_TYPE)': use f16, bf16 or q8_0))
+$(if $(filter 0 1,$(GGUF_CHECK)),,$(error GGUF_CHECK='$(GGUF_CHECK)': use 1 or 0))
+
+.PHONY: llama-runtime
+llama-runtime: | $(VENV)/.installed ## install llama.cpp (a prebuilt CPU library, pinned) into LLAMA_RUNTIME to check GGUF files
+	$(PY) scripts/install_llama_runtime.py --dir $(call q,$(LLAMA_RUNTIME))
+
+.PHONY: gguf
+gguf: | $(VENV)/.installed ## fuse RUN's FUSE_CKPT, write it as a GGUF (fused/<stamp>-<ckpt>.GGUF_TYPE.gguf), check it in llama.cpp
+	$(RUN_PY) scripts/fuse.py --run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize) $(call flag,--out,$(FUSED))
+	OLELO_LLAMA_RUNTIME=$(call q,$(LLAMA_RUNTIME)) $(RUN_PY) scripts/export_gguf.py \
+	  $(if $(FUSED),--fused $(call q,$(FUSED)),--run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize)) \
+	  --type $(GGUF_TYPE) $(if $(filter 0,$(GGUF_CHECK)),--no-check)
+
 ## ---------------------------------------------------------------- translate new text
 # A run's checkpoint (FUSE_CKPT) or RUN=base (MODEL, no adapter) on text that is not the
 # test set, decoded as make eval decodes (olelo.generate.translate). TEXT and FILE are

@@ -190,6 +190,15 @@ def tokenizer_from_json(folder: Path, config: dict) -> dict:
     return out
 
 
+def chat_template(folder: Path) -> str | None:
+    """The folder's chat template: chat_template.jinja (where transformers now saves it, as
+    mlx_lm.fuse does) or tokenizer_config.json's chat_template."""
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    return _read_json(folder / "tokenizer_config.json").get("chat_template")
+
+
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
@@ -234,8 +243,7 @@ def write_gguf(folder: Path, out: Path, kind: str, identity: dict, cache: Path =
     arch = architecture(config, folder)
     src = source_gguf(folder, identity.get("base_model"), cache)
     tokenizer = tokenizer_from_gguf(src) if src else tokenizer_from_json(folder, config)
-    tconf = _read_json(folder / "tokenizer_config.json")
-    template = tconf.get("chat_template")
+    template = chat_template(folder)
     weights = load_weights(folder)
 
     tmp = out.with_name(f".{out.name}.tmp")
@@ -268,8 +276,7 @@ def write_gguf(folder: Path, out: Path, kind: str, identity: dict, cache: Path =
         name = gguf_name(hf, arch)
         qtype = ggml_type(name, data, kind)
         raw = gguf.quants.quantize(data.astype(np.float32), qtype)
-        shape = gguf.quant_shape_from_byte_shape(raw.shape, qtype) if raw.dtype == np.uint8 else raw.shape
-        w.add_tensor(name, raw, raw_shape=shape, raw_dtype=qtype)
+        w.add_tensor(name, raw, raw_dtype=qtype)  # the writer turns a quantized byte shape into the tensor's
         counts[qtype.name] = counts.get(qtype.name, 0) + 1
     log(f"writing {out} ({arch}, {sum(counts.values())} tensors: "
         f"{', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}; tokenizer from {src or 'tokenizer.json'})")
