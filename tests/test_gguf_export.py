@@ -165,3 +165,15 @@ def test_llama_cpp_computes_real_gemma3_and_smollm2(real_model, smollm2_model, t
         assert check["max_abs_logprob_diff"] < 0.25, (folder, check)
         assert check["top_token_agreement"] == 1.0 and check["tokenizer_agreement"] == 1.0, (folder, check)
         out.unlink()
+
+
+def test_make_gguf_fuses_then_writes_beside_the_fused_folder(run_make, lab, trained, tmp_path):
+    fused = tmp_path / "my fused"
+    out = run_make("gguf", f"RUNS_DIR={lab['root'] / 'runs'}", f"RUN={trained['stamp']}", "FUSE_CKPT=final",
+                   f"FUSED={fused}", "GGUF_TYPE=q8_0", "GGUF_CHECK=0", check=False)
+    ok(out)
+    assert (fused / "olelo_fuse.json").is_file()
+    gguf_file = tmp_path / "my fused.q8_0.gguf"
+    assert gguf_file.is_file() and "NOT checked" in out.stdout
+    bad = run_make("gguf", "GGUF_TYPE=q4", check=False)
+    assert bad.returncode == 2 and "GGUF_TYPE='q4': use f16, bf16 or q8_0" in bad.stderr
