@@ -563,6 +563,8 @@ FUSED ?=
 HF_REPO ?=
 ## 1: make the uploaded repo public (default: private)
 PUBLIC ?=
+## make upload: 1 also uploads the checked GGUF of GGUF_TYPE (make gguf) and an Ollama Modelfile
+GGUF ?=
 
 $(if $(or $(filter final best,$(FUSE_CKPT)),$(call digits,$(FUSE_CKPT:ckpt-%=%))),,$(error FUSE_CKPT='$(FUSE_CKPT)': use best, final or an iteration number))
 
@@ -575,7 +577,7 @@ UPLOAD_WHAT = $(if $(FUSED),--fused $(call q,$(FUSED)),$(if $(call given,RUN)$(c
   --run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize)))
 .PHONY: upload
 upload: | $(VENV)/.installed ## upload RUN/FUSE_CKPT's fused model (else the one fused last) + card to HF_REPO=user/name (private; PUBLIC=1, DRY_RUN=1)
-	$(RUN_PY) scripts/upload.py $(UPLOAD_WHAT) --repo $(call q,$(value HF_REPO)) $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public)
+	$(RUN_PY) scripts/upload.py $(UPLOAD_WHAT) --repo $(call q,$(value HF_REPO)) $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public) $(if $(call on,$(GGUF)),--gguf $(GGUF_TYPE))
 
 ## ---------------------------------------------------------------- GGUF (llama.cpp, Ollama, LM Studio)
 # mlx_lm.fuse --export-gguf writes llama/mistral/mixtral only and refuses quantized models;

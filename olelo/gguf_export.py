@@ -311,3 +311,37 @@ def _add(w, key: str, typ: str, value) -> None:
         w.add_array(key, list(value))
     elif typ == "i32s":
         w.add_key_value(key, list(value), V.ARRAY, sub_type=V.INT32)
+
+
+# ---------------------------------------------------------------- Ollama
+# Ollama renders its own Go template, not the GGUF's Jinja one: these say, in Ollama's
+# words, what the lab's chat template gives for one system message and one user turn
+# (tests/test_gguf_export.py renders both and compares). Ollama adds BOS itself.
+OLLAMA_TEMPLATES = {
+    "gemma": ('<start_of_turn>user\n{{ if .System }}{{ .System }}\n\n{{ end }}{{ .Prompt }}<end_of_turn>\n'
+              '<start_of_turn>model\n', ["<end_of_turn>", "<eos>"]),
+    "chatml": ('{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}<|im_start|>user\n'
+               '{{ .Prompt }}<|im_end|>\n<|im_start|>assistant\n', ["<|im_end|>"]),
+}
+
+
+def template_kind(template: str | None) -> str | None:
+    if template and "<start_of_turn>" in template:
+        return "gemma"
+    if template and "<|im_start|>" in template:
+        return "chatml"
+    return None
+
+
+def ollama_modelfile(gguf_file: str, template: str | None, system: str, note: str = "") -> str:
+    """An Ollama Modelfile for the GGUF: its chat template in Ollama's words, the run's
+    system prompt, greedy decoding as make eval decodes."""
+    kind = template_kind(template)
+    if kind is None:
+        raise UserError("the model's chat template is neither Gemma's nor ChatML: no Ollama template for it")
+    go, stops = OLLAMA_TEMPLATES[kind]
+    lines = [f"# Ollama: ollama create <name> -f Modelfile, then ollama run <name> \"<text>\"{note}",
+             f"FROM ./{gguf_file}", f'TEMPLATE """{go}"""', f'SYSTEM """{system}"""',
+             "PARAMETER temperature 0"]
+    lines += [f'PARAMETER stop "{s}"' for s in stops]
+    return "\n".join(lines) + "\n"

@@ -177,3 +177,70 @@ def test_make_gguf_fuses_then_writes_beside_the_fused_folder(run_make, lab, trai
     assert gguf_file.is_file() and "NOT checked" in out.stdout
     bad = run_make("gguf", "GGUF_TYPE=q4", check=False)
     assert bad.returncode == 2 and "GGUF_TYPE='q4': use f16, bf16 or q8_0" in bad.stderr
+
+
+# ---------------------------------------------------------------- Ollama and upload
+
+def render_ollama(go: str, system: str, prompt: str) -> str:
+    """Ollama's rendering of the two Go template forms OLLAMA_TEMPLATES uses."""
+    import re
+
+    go = re.sub(r"\{\{ if \.System \}\}(.*?)\{\{ end \}\}", lambda m: m[1] if system else "", go, flags=re.S)
+    return go.replace("{{ .System }}", system).replace("{{ .Prompt }}", prompt)
+
+
+def modelfile_template(text: str) -> str:
+    return text.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
+
+
+def test_the_modelfile_prompts_as_the_chat_template_does(fused_final, smollm2_model):
+    """Ollama sees what training saw: the Modelfile's template, rendered, equals the model's
+    own chat template for a system message and a user turn (less the BOS Ollama adds)."""
+    from transformers import AutoTokenizer
+
+    import olelo
+
+    for folder in (fused_final, smollm2_model["bf16"]):
+        text = gguf_export.ollama_modelfile("m.gguf", gguf_export.chat_template(folder), olelo.system_prompt("haw-en"))
+        assert "FROM ./m.gguf" in text and "PARAMETER temperature 0" in text
+        tok = AutoTokenizer.from_pretrained(str(folder))
+        for source in ("Aloha kākou.", 'He "moʻolelo" kēia.\nA laila'):
+            messages = olelo.prompt_messages(source, "haw-en")
+            want = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            want = want.removeprefix(tok.bos_token or "") if "<start_of_turn>" in want else want
+            assert render_ollama(modelfile_template(text), olelo.system_prompt("haw-en"), source) == want, folder
+    with pytest.raises(gguf_export.UserError, match="no Ollama template"):
+        gguf_export.ollama_modelfile("m.gguf", "{{ messages }}", "x")
+
+
+def test_upload_refuses_a_gguf_that_is_missing_or_unchecked(fused_final, tmp_path):
+    from test_fuse_upload import hf_env
+
+    out = fused_final.with_name(fused_final.name + ".bf16.gguf")
+    ok(export("--fused", fused_final, "--type", "bf16", "--no-check"))
+    try:
+        args = ("upload.py", "--fused", fused_final, "--repo", "someone/olelo-tiny", "--dry-run")
+        one_line_error(script(*args, "--gguf", "bf16", env=hf_env(tmp_path)), "GGUF_CHECK=0")
+        one_line_error(script(*args, "--gguf", "q8_0", env=hf_env(tmp_path)), "make gguf", "GGUF_TYPE=q8_0")
+    finally:
+        out.unlink()
+        out.with_name(out.name + ".json").unlink()
+
+
+def test_upload_carries_a_checked_gguf_and_its_modelfile(fused_final, tmp_path):
+    from test_fuse_upload import hf_env
+
+    runtime = llama_runtime()
+    out = fused_final.with_name(fused_final.name + ".f16.gguf")
+    ok(export("--fused", fused_final, "--check-prompts", "1", "--max-tokens", "2", runtime=runtime))
+    try:
+        r = ok(script("upload.py", "--fused", fused_final, "--repo", "someone/olelo-tiny", "--dry-run",
+                      "--gguf", "f16", env=hf_env(tmp_path)))
+        listing = r.stdout.split("\n--- README.md ---", 1)[0]
+        assert f"{out.stat().st_size:,}  {out.name}" in listing and "Modelfile" in listing
+        card, modelfile = r.stdout.split("\n--- README.md ---", 1)[1].split("\n--- Modelfile ---", 1)
+        assert "## GGUF (llama.cpp, Ollama, LM Studio)" in card and "Checked by llama.cpp b11739" in card
+        assert f"FROM ./{out.name}" in modelfile and "Translate the Hawaiian text" in modelfile
+    finally:
+        out.unlink()
+        out.with_name(out.name + ".json").unlink()
