@@ -337,7 +337,7 @@ ifeq ($(origin BACKEND),command line)
 DIST_BACKEND := $(BACKEND)
 $(info note: BACKEND= is now DIST_BACKEND=)
 endif
-## mlx.launch's backend: ring, mpi, or nccl (NVIDIA GPUs)
+## mlx.launch's backend: ring, mpi, nccl (NVIDIA GPUs), jaccl or jaccl-ring (Macs over Thunderbolt 5 RDMA; HOSTFILE)
 DIST_BACKEND ?= ring
 # scripts/launch.py checks that the batch divides by the ranks, resolves BATCH=auto
 # (scripts/auto_batch.py: for MODEL, the data and the memory available now, one
