@@ -216,6 +216,15 @@ def ggml_type(name: str, w: np.ndarray, kind: str):
     return T.BF16 if kind == "bf16" else T.F16
 
 
+def as_written(w: np.ndarray, kind: str) -> np.ndarray:
+    """`w` (a Hugging Face-layout float32 tensor) with the rounding the GGUF gives it: what
+    llama.cpp reads back. Row permutations and the norm offset commute with it."""
+    import gguf
+
+    qtype = ggml_type("", w, kind)
+    return gguf.quants.dequantize(gguf.quants.quantize(w.astype(np.float32), qtype), qtype).reshape(w.shape)
+
+
 def load_weights(folder: Path) -> dict[str, np.ndarray]:
     import mlx.core as mx
 

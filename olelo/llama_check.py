@@ -114,30 +114,44 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return x - m - np.log(np.exp(x - m).sum())
 
 
-def compare(folder: Path, gguf: Path, prompts: list[str], max_tokens: int = 16, log=print) -> dict:
+def compare(folder: Path, gguf: Path, prompts: list[str], max_tokens: int = 16, kind: str | None = None,
+            log=print) -> dict:
     """Per prompt: the largest |difference| of next-token log-probabilities over the
     vocabulary, whether the top token agrees, the greedy continuations of both, and whether
     llama.cpp's tokenizer gives the folder's ids. Prompts are rendered with the folder's
-    chat template when it has one (a user turn), as the runs are trained. The MLX model runs
-    in float32, so what differs is the GGUF's weights and llama.cpp's arithmetic, not
-    bfloat16 activations."""
+    chat template when it has one (a user turn), as the runs are trained.
+
+    The MLX model runs in float32 (not bfloat16 activations), and with `kind` (the GGUF's
+    tensor type) its weights are first rounded as the file holds them (olelo.gguf_export.
+    as_written): what is left is llama.cpp's arithmetic and any error of the export. How far
+    the file's rounding itself moves the float model is reported apart (`float_*`)."""
     import mlx.core as mx
+    from mlx.utils import tree_flatten, tree_unflatten
     from mlx_lm import load
+
+    from olelo.gguf_export import as_written
 
     model, tok = load(str(folder))
     model.set_dtype(mx.float32)
+    ids_of = {}
+    for text in prompts:
+        if getattr(tok, "chat_template", None):
+            messages = [{"role": "user", "content": text}]
+            ids_of[text] = (tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=False),
+                            tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+        else:
+            ids_of[text] = (tok.encode(text), text)
+    float_logits = {text: mlx_logits(model, ids) for text, (ids, _) in ids_of.items()}
+    if kind is not None:
+        rounded = [(k, mx.array(as_written(np.array(v), kind))) for k, v in tree_flatten(model.parameters())
+                   if v.ndim >= 2]
+        model.update(tree_unflatten(rounded))
     cpp = LlamaCpp(gguf)
     stop = set(getattr(tok, "eos_token_ids", None) or [tok.eos_token_id])
     rows = []
     try:
         for text in prompts:
-            if getattr(tok, "chat_template", None):
-                ids = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
-                                              return_dict=False)
-                rendered = tok.apply_chat_template([{"role": "user", "content": text}],
-                                                   add_generation_prompt=True, tokenize=False)
-            else:
-                ids, rendered = tok.encode(text), text
+            ids, rendered = ids_of[text]
             a, b = mlx_logits(model, ids), cpp.logits(ids)
             if a.shape != b.shape:
                 raise UserError(f"{gguf}: llama.cpp's vocabulary has {b.shape[0]} logits, the model {a.shape[0]}")
@@ -148,19 +162,25 @@ def compare(folder: Path, gguf: Path, prompts: list[str], max_tokens: int = 16, 
                 "max_abs_logit_diff": float(np.abs(a - b).max()),
                 "max_abs_logprob_diff": float(lp.max()),
                 "top_token_same": int(a.argmax()) == int(b.argmax()),
+                "float_max_abs_logprob_diff": float(np.abs(log_softmax(float_logits[text]) - log_softmax(b)).max()),
+                "float_top_token_same": int(float_logits[text].argmax()) == int(b.argmax()),
                 "greedy_same": mine == theirs,
                 "mlx": tok.decode(mine), "llama_cpp": tok.decode(theirs),
                 "tokenizer_same": cpp.tokenize(rendered) == list(ids),
             })
             r = rows[-1]
-            log(f"  {text[:40]!r}: max |logit diff| {r['max_abs_logit_diff']:.3g}, top token "
-                f"{'same' if r['top_token_same'] else 'DIFFERENT'}; greedy {'same' if r['greedy_same'] else 'differs'}"
+            log(f"  {text[:40]!r}: max |log-prob diff| {r['max_abs_logprob_diff']:.3g} (float weights: "
+                f"{r['float_max_abs_logprob_diff']:.3g}), top token {'same' if r['top_token_same'] else 'DIFFERENT'}; "
+                f"greedy {'same' if r['greedy_same'] else 'differs'}"
                 f"\n    mlx      : {r['mlx']!r}\n    llama.cpp: {r['llama_cpp']!r}")
     finally:
         cpp.close()
     return {"prompts": rows,
             "max_abs_logit_diff": max(r["max_abs_logit_diff"] for r in rows),
             "max_abs_logprob_diff": max(r["max_abs_logprob_diff"] for r in rows),
+            "mlx_weights": f"rounded as the {kind} file holds them" if kind else "the folder's, in float32",
+            "float_max_abs_logprob_diff": max(r["float_max_abs_logprob_diff"] for r in rows),
+            "float_top_token_agreement": sum(r["float_top_token_same"] for r in rows) / len(rows),
             "top_token_agreement": sum(r["top_token_same"] for r in rows) / len(rows),
             "greedy_agreement": sum(r["greedy_same"] for r in rows) / len(rows),
             "tokenizer_agreement": sum(r["tokenizer_same"] for r in rows) / len(rows)}

@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     tolerance = a.tolerance if a.tolerance is not None else TOLERANCE[a.type]
     prompts = check_prompts(folder, a.check_prompts)
     print(f"llama.cpp vs the fused MLX model (float32) on {len(prompts)} prompts:", flush=True)
-    result = llama_check.compare(folder, out, prompts, a.max_tokens)
+    result = llama_check.compare(folder, out, prompts, a.max_tokens, kind=a.type)
     result.update({"tolerance": tolerance, "runtime": json.loads((llama_check.runtime_dir() / "olelo_runtime.json")
                                                                  .read_text())["llama_cpp"]})
     record["check"] = result
