@@ -156,7 +156,7 @@ def test_a_gguf_that_llama_cpp_computes_differently_is_refused_and_removed(fused
 def test_llama_cpp_computes_real_gemma3_and_smollm2(real_model, smollm2_model, tmp_path):
     """The real Gemma 3 270M and SmolLM2-135M (Llama) folders, exported as f16 with their
     own GGUF vocabularies: llama.cpp agrees with MLX (float32) within the tolerance, and its
-    tokenizer gives the folder's ids (measured: 0.041 and 0.040, NOTES.md)."""
+    tokenizer gives the folder's ids (measured: 0.044 and 0.040, NOTES.md)."""
     runtime = llama_runtime()
     for folder in (real_model["bf16"], smollm2_model["bf16"]):
         out = tmp_path / f"{folder.name}.f16.gguf"
