@@ -22,7 +22,6 @@ Run (from the repository root; ~1 minute, mostly pip):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import struct
@@ -149,18 +148,27 @@ def main(argv=None) -> int:
             and not try_load(target).startswith("error:"):
         print(f"{target}: llama.cpp {LLAMA_CPP_TAG} up to date")
         return 0
-    target.mkdir(parents=True, exist_ok=True)
-    pip_install(target, [f"{k}=={v}" for k, v in PINNED.items()], a.wheels)
-    info = try_load(target)
-    patched = False
-    if "GLIBC_2.38" in info:
-        patch_for_old_glibc(target, a.wheels)
-        patched = True
-        info = try_load(target)
-    if info.startswith("error:"):
-        raise olelo.UserError(f"{target}: llama.cpp's library does not load: {info.removeprefix('error: ')}")
-    olelo.atomic_write_json(record, {"pinned": PINNED, "llama_cpp": LLAMA_CPP_TAG,
-                                     "patched_for_glibc_below_2_38": patched, "system_info": info})
+    # Built beside the target and swapped in whole: pip --target does not replace what is
+    # there, and a killed install must not leave a half-patched library that looks installed.
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        pip_install(tmp, [f"{k}=={v}" for k, v in PINNED.items()], a.wheels)
+        info = try_load(tmp)
+        patched = False
+        if "GLIBC_2.38" in info:
+            patch_for_old_glibc(tmp, a.wheels)
+            patched = True
+            info = try_load(tmp)
+        if info.startswith("error:"):
+            raise olelo.UserError(f"llama.cpp's library does not load: {info.removeprefix('error: ')}")
+        olelo.atomic_write_json(tmp / "olelo_runtime.json", {"pinned": PINNED, "llama_cpp": LLAMA_CPP_TAG,
+                                                             "patched_for_glibc_below_2_38": patched,
+                                                             "system_info": info})
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"{target}: llama.cpp {LLAMA_CPP_TAG} loads{' (patched for glibc < 2.38)' if patched else ''}: {info}")
     return 0
 

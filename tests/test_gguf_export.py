@@ -244,3 +244,27 @@ def test_upload_carries_a_checked_gguf_and_its_modelfile(fused_final, tmp_path):
     finally:
         out.unlink()
         out.with_name(out.name + ".json").unlink()
+
+
+def test_the_runtime_installer_reads_and_repoints_elf_version_needs(tmp_path):
+    """install_llama_runtime.py's ELF edit (what lets glibc 2.36 load llama.cpp's wheel),
+    on a copy of a system library: the needs it reads are readelf's, and a repointed need
+    takes the other version's name."""
+    import shutil
+    import subprocess
+
+    import install_llama_runtime as rt
+
+    lib = Path("/lib/x86_64-linux-gnu/libm.so.6")
+    if not lib.is_file() or not shutil.which("readelf"):
+        pytest.skip("needs x86_64 Linux's libm and readelf")
+    copy = tmp_path / "libm-copy.so"
+    shutil.copy(lib, copy)
+    names = [n for _, n in rt.version_needs(copy)]
+    shown = subprocess.run(["readelf", "-V", str(copy)], capture_output=True, text=True).stdout
+    needed = [line.split("Name: ")[1].split()[0] for line in shown.split(".gnu.version_r", 1)[1].splitlines()
+              if "Name: " in line]
+    assert names == needed and "GLIBC_2.4" in names
+    assert rt.repoint_version(copy, "GLIBC_2.4", "GLIBC_2.2.5") == 1
+    after = [n for _, n in rt.version_needs(copy)]
+    assert "GLIBC_2.4" not in after and after.count("GLIBC_2.2.5") == 2 and len(after) == len(names)
