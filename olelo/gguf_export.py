@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -255,7 +256,7 @@ def write_gguf(folder: Path, out: Path, kind: str, identity: dict, cache: Path =
     template = chat_template(folder)
     weights = load_weights(folder)
 
-    tmp = out.with_name(f".{out.name}.tmp")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     tmp.unlink(missing_ok=True)
     w = gguf.GGUFWriter(str(tmp), arch)
     w.add_type("model")

@@ -17,7 +17,9 @@ loads the file, and on --check-prompts prompts from the run's test split (a fixe
 without one) the next-token log-probabilities of llama.cpp and of the fused MLX model (in
 float32) are compared over the whole vocabulary, and greedy continuations of both are
 printed side by side. The file is refused (removed, exit status 2) when a top token
-differs or a log-probability differs by more than --tolerance. The record goes to
+differs or a log-probability differs by more than --tolerance: it is checked under a
+temporary name and never takes OUT's place then (a file that passed before stays); its
+record goes to OUT.refused.json. A file that passes is renamed to OUT, its record to
 OUT.json. --no-check writes the file unchecked and says so.
 
 Run (from the repository root):
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
+import os
 import sys
 from pathlib import Path
 
@@ -120,33 +122,44 @@ def main(argv=None) -> int:
 
         llama_check.load_runtime()  # refuse before writing hundreds of MB when it is missing
     identity = identity_of(folder)
-    written = gguf_export.write_gguf(folder, out, a.type, identity, log=lambda m: print(m, flush=True))
-    record = {"gguf": str(out), "fused_folder": str(folder), **written, "identity": identity,
-              "written_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    if a.no_check:
-        record["check"] = "not checked (--no-check)"
+    # Checked under another name and renamed only when it passes: a refused export never
+    # takes the place of a file that passed before.
+    staged = out if a.no_check else out.with_name(f".{out.name}.unchecked-{os.getpid()}")
+    try:
+        written = gguf_export.write_gguf(folder, staged, a.type, identity, log=lambda m: print(m, flush=True))
+        record = {"gguf": str(out), "fused_folder": str(folder), **written, "identity": identity,
+                  "written_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        if a.no_check:
+            record["check"] = "not checked (--no-check)"
+            olelo.atomic_write_json(out.with_name(out.name + ".json"), record)
+            print(f"{out}: written, NOT checked by llama.cpp (--no-check)")
+            return 0
+
+        from olelo import llama_check
+
+        tolerance = a.tolerance if a.tolerance is not None else TOLERANCE[a.type]
+        prompts = check_prompts(folder, a.check_prompts)
+        print(f"llama.cpp vs the fused MLX model (float32, the file's rounding) on {len(prompts)} prompts:",
+              flush=True)
+        result = llama_check.compare(folder, staged, prompts, a.max_tokens, kind=a.type)
+        runtime = olelo.read_json(llama_check.runtime_dir() / "olelo_runtime.json", "runtime record")
+        passed = result["max_abs_logprob_diff"] <= tolerance and result["top_token_agreement"] == 1
+        result.update({"tolerance": tolerance, "runtime": runtime["llama_cpp"], "passed": passed})
+        record["check"] = result
+        summary = (f"max |log-prob diff| {result['max_abs_logprob_diff']:.3g} (tolerance {tolerance}), top token "
+                   f"agrees on {result['top_token_agreement']:.0%}, greedy text on {result['greedy_agreement']:.0%}, "
+                   f"llama.cpp's tokenizer on {result['tokenizer_agreement']:.0%} of the prompts")
+        if not passed:
+            refused = out.with_name(out.name + ".refused.json")
+            olelo.atomic_write_json(refused, record)
+            kept = f"; {out} from before is left as it was" if out.exists() else ""
+            raise olelo.UserError(f"{out}: llama.cpp does not compute the fused model: {summary}; not written "
+                                  f"(record: {refused}){kept}")
+        os.replace(staged, out)
         olelo.atomic_write_json(out.with_name(out.name + ".json"), record)
-        print(f"{out}: written, NOT checked by llama.cpp (--no-check)")
-        return 0
-
-    from olelo import llama_check
-
-    tolerance = a.tolerance if a.tolerance is not None else TOLERANCE[a.type]
-    prompts = check_prompts(folder, a.check_prompts)
-    print(f"llama.cpp vs the fused MLX model (float32) on {len(prompts)} prompts:", flush=True)
-    result = llama_check.compare(folder, out, prompts, a.max_tokens, kind=a.type)
-    result.update({"tolerance": tolerance, "runtime": json.loads((llama_check.runtime_dir() / "olelo_runtime.json")
-                                                                 .read_text())["llama_cpp"]})
-    record["check"] = result
-    bad = result["max_abs_logprob_diff"] > tolerance or result["top_token_agreement"] < 1
-    olelo.atomic_write_json(out.with_name(out.name + ".json"), record)
-    summary = (f"max |log-prob diff| {result['max_abs_logprob_diff']:.3g} (tolerance {tolerance}), top token "
-               f"agrees on {result['top_token_agreement']:.0%}, greedy text on {result['greedy_agreement']:.0%}, "
-               f"llama.cpp's tokenizer on {result['tokenizer_agreement']:.0%} of the prompts")
-    if bad:
-        out.unlink(missing_ok=True)
-        raise olelo.UserError(f"{out}: llama.cpp does not compute the fused model: {summary}; file removed, "
-                              f"record in {out.name}.json")
+    finally:
+        if staged != out:
+            staged.unlink(missing_ok=True)
     print(f"{out}: checked by llama.cpp {result['runtime']}: {summary}", file=sys.stderr)
     return 0
 

@@ -122,7 +122,7 @@ def gguf_of(fused: Path, rec: dict, kind: str) -> tuple[Path, dict]:
         raise olelo.UserError(f"{gguf}: no GGUF of this fused model: make gguf RUN={rec['run']} "
                               f"FUSE_CKPT={rec['checkpoint']} GGUF_TYPE={kind}")
     record = olelo.read_json(record_path, "GGUF record")
-    if not isinstance(record.get("check"), dict):
+    if not isinstance(record.get("check"), dict) or record["check"].get("passed") is not True:
         raise olelo.UserError(f"{gguf}: written without llama.cpp's check (GGUF_CHECK=0); make gguf again "
                               f"with the check (make llama-runtime first) before uploading it")
     if (record.get("identity") or {}).get("adapter_sha256") != rec["adapter_sha256"]:

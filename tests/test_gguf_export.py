@@ -148,9 +148,20 @@ def test_a_gguf_that_llama_cpp_computes_differently_is_refused_and_removed(fused
     out = tmp_path / "wrong.gguf"
     with pytest.raises(olelo.UserError, match="does not compute the fused model"):
         export_gguf.main(["--fused", str(fused_final), "-o", str(out), "--check-prompts", "1", "--max-tokens", "2"])
-    assert not out.exists()
-    check = json.loads(out.with_name(out.name + ".json").read_text())["check"]
-    assert check["max_abs_logprob_diff"] > check["tolerance"]
+    assert not out.exists() and not list(tmp_path.glob(".*"))
+    check = json.loads(out.with_name(out.name + ".refused.json").read_text())["check"]
+    assert check["max_abs_logprob_diff"] > check["tolerance"] and check["passed"] is False
+
+    # a file that passed before stays, with its record, when a later export is refused
+    monkeypatch.setattr(gguf_export, "convert_tensor", right)
+    export_gguf.main(["--fused", str(fused_final), "-o", str(out), "--check-prompts", "1", "--max-tokens", "2"])
+    before = (out.read_bytes(), out.with_name(out.name + ".json").read_text())
+    assert json.loads(before[1])["check"]["passed"] is True
+    monkeypatch.setattr(gguf_export, "convert_tensor",
+                        lambda hf, w, arch, config: w if hf.endswith("norm.weight") else right(hf, w, arch, config))
+    with pytest.raises(olelo.UserError, match="from before is left as it was"):
+        export_gguf.main(["--fused", str(fused_final), "-o", str(out), "--check-prompts", "1", "--max-tokens", "2"])
+    assert (out.read_bytes(), out.with_name(out.name + ".json").read_text()) == before
 
 
 def test_llama_cpp_computes_real_gemma3_and_smollm2(real_model, smollm2_model, tmp_path):
