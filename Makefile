@@ -611,7 +611,7 @@ gguf: | $(VENV)/.installed ## fuse RUN's FUSE_CKPT, write it as a GGUF (fused/<s
 FILE ?=
 ## make translate: one sentence to translate (printed)
 TEXT ?=
-## make translate: where FILE's translations go (default: beside it, FILE.<stamp>-<ckpt>.<direction>.txt; - prints them)
+## make translate: where FILE's translations go (default: beside it, notes.txt -> notes.<stamp>-<ckpt>.<direction>.txt; - prints them)
 OUT ?=
 TRANSLATE_SRC = $(if $(value TEXT),--text $(call q,$(value TEXT)),$(if $(value FILE),--file $(call q,$(value FILE))))
 TRANSLATE_OUT = $(if $(value OUT),$(if $(filter -,$(value OUT)),--stdout,-o $(call q,$(value OUT))))

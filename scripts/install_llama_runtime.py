@@ -128,10 +128,10 @@ def patch_for_old_glibc(target: Path, wheels: str | None) -> None:
 
 def try_load(target: Path) -> str:
     """llama.cpp's system info, loaded in a fresh process (a failed dlopen stays failed)."""
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
-            "from llama_cpp_py_sync._cffi_bindings import get_ffi, get_lib; "
+    code = ("from llama_cpp_py_sync._cffi_bindings import get_ffi, get_lib; "
             "print(get_ffi().string(get_lib().llama_print_system_info()).decode())")
-    r = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": str(target.resolve())}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if r.returncode != 0:
         return "error: " + (r.stderr.strip().splitlines() or ["?"])[-1]
     return r.stdout.strip()
