@@ -181,6 +181,10 @@ def test_make_translate_writes_beside_the_file_and_prints_text(run_make, lab, tr
                              "MAX_TOKENS=3"))
     assert "1 sentences" in said.stderr and "standard output" in said.stderr
 
+    # RUN=base: MODEL alone, no run folder
+    base = ok(make_translate(run_make, lab, "RUN=base", f"MODEL={lab['model']}", "TEXT=Aloha.", "MAX_TOKENS=3"))
+    assert "the base model" in base.stderr and "completion prompt" in base.stderr
+
 
 def test_make_translate_refuses_without_text_or_with_both(run_make, lab, trained, tmp_path):
     one_line_error(make_translate(run_make, lab, f"RUN={trained['stamp']}"), "nothing to translate")
