@@ -345,7 +345,7 @@ ifeq ($(origin BACKEND),command line)
 DIST_BACKEND := $(BACKEND)
 $(info note: BACKEND= is now DIST_BACKEND=)
 endif
-## mlx.launch's backend: ring, mpi, or nccl (NVIDIA GPUs)
+## mlx.launch's backend: ring, mpi, nccl (NVIDIA GPUs), jaccl or jaccl-ring (Macs over Thunderbolt 5 RDMA; HOSTFILE)
 DIST_BACKEND ?= ring
 # scripts/launch.py checks that the batch divides by the ranks, resolves BATCH=auto
 # (scripts/auto_batch.py: for MODEL, the data and the memory available now, one
@@ -576,6 +576,8 @@ FUSED ?=
 HF_REPO ?=
 ## 1: make the uploaded repo public (default: private)
 PUBLIC ?=
+## make upload: 1 also uploads the checked GGUF of GGUF_TYPE (make gguf) and an Ollama Modelfile
+GGUF ?=
 
 $(if $(or $(filter final best,$(FUSE_CKPT)),$(call digits,$(FUSE_CKPT:ckpt-%=%))),,$(error FUSE_CKPT='$(FUSE_CKPT)': use best, final or an iteration number))
 
@@ -589,10 +591,56 @@ fuse: | $(VENV)/.installed ## fuse RUN's FUSE_CKPT (best|final|N) into its base:
 given = $(filter command line environment override,$(origin $(1)))
 UPLOAD_WHAT = $(if $(FUSED),--fused $(call q,$(FUSED)),$(if $(call given,RUN)$(call given,FUSE_CKPT)$(call given,CKPT),\
   --run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize)))
-UPLOAD_ARGS = $(UPLOAD_WHAT) --repo $(call q,$(value HF_REPO)) $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public)
+UPLOAD_ARGS = $(UPLOAD_WHAT) --repo $(call q,$(value HF_REPO)) $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public) \
+  $(if $(call on,$(GGUF)),--gguf $(GGUF_TYPE))
 .PHONY: upload
 upload: | $(VENV)/.installed ## upload RUN/FUSE_CKPT's fused model (else the one fused last) + card to HF_REPO=user/name (private; PUBLIC=1, DRY_RUN=1)
 	$(RUN_PY) scripts/upload.py $(UPLOAD_ARGS)
+
+## ---------------------------------------------------------------- GGUF (llama.cpp, Ollama, LM Studio)
+# mlx_lm.fuse --export-gguf writes llama/mistral/mixtral only and refuses quantized models;
+# scripts/export_gguf.py writes Gemma 3 and Llama with the gguf package, and llama.cpp
+# itself (make llama-runtime) loads the file and is compared with the fused MLX model.
+## make gguf: tensor type of the GGUF: f16, bf16 or q8_0
+GGUF_TYPE ?= f16
+## make gguf: 0 writes the GGUF without loading it in llama.cpp (no make llama-runtime needed)
+GGUF_CHECK ?= 1
+## folder that make llama-runtime installs llama.cpp into (make gguf loads it from there)
+LLAMA_RUNTIME ?= .llama-runtime
+$(if $(filter f16 bf16 q8_0,$(GGUF_TYPE)),,$(error GGUF_TYPE='$(GGUF_TYPE)': use f16, bf16 or q8_0))
+$(if $(filter 0 1,$(GGUF_CHECK)),,$(error GGUF_CHECK='$(GGUF_CHECK)': use 1 or 0))
+
+.PHONY: llama-runtime
+llama-runtime: | $(VENV)/.installed ## install llama.cpp (a prebuilt CPU library, pinned) into LLAMA_RUNTIME to check GGUF files
+	$(PY) scripts/install_llama_runtime.py --dir $(call q,$(LLAMA_RUNTIME))
+
+.PHONY: gguf
+gguf: | $(VENV)/.installed ## fuse RUN's FUSE_CKPT, write it as a GGUF (fused/<stamp>-<ckpt>.GGUF_TYPE.gguf), check it in llama.cpp
+	$(RUN_PY) scripts/fuse.py --run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize) $(call flag,--out,$(FUSED))
+	OLELO_LLAMA_RUNTIME=$(call q,$(LLAMA_RUNTIME)) $(RUN_PY) scripts/export_gguf.py \
+	  $(if $(FUSED),--fused $(call q,$(FUSED)),--run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize)) \
+	  --type $(GGUF_TYPE) $(if $(filter 0,$(GGUF_CHECK)),--no-check)
+
+## ---------------------------------------------------------------- translate new text
+# A run's checkpoint (FUSE_CKPT) or RUN=base (MODEL, no adapter) on text that is not the
+# test set, decoded as make eval decodes (olelo.generate.translate). TEXT and FILE are
+# read with $(value): quotes, spaces and $ in them stay text.
+## make translate: a text file to translate (one sentence a line, or .jsonl with "text"; - for standard input)
+FILE ?=
+## make translate: one sentence to translate (printed)
+TEXT ?=
+## make translate: where FILE's translations go (default: beside it, notes.txt -> notes.<stamp>-<ckpt>.<direction>.txt; - prints them)
+OUT ?=
+TRANSLATE_SRC = $(if $(value TEXT),--text $(call q,$(value TEXT)),$(if $(value FILE),--file $(call q,$(value FILE))))
+TRANSLATE_OUT = $(if $(value OUT),$(if $(filter -,$(value OUT)),--stdout,-o $(call q,$(value OUT))))
+.PHONY: translate
+translate: | $(VENV)/.installed ## translate TEXT="..." or FILE=path with RUN (or RUN=base) at FUSE_CKPT (DIRECTION, OUT, MAX_TOKENS)
+	@$(if $(and $(value TEXT),$(value FILE)),echo "error: give TEXT=\"...\" or FILE=path$(comma) not both" >&2 && exit 2,true)
+	@$(if $(TRANSLATE_SRC),true,echo "error: nothing to translate: give TEXT=\"Aloha mai.\" or FILE=notes.txt (one sentence a line)" >&2 && exit 2)
+	$(RUN_PY) scripts/translate_text.py --run $(call q,$(if $(filter base,$(RUN)),base,$(RUN_DIR))) \
+	  $(if $(filter base,$(RUN)),--model $(call q,$(MODEL)),--ckpt $(call q,$(FUSE_CKPT))) \
+	  $(TRANSLATE_SRC) $(if $(call given,DIRECTION),--direction $(call q,$(DIRECTION))) $(TRANSLATE_OUT) \
+	  --batch-size $(call q,$(EVAL_BATCH)) $(call flag,--max-tokens,$(MAX_TOKENS))
 
 ## ---------------------------------------------------------------- lab notebook
 .PHONY: notes

@@ -1,7 +1,7 @@
 """Start a training run as `make train-small` / `make train-large` do: one process,
 or NPROC ranks on this host / the hosts of a HOSTFILE through mlx.launch.
 
-    .venv/bin/python scripts/launch.py [--nproc 2 | --hostfile hosts.json] [--backend ring|mpi|nccl] \\
+    .venv/bin/python scripts/launch.py [--nproc 2 | --hostfile hosts.json] [--backend ring|mpi|nccl|jaccl|jaccl-ring] \\
         [--dry-run] -- <scripts/train.py options> -- mlx_lm.lora --model M --train --data D --batch-size 4 ...
 
 Before it starts anything:
@@ -10,6 +10,11 @@ Before it starts anything:
   when it chooses it, unless the command already has it); the choice is recorded
   in the run's manifest. One process only: the pick is for one process's memory.
 - The batch is global: it must divide by the number of ranks.
+- jaccl and jaccl-ring (MLX's RDMA over Thunderbolt 5 between Macs) need a --hostfile with
+  each host's "rdma" devices, as `mlx.distributed_config --backend jaccl` writes it:
+  checked here as mlx.launch checks it (one entry per host, null for itself, a device
+  towards every other host, or towards both ring neighbours for jaccl-ring, and an IP for
+  rank 0), so a bad file is one line before anything starts.
 After a distributed run it checks that the run finished, because mlx.launch exits 0
 even when a rank fails.
 
@@ -41,7 +46,7 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nproc", type=int, default=1, help="ranks on this host (make's NPROC; default: %(default)s)")
     p.add_argument("--hostfile", help="mlx.launch's JSON host list (make's HOSTFILE); overrides --nproc")
-    p.add_argument("--backend", default="ring", choices=["ring", "mpi", "nccl"],
+    p.add_argument("--backend", default="ring", choices=list(BACKENDS),
                    help="mlx.launch backend (make's DIST_BACKEND; default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="print the command and start nothing")
     args = p.parse_args(argv[:split])
@@ -53,8 +58,37 @@ def parse_args(argv):
     return args
 
 
+BACKENDS = ("ring", "mpi", "nccl", "jaccl", "jaccl-ring")
+
+
 def hostfile_size(path: str) -> int:
     """Number of hosts in an mlx.launch hostfile (a JSON list, or {"hosts": [...]})."""
+    return len(hostfile_hosts(path))
+
+
+def check_jaccl_hosts(path: str, hosts: list, backend: str) -> None:
+    """The RDMA devices jaccl needs, as mlx.launch's launch_jaccl checks them."""
+    n = len(hosts)
+    where = f"HOSTFILE={path} (DIST_BACKEND={backend})"
+    if n < 2:
+        raise olelo.UserError(f"{where}: jaccl joins Macs over Thunderbolt; list 2 or more hosts")
+    for i, h in enumerate(hosts):
+        rdma = h.get("rdma") if isinstance(h, dict) else None
+        name = h.get("ssh", f"host {i}") if isinstance(h, dict) else f"host {i}"
+        if not isinstance(rdma, list) or len(rdma) != n:
+            raise olelo.UserError(f"{where}: {name} needs \"rdma\": a list of {n} devices, one per host "
+                                  f"(mlx.distributed_config --backend {backend} --over thunderbolt writes it)")
+        if rdma[i] is not None:
+            raise olelo.UserError(f"{where}: {name}'s own rdma entry (position {i}) must be null")
+        peers = {(i - 1) % n, (i + 1) % n} if backend == "jaccl-ring" else set(range(n))
+        missing = [hosts[j].get("ssh", f"host {j}") for j in sorted(peers - {i}) if rdma[j] is None]
+        if missing:
+            raise olelo.UserError(f"{where}: {name} lists no RDMA device towards {', '.join(missing)}")
+    if not (isinstance(hosts[0], dict) and hosts[0].get("ips")):
+        raise olelo.UserError(f"{where}: the first host (rank 0) needs \"ips\": an address the others reach")
+
+
+def hostfile_hosts(path: str) -> list:
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -64,7 +98,7 @@ def hostfile_size(path: str) -> int:
     hosts = data.get("hosts") if isinstance(data, dict) else data
     if not isinstance(hosts, list) or not hosts:
         raise olelo.UserError(f"HOSTFILE={path}: no hosts (expected a list, or {{\"hosts\": [...]}})")
-    return len(hosts)
+    return hosts
 
 
 def option(args: list[str], name: str) -> str | None:
@@ -127,6 +161,12 @@ def plan(args) -> dict:
     """What would run: world size, the command and its environment."""
     split = args.train_argv.index("--")
     lab, mlx = args.train_argv[:split], args.train_argv[split + 1:]
+    if args.backend.startswith("jaccl"):
+        if not args.hostfile:
+            raise olelo.UserError(f"DIST_BACKEND={args.backend} joins Macs over Thunderbolt 5 (RDMA): give "
+                                  f"HOSTFILE=hosts.json (mlx.distributed_config --backend {args.backend} "
+                                  f"--over thunderbolt --hosts mac1,mac2 --output hosts.json writes it)")
+        check_jaccl_hosts(args.hostfile, hostfile_hosts(args.hostfile), args.backend)
     world = hostfile_size(args.hostfile) if args.hostfile else args.nproc
     batch = option(mlx, "--batch-size")
     auto = batch == "auto"

@@ -23,6 +23,12 @@ is refused by name before anything is sent (dry runs included).
 --preflight checks only the arguments (the repo id; a token unless --dry-run) and
 exits: `make fuse upload` runs it before fusing, so a bad HF_REPO costs no fuse.
 
+--gguf TYPE (make upload GGUF=1) also sends the GGUF that `make gguf` wrote beside the
+fused folder (<fused>.<TYPE>.gguf), with an Ollama Modelfile (the model's chat template in
+Ollama's words, the run's system prompt, greedy decoding); the card gets a GGUF section with
+llama.cpp's check. A GGUF written unchecked (GGUF_CHECK=0), or from other adapters than the
+fused folder's, is refused.
+
 --dry-run prints the file list with sizes and the card, and does nothing else: no
 network, no writes. A real upload needs an explicit --repo owner/name and a token
 (HF_TOKEN, or `hf auth login`); the token is never printed or written. The repo is
@@ -133,6 +139,53 @@ def upload_files(fused: Path) -> list[Path]:
              if not f.name.startswith(".") and f.is_file() and not f.is_symlink()
              and allowed(f.name)]
     return files if fused / "README.md" in files else [*files, fused / "README.md"]
+
+
+# ---------------------------------------------------------------- GGUF
+
+def gguf_of(fused: Path, rec: dict, kind: str) -> tuple[Path, dict]:
+    """The checked GGUF beside the fused folder and its record (export_gguf.py's)."""
+    gguf = fused.with_name(f"{fused.name}.{kind}.gguf")
+    record_path = gguf.with_name(gguf.name + ".json")
+    if not gguf.is_file() or not record_path.is_file():
+        raise olelo.UserError(f"{gguf}: no GGUF of this fused model: make gguf RUN={rec['run']} "
+                              f"FUSE_CKPT={rec['checkpoint']} GGUF_TYPE={kind}")
+    record = olelo.read_json(record_path, "GGUF record")
+    if not isinstance(record.get("check"), dict) or record["check"].get("passed") is not True:
+        raise olelo.UserError(f"{gguf}: written without llama.cpp's check (GGUF_CHECK=0); make gguf again "
+                              f"with the check (make llama-runtime first) before uploading it")
+    if (record.get("identity") or {}).get("adapter_sha256") != rec["adapter_sha256"]:
+        raise olelo.UserError(f"{gguf}: made from other adapters than {fused}'s (olelo_fuse.json); "
+                              f"make gguf again for this checkpoint")
+    return gguf, record
+
+
+def modelfile(fused: Path, gguf: Path, directions: list[str]) -> str:
+    from olelo import gguf_export
+
+    note = ("" if len(directions) == 1 else
+            f"\n# trained on {', '.join(directions)}: SYSTEM is {directions[0]}'s; for the other, "
+            f"use olelo.prompt.system_prompt of it")
+    return gguf_export.ollama_modelfile(gguf.name, gguf_export.chat_template(fused),
+                                        olelo.system_prompt(directions[0]), note)
+
+
+def gguf_section(gguf: Path, record: dict, repo: str) -> list[str]:
+    c = record["check"]
+    name = repo.split("/")[-1].lower()
+    return ["## GGUF (llama.cpp, Ollama, LM Studio)", "",
+            f"`{gguf.name}`: the same weights as {record['type']} GGUF ({record['architecture']}), written by "
+            f"olelo-mlx's scripts/export_gguf.py; its metadata names the run (`olelo.run`, `olelo.checkpoint`, "
+            f"`olelo.adapter_sha256`).",
+            "",
+            f"Checked by llama.cpp {c.get('runtime')} itself against the fused MLX model (float32), on "
+            f"{len(c['prompts'])} test prompts, same token ids: largest next-token log-probability difference "
+            f"{c['max_abs_logprob_diff']:.3g} (tolerance {c['tolerance']}), top token the same on "
+            f"{c['top_token_agreement']:.0%}, greedy text on {c['greedy_agreement']:.0%}, llama.cpp's tokenizer "
+            f"gave the same ids on {c['tokenizer_agreement']:.0%}.", "",
+            "```bash", f"ollama create {name} -f Modelfile", f'ollama run {name} "{EXAMPLE["haw-en"]}"', "```", "",
+            "The Modelfile carries the chat template and the system prompt the model was trained with; "
+            "other runtimes need the same system prompt.", ""]
 
 
 # ---------------------------------------------------------------- the card
@@ -249,7 +302,7 @@ def verification_section(v: dict) -> list[str]:
     return lines
 
 
-def model_card(fused: Path, repo: str) -> str:
+def model_card(fused: Path, repo: str, gguf: tuple[Path, dict] | None = None) -> str:
     rec = fused_record(fused)
     run_dir = Path(rec["run_dir"])
     manifest = read_json(run_dir / "manifest.json") or {}
@@ -316,6 +369,7 @@ def model_card(fused: Path, repo: str) -> str:
               f"by the lab's convert and split steps; every split's sha256 was recorded when training started."]
     L += ["", "## Evaluation", "", *evaluation_section(run_dir, rec["checkpoint"]), "",
           "## Fuse check", "", *verification_section(rec["verification"]), "",
+          *(gguf_section(*gguf, repo) if gguf else []),
           "## Limitations", "",
           "- The Hawaiian of the training text is in the old orthography of 1916–1920 (no ʻokina, no kahakō; "
           "’ marks an elided vowel), and the English follows those translators' style. Modern Hawaiian "
@@ -357,6 +411,8 @@ def main(argv=None):
     p.add_argument("--public", action="store_true", help="create the repo public (default: private)")
     p.add_argument("--preflight", action="store_true",
                    help="check the arguments only (repo id; a token unless --dry-run), before any fuse work")
+    p.add_argument("--gguf", choices=["f16", "bf16", "q8_0"],
+                   help="also upload the checked GGUF of this type (make gguf) and an Ollama Modelfile")
     args = p.parse_args(argv)
 
     repo = check_repo_id(args.repo)
@@ -369,10 +425,17 @@ def main(argv=None):
     fused = named_fused(args)
     rec = fused_record(fused)
     check_record(fused, rec, args)
+    gguf = gguf_of(fused, rec, args.gguf) if args.gguf else None
     files = upload_files(fused)
     check_files(fused, rec, files)
-    card = model_card(fused, repo)
+    card = model_card(fused, repo, gguf)
     size = {f: len(card.encode("utf-8")) if f.name == "README.md" else f.stat().st_size for f in files}
+    extra = {}  # name in the repo -> a file beside the folder, or generated text
+    if gguf:
+        data_manifest = read_json(Path((read_json(Path(rec["run_dir"]) / "manifest.json") or {}).get("data_dir", "")) /
+                                  "manifest.json") or {}
+        extra = {gguf[0].name: gguf[0], "Modelfile": modelfile(fused, gguf[0], data_manifest.get("directions")
+                                                                or ["haw-en"])}
     visibility = "public" if args.public else "private"
 
     if args.dry_run:
@@ -380,8 +443,14 @@ def main(argv=None):
               f"to {visibility} repo {repo}:")
         for f in files:
             print(f"{size[f]:>14,}  {f.name}{'  (generated card, below)' if f.name == 'README.md' else ''}")
+        for name, what in extra.items():
+            print(f"{(what.stat().st_size if isinstance(what, Path) else len(what.encode())):>14,}  {name}"
+                  f"{'  (beside the folder)' if isinstance(what, Path) else '  (generated, below)'}")
         print("\n--- README.md ---")
         sys.stdout.write(card)
+        if "Modelfile" in extra:
+            print("\n--- Modelfile ---")
+            sys.stdout.write(extra["Modelfile"])
         return 0
 
     from huggingface_hub import HfApi
@@ -393,11 +462,14 @@ def main(argv=None):
         url = api.create_repo(repo, private=not args.public, exist_ok=True)
         api.upload_folder(repo_id=repo, folder_path=fused, allow_patterns=[f.name for f in files],
                           commit_message=f"olelo-mlx: {fused.name}")
+        for name, what in extra.items():
+            api.upload_file(path_or_fileobj=str(what) if isinstance(what, Path) else what.encode("utf-8"),
+                            path_in_repo=name, repo_id=repo, commit_message=f"olelo-mlx: {name}")
     except Exception as e:  # network, auth, permissions: one line, never the token
         why = f"{type(e).__name__}: {e}".replace(token, "<token>").splitlines()[0]
         raise olelo.UserError(f"upload to {repo} failed ({why}). Check the network, and that the token "
                               f"may write to {repo.split('/')[0]}.") from None
-    print(f"uploaded {len(files)} files to {url} ({visibility})")
+    print(f"uploaded {len(files) + len(extra)} files to {url} ({visibility})")
     return 0
 
 

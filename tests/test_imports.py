@@ -16,7 +16,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 # convert_gguf imports the gguf package from a wheel (a zip) it finds itself.
-SYS_PATH_ALLOWED = {"scripts/convert_gguf.py"}
+# convert_gguf.py imports `gguf` from a wheel; llama_check.py imports llama.cpp's bindings
+# from the folder make llama-runtime installs them into (outside .venv, see README).
+SYS_PATH_ALLOWED = {"scripts/convert_gguf.py", "olelo/llama_check.py"}
 
 
 def module_name(path: Path, root: Path) -> str:

@@ -178,3 +178,48 @@ def test_ranks_that_fail_are_reported_though_mlx_launch_exits_0(tmp_path):
     out = subprocess.run(cmd, cwd=launch.SCRIPTS.parent, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
     assert out.stderr.splitlines()[-1].startswith("error: the distributed run did not finish (status unknown)")
+
+
+def jaccl_hosts(n=2, ring=False):
+    """A hostfile as mlx.distributed_config --backend jaccl(-ring) writes it."""
+    hosts = []
+    for i in range(n):
+        peers = {(i - 1) % n, (i + 1) % n} if ring else set(range(n)) - {i}
+        hosts.append({"ssh": f"mac{i + 1}.local", "ips": [f"10.0.0.{i + 1}"],
+                      "rdma": [f"rdma_en{j + 2}" if j in peers and j != i else None for j in range(n)]})
+    return {"backend": "jaccl-ring" if ring else "jaccl", "hosts": hosts}
+
+
+@pytest.mark.parametrize("backend, n", [("jaccl", 2), ("jaccl", 3), ("jaccl-ring", 4)])
+def test_jaccl_launches_through_the_hostfile(tmp_path, capsys, backend, n):
+    hosts = tmp_path / "hosts.json"
+    hosts.write_text(json.dumps(jaccl_hosts(n, ring=backend == "jaccl-ring")))
+    line = dry_run(capsys, "--hostfile", str(hosts), "--backend", backend, batch=str(2 * n))[-1]
+    assert f"mlx.launch --hostfile {hosts} --backend {backend} " in line and "NCCL" not in line
+
+
+def test_jaccl_refuses_what_mlx_launch_would_refuse(tmp_path):
+    with pytest.raises(olelo.UserError, match="give HOSTFILE=hosts.json"):
+        launch.main(["--dry-run", *argv("--nproc", "2", "--backend", "jaccl")])
+    hosts = tmp_path / "hosts.json"
+    cases = [
+        (lambda h: h["hosts"][1]["rdma"].pop(), "mac2.local needs \"rdma\": a list of 3 devices"),
+        (lambda h: h["hosts"][0]["rdma"].__setitem__(0, "rdma_en9"), "own rdma entry (position 0) must be null"),
+        (lambda h: h["hosts"][2]["rdma"].__setitem__(0, None), "mac3.local lists no RDMA device towards mac1.local"),
+        (lambda h: h["hosts"][0].pop("ips"), "rank 0) needs \"ips\""),
+        (lambda h: h.__setitem__("hosts", h["hosts"][:1]), "list 2 or more hosts"),
+    ]
+    for damage, message in cases:
+        h = jaccl_hosts(3)
+        if "list 2" in message:
+            h["hosts"][0]["rdma"] = [None]
+        damage(h)
+        hosts.write_text(json.dumps(h))
+        with pytest.raises(olelo.UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            launch.main(["--dry-run", *argv("--hostfile", str(hosts), "--backend", "jaccl", batch="6")])
+    # a ring needs devices only towards its two neighbours
+    ring = jaccl_hosts(4, ring=True)
+    assert ring["hosts"][0]["rdma"][2] is None
+    hosts.write_text(json.dumps(ring))
+    with pytest.raises(olelo.UserError, match="mac1.local lists no RDMA device towards mac3.local"):
+        launch.main(["--dry-run", *argv("--hostfile", str(hosts), "--backend", "jaccl", batch="8")])
