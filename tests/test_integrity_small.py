@@ -45,10 +45,11 @@ def test_ctrl_c_lets_the_trainer_record_the_end_of_its_run(tmp_path):
     import signal
 
     (tmp_path / "train.py").write_text(SLOW_TO_RECORD)
-    driver = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import launch; "
-              "launch.SCRIPTS = Path(sys.argv[2]); launch.olelo.run_main(lambda: launch.main(sys.argv[3:]))")
-    proc = subprocess.Popen([PY, "-c", driver, str(REPO / "scripts"), str(tmp_path), "--", "--", "mlx_lm.lora"],
-                            cwd=REPO, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    driver = ("import sys; from pathlib import Path; import launch; "
+              "launch.SCRIPTS = Path(sys.argv[1]); launch.olelo.run_main(lambda: launch.main(sys.argv[2:]))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "scripts"), str(REPO)])}
+    proc = subprocess.Popen([PY, "-c", driver, str(tmp_path), "--", "--", "mlx_lm.lora"],
+                            cwd=REPO, start_new_session=True, stderr=subprocess.PIPE, text=True, env=env)
     wait_for(tmp_path / "started", proc, 60)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
     _, err = proc.communicate(timeout=60)
