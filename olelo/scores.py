@@ -14,7 +14,7 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.significance import PairedTest
 
 import olelo
-from olelo import yardstick
+from olelo import segment_stats, yardstick
 
 # key -> (label, sacrebleu score name, higher is better)
 METRICS = {
@@ -103,9 +103,11 @@ def score_corpus(hyps: list[str], refs: list[str], metrics=tuple(METRICS)) -> di
     if not hyps:
         raise ValueError("nothing to score")
     report = {"n_segments": len(hyps)}
-    for key, metric in new_metrics().items():
-        if key not in metrics:
-            continue
+    chosen = [k for k in METRICS if k in metrics]
+    # every metric's per-segment statistics at once (over the cores; cached: olelo/segment_stats.py)
+    segment_stats.active().prefetch([(k, hyps) for k in chosen], refs)
+    for key in chosen:
+        metric = segment_stats.CachedMetric(key)
         s = metric.corpus_score(hyps, [refs])
         report[key] = {"name": s.name, "score": s.score, "signature": metric.get_signature().format()}
         if key == "bleu":
@@ -189,7 +191,9 @@ def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_sample
     unknown = set(metrics) - set(METRICS)
     if unknown or not metrics:
         raise ValueError(f"metrics must be a non-empty subset of {list(METRICS)}, got {list(metrics)}")
-    chosen = {k: m for k, m in new_metrics().items() if k in metrics}
+    chosen = {k: segment_stats.CachedMetric(k) for k in METRICS if k in metrics}
+    # sacrebleu's own paired test, on the statistics extracted once per system (olelo/segment_stats.py)
+    segment_stats.active().prefetch([(k, h) for k in chosen for h in (base_hyps, sys_hyps)], refs)
     with _sacrebleu_seed(seed):
         test = PairedTest(
             [("base", base_hyps), ("system", sys_hyps)],

@@ -41,6 +41,7 @@ from olelo import records
 from olelo import plots
 from olelo import identity
 from olelo import scores
+from olelo import segment_stats
 from olelo import semsim
 from olelo import evaluation
 from olelo import ledger
@@ -83,9 +84,12 @@ def evaluate(eval_dir: Path, metrics: list[dict], manifest: dict, test_file: Pat
     model_baselines = ["base"] + [n for n in names if n.startswith("base-")]
     order = model_baselines + [n for n in names if n not in model_baselines]
     systems = {n: [r["hypothesis"] for r in rows[n]] for n in order}
-    scored = evaluation.score_systems(test, train, systems, bootstrap=bootstrap, seed=seed,
-                                      semsim_ok=semsim.unavailable_reason() is None,
-                                      progress=lambda m: print(m, file=sys.stderr))
+    # per-segment statistics cached in the eval folder: a report written again (BOOTSTRAP, a new
+    # checkpoint) extracts only what changed
+    with segment_stats.using(segment_stats.eval_store(eval_dir)):
+        scored = evaluation.score_systems(test, train, systems, bootstrap=bootstrap, seed=seed,
+                                          semsim_ok=semsim.unavailable_reason() is None,
+                                          progress=lambda m: print(m, file=sys.stderr))
     adapter_dir = Path(manifest["adapter_dir"])
     out = {}
     for n, scores_of_n in scored["rows"].items():
