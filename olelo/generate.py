@@ -192,7 +192,7 @@ def translate(model, tokenizer, records, max_tokens: int, batch_size: int, progr
               stats: dict | None = None, completion: bool = False, loop_stop: bool = False,
               repetition_penalty: float | None = None, repetition_context_size: int | None = None) -> list[dict]:
     """One row per record. `stats`, when given, gathers the generator's counts over the batches:
-    prompt_tokens, prompt_s (prefill), generated_tokens, decode_s, and loop_stopped.
+    prompt_tokens, prompt_s (prefill), generated_tokens, decode_s (and loop_stopped with the stop).
     `completion`: the plain completion prompt, its answer cut at the end of the first line.
     `loop_stop`, `repetition_penalty`, `repetition_context_size`: generate_batch's decoding
     controls (rows then say loop_stopped)."""
@@ -213,8 +213,8 @@ def translate(model, tokenizer, records, max_tokens: int, batch_size: int, progr
         share = (time.perf_counter() - t) / len(chunk)
         if stats is not None:
             for key, value in (("prompt_tokens", gstats.prompt_tokens), ("prompt_s", gstats.prompt_time),
-                               ("generated_tokens", gstats.generation_tokens), ("decode_s", gstats.decode_time),
-                               ("loop_stopped", sum(stopped))):
+                               ("generated_tokens", gstats.generation_tokens), ("decode_s", gstats.decode_time)) \
+                    + ((("loop_stopped", sum(stopped)),) if loop_stop else ()):
                 stats[key] = stats.get(key, 0) + value
         for i, text, n, stop in zip(chunk, texts, ids, stopped):
             source, reference = olelo.record_source_target(records[i])
