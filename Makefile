@@ -401,6 +401,13 @@ MAX_TOKENS ?=
 EVAL_BATCH ?= 32
 ## paired bootstrap resamples behind the p-values
 BOOTSTRAP ?= 1000
+## 1: a sentence whose own output starts to loop stops at once (cut at the loop's first copy) and leaves the batch; 0: off (the folder name says -loopstop when on)
+LOOP_STOP ?= 0
+$(if $(filter 0 1,$(LOOP_STOP)),,$(error LOOP_STOP='$(LOOP_STOP)': use 1 or 0))
+## mlx-lm's repetition penalty in eval decoding (e.g. 1.2; empty: none; the folder name says -rp<value>)
+REP_PENALTY ?=
+## tokens the repetition penalty looks back over (empty: mlx-lm's 20)
+REP_CONTEXT ?=
 # A pretrained (not instruction-tuned) base echoes the zero-shot prompt; few-shot
 # examples give it the pattern: a second baseline beside base and copy-source.
 ## fewshot: also evaluate the base model with SHOTS train pairs (drawn with SEED) before each sentence
@@ -416,11 +423,15 @@ $(if $(filter-out 1,$(SEALED)),$(error SEALED='$(SEALED)': use SEALED=1 or leave
 
 $(call check_name,RUN,a run stamp or a run folder)
 $(foreach c,$(EVAL_CKPTS),$(if $(or $(filter final best all,$(c)),$(call digits,$(c))),,$(error EVAL_CKPTS='$(EVAL_CKPTS)': use final, best, all or iteration numbers)))
-$(foreach v,$(if $(LIMIT),LIMIT) $(if $(MAX_TOKENS),MAX_TOKENS) EVAL_BATCH BOOTSTRAP SHOTS,$(call check_pos,$(v)))
+$(foreach v,$(if $(LIMIT),LIMIT) $(if $(MAX_TOKENS),MAX_TOKENS) $(if $(REP_CONTEXT),REP_CONTEXT) EVAL_BATCH BOOTSTRAP SHOTS,$(call check_pos,$(v)))
+$(if $(REP_PENALTY),$(call check_name,REP_PENALTY,a number such as 1.2))
 RUN_DIR := $(if $(findstring /,$(RUN)),$(RUN:/=),$(RUNS_DIR)/$(RUN))
+DECODE_NAME := $(if $(filter 1,$(LOOP_STOP)),-loopstop)$(if $(REP_PENALTY),-rp$(REP_PENALTY))$(if $(REP_CONTEXT),-rc$(REP_CONTEXT))
+DECODE_FLAGS := $(if $(filter 1,$(LOOP_STOP)),--loop-stop) $(call flag,--repetition-penalty,$(REP_PENALTY)) \
+  $(call flag,--repetition-context-size,$(REP_CONTEXT))
 RUN_STAMP := $(notdir $(or $(realpath $(RUN_DIR)),$(RUN_DIR)))
 RUN_ADAPTERS := $(ADAPTERS_DIR)/$(RUN_STAMP)
-EVAL := $(RUNS_DIR)/$(RUN_STAMP)/eval$(if $(SEALED),-sealed)$(if $(LIMIT),-n$(LIMIT))$(if $(MAX_TOKENS),-mt$(MAX_TOKENS))
+EVAL := $(RUNS_DIR)/$(RUN_STAMP)/eval$(if $(SEALED),-sealed)$(if $(LIMIT),-n$(LIMIT))$(if $(MAX_TOKENS),-mt$(MAX_TOKENS))$(DECODE_NAME)
 SEALED_FLAG := $(if $(SEALED),--sealed)
 ALL_CKPTS := $(patsubst %_adapters.safetensors,ckpt-%,$(notdir $(wildcard $(RUN_ADAPTERS)/*_adapters.safetensors)))
 EVAL_DIRS := base $(if $(filter all,$(EVAL_CKPTS)),final best $(ALL_CKPTS),$(foreach c,$(EVAL_CKPTS),$(if $(filter final best,$(c)),$(c),ckpt-$(shell printf %07d $(call q,$(c))))))
@@ -435,7 +446,7 @@ CKPT_TMP = $(dir $(@D)).$(notdir $(@D)).tmp
 define EVAL_CKPT
 @rm -rf $(call q,$(CKPT_TMP))
 $(RUN_PY) scripts/translate.py --run $(call q,$(RUN_DIR)) --ckpt $(notdir $(@D)) --batch-size $(call q,$(EVAL_BATCH)) \
-  $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(SEALED_FLAG) -o $(call q,$(CKPT_TMP)/hyps.jsonl)
+  $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(DECODE_FLAGS) $(SEALED_FLAG) -o $(call q,$(CKPT_TMP)/hyps.jsonl)
 $(RUN_PY) scripts/perplexity.py --run $(call q,$(RUN_DIR)) --ckpt $(notdir $(@D)) $(call flag,--limit,$(LIMIT)) $(SEALED_FLAG) -o $(call q,$(CKPT_TMP)/ppl.json)
 @rm -rf $(call q,$(@D)) && mv $(call q,$(CKPT_TMP)) $(call q,$(@D))
 endef
@@ -445,7 +456,7 @@ RUN_EXISTS = @test -f $(call q,$(RUN_DIR)/manifest.json) || \
   (echo "error: RUN=$(RUN): no run $(RUN_DIR) (see make runs)" >&2 && exit 2)
 $(EVAL_VARS)-translate.vars: FORCE
 	$(RUN_EXISTS)
-	$(call VARS_FILE,eval_batch=$(EVAL_BATCH) limit=$(LIMIT) max_tokens=$(MAX_TOKENS))
+	$(call VARS_FILE,eval_batch=$(EVAL_BATCH) limit=$(LIMIT) max_tokens=$(MAX_TOKENS) loop_stop=$(LOOP_STOP) rep_penalty=$(REP_PENALTY) rep_context=$(REP_CONTEXT))
 $(EVAL_VARS)-report.vars: FORCE
 	$(RUN_EXISTS)
 	$(call VARS_FILE,bootstrap=$(BOOTSTRAP))
@@ -461,7 +472,7 @@ $(EVAL)/ckpt-%/hyps.jsonl: $(RUN_ADAPTERS)/%_adapters.safetensors $(EVAL_DEPS)
 # No perplexity here: held-out loss is the zero-shot base row's.
 $(EVAL)/$(FEWSHOT)/hyps.jsonl: scripts/translate.py $(EVAL_VARS)-translate.vars
 	$(RUN_PY) scripts/translate.py --run $(call q,$(RUN_DIR)) --ckpt base --prompt fewshot --shots $(call q,$(SHOTS)) --shots-seed $(SEED) \
-	  --batch-size $(call q,$(EVAL_BATCH)) $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(SEALED_FLAG) -o $(call q,$@)
+	  --batch-size $(call q,$(EVAL_BATCH)) $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(DECODE_FLAGS) $(SEALED_FLAG) -o $(call q,$@)
 
 # A pretrained base has never seen a chat turn: its fair zero-shot row is a plain completion.
 # prompt.json records whether the rule chose it (and why not); hyps.jsonl only when it did.
@@ -471,7 +482,7 @@ $(EVAL_VARS)-completion.vars: FORCE
 $(EVAL)/base-completion/prompt.json: scripts/translate.py olelo/prompt.py $(EVAL_VARS)-translate.vars $(EVAL_VARS)-completion.vars
 	$(RUN_PY) scripts/translate.py --run $(call q,$(RUN_DIR)) --ckpt base --prompt completion \
 	  --completion-rule $(if $(filter 1,$(BASE_COMPLETION)),always,auto) --batch-size $(call q,$(EVAL_BATCH)) \
-	  $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(SEALED_FLAG) -o $(call q,$(@D)/hyps.jsonl)
+	  $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(DECODE_FLAGS) $(SEALED_FLAG) -o $(call q,$(@D)/hyps.jsonl)
 
 # Adapters make cannot build: one line instead of "No rule to make target".
 $(RUN_ADAPTERS)/%_adapters.safetensors:

@@ -204,6 +204,17 @@ def summary_markdown(summary: dict, ckpts_all: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def decoding_summary(eval_dir: Path, outputs: dict) -> dict | None:
+    """The decoding settings (base/decode.json; every system is decoded alike) and, with the
+    loop stop, how many outputs of each system it stopped."""
+    decode = eval_dir / "base" / "decode.json"
+    decoding = json.loads(decode.read_text()).get("decoding") if decode.is_file() else None
+    if decoding and decoding.get("loop_stop"):
+        decoding = {**decoding, "loop_stopped": {n: sum(bool(r.get("loop_stopped")) for r in rows)
+                                                 for n, rows in outputs.items()}}
+    return decoding
+
+
 def test_set_line(summary: dict) -> str:
     n = next(iter(summary["baselines"].values()))["n"]
     line = f"Test set: {summary['test_data']} ({n} sentences)"
@@ -213,6 +224,15 @@ def test_set_line(summary: dict) -> str:
     if caps:
         line += (f". Generation cap {caps['max_tokens']} tokens ({caps['set_by']}): {caps['references_over_cap']} "
                  f"of {caps['references']} references are longer")
+    decoding = summary.get("decoding")
+    if decoding:
+        line += ". Decoding: greedy"
+        if decoding.get("loop_stop"):
+            stopped = ", ".join(f"{n} {k}" for n, k in (decoding.get("loop_stopped") or {}).items())
+            line += f", loop stop on (outputs stopped when they started to loop: {stopped or 'none'})"
+        if decoding.get("repetition_penalty") is not None:
+            line += (f", repetition penalty {decoding['repetition_penalty']} over "
+                     f"{decoding['repetition_context_size']} tokens")
     return line + "."
 
 
@@ -301,6 +321,7 @@ def main():
         "reference": scored["reference"],
         "reference_baselines": scored["reference_baselines"],
         "lengths": json.loads(decode.read_text()) if decode.is_file() else None,
+        "decoding": decoding_summary(eval_dir, outputs),
         "semsim_unavailable": semsim.unavailable_reason(),
         "baselines": strip(baselines), "checkpoints": strip(ckpts),
         "outputs": evaluation.write_outputs(eval_dir, outputs),
