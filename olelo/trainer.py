@@ -197,7 +197,8 @@ class ValChrf:
     ranks each translates its share and the hypotheses are gathered. RNG states are
     put back afterwards, so generating changes nothing in training."""
 
-    def __init__(self, records: list[dict], n: int, seed: int, tokenizer, batch_size: int, world):
+    def __init__(self, records: list[dict], n: int, seed: int, tokenizer, batch_size: int, world,
+                 loop_stop: bool = False):
         from olelo import generate
 
         if n < len(records):
@@ -209,6 +210,7 @@ class ValChrf:
             raise olelo.UserError("VAL_GEN needs chat records (system/user/assistant messages) in valid.jsonl; "
                                   "use VAL_GEN=0 for other formats") from None
         self.records, self.tokenizer, self.batch_size, self.world = records, tokenizer, batch_size, world
+        self.loop_stop = loop_stop
         self.max_tokens = generate.default_max_tokens(tokenizer, records)
         self.mine = list(range(world.rank(), len(records), world.size()))
 
@@ -220,18 +222,23 @@ class ValChrf:
         tic = time.perf_counter()
         model.eval()
         rows = generate.translate(model, self.tokenizer, [self.records[i] for i in self.mine],
-                                   self.max_tokens, self.batch_size, progress=False)
+                                   self.max_tokens, self.batch_size, progress=False, loop_stop=self.loop_stop)
         hyps = dict(zip(self.mine, (r["hypothesis"] for r in rows)))
         tokens = sum(r["tokens"] for r in rows)
+        stopped = sum(bool(r.get("loop_stopped")) for r in rows)
         if self.world.size() > 1:
             hyps = gather_texts(self.world, hyps)
             tokens = int(rank_local(self.world, tokens).sum().item())
+            stopped = int(rank_local(self.world, stopped).sum().item())
         order = sorted(hyps)
         chrf = scores.new_metrics()["chrf"].corpus_score([hyps[i] for i in order], [[self.refs[i] for i in order]])
         np.random.set_state(np_state)
         set_mx_key(key)
-        return {"val_chrf": round(chrf.score, 4), "val_gen_n": len(order), "val_gen_tokens": tokens,
-                "val_gen_time": round(time.perf_counter() - tic, 3)}
+        out = {"val_chrf": round(chrf.score, 4), "val_gen_n": len(order), "val_gen_tokens": tokens,
+               "val_gen_time": round(time.perf_counter() - tic, 3)}
+        if self.loop_stop:
+            out["val_gen_stopped"] = stopped
+        return out
 
 
 def gather_texts(world, texts: dict[int, str]) -> dict[int, str]:

@@ -187,3 +187,27 @@ def test_a_repetition_penalty_goes_through_mlx_lms_logits_processor(tokenizer, f
         "repetition_penalty": 4.0, "repetition_context_size": 8}
     with pytest.raises(Exception, match="REP_PENALTY=0"):
         generate.translate(model, tokenizer, [], 40, 3, progress=False, repetition_penalty=0)
+
+
+def test_val_gen_stops_loops_too_and_counts_them(tokenizer, four, monkeypatch):
+    import types
+
+    import olelo
+    from olelo import trainer
+
+    chains, prompts = four
+    model = table_model(tokenizer, chains)
+    monkeypatch.setattr(generate, "build_prompts", lambda tok, records, shots, completion: prompts)
+    records = [olelo.chat_record(f"s{i}", "the ka", "haw-en", f"r{i}") for i in range(4)]
+    world = types.SimpleNamespace(rank=lambda: 0, size=lambda: 1)
+    off = trainer.ValChrf(records, 4, 0, tokenizer, 4, world)
+    on = trainer.ValChrf(records, 4, 0, tokenizer, 4, world, loop_stop=True)
+    off.max_tokens = on.max_tokens = 40
+    a, b = off(model), on(model)
+    assert "val_gen_stopped" not in a and b["val_gen_stopped"] == 2
+    assert b["val_gen_tokens"] < a["val_gen_tokens"]
+    # the stop off scores what generate_batch makes without it (mlx-lm's batch_generate's tokens)
+    texts = generate.generate_batch(model, tokenizer, prompts, 40)[0]
+    want = scores.new_metrics()["chrf"].corpus_score([t.strip() for t in texts], [["the ka"] * 4]).score
+    assert a["val_chrf"] == round(want, 4)
+    assert b["val_chrf"] > a["val_chrf"]  # "the ka" cut from its loop is its reference here
