@@ -656,8 +656,20 @@ BENCH_PROCESSES ?=
 $(foreach v,BENCH_N $(if $(BENCH_PROCESSES),BENCH_PROCESSES),$(call check_pos,$(v)))
 
 .PHONY: bench-eval
-bench-eval: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## sentences/s: batched eval vs one mlx_lm.generate per sentence
+bench-eval: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## an eval end to end (translate BENCH_N test paragraphs, score them; loop stop off and on), then batched vs one mlx_lm.generate per sentence
+	$(RUN_PY) bench/eval_end_to_end.py --model $(MODEL) --data $(LARGE) --n $(BENCH_N) $(call flag,--max-tokens,$(MAX_TOKENS)) \
+	  --batch-size $(call q,$(EVAL_BATCH)) --bootstrap $(call q,$(BOOTSTRAP))
 	$(RUN_PY) bench/eval_speed.py --model $(MODEL) --data $(LARGE)/test.jsonl --n $(BENCH_N) $(call flag,--n-processes,$(BENCH_PROCESSES)) --max-tokens 32
+
+## bench-score: an evaluation folder (runs/<stamp>/eval-...) whose outputs to score instead of synthetic ones
+EVAL_DIR ?=
+## bench-score: which code a measurement is (before: run with PYTHONPATH=<an older checkout>; after: this one)
+BENCH_LABEL ?= after
+$(call check_name,BENCH_LABEL,a short label such as before or after)
+.PHONY: bench-score
+bench-score: $(LARGE)/manifest.json | $(VENV)/.installed ## seconds to score four systems over the test set (synthetic looping outputs; EVAL_DIR= real ones), cold and warm
+	$(PY) bench/score_speed.py --data $(LARGE) --label $(BENCH_LABEL) --bootstrap $(call q,$(BOOTSTRAP)) $(call flag,--eval-dir,$(EVAL_DIR)) \
+	  $(call flag,--n,$(LIMIT))
 
 .PHONY: bench-preload
 bench-preload: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## LoRA tok/s with vs without OpenBLAS preloaded (Linux CPU)
