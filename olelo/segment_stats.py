@@ -147,31 +147,48 @@ class Store:
         return [self._memory[key] for key in out]
 
     def _extract(self, missing: dict, refs: list[str]) -> dict:
-        total = sum(len(h) for _, h in missing.values())
-        if self.jobs == 1 or total < MIN_PARALLEL_SEGMENTS:
-            return {key: extract(metric, hyps, refs) for key, (metric, hyps) in missing.items()}
+        # Each distinct (metric, output, reference) once: systems share outputs (best is often final,
+        # a stopped output its unstopped twin up to the loop) and a segment's statistics are its own.
+        unique: dict[tuple, int] = {}
+        where = {key: [unique.setdefault((metric, h, r), len(unique)) for h, r in zip(hyps, refs)]
+                 for key, (metric, hyps) in missing.items()}
+        items = list(unique)
+        stats = self._extract_items(items)
+        return {key: [stats[i] for i in idx] for key, idx in where.items()}
+
+    def _extract_items(self, items: list[tuple]) -> list:
+        """Statistics of each (metric, hypothesis, reference), over `jobs` processes."""
+        out = [None] * len(items)
+        by_metric: dict[str, list[int]] = {}
+        for i, (metric, _, _) in enumerate(items):
+            by_metric.setdefault(metric, []).append(i)
+        if self.jobs == 1 or len(items) < MIN_PARALLEL_SEGMENTS:
+            for metric, pos in by_metric.items():
+                for i, st in zip(pos, extract(metric, [items[i][1] for i in pos], [items[i][2] for i in pos])):
+                    out[i] = st
+            return out
         # Tasks of a few segments each, the costliest first (TER: ~ hypothesis x reference words),
         # so that no process is left with the one long paragraph at the end.
         tasks = []
-        for key, (metric, hyps) in missing.items():
+        for metric, pos in by_metric.items():
             if metric == "ter":
-                cost = [(len(h.split()) + 1) * (len(r.split()) + 1) * 1000 for h, r in zip(hyps, refs)]
+                cost = {i: (len(items[i][1].split()) + 1) * (len(items[i][2].split()) + 1) * 1000 for i in pos}
             else:
-                cost = [len(h) + len(r) for h, r in zip(hyps, refs)]
-            order = sorted(range(len(hyps)), key=lambda i: -cost[i])
+                cost = {i: len(items[i][1]) + len(items[i][2]) for i in pos}
+            order = sorted(pos, key=lambda i: -cost[i])
             size = 2 if metric == "ter" else 64
             for a in range(0, len(order), size):
-                pos = order[a:a + size]
-                tasks.append((cost[pos[0]], (key, metric, [hyps[i] for i in pos], [refs[i] for i in pos], pos)))
+                chunk = order[a:a + size]
+                tasks.append((cost[chunk[0]], (None, metric, [items[i][1] for i in chunk],
+                                               [items[i][2] for i in chunk], chunk)))
         tasks = [t for _, t in sorted(tasks, key=lambda t: -t[0])]
-        results = {key: [None] * len(hyps) for key, (_, hyps) in missing.items()}
         # fork where it is safe and fast (Linux); a Mac starts fresh interpreters (spawn)
         method = "fork" if sys.platform.startswith("linux") else "spawn"
         with multiprocessing.get_context(method).Pool(min(self.jobs, len(tasks))) as pool:
-            for key, positions, stats in pool.imap_unordered(_extract_chunk, tasks):
-                for i, s in zip(positions, stats):
-                    results[key][i] = s
-        return results
+            for _, positions, stats in pool.imap_unordered(_extract_chunk, tasks):
+                for i, st in zip(positions, stats):
+                    out[i] = st
+        return out
 
 
 # ---------------------------------------------------------------- the active store

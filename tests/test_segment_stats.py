@@ -121,3 +121,15 @@ def test_bad_arguments_are_refused():
         segment_stats.Store(jobs=0)
     with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
         segment_stats.Store(jobs=1).stats("bleu", ["a", "b"], ["a"])
+
+
+def test_a_segment_two_systems_share_is_extracted_once(monkeypatch):
+    refs, a, b = corpus(12, seed=5)
+    shared = a[:6] + b[6:]  # half of it is a's
+    calls = []
+    real = segment_stats.extract
+    monkeypatch.setattr(segment_stats, "extract", lambda m, h, r: calls.append(len(h)) or real(m, h, r))
+    store = segment_stats.Store(jobs=1)
+    got = store.prefetch([("ter", a), ("ter", shared)], refs)
+    assert sum(calls) == 12 + 6
+    assert got[1] == scores.new_metrics()["ter"]._extract_corpus_statistics(shared, [refs])
