@@ -669,7 +669,7 @@ $(call check_name,BENCH_LABEL,a short label such as before or after)
 .PHONY: bench-score
 bench-score: $(LARGE)/manifest.json | $(VENV)/.installed ## seconds to score four systems over the test set (synthetic looping outputs; EVAL_DIR= real ones), cold and warm
 	$(PY) bench/score_speed.py --data $(LARGE) --label $(BENCH_LABEL) --bootstrap $(call q,$(BOOTSTRAP)) $(call flag,--eval-dir,$(EVAL_DIR)) \
-	  $(call flag,--n,$(LIMIT))
+	  $(call flag,--n,$(LIMIT)) $(if $(filter 1,$(LOOP_STOP)),--loop-stop)
 
 .PHONY: bench-preload
 bench-preload: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## LoRA tok/s with vs without OpenBLAS preloaded (Linux CPU)

@@ -2,7 +2,8 @@
 baselines, the probes, every paired bootstrap) of four systems over a test set.
 
     python bench/score_speed.py --data data/finetuning/large [--eval-dir runs/<stamp>/eval-mt256]
-        [--bootstrap 1000] [--jobs N] [--cache-dir DIR] [--label after] [--out bench/results/score_speed.json]
+        [--n N] [--loop-stop] [--bootstrap 1000] [--jobs N] [--cache-dir DIR] [--label after]
+        [--out bench/results/score_speed.json]
 
 The systems are base, copy-source (a reference baseline, always scored), final and best. With
 --eval-dir they are that evaluation's own outputs (its */hyps.jsonl, or its kept
@@ -87,6 +88,9 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, help="processes for the statistics (default: the machine's cores)")
     p.add_argument("--cache-dir", type=Path, help="statistics cache (default: a fresh temporary folder)")
     p.add_argument("--label", default="after", help="names this measurement in the result (before/after)")
+    p.add_argument("--loop-stop", action="store_true",
+                   help="score the outputs the loop stop would make of them (olelo.scores.cut_loop: exactly what "
+                        "make eval LOOP_STOP=1 writes from the same greedy run)")
     p.add_argument("--out", default="bench/results/score_speed.json",
                    help="result file; an existing one keeps its other labels' measurements")
     a = p.parse_args(argv)
@@ -95,7 +99,12 @@ def main(argv=None) -> int:
     test = evaluation.pairs_of(test_records)
     train = evaluation.pairs_of(olelo.read_jsonl(data / "train.jsonl"))
     systems = eval_systems(a.eval_dir, len(test)) if a.eval_dir else synthetic_systems(test)
-    head = header.start(f"make bench-score BENCH_LABEL={a.label}" + (f" EVAL_DIR={a.eval_dir}" if a.eval_dir else ""))
+    if a.loop_stop:
+        from olelo.scores import cut_loop
+
+        systems = {n: [cut_loop(h) for h in hyps] for n, hyps in systems.items()}
+    head = header.start(f"make bench-score BENCH_LABEL={a.label}" + (f" EVAL_DIR={a.eval_dir}" if a.eval_dir else "")
+                        + (" LOOP_STOP=1" if a.loop_stop else "") + (f" LIMIT={a.n}" if a.n else ""))
     try:
         from olelo import segment_stats
     except ImportError:
@@ -124,7 +133,8 @@ def main(argv=None) -> int:
     timings["cold_seconds"] = round(cold, 2)
     result = {"label": a.label, "olelo": str(Path(olelo.__file__).parent), "systems": list(systems),
               "segments": len(test), "bootstrap": a.bootstrap,
-              "outputs": str(a.eval_dir) if a.eval_dir else f"synthetic (bench/score_speed.py, loop share {LOOP_SHARE})",
+              "outputs": (str(a.eval_dir) if a.eval_dir else f"synthetic (bench/score_speed.py, loop share {LOOP_SHARE})")
+              + (", cut by the loop stop" if a.loop_stop else ""),
               "words": {n: sum(len(h.split()) for h in hyps) for n, hyps in systems.items()},
               "cores": os.cpu_count(), **timings, "scores_sha256": digest(scored),
               "chrf": {n: r["chrf"] for n, r in scored["rows"].items()},
