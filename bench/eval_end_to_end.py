@@ -90,7 +90,8 @@ def main(argv=None) -> int:
     records = generate.first_records(data / "test.jsonl", a.n)
     test = evaluation.pairs_of(records)
     train = evaluation.pairs_of(olelo.read_jsonl(data / "train.jsonl"))
-    head = header.start(f"make bench-eval MODEL={a.model} BENCH_N={a.n}"
+    split = " SPLIT=paragraphs" if data.parent.name == "finetuning" else ""
+    head = header.start(f"make bench-eval{split} MODEL={a.model} BENCH_N={a.n}"
                         + (f" MAX_TOKENS={a.max_tokens}" if a.max_tokens else ""))
     t = time.perf_counter()
     model, tokenizer = olelo.load_model(a.model, adapter_path=a.adapter_path)

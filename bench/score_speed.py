@@ -71,6 +71,11 @@ def eval_systems(eval_dir: Path, n: int) -> dict[str, list[str]]:
     return {k: [r["hypothesis"] for r in v][:n] for k, v in rows.items() if k in ("base", "final", "best")}
 
 
+def split_var(data: Path) -> str:
+    """' SPLIT=paragraphs' for make's paragraph split (data/finetuning/large), '' for its default."""
+    return " SPLIT=paragraphs" if data.parent.name == "finetuning" else ""
+
+
 def digest(scored: dict) -> str:
     """sha256 of the scores (the chrF++ per sentence left out): equal digests, equal numbers."""
     rows = {n: {k: v for k, v in r.items() if k != "chrf_sentences"} for n, r in scored["rows"].items()}
@@ -103,7 +108,8 @@ def main(argv=None) -> int:
         from olelo.scores import cut_loop
 
         systems = {n: [cut_loop(h) for h in hyps] for n, hyps in systems.items()}
-    head = header.start(f"make bench-score BENCH_LABEL={a.label}" + (f" EVAL_DIR={a.eval_dir}" if a.eval_dir else "")
+    head = header.start(f"make bench-score{split_var(data)} BENCH_LABEL={a.label}"
+                        + (f" EVAL_DIR={a.eval_dir}" if a.eval_dir else "")
                         + (" LOOP_STOP=1" if a.loop_stop else "") + (f" LIMIT={a.n}" if a.n else ""))
     try:
         from olelo import segment_stats

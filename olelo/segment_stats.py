@@ -13,6 +13,7 @@ never read. Every corpus score and paired bootstrap then runs sacrebleu's own co
 ones sacrebleu computes from the texts, to the last digit (tests/test_segment_stats.py).
 
     store = segment_stats.Store(cache_dir, jobs=None)   # jobs: processes (default: the cores)
+    # (make eval: segment_stats.runs_store(RUNS_DIR), shared by the evaluations there)
     with segment_stats.using(store):                    # olelo.scores reads the active store
         evaluation.score_systems(...)
 
@@ -211,9 +212,12 @@ def using(store: Store):
         _active.pop()
 
 
-def eval_store(eval_dir, jobs: int | None = None) -> Store:
-    """The store of an evaluation folder: its statistics cache is EVAL_DIR/.segment-stats/."""
-    return Store(Path(eval_dir) / CACHE_NAME, jobs=jobs)
+def runs_store(runs_dir, jobs: int | None = None) -> Store:
+    """The store of a runs folder, RUNS_DIR/.segment-stats/, shared by its evaluations: what one
+    evaluation extracted (copy-source and the other reference baselines, the base model's outputs,
+    a checkpoint scored again) another of the same test set reads back. Entries are small (a few
+    numbers a segment); deleting the folder only costs the time to extract them again."""
+    return Store(Path(runs_dir) / CACHE_NAME, jobs=jobs)
 
 
 CACHE_NAME = ".segment-stats"

@@ -84,12 +84,9 @@ def evaluate(eval_dir: Path, metrics: list[dict], manifest: dict, test_file: Pat
     model_baselines = ["base"] + [n for n in names if n.startswith("base-")]
     order = model_baselines + [n for n in names if n not in model_baselines]
     systems = {n: [r["hypothesis"] for r in rows[n]] for n in order}
-    # per-segment statistics cached in the eval folder: a report written again (BOOTSTRAP, a new
-    # checkpoint) extracts only what changed
-    with segment_stats.using(segment_stats.eval_store(eval_dir)):
-        scored = evaluation.score_systems(test, train, systems, bootstrap=bootstrap, seed=seed,
-                                          semsim_ok=semsim.unavailable_reason() is None,
-                                          progress=lambda m: print(m, file=sys.stderr))
+    scored = evaluation.score_systems(test, train, systems, bootstrap=bootstrap, seed=seed,
+                                      semsim_ok=semsim.unavailable_reason() is None,
+                                      progress=lambda m: print(m, file=sys.stderr))
     adapter_dir = Path(manifest["adapter_dir"])
     out = {}
     for n, scores_of_n in scored["rows"].items():
@@ -304,7 +301,10 @@ def main():
         "Score it on the test set it was trained with (rebuild that data), or train a new run (FORCE=1)"))
     test_file = Path(manifest["data_dir"]) / f"{split}.jsonl"
     metrics = records.read_metrics(run_dir)
-    baselines, ckpts, scored, outputs = evaluate(eval_dir, metrics, manifest, test_file, a.bootstrap, a.seed)
+    # per-segment statistics cached beside the runs (RUNS_DIR/.segment-stats): a report written again,
+    # and every evaluation of the same test set, extracts only what it has not seen (copy-source, base...)
+    with segment_stats.using(segment_stats.runs_store(run_dir.parent)):
+        baselines, ckpts, scored, outputs = evaluate(eval_dir, metrics, manifest, test_file, a.bootstrap, a.seed)
     rows_all = {**baselines, **ckpts}
 
     def strip(rows):

@@ -208,6 +208,23 @@ def test_second_eval_reuses_everything_and_a_new_checkpoint_costs_one(evaluated)
     assert "ckpt-0000002" in json.loads((d / "summary.json").read_text())["checkpoints"]
 
 
+def test_scores_statistics_are_cached_beside_the_runs_and_read_back(evaluated):
+    d = evaluated["eval_dir"]
+    cache = d.parent.parent / ".segment-stats"  # RUNS_DIR/.segment-stats
+    before = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.json")}
+    assert {n.split("-")[0] for n in before} == {"bleu", "chrf", "ter"}
+    assert not (d / ".segment-stats").exists()
+    summary = d / "summary.json"
+    old = json.loads(summary.read_text())
+    evaluated["make_eval"]("BOOTSTRAP=60")  # the report again, other resamples: nothing extracted anew
+    new = json.loads(summary.read_text())
+    assert new["bootstrap"]["samples"] == 60
+    assert {p.name: p.stat().st_mtime_ns for p in cache.glob("*.json")} == before
+    for n in ("base", "copy-source", "empty"):
+        assert new["baselines"][n]["ter"] == old["baselines"][n]["ter"]
+    evaluated["make_eval"]()  # back to the fixture's BOOTSTRAP=50 for the tests after this one
+
+
 def test_the_loop_stop_has_its_own_folder_and_is_recorded(evaluated):
     d = evaluated["eval_dir"]
     out = evaluated["make_eval"]("LOOP_STOP=1", "EVAL_CKPTS=final", "BASE_COMPLETION=0")
