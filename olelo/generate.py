@@ -105,15 +105,9 @@ class LoopWatch:
         return False
 
     def _loop_ends_here(self) -> bool:
-        w, j = self.words, len(self.words)
-        for n in range(1, self.max_words + 1):
-            start = j - self.copies * n
-            if start < 0:
-                return False
-            unit = w[start:start + n]
-            if all(w[start + k * n:start + (k + 1) * n] == unit for k in range(1, self.copies)):
-                return True
-        return False
+        from olelo import scores
+
+        return scores.loop_ending_at(self.words, len(self.words), self.max_words, self.copies) is not None
 
 
 _WORD = re.compile(r"\w+")

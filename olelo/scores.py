@@ -122,13 +122,22 @@ def _first_loop(words: list[str], max_words: int, copies: int) -> tuple[int, int
     """(start, n) of the loop that completes first reading left to right: words[start:start + n]
     `copies` times in a row, n <= max_words; None when there is no loop."""
     for j in range(1, len(words) + 1):  # after the j-th word
-        for n in range(1, max_words + 1):
-            start = j - copies * n
-            if start < 0:
-                break
-            unit = words[start:start + n]
-            if all(words[start + k * n:start + (k + 1) * n] == unit for k in range(1, copies)):
-                return start, n
+        n = loop_ending_at(words, j, max_words, copies)
+        if n is not None:
+            return j - copies * n, n
+    return None
+
+
+def loop_ending_at(words: list[str], j: int, max_words: int = LOOP_MAX_WORDS, copies: int = LOOP_COPIES):
+    """n when words[j - copies * n:j] is one span of n <= max_words words `copies` times in a row
+    (the shortest such n), else None: the loop test for the words up to the j-th."""
+    for n in range(1, max_words + 1):
+        start = j - copies * n
+        if start < 0:
+            return None
+        unit = words[start:start + n]
+        if all(words[start + k * n:start + (k + 1) * n] == unit for k in range(1, copies)):
+            return n
     return None
 
 
