@@ -10,7 +10,6 @@ import re
 from contextlib import contextmanager
 from pathlib import Path
 
-from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.significance import PairedTest
 
 import olelo
@@ -33,7 +32,7 @@ LENGTH_DEFINITION = "characters of all outputs / characters of all references"
 
 def new_metrics() -> dict:
     """Fresh metric objects keyed like METRICS (sacrebleu metrics cache references)."""
-    return {"bleu": BLEU(), "chrf": CHRF(word_order=2), "ter": TER()}
+    return {k: segment_stats.new_metric(k) for k in METRICS}
 
 
 # ---------------------------------------------------------------- reading
