@@ -291,6 +291,9 @@ VAL_GEN ?= 64
 ## 1: in VAL_GEN, a sentence whose own output starts to loop stops there and leaves the batch (as make eval LOOP_STOP=1); 0: off
 VAL_LOOP_STOP ?= 0
 $(if $(filter 0 1,$(VAL_LOOP_STOP)),,$(error VAL_LOOP_STOP='$(VAL_LOOP_STOP)': use 1 or 0))
+## VAL_GEN's cap: longest (1.25 x the longest validation reference + 8, for all) or each (that rule per sentence, from its own reference)
+VAL_GEN_CAP ?= longest
+$(if $(filter longest each,$(VAL_GEN_CAP)),,$(error VAL_GEN_CAP='$(VAL_GEN_CAP)': use longest or each))
 ## what picks best/ and drives PATIENCE: val_loss or val_chrf (default: val_chrf when VAL_GEN > 0)
 SELECT ?=
 ## adapter checkpoints to keep: all, or the N newest (training state: the newest only)
@@ -326,7 +329,7 @@ MLX_FLAGS = $(if $(call on,$(GRAD_CKPT)),--grad-checkpoint) $(call flag,--steps-
 LAB_FLAGS = --runs-dir $(call q,$(RUNS_DIR)) --adapters-dir $(call q,$(ADAPTERS_DIR)) $(call flag,--rank,$(RANK)) \
   $(call flag,--scale,$(SCALE)) $(call flag,--dropout,$(DROPOUT)) $(call flag,--lr-schedule,$(LR_SCHEDULE)) \
   $(call flag,--warmup,$(WARMUP)) $(call flag,--patience,$(PATIENCE)) $(call flag,--val-gen,$(VAL_GEN)) \
-  $(if $(filter 1,$(VAL_LOOP_STOP)),--val-gen-loop-stop) \
+  $(if $(filter 1,$(VAL_LOOP_STOP)),--val-gen-loop-stop) $(if $(filter each,$(VAL_GEN_CAP)),--val-gen-cap each) \
   $(call flag,--select,$(SELECT)) $(call flag,--keep,$(KEEP)) $(call flag,--loss,$(LOSS)) \
   $(call flag,--memory-limit-gb,$(MEM_LIMIT)) $(call flag,--quantized-matmul,$(QMATMUL)) \
   $(if $(call on,$(FORCE)),--force)

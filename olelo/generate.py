@@ -64,6 +64,12 @@ def default_max_tokens(tokenizer, records) -> int:
     return math.ceil(1.25 * longest) + 8
 
 
+def own_max_tokens(tokenizer, records) -> list[int]:
+    """A cap for each record from its own reference: 1.25 x its length in tokens + 8 (the rule of
+    default_max_tokens, sentence by sentence)."""
+    return [math.ceil(1.25 * len(tokenizer.encode(olelo.record_source_target(r)[1]))) + 8 for r in records]
+
+
 def cap_record(tokenizer, records, max_tokens: int, given: int | None) -> dict:
     """The generation cap and how many references are longer than it (in this model's tokens)."""
     lengths = sorted(len(tokenizer.encode(olelo.record_source_target(r)[1])) for r in records)
@@ -137,7 +143,7 @@ def check_decoding(repetition_penalty, repetition_context_size) -> None:
         raise olelo.UserError(f"REP_CONTEXT={repetition_context_size}: give a whole number >= 1")
 
 
-def generate_batch(model, tokenizer, prompts: list[list[int]], max_tokens: int, loop_stop: bool = False,
+def generate_batch(model, tokenizer, prompts: list[list[int]], max_tokens, loop_stop: bool = False,
                    repetition_penalty: float | None = None, repetition_context_size: int | None = None):
     """Greedy decoding of `prompts` together (mlx-lm's BatchGenerator, as batch_generate runs
     it): (texts, token ids, stopped, stats). With `loop_stop`, a sequence whose own output
@@ -155,7 +161,8 @@ def generate_batch(model, tokenizer, prompts: list[list[int]], max_tokens: int, 
                                             repetition_context_size=repetition_context_size or 20)
     gen = BatchGenerator(model, stop_tokens=[[t] for t in tokenizer.eos_token_ids], logits_processors=processors)
     try:
-        uids = gen.insert(prompts, [max_tokens] * len(prompts))
+        caps = list(max_tokens) if isinstance(max_tokens, (list, tuple)) else [max_tokens] * len(prompts)
+        uids = gen.insert(prompts, caps)
         tokens = {u: [] for u in uids}
         watch = {u: (LoopWatch(), tokenizer.detokenizer) for u in uids} if loop_stop else {}
         for _, detok in watch.values():
@@ -182,14 +189,14 @@ def generate_batch(model, tokenizer, prompts: list[list[int]], max_tokens: int, 
     return texts, [tokens[u] for u in uids], [u in stopped for u in uids], stats
 
 
-def translate(model, tokenizer, records, max_tokens: int, batch_size: int, progress=True, shots=None,
+def translate(model, tokenizer, records, max_tokens, batch_size: int, progress=True, shots=None,
               stats: dict | None = None, completion: bool = False, loop_stop: bool = False,
               repetition_penalty: float | None = None, repetition_context_size: int | None = None) -> list[dict]:
     """One row per record. `stats`, when given, gathers the generator's counts over the batches:
     prompt_tokens, prompt_s (prefill), generated_tokens, decode_s (and loop_stopped with the stop).
     `completion`: the plain completion prompt, its answer cut at the end of the first line.
     `loop_stop`, `repetition_penalty`, `repetition_context_size`: generate_batch's decoding
-    controls (rows then say loop_stopped)."""
+    controls (rows then say loop_stopped). `max_tokens`: one cap, or one per record."""
     from olelo import scores
     from tqdm import tqdm
 
@@ -202,7 +209,8 @@ def translate(model, tokenizer, records, max_tokens: int, batch_size: int, progr
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         t = time.perf_counter()
-        texts, ids, stopped, gstats = generate_batch(model, tokenizer, [prompts[i] for i in chunk], max_tokens,
+        caps = [max_tokens[i] for i in chunk] if isinstance(max_tokens, (list, tuple)) else max_tokens
+        texts, ids, stopped, gstats = generate_batch(model, tokenizer, [prompts[i] for i in chunk], caps,
                                                      loop_stop, repetition_penalty, repetition_context_size)
         share = (time.perf_counter() - t) / len(chunk)
         if stats is not None:

@@ -198,7 +198,7 @@ class ValChrf:
     put back afterwards, so generating changes nothing in training."""
 
     def __init__(self, records: list[dict], n: int, seed: int, tokenizer, batch_size: int, world,
-                 loop_stop: bool = False):
+                 loop_stop: bool = False, cap: str = "longest"):
         from olelo import generate
 
         if n < len(records):
@@ -211,7 +211,12 @@ class ValChrf:
                                   "use VAL_GEN=0 for other formats") from None
         self.records, self.tokenizer, self.batch_size, self.world = records, tokenizer, batch_size, world
         self.loop_stop = loop_stop
-        self.max_tokens = generate.default_max_tokens(tokenizer, records)
+        if cap not in ("longest", "each"):
+            raise olelo.UserError(f"VAL_GEN_CAP={cap}: use longest or each")
+        # longest: one cap, 1.25 x the sample's longest reference + 8; each: that rule per sentence
+        self.max_tokens = (generate.default_max_tokens(tokenizer, records) if cap == "longest"
+                           else generate.own_max_tokens(tokenizer, records))
+        self.cap = cap
         self.mine = list(range(world.rank(), len(records), world.size()))
 
     def __call__(self, model) -> dict:
@@ -221,8 +226,9 @@ class ValChrf:
         np_state, key = np.random.get_state(), mx_key()
         tic = time.perf_counter()
         model.eval()
+        caps = self.max_tokens if self.cap == "longest" else [self.max_tokens[i] for i in self.mine]
         rows = generate.translate(model, self.tokenizer, [self.records[i] for i in self.mine],
-                                   self.max_tokens, self.batch_size, progress=False, loop_stop=self.loop_stop)
+                                   caps, self.batch_size, progress=False, loop_stop=self.loop_stop)
         hyps = dict(zip(self.mine, (r["hypothesis"] for r in rows)))
         tokens = sum(r["tokens"] for r in rows)
         stopped = sum(bool(r.get("loop_stopped")) for r in rows)

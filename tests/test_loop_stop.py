@@ -211,3 +211,29 @@ def test_val_gen_stops_loops_too_and_counts_them(tokenizer, four, monkeypatch):
     want = scores.new_metrics()["chrf"].corpus_score([t.strip() for t in texts], [["the ka"] * 4]).score
     assert a["val_chrf"] == round(want, 4)
     assert b["val_chrf"] > a["val_chrf"]  # "the ka" cut from its loop is its reference here
+
+
+def test_val_gen_caps_each_sentence_by_its_own_reference(tokenizer, four, monkeypatch):
+    import types
+
+    import olelo
+    from olelo import trainer
+
+    chains, prompts = four
+    model = table_model(tokenizer, chains)
+    monkeypatch.setattr(generate, "build_prompts", lambda tok, records, shots, completion: prompts)
+    refs = ["the ka", "we ma you.", "a k t w m l n p s f i " * 3, "He"]
+    records = [olelo.chat_record(f"s{i}", r, "haw-en", f"r{i}") for i, r in enumerate(refs)]
+    world = types.SimpleNamespace(rank=lambda: 0, size=lambda: 1)
+    caps = generate.own_max_tokens(tokenizer, records)
+    assert caps == [int(-(-1.25 * len(tokenizer.encode(r)) // 1)) + 8 for r in refs]
+    longest = trainer.ValChrf(records, 4, 0, tokenizer, 4, world)
+    each = trainer.ValChrf(records, 4, 0, tokenizer, 4, world, cap="each")
+    assert longest.max_tokens == max(caps) and each.max_tokens == caps
+    a, b = longest(model), each(model)
+    # A and D loop to the cap: their own (short) caps stop them sooner; B ends by itself either way
+    assert b["val_gen_tokens"] < a["val_gen_tokens"]
+    rows = generate.translate(model, tokenizer, records, caps, 4, progress=False)
+    assert [r["tokens"] for r in rows] == [caps[0], 4, caps[2], caps[3]]
+    with pytest.raises(olelo.UserError, match="VAL_GEN_CAP=most"):
+        trainer.ValChrf(records, 4, 0, tokenizer, 4, world, cap="most")
