@@ -294,6 +294,12 @@ WARMUP ?=
 PATIENCE ?= 0
 ## at each validation, translate N validation sentences (seeded sample; all when fewer) and record chrF++ (0: off)
 VAL_GEN ?= 64
+## 1: in VAL_GEN, a sentence whose own output starts to loop stops there and leaves the batch (as make eval LOOP_STOP=1); 0: off
+VAL_LOOP_STOP ?= 0
+$(if $(filter 0 1,$(VAL_LOOP_STOP)),,$(error VAL_LOOP_STOP='$(VAL_LOOP_STOP)': use 1 or 0))
+## VAL_GEN's cap: longest (1.25 x the longest validation reference + 8, for all) or each (that rule per sentence, from its own reference)
+VAL_GEN_CAP ?= longest
+$(if $(filter longest each,$(VAL_GEN_CAP)),,$(error VAL_GEN_CAP='$(VAL_GEN_CAP)': use longest or each))
 ## what picks best/ and drives PATIENCE: val_loss or val_chrf (default: val_chrf when VAL_GEN > 0)
 SELECT ?=
 ## adapter checkpoints to keep: all, or the N newest (training state: the two newest)
@@ -331,6 +337,7 @@ MLX_FLAGS = $(if $(call on,$(GRAD_CKPT)),--grad-checkpoint) $(call flag,--steps-
 LAB_FLAGS = --runs-dir $(call q,$(RUNS_DIR)) --adapters-dir $(call q,$(ADAPTERS_DIR)) $(call flag,--rank,$(RANK)) \
   $(call flag,--scale,$(SCALE)) $(call flag,--dropout,$(DROPOUT)) $(call flag,--lr-schedule,$(LR_SCHEDULE)) \
   $(call flag,--warmup,$(WARMUP)) $(call flag,--patience,$(PATIENCE)) $(call flag,--val-gen,$(VAL_GEN)) \
+  $(if $(filter 1,$(VAL_LOOP_STOP)),--val-gen-loop-stop) $(if $(filter each,$(VAL_GEN_CAP)),--val-gen-cap each) \
   $(call flag,--select,$(SELECT)) $(call flag,--keep,$(KEEP)) $(call flag,--loss,$(LOSS)) \
   $(call flag,--memory-limit-gb,$(MEM_LIMIT)) $(call flag,--quantized-matmul,$(QMATMUL)) \
   $(call flag,--compute-dtype,$(COMPUTE_DTYPE)) $(if $(call on,$(FORCE)),--force)
@@ -409,6 +416,13 @@ MAX_TOKENS ?=
 EVAL_BATCH ?= 32
 ## paired bootstrap resamples behind the p-values
 BOOTSTRAP ?= 1000
+## 1: a sentence whose own output starts to loop stops at once (cut at the loop's first copy) and leaves the batch; 0: off (the folder name says -loopstop when on)
+LOOP_STOP ?= 0
+$(if $(filter 0 1,$(LOOP_STOP)),,$(error LOOP_STOP='$(LOOP_STOP)': use 1 or 0))
+## mlx-lm's repetition penalty in eval decoding (e.g. 1.2; empty: none; the folder name says -rp<value>)
+REP_PENALTY ?=
+## tokens the repetition penalty looks back over (empty: mlx-lm's 20)
+REP_CONTEXT ?=
 # A pretrained (not instruction-tuned) base echoes the zero-shot prompt; few-shot
 # examples give it the pattern: a second baseline beside base and copy-source.
 ## fewshot: also evaluate the base model with SHOTS train pairs (drawn with SEED) before each sentence
@@ -424,8 +438,12 @@ $(if $(filter-out 1,$(SEALED)),$(error SEALED='$(SEALED)': use SEALED=1 or leave
 
 $(call check_name,RUN,a run stamp or a run folder)
 $(foreach c,$(EVAL_CKPTS),$(if $(or $(filter final best all,$(c)),$(call digits,$(c))),,$(error EVAL_CKPTS='$(EVAL_CKPTS)': use final, best, all or iteration numbers)))
-$(foreach v,$(if $(LIMIT),LIMIT) $(if $(MAX_TOKENS),MAX_TOKENS) EVAL_BATCH BOOTSTRAP SHOTS,$(call check_pos,$(v)))
+$(foreach v,$(if $(LIMIT),LIMIT) $(if $(MAX_TOKENS),MAX_TOKENS) $(if $(REP_CONTEXT),REP_CONTEXT) EVAL_BATCH BOOTSTRAP SHOTS,$(call check_pos,$(v)))
+$(if $(REP_PENALTY),$(call check_name,REP_PENALTY,a number such as 1.2))
 RUN_DIR := $(if $(findstring /,$(RUN)),$(RUN:/=),$(RUNS_DIR)/$(RUN))
+DECODE_NAME := $(if $(filter 1,$(LOOP_STOP)),-loopstop)$(if $(REP_PENALTY),-rp$(REP_PENALTY))$(if $(REP_CONTEXT),-rc$(REP_CONTEXT))
+DECODE_FLAGS := $(if $(filter 1,$(LOOP_STOP)),--loop-stop) $(call flag,--repetition-penalty,$(REP_PENALTY)) \
+  $(call flag,--repetition-context-size,$(REP_CONTEXT))
 RUN_STAMP := $(notdir $(or $(realpath $(RUN_DIR)),$(RUN_DIR)))
 RUN_ADAPTERS := $(ADAPTERS_DIR)/$(RUN_STAMP)
 # An iteration number as checkpoint files name it (0000400), in make alone: printf in a shell call
@@ -433,7 +451,7 @@ RUN_ADAPTERS := $(ADAPTERS_DIR)/$(RUN_STAMP)
 strip0 = $(if $(filter 0%,$(1)),$(if $(filter 0,$(1)),0,$(call strip0,$(patsubst 0%,%,$(1)))),$(1))
 ndigits = $(words $(subst 0,0 ,$(subst 1,1 ,$(subst 2,2 ,$(subst 3,3 ,$(subst 4,4 ,$(subst 5,5 ,$(subst 6,6 ,$(subst 7,7 ,$(subst 8,8 ,$(subst 9,9 ,$(1))))))))))))
 pad7 = $(patsubst x,,$(word $(call ndigits,$(call strip0,$(1))),000000 00000 0000 000 00 0 x))$(call strip0,$(1))
-EVAL := $(RUNS_DIR)/$(RUN_STAMP)/eval$(if $(SEALED),-sealed)$(if $(LIMIT),-n$(LIMIT))$(if $(MAX_TOKENS),-mt$(MAX_TOKENS))
+EVAL := $(RUNS_DIR)/$(RUN_STAMP)/eval$(if $(SEALED),-sealed)$(if $(LIMIT),-n$(LIMIT))$(if $(MAX_TOKENS),-mt$(MAX_TOKENS))$(DECODE_NAME)
 SEALED_FLAG := $(if $(SEALED),--sealed)
 ALL_CKPTS := $(patsubst %_adapters.safetensors,ckpt-%,$(notdir $(wildcard $(RUN_ADAPTERS)/*_adapters.safetensors)))
 EVAL_DIRS := base $(if $(filter all,$(EVAL_CKPTS)),final best $(ALL_CKPTS),$(foreach c,$(EVAL_CKPTS),$(if $(filter final best,$(c)),$(c),ckpt-$(call pad7,$(c)))))
@@ -448,7 +466,7 @@ CKPT_TMP = $(dir $(@D)).$(notdir $(@D)).tmp
 define EVAL_CKPT
 @rm -rf $(call q,$(CKPT_TMP))
 $(RUN_PY) scripts/translate.py --run $(call q,$(RUN_DIR)) --ckpt $(notdir $(@D)) --batch-size $(call q,$(EVAL_BATCH)) \
-  $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(SEALED_FLAG) -o $(call q,$(CKPT_TMP)/hyps.jsonl)
+  $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(DECODE_FLAGS) $(SEALED_FLAG) -o $(call q,$(CKPT_TMP)/hyps.jsonl)
 $(RUN_PY) scripts/perplexity.py --run $(call q,$(RUN_DIR)) --ckpt $(notdir $(@D)) $(call flag,--limit,$(LIMIT)) $(SEALED_FLAG) -o $(call q,$(CKPT_TMP)/ppl.json)
 @rm -rf $(call q,$(@D)) && mv $(call q,$(CKPT_TMP)) $(call q,$(@D))
 endef
@@ -458,7 +476,7 @@ RUN_EXISTS = @test -f $(call q,$(RUN_DIR)/manifest.json) || \
   (echo "error: RUN=$(RUN): no run $(RUN_DIR) (see make runs)" >&2 && exit 2)
 $(EVAL_VARS)-translate.vars: FORCE
 	$(RUN_EXISTS)
-	$(call VARS_FILE,eval_batch=$(EVAL_BATCH) limit=$(LIMIT) max_tokens=$(MAX_TOKENS))
+	$(call VARS_FILE,eval_batch=$(EVAL_BATCH) limit=$(LIMIT) max_tokens=$(MAX_TOKENS) loop_stop=$(LOOP_STOP) rep_penalty=$(REP_PENALTY) rep_context=$(REP_CONTEXT))
 $(EVAL_VARS)-report.vars: FORCE
 	$(RUN_EXISTS)
 	$(call VARS_FILE,bootstrap=$(BOOTSTRAP))
@@ -474,7 +492,7 @@ $(EVAL)/ckpt-%/hyps.jsonl: $(RUN_ADAPTERS)/%_adapters.safetensors $(EVAL_DEPS)
 # No perplexity here: held-out loss is the zero-shot base row's.
 $(EVAL)/$(FEWSHOT)/hyps.jsonl: scripts/translate.py $(EVAL_VARS)-translate.vars
 	$(RUN_PY) scripts/translate.py --run $(call q,$(RUN_DIR)) --ckpt base --prompt fewshot --shots $(call q,$(SHOTS)) --shots-seed $(SEED) \
-	  --batch-size $(call q,$(EVAL_BATCH)) $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(SEALED_FLAG) -o $(call q,$@)
+	  --batch-size $(call q,$(EVAL_BATCH)) $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(DECODE_FLAGS) $(SEALED_FLAG) -o $(call q,$@)
 
 # A pretrained base has never seen a chat turn: its fair zero-shot row is a plain completion.
 # prompt.json records whether the rule chose it (and why not); hyps.jsonl only when it did.
@@ -484,7 +502,7 @@ $(EVAL_VARS)-completion.vars: FORCE
 $(EVAL)/base-completion/prompt.json: scripts/translate.py olelo/prompt.py $(EVAL_VARS)-translate.vars $(EVAL_VARS)-completion.vars
 	$(RUN_PY) scripts/translate.py --run $(call q,$(RUN_DIR)) --ckpt base --prompt completion \
 	  --completion-rule $(if $(filter 1,$(BASE_COMPLETION)),always,auto) --batch-size $(call q,$(EVAL_BATCH)) \
-	  $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(SEALED_FLAG) -o $(call q,$(@D)/hyps.jsonl)
+	  $(call flag,--limit,$(LIMIT)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(DECODE_FLAGS) $(SEALED_FLAG) -o $(call q,$(@D)/hyps.jsonl)
 
 # Adapters make cannot build: one line instead of "No rule to make target".
 $(RUN_ADAPTERS)/%_adapters.safetensors:
@@ -715,8 +733,20 @@ BENCH_PROCESSES ?=
 $(foreach v,BENCH_N $(if $(BENCH_PROCESSES),BENCH_PROCESSES),$(call check_pos,$(v)))
 
 .PHONY: bench-eval
-bench-eval: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## sentences/s: batched eval vs one mlx_lm.generate per sentence
+bench-eval: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## an eval end to end (translate BENCH_N test paragraphs, score them; loop stop off and on), then batched vs one mlx_lm.generate per sentence
+	$(RUN_PY) bench/eval_end_to_end.py --model $(MODEL) --data $(LARGE) --n $(BENCH_N) $(call flag,--max-tokens,$(MAX_TOKENS)) \
+	  --batch-size $(call q,$(EVAL_BATCH)) --bootstrap $(call q,$(BOOTSTRAP))
 	$(RUN_PY) bench/eval_speed.py --model $(MODEL) --data $(LARGE)/test.jsonl --n $(BENCH_N) $(call flag,--n-processes,$(BENCH_PROCESSES)) --max-tokens 32
+
+## bench-score: an evaluation folder (runs/<stamp>/eval-...) whose outputs to score instead of synthetic ones
+EVAL_DIR ?=
+## bench-score: which code a measurement is (before: run with PYTHONPATH=<an older checkout>; after: this one)
+BENCH_LABEL ?= after
+$(call check_name,BENCH_LABEL,a short label such as before or after)
+.PHONY: bench-score
+bench-score: $(LARGE)/manifest.json | $(VENV)/.installed ## seconds to score four systems over the test set (synthetic looping outputs; EVAL_DIR= real ones), cold and warm
+	$(PY) bench/score_speed.py --data $(LARGE) --label $(BENCH_LABEL) --bootstrap $(call q,$(BOOTSTRAP)) $(call flag,--eval-dir,$(EVAL_DIR)) \
+	  $(call flag,--n,$(LIMIT)) $(if $(filter 1,$(LOOP_STOP)),--loop-stop)
 
 .PHONY: bench-preload
 bench-preload: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## LoRA tok/s with vs without OpenBLAS preloaded (Linux CPU)

@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 
 import olelo
-from olelo import scores, yardstick
+from olelo import scores, segment_stats, yardstick
 
 REFERENCE_BASELINES = ("copy-source", "translation-memory", "length-matched", "empty")
 # What each system is paired with by bootstrap on chrF++ and BLEU (TER against base only: it is slow).
@@ -180,6 +180,11 @@ def score_systems(test: list[dict], train: list[dict], systems: dict[str, list[s
     names = model_baselines + list(base_hyps) + [n for n in systems if n not in model_baselines]
     hyps = {**systems, **base_hyps}
     compared = list(COMPARED_BASELINES) + [n for n in model_baselines if n != "base"]
+    # Every system's per-segment statistics first, all together over the cores; every score and
+    # paired bootstrap below reads them back (olelo/segment_stats.py)
+    progress(f"per-segment statistics of {len(names)} rows ({segment_stats.active().jobs} processes)")
+    segment_stats.active().prefetch([(k, hyps[n]) for n in names
+                                     for k in (SECONDARY if n in NO_TER else scores.METRICS)], refs)
     rows = {}
     for n in names:
         progress(f"scoring {n}")

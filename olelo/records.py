@@ -231,7 +231,7 @@ class Recorder:
     def on_val_loss_report(self, info):
         record = {"type": "val", "iteration": int(info["iteration"]), "val_loss": float(info["val_loss"]),
                   "val_time": float(info["val_time"]),
-                  **{k: info[k] for k in ("val_chrf", "val_gen_n", "val_gen_tokens", "val_gen_time") if k in info}, "time": now()}
+                  **{k: info[k] for k in ("val_chrf", "val_gen_n", "val_gen_tokens", "val_gen_time", "val_gen_stopped") if k in info}, "time": now()}
         self._append(record)
         if self.better(record):
             self.best, self.since_best = record, 0

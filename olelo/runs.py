@@ -67,6 +67,10 @@ def run_stamp(dataset: str, args: dict) -> str:
         parts.append(f"{schedule['name'].replace('_decay', '')}w{schedule.get('warmup', 0)}")
     if args.get("patience"):  # early stopping by validation chrF++ ends elsewhere than by val loss
         chrf = f"chrf{args['val_gen']}" if args.get("select") == "val_chrf" else ""
+        if chrf and args.get("val_gen_loop_stop"):  # another val chrF++, another stopping point
+            chrf += "ls"
+        if chrf and args.get("val_gen_cap", "longest") != "longest":
+            chrf += "ce"
         parts.append(f"p{args['patience']}{chrf}")
     if args.get("world_size", 1) > 1:  # ranks average per-rank means: not the same weights as 1 process
         parts.append(f"np{args['world_size']}")

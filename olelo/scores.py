@@ -10,11 +10,10 @@ import re
 from contextlib import contextmanager
 from pathlib import Path
 
-from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.significance import PairedTest
 
 import olelo
-from olelo import yardstick
+from olelo import segment_stats, yardstick
 
 # key -> (label, sacrebleu score name, higher is better)
 METRICS = {
@@ -44,7 +43,7 @@ LENGTH_DEFINITION = "characters of all outputs / characters of all references"
 
 def new_metrics() -> dict:
     """Fresh metric objects keyed like METRICS (sacrebleu metrics cache references)."""
-    return {"bleu": BLEU(), "chrf": CHRF(word_order=2), "ter": TER()}
+    return {k: segment_stats.new_metric(k) for k in METRICS}
 
 
 # ---------------------------------------------------------------- reading
@@ -114,9 +113,11 @@ def score_corpus(hyps: list[str], refs: list[str], metrics=tuple(METRICS)) -> di
     if not hyps:
         raise ValueError("nothing to score")
     report = {"n_segments": len(hyps)}
-    for key, metric in new_metrics().items():
-        if key not in metrics:
-            continue
+    chosen = [k for k in METRICS if k in metrics]
+    # every metric's per-segment statistics at once (over the cores; cached: olelo/segment_stats.py)
+    segment_stats.active().prefetch([(k, hyps) for k in chosen], refs)
+    for key in chosen:
+        metric = segment_stats.CachedMetric(key)
         s = metric.corpus_score(hyps, [refs])
         report[key] = {"name": s.name, "score": s.score, "signature": metric.get_signature().format()}
         if key == "bleu":
@@ -131,13 +132,22 @@ def _first_loop(words: list[str], max_words: int, copies: int) -> tuple[int, int
     """(start, n) of the loop that completes first reading left to right: words[start:start + n]
     `copies` times in a row, n <= max_words; None when there is no loop."""
     for j in range(1, len(words) + 1):  # after the j-th word
-        for n in range(1, max_words + 1):
-            start = j - copies * n
-            if start < 0:
-                break
-            unit = words[start:start + n]
-            if all(words[start + k * n:start + (k + 1) * n] == unit for k in range(1, copies)):
-                return start, n
+        n = loop_ending_at(words, j, max_words, copies)
+        if n is not None:
+            return j - copies * n, n
+    return None
+
+
+def loop_ending_at(words: list[str], j: int, max_words: int = LOOP_MAX_WORDS, copies: int = LOOP_COPIES):
+    """n when words[j - copies * n:j] is one span of n <= max_words words `copies` times in a row
+    (the shortest such n), else None: the loop test for the words up to the j-th."""
+    for n in range(1, max_words + 1):
+        start = j - copies * n
+        if start < 0:
+            return None
+        unit = words[start:start + n]
+        if all(words[start + k * n:start + (k + 1) * n] == unit for k in range(1, copies)):
+            return n
     return None
 
 
@@ -217,7 +227,9 @@ def compare(base_hyps: list[str], sys_hyps: list[str], refs: list[str], n_sample
     unknown = set(metrics) - set(METRICS)
     if unknown or not metrics:
         raise ValueError(f"metrics must be a non-empty subset of {list(METRICS)}, got {list(metrics)}")
-    chosen = {k: m for k, m in new_metrics().items() if k in metrics}
+    chosen = {k: segment_stats.CachedMetric(k) for k in METRICS if k in metrics}
+    # sacrebleu's own paired test, on the statistics extracted once per system (olelo/segment_stats.py)
+    segment_stats.active().prefetch([(k, h) for k in chosen for h in (base_hyps, sys_hyps)], refs)
     with _sacrebleu_seed(seed):
         test = PairedTest(
             [("base", base_hyps), ("system", sys_hyps)],

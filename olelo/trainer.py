@@ -252,7 +252,8 @@ class ValChrf:
     ranks each translates its share and the hypotheses are gathered. RNG states are
     put back afterwards, so generating changes nothing in training."""
 
-    def __init__(self, records: list[dict], n: int, seed: int, tokenizer, batch_size: int, world):
+    def __init__(self, records: list[dict], n: int, seed: int, tokenizer, batch_size: int, world,
+                 loop_stop: bool = False, cap: str = "longest"):
         from olelo import generate
 
         if n < len(records):
@@ -264,7 +265,13 @@ class ValChrf:
             raise olelo.UserError("VAL_GEN needs chat records (system/user/assistant messages) in valid.jsonl; "
                                   "use VAL_GEN=0 for other formats") from None
         self.records, self.tokenizer, self.batch_size, self.world = records, tokenizer, batch_size, world
-        self.max_tokens = generate.default_max_tokens(tokenizer, records)
+        self.loop_stop = loop_stop
+        if cap not in ("longest", "each"):
+            raise olelo.UserError(f"VAL_GEN_CAP={cap}: use longest or each")
+        # longest: one cap, 1.25 x the sample's longest reference + 8; each: that rule per sentence
+        self.max_tokens = (generate.default_max_tokens(tokenizer, records) if cap == "longest"
+                           else generate.own_max_tokens(tokenizer, records))
+        self.cap = cap
         self.mine = list(range(world.rank(), len(records), world.size()))
 
     def __call__(self, model) -> dict:
@@ -274,19 +281,25 @@ class ValChrf:
         np_state, key = np.random.get_state(), mx_key()
         tic = time.perf_counter()
         model.eval()
+        caps = self.max_tokens if self.cap == "longest" else [self.max_tokens[i] for i in self.mine]
         rows = generate.translate(model, self.tokenizer, [self.records[i] for i in self.mine],
-                                   self.max_tokens, self.batch_size, progress=False)
+                                   caps, self.batch_size, progress=False, loop_stop=self.loop_stop)
         hyps = dict(zip(self.mine, (r["hypothesis"] for r in rows)))
         tokens = sum(r["tokens"] for r in rows)
+        stopped = sum(bool(r.get("loop_stopped")) for r in rows)
         if self.world.size() > 1:
             hyps = gather_texts(self.world, hyps)
             tokens = int(rank_local(self.world, tokens).sum().item())
+            stopped = int(rank_local(self.world, stopped).sum().item())
         order = sorted(hyps)
         chrf = scores.new_metrics()["chrf"].corpus_score([hyps[i] for i in order], [[self.refs[i] for i in order]])
         np.random.set_state(np_state)
         set_mx_key(key)
-        return {"val_chrf": round(chrf.score, 4), "val_gen_n": len(order), "val_gen_tokens": tokens,
-                "val_gen_time": round(time.perf_counter() - tic, 3)}
+        out = {"val_chrf": round(chrf.score, 4), "val_gen_n": len(order), "val_gen_tokens": tokens,
+               "val_gen_time": round(time.perf_counter() - tic, 3)}
+        if self.loop_stop:
+            out["val_gen_stopped"] = stopped
+        return out
 
 
 def gather_texts(world, texts: dict[int, str]) -> dict[int, str]:

@@ -41,6 +41,7 @@ from olelo import records
 from olelo import plots
 from olelo import identity
 from olelo import scores
+from olelo import segment_stats
 from olelo import semsim
 from olelo import evaluation
 from olelo import ledger
@@ -202,6 +203,17 @@ def summary_markdown(summary: dict, ckpts_all: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def decoding_summary(eval_dir: Path, outputs: dict) -> dict | None:
+    """The decoding settings (base/decode.json; every system is decoded alike) and, with the
+    loop stop, how many outputs of each system it stopped."""
+    decode = eval_dir / "base" / "decode.json"
+    decoding = json.loads(decode.read_text()).get("decoding") if decode.is_file() else None
+    if decoding and decoding.get("loop_stop"):
+        decoding = {**decoding, "loop_stopped": {n: sum(bool(r.get("loop_stopped")) for r in rows)
+                                                 for n, rows in outputs.items()}}
+    return decoding
+
+
 def test_set_line(summary: dict) -> str:
     n = next(iter(summary["baselines"].values()))["n"]
     line = f"Test set: {summary['test_data']} ({n} sentences)"
@@ -211,6 +223,15 @@ def test_set_line(summary: dict) -> str:
     if caps:
         line += (f". Generation cap {caps['max_tokens']} tokens ({caps['set_by']}): {caps['references_over_cap']} "
                  f"of {caps['references']} references are longer")
+    decoding = summary.get("decoding")
+    if decoding:
+        line += ". Decoding: greedy"
+        if decoding.get("loop_stop"):
+            stopped = ", ".join(f"{n} {k}" for n, k in (decoding.get("loop_stopped") or {}).items())
+            line += f", loop stop on (outputs stopped when they started to loop: {stopped or 'none'})"
+        if decoding.get("repetition_penalty") is not None:
+            line += (f", repetition penalty {decoding['repetition_penalty']} over "
+                     f"{decoding['repetition_context_size']} tokens")
     return line + "."
 
 
@@ -297,7 +318,10 @@ def main():
         f"or train a new run (FORCE=1)"))
     test_file = Path(manifest["data_dir"]) / f"{split}.jsonl"
     metrics = records.read_metrics(run_dir)
-    baselines, ckpts, scored, outputs = evaluate(eval_dir, metrics, manifest, test_file, a.bootstrap, a.seed)
+    # per-segment statistics cached beside the runs (RUNS_DIR/.segment-stats): a report written again,
+    # and every evaluation of the same test set, extracts only what it has not seen (copy-source, base...)
+    with segment_stats.using(segment_stats.runs_store(run_dir.parent)):
+        baselines, ckpts, scored, outputs = evaluate(eval_dir, metrics, manifest, test_file, a.bootstrap, a.seed)
     rows_all = {**baselines, **ckpts}
 
     def strip(rows):
@@ -316,6 +340,7 @@ def main():
         "reference": scored["reference"],
         "reference_baselines": scored["reference_baselines"],
         "lengths": json.loads(decode.read_text()) if decode.is_file() else None,
+        "decoding": decoding_summary(eval_dir, outputs),
         "semsim_unavailable": semsim.unavailable_reason(),
         "baselines": strip(baselines), "checkpoints": strip(ckpts),
         "outputs": evaluation.write_outputs(eval_dir, outputs),

@@ -67,6 +67,13 @@ def parse_lab_args(argv):
                    help="at each validation, translate this many validation sentences (a fixed seeded sample; "
                         "all when fewer) greedily and record their chrF++ (0: off; default 64)")
     p.add_argument("--val-gen-batch", type=int, default=32, help="generation batch size for --val-gen")
+    p.add_argument("--val-gen-loop-stop", action="store_true",
+                   help="in --val-gen, a sentence whose own output starts to loop stops there (cut at the loop's "
+                        "first copy) and leaves the batch, as make eval LOOP_STOP=1 (make: VAL_LOOP_STOP=1)")
+    p.add_argument("--val-gen-cap", choices=["longest", "each"], default="longest",
+                   help="--val-gen's generation cap: longest (1.25 x the sample's longest reference + 8 tokens, "
+                        "for every sentence) or each (that rule with each sentence's own reference: a run-on "
+                        "output stops sooner; make: VAL_GEN_CAP) (default: %(default)s)")
     p.add_argument("--select", choices=["val_loss", "val_chrf"],
                    help="what picks best/ and drives --patience (default: val_chrf when --val-gen > 0, else val_loss)")
     p.add_argument("--keep", default="all",
@@ -166,6 +173,8 @@ def decide_run(lab, base: dict, config: dict, world) -> types.SimpleNamespace:
     # the same experiment under either. The manifest records which one it used.
     stamp = olelo.run_stamp(identity.dataset_label(base["data"]), {**base, **config, "patience": lab.patience,
                                                       "select": lab.select, "val_gen": lab.val_gen,
+                                                      "val_gen_loop_stop": lab.val_gen_loop_stop,
+                                                      "val_gen_cap": lab.val_gen_cap,
                                                       "world_size": world.size()})
     runs, adapters = Path(lab.runs_dir), Path(lab.adapters_dir)
     state, attempt, offset, lock, refusal = "new", 0, 0, None, ""
@@ -253,7 +262,7 @@ def resume_point(lab, run_dir: Path, adapter_dir: Path) -> tuple[int, str]:
         return 0, refusal
     offset = resumable[-1] if resumable else -1 if olelo.runs.checkpoints(adapter_dir) else 0
     recorded = json.loads((run_dir / "manifest.json").read_text()).get("lab_options", {})
-    for key in ("select", "val_gen"):
+    for key in ("select", "val_gen", "val_gen_loop_stop", "val_gen_cap"):
         if key in recorded and recorded[key] != getattr(lab, key):
             print(f"note: resuming {run_dir.name} with its recorded {key} {recorded[key]}, not {getattr(lab, key)}",
                   file=sys.stderr)
@@ -331,7 +340,8 @@ def record_start(lab, cmd: list[str], base: dict, config: dict, run, world) -> d
     manifest = {"stamp": run.stamp, "dataset": Path(base["data"]).name, "model": base["model"],
                 "data_dir": base["data"], "adapter_dir": str(adapter_dir), "iters": base["iters"], "segments": [],
                 "lab_options": {"patience": lab.patience, "lr_schedule": lab.lr_schedule, "select": lab.select,
-                                "val_gen": lab.val_gen, "keep": lab.keep, "loss": lab.loss},
+                                "val_gen": lab.val_gen, "keep": lab.keep, "loss": lab.loss,
+                                "val_gen_loop_stop": lab.val_gen_loop_stop, "val_gen_cap": lab.val_gen_cap},
                 "mlx_lm_command": cmd}
     if run.state == "resume" and world.rank() == 0:
         manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -477,7 +487,8 @@ def train(args, lab, model, tokenizer, run_dir: Path, adapter_dir: Path, offset:
     val_gen = None
     if lab.val_gen > 0 and len(valid_set):
         records = olelo.read_jsonl(Path(args.data) / "valid.jsonl")
-        val_gen = trainer.ValChrf(records, lab.val_gen, VAL_GEN_SAMPLE_SEED, tokenizer, lab.val_gen_batch, world)
+        val_gen = trainer.ValChrf(records, lab.val_gen, VAL_GEN_SAMPLE_SEED, tokenizer, lab.val_gen_batch, world,
+                                  loop_stop=lab.val_gen_loop_stop, cap=lab.val_gen_cap)
     try:
         trainer.train(model, trainer.make_optimizer(args), CacheDataset(train_set), CacheDataset(valid_set),
                       trainer.training_args(args, adapter_dir), loss=loss, callback=recorder, val_gen=val_gen,

@@ -3,6 +3,7 @@
     python scripts/translate.py --model M [--adapter-path DIR] --data test.jsonl -o hyps.jsonl
         [--max-tokens N] [--batch-size 32] [--limit N] [--prompt fewshot --shots 4 --shots-seed 0]
         [--prompt completion [--completion-rule auto]]
+        [--loop-stop] [--repetition-penalty 1.2 [--repetition-context-size 20]]
 
 Prompts are built exactly as in training (olelo.prompt_messages + the model's chat
 template, generation prompt added) and decoded greedily with mlx-lm's
@@ -19,7 +20,10 @@ Without --max-tokens the cap is 1.25x the longest reference in tokens (+8). Outp
 time (seconds: the batch's wall time shared evenly among its sentences). Beside the output,
 decode.json records the cap and how many references are longer than it in the model's
 tokens (a cap below a reference's length cuts the output, not the reference: the scores
-pay for it). A sealed test set (sealed.jsonl) is read only with --sealed (make eval SEALED=1).
+pay for it), and the decoding settings. --loop-stop (make eval LOOP_STOP=1): a sentence
+whose own output starts to loop (the lab's loop test, olelo.scores.loops) stops at once and
+leaves the batch, its output cut at the end of the loop's first copy; rows then say
+loop_stopped. --repetition-penalty / --repetition-context-size: mlx-lm's logits processor. A sealed test set (sealed.jsonl) is read only with --sealed (make eval SEALED=1).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from pathlib import Path
 import olelo
 from olelo import ledger
 from olelo.prompt import COMPLETION_RULE, COMPLETION_TEMPLATE, is_instruction_tuned
-from olelo.generate import cap_record, default_max_tokens, pick_shots, run_eval_inputs, translate
+from olelo.generate import (cap_record, check_decoding, decoding_record, default_max_tokens, pick_shots,
+                            run_eval_inputs, translate)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,7 +61,16 @@ def main():
     p.add_argument("--shots", type=int, default=4, help="examples in a fewshot prompt (default: %(default)s)")
     p.add_argument("--shots-seed", type=int, default=0, help="seed of the examples' draw (default: %(default)s)")
     p.add_argument("--shots-from", help="train.jsonl to draw examples from (default: beside --data)")
+    p.add_argument("--loop-stop", action="store_true",
+                   help="stop a sentence once its own output loops, cut at the loop's first copy (make: LOOP_STOP=1)")
+    p.add_argument("--repetition-penalty", type=float,
+                   help="mlx-lm's repetition penalty (make: REP_PENALTY; default: none)")
+    p.add_argument("--repetition-context-size", type=int,
+                   help="tokens the repetition penalty looks back over (make: REP_CONTEXT; mlx-lm: 20)")
     a = p.parse_args()
+    check_decoding(a.repetition_penalty, a.repetition_context_size)
+    if a.repetition_context_size is not None and a.repetition_penalty is None:
+        raise olelo.UserError("--repetition-context-size (REP_CONTEXT) needs --repetition-penalty (REP_PENALTY)")
     for flag, value in (("--batch-size (EVAL_BATCH)", a.batch_size), ("--limit (LIMIT)", a.limit),
                         ("--max-tokens (MAX_TOKENS)", a.max_tokens)):
         if value is not None and value < 1:
@@ -93,16 +107,21 @@ def main():
             return 0
     model, tokenizer = olelo.load_model(a.model, adapter_path=a.adapter_path)
     max_tokens = a.max_tokens or default_max_tokens(tokenizer, records)
-    olelo.atomic_write_json(Path(a.output).with_name("decode.json"), cap_record(tokenizer, records, max_tokens, a.max_tokens))
+    decoding = decoding_record(a.loop_stop, a.repetition_penalty, a.repetition_context_size)
+    olelo.atomic_write_json(Path(a.output).with_name("decode.json"),
+                            {**cap_record(tokenizer, records, max_tokens, a.max_tokens), "decoding": decoding})
     t = time.perf_counter()
+    stats = {}
     rows = translate(model, tokenizer, records, max_tokens, a.batch_size, shots=shots,
-                     completion=a.prompt == "completion")
+                     completion=a.prompt == "completion", stats=stats, loop_stop=a.loop_stop,
+                     repetition_penalty=a.repetition_penalty, repetition_context_size=a.repetition_context_size)
     elapsed = time.perf_counter() - t
     olelo.atomic_write_jsonl(a.output, rows)
     if a.prompt == "completion":  # written last: make's target
         olelo.atomic_write_json(Path(a.output).with_name("prompt.json"), record)
     print(f"{a.output}: {len(rows)} sentences in {elapsed:.1f} s ({len(rows) / elapsed:.2f} sent/s, "
-          f"max_tokens {max_tokens})", file=sys.stderr)
+          f"max_tokens {max_tokens}" + (f", {stats['loop_stopped']} stopped looping" if a.loop_stop else "") + ")",
+          file=sys.stderr)
     return 0
 
 

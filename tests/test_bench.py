@@ -112,3 +112,34 @@ def test_the_benchmarks_refuse_no_sentences(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(olelo.UserError, match="no records"):
         first_records(tmp_path / "empty.jsonl", 5)
+
+
+def test_score_speed_times_cold_and_warm_scoring_with_equal_scores(tiny_data, tmp_path):
+    import score_speed
+
+    out = tmp_path / "score_speed.json"
+    assert score_speed.main(["--data", str(tiny_data), "--bootstrap", "20", "--jobs", "1", "--out", str(out)]) == 0
+    assert score_speed.main(["--data", str(tiny_data), "--n", "3", "--bootstrap", "20", "--jobs", "1",
+                             "--label", "small", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(header.FIELDS) <= set(result["header"])
+    after, small = result["measurements"]["after"], result["measurements"]["small"]  # the second run kept the first
+    assert after["segments"] == 5 and small["segments"] == 3
+    assert after["cold_seconds"] > 0 and after["warm_seconds"] > 0
+    assert set(after["chrf"]) == {"base", "copy-source", "translation-memory", "length-matched", "empty", "final",
+                                  "best"}
+
+
+def test_eval_end_to_end_translates_and_scores_with_the_stop_off_and_on(tiny_model, tiny_data, tmp_path):
+    import eval_end_to_end
+
+    out = tmp_path / "e2e.json"
+    assert eval_end_to_end.main(["--model", str(tiny_model), "--data", str(tiny_data), "--n", "3", "--max-tokens", "8",
+                                 "--bootstrap", "20", "--jobs", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(header.FIELDS) <= set(result["header"]) and result["paragraphs"] == 3
+    off, on = result["results"]["loop_stop_off"], result["results"]["loop_stop_on"]
+    assert off["loop_stopped"] is None and isinstance(on["loop_stopped"], int)
+    for r in (off, on):
+        assert r["translate_seconds"] > 0 and r["score_seconds_cold"] > 0 and r["generated_tokens"] > 0
+        assert abs(r["end_to_end_seconds"] - r["translate_seconds"] - r["score_seconds_cold"]) <= 0.02

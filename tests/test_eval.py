@@ -208,6 +208,48 @@ def test_second_eval_reuses_everything_and_a_new_checkpoint_costs_one(evaluated)
     assert "ckpt-0000002" in json.loads((d / "summary.json").read_text())["checkpoints"]
 
 
+def test_scores_statistics_are_cached_beside_the_runs_and_read_back(evaluated):
+    d = evaluated["eval_dir"]
+    cache = d.parent.parent / ".segment-stats"  # RUNS_DIR/.segment-stats
+    before = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.json")}
+    assert {n.split("-")[0] for n in before} == {"bleu", "chrf", "ter"}
+    assert not (d / ".segment-stats").exists()
+    summary = d / "summary.json"
+    old = json.loads(summary.read_text())
+    evaluated["make_eval"]("BOOTSTRAP=60")  # the report again, other resamples: nothing extracted anew
+    new = json.loads(summary.read_text())
+    assert new["bootstrap"]["samples"] == 60
+    assert {p.name: p.stat().st_mtime_ns for p in cache.glob("*.json")} == before
+    for n in ("base", "copy-source", "empty"):
+        assert new["baselines"][n]["ter"] == old["baselines"][n]["ter"]
+    evaluated["make_eval"]()  # back to the fixture's BOOTSTRAP=50 for the tests after this one
+
+
+def test_the_loop_stop_has_its_own_folder_and_is_recorded(evaluated):
+    d = evaluated["eval_dir"]
+    out = evaluated["make_eval"]("LOOP_STOP=1", "EVAL_CKPTS=final", "BASE_COMPLETION=0")
+    on = d.with_name(d.name + "-loopstop")
+    assert out.stdout.count("--loop-stop") == 2  # base and final, into their own folder
+    decode = json.loads((on / "final" / "decode.json").read_text())
+    assert decode["decoding"]["loop_stop"] is True and "loop_stop_rule" in decode["decoding"]
+    rows = olelo.read_jsonl(on / "final" / "hyps.jsonl")
+    assert all(isinstance(r["loop_stopped"], bool) for r in rows)
+    summary = json.loads((on / "summary.json").read_text())
+    assert summary["decoding"]["loop_stopped"] == {n: sum(r["loop_stopped"] for r in olelo.read_jsonl(
+        on / n / "hyps.jsonl")) for n in ("base", "final")}
+    assert "loop stop on" in (on / "summary.md").read_text()
+    # the folder without the stop is untouched, and says its decoding was plain greedy
+    assert json.loads((d / "base" / "decode.json").read_text())["decoding"] == {"sampler": "greedy",
+                                                                              "loop_stop": False}
+
+
+def test_bad_decoding_settings_are_refused_before_anything_runs(run_make):
+    for setting, says in (("LOOP_STOP=yes", "LOOP_STOP='yes'"), ("REP_CONTEXT=0", "REP_CONTEXT='0'"),
+                          ("REP_PENALTY=1;2", "REP_PENALTY='1;2'")):
+        out = run_make("-n", "eval", setting, check=False)
+        assert out.returncode != 0 and says in out.stderr, (setting, out.stderr[-500:])
+
+
 def test_eval_prompt_is_the_training_prompt(evaluated):
     # mlx-lm trains on apply_chat_template(messages); the prompt part is what it
     # masks with --mask-prompt. Evaluation must feed exactly that prefix.

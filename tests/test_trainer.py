@@ -182,3 +182,20 @@ def test_generating_for_validation_changes_nothing_in_training(tmp_path, tiny_tr
     assert any("val_chrf" in r for r in rows)
     assert with_gen == without
     assert all(np.array_equal(np.array(w1[k]), np.array(w2[k])) for k in w1)
+
+
+@pytest.mark.slow
+def test_val_gen_loop_stop_is_recorded_and_counted(chrf_run, tmp_path):
+    # the same run with the stop and per-sentence caps in VAL_GEN: another run folder only when patience reads val chrF++
+    cmd = list(chrf_run["cmd"])
+    at = cmd.index("--")
+    cmd[cmd.index("--runs-dir") + 1], cmd[cmd.index("--adapters-dir") + 1] = str(tmp_path / "r"), str(tmp_path / "a")
+    cmd[at:at] = ["--val-gen-loop-stop", "--val-gen-cap", "each"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run_dir = (tmp_path / "r" / "latest").resolve()
+    assert run_dir.name == chrf_run["run_dir"].name
+    options = json.loads((run_dir / "manifest.json").read_text())["lab_options"]
+    assert options["val_gen_loop_stop"] is True and options["val_gen_cap"] == "each"
+    vals = [m for m in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if m["type"] == "val"]
+    assert vals and all(isinstance(m["val_gen_stopped"], int) and 0 <= m["val_gen_stopped"] <= 3 for m in vals)
