@@ -1,6 +1,6 @@
 """Where does LoRA over a 4-bit Gemma 3 270M fault on CUDA? A minimal reproduction.
 
-    python bench/qlora_cuda_repro.py -o $OUT/qlora_cuda_repro.json [--cases a,b] [--timeout 240]
+    python bench/campaigns/qlora_cuda_repro.py -o $OUT/qlora_cuda_repro.json [--cases a,b] [--timeout 240]
 
 No download, no tokenizer: the model is Gemma 3 270M's text shape (its config.json,
 below) with random weights in bfloat16, quantized as mlx-community's 4-bit copy is
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
 
     from olelo import header
 
-    h = header.start(" ".join(["python", "bench/qlora_cuda_repro.py", *sys.argv[1:]]))
+    h = header.start(" ".join(["python", "bench/campaigns/qlora_cuda_repro.py", *sys.argv[1:]]))
     results = {"versions": {"mlx": mx.__version__, "mlx_lm": mlx_lm.__version__, "python": sys.version.split()[0]},
                "device": str(mx.default_device()), "model": GEMMA3_270M, "quantization": QUANT, "cases": []}
     for name in names:
