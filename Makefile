@@ -765,3 +765,8 @@ bench-tokens: $(MODEL_DEP) | $(VENV)/.installed ## tokens per pair (mean/median/
 	$(MAKE) --no-print-directory data DIRECTION=haw-en
 	$(MAKE) --no-print-directory data DIRECTION=en-haw
 	$(PY) bench/token_lengths.py --model $(MODEL) --out bench/results/token_lengths_$(notdir $(MODEL:/=)).json
+
+.PHONY: bench-qlora-cpu
+bench-qlora-cpu: | $(VENV)/.installed ## a LoRA step of the 4-bit Gemma 3 270M on a CPU: quantized/dense x bf16/float32, vs its float32 copy (~8 min)
+	$(MAKE) --no-print-directory base-model
+	$(RUN_PY) bench/qlora_cpu_step.py -o bench/results/qlora_cpu_step.json
