@@ -310,7 +310,7 @@ LOSS ?= auto
 MEM_LIMIT ?=
 ## 4-bit models in training: quantized (mlx-lm's quantized_matmul), dense (through dequantized weights: faster on CUDA, a few GB more), auto (dense on CUDA)
 QMATMUL ?= auto
-## dtype a model's floating parameters train in: model, float32, auto (float32 for a 4-bit model on a CPU, ~7x faster there)
+## dtype a model's floating parameters train in: model, float32, auto (float32 for a 4-bit model on a CPU, ~9x faster there)
 COMPUTE_DTYPE ?= auto
 ## 1: train again into a new attempt folder (<stamp>-a2) instead of "up to date"
 FORCE ?=

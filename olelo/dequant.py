@@ -60,7 +60,7 @@ def resolve_compute_dtype(name: str, model: nn.Module) -> str:
 
     auto: float32 for a quantized model on a CPU, the model's own dtype elsewhere. On
     this lab's CPU, mlx's quantized_matmul with bfloat16 scales (and activations) made a
-    LoRA step of the 4-bit Gemma 3 270M about 7x as slow as with float32 ones (NOTES,
+    LoRA step of the 4-bit Gemma 3 270M about 9x as slow as with float32 ones (NOTES,
     "Does the 4-bit model train on a CPU?"); the packed 4-bit weights stay as they are."""
     if name == "auto":
         return "float32" if is_quantized(model) and mx.default_device().type == mx.cpu else "model"

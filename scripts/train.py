@@ -97,7 +97,7 @@ def parse_lab_args(argv):
     p.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default="auto",
                    help="the dtype the model's floating parameters (for a 4-bit model: scales, biases, norms) "
                         "and so its activations train in: model (as loaded), float32, or auto (float32 for a "
-                        "quantized model on a CPU, where bfloat16 quantized matmuls were ~7x as slow; the model's "
+                        "quantized model on a CPU, where bfloat16 quantized matmuls were ~9x as slow; the model's "
                         "own elsewhere). Recorded per segment, not in the stamp")
     p.add_argument("--force", action="store_true", help="train again into a new attempt folder")
     p.add_argument("--auto-batch-record", help="JSON written by auto_batch.py (BATCH=auto): kept in the manifest")
