@@ -652,13 +652,13 @@ OUT ?=
 TRANSLATE_SRC = $(if $(value TEXT),--text $(call q,$(value TEXT)),$(if $(value FILE),--file $(call q,$(value FILE))))
 TRANSLATE_OUT = $(if $(value OUT),$(if $(filter -,$(value OUT)),--stdout,-o $(call q,$(value OUT))))
 .PHONY: translate
-translate: | $(VENV)/.installed ## translate TEXT="..." or FILE=path with RUN (or RUN=base) at FUSE_CKPT (DIRECTION, OUT, MAX_TOKENS)
+translate: | $(VENV)/.installed ## translate TEXT="..." or FILE=path with RUN (or RUN=base) at FUSE_CKPT (DIRECTION, OUT, MAX_TOKENS, LOOP_STOP)
 	@$(if $(and $(value TEXT),$(value FILE)),echo "error: give TEXT=\"...\" or FILE=path$(comma) not both" >&2 && exit 2,true)
 	@$(if $(TRANSLATE_SRC),true,echo "error: nothing to translate: give TEXT=\"Aloha mai.\" or FILE=notes.txt (one sentence a line)" >&2 && exit 2)
 	$(RUN_PY) scripts/translate_text.py --run $(call q,$(if $(filter base,$(RUN)),base,$(RUN_DIR))) \
 	  $(if $(filter base,$(RUN)),--model $(call q,$(MODEL)),--ckpt $(call q,$(FUSE_CKPT))) \
 	  $(TRANSLATE_SRC) $(if $(call given,DIRECTION),--direction $(call q,$(DIRECTION))) $(TRANSLATE_OUT) \
-	  --batch-size $(call q,$(EVAL_BATCH)) $(call flag,--max-tokens,$(MAX_TOKENS))
+	  --batch-size $(call q,$(EVAL_BATCH)) $(call flag,--max-tokens,$(MAX_TOKENS)) $(DECODE_FLAGS)
 
 ## ---------------------------------------------------------------- lab notebook
 .PHONY: notes

@@ -135,6 +135,26 @@ def decoding_record(loop_stop: bool = False, repetition_penalty: float | None = 
     return record
 
 
+def add_decoding_arguments(p) -> None:
+    """The decoding controls make eval and make translate share (LOOP_STOP, REP_PENALTY,
+    REP_CONTEXT), on an argparse parser; decoding_options() reads them back checked."""
+    p.add_argument("--loop-stop", action="store_true",
+                   help="stop a sentence once its own output loops, cut at the loop's first copy (make: LOOP_STOP=1)")
+    p.add_argument("--repetition-penalty", type=float,
+                   help="mlx-lm's repetition penalty (make: REP_PENALTY; default: none)")
+    p.add_argument("--repetition-context-size", type=int,
+                   help="tokens the repetition penalty looks back over (make: REP_CONTEXT; mlx-lm: 20)")
+
+
+def decoding_options(a) -> dict:
+    """translate()'s decoding keywords from add_decoding_arguments' parsed arguments, checked."""
+    check_decoding(a.repetition_penalty, a.repetition_context_size)
+    if a.repetition_context_size is not None and a.repetition_penalty is None:
+        raise olelo.UserError("--repetition-context-size (REP_CONTEXT) needs --repetition-penalty (REP_PENALTY)")
+    return {"loop_stop": a.loop_stop, "repetition_penalty": a.repetition_penalty,
+            "repetition_context_size": a.repetition_context_size}
+
+
 def check_decoding(repetition_penalty, repetition_context_size) -> None:
     if repetition_penalty is not None and not repetition_penalty > 0:
         raise olelo.UserError(f"REP_PENALTY={repetition_penalty}: give a number > 0 (1 changes nothing; "

@@ -36,8 +36,8 @@ from pathlib import Path
 import olelo
 from olelo import ledger
 from olelo.prompt import COMPLETION_RULE, COMPLETION_TEMPLATE, is_instruction_tuned
-from olelo.generate import (cap_record, check_decoding, decoding_record, default_max_tokens, pick_shots,
-                            run_eval_inputs, translate)
+from olelo.generate import (add_decoding_arguments, cap_record, decoding_options, decoding_record, default_max_tokens,
+                            pick_shots, run_eval_inputs, translate)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,16 +61,9 @@ def main():
     p.add_argument("--shots", type=int, default=4, help="examples in a fewshot prompt (default: %(default)s)")
     p.add_argument("--shots-seed", type=int, default=0, help="seed of the examples' draw (default: %(default)s)")
     p.add_argument("--shots-from", help="train.jsonl to draw examples from (default: beside --data)")
-    p.add_argument("--loop-stop", action="store_true",
-                   help="stop a sentence once its own output loops, cut at the loop's first copy (make: LOOP_STOP=1)")
-    p.add_argument("--repetition-penalty", type=float,
-                   help="mlx-lm's repetition penalty (make: REP_PENALTY; default: none)")
-    p.add_argument("--repetition-context-size", type=int,
-                   help="tokens the repetition penalty looks back over (make: REP_CONTEXT; mlx-lm: 20)")
+    add_decoding_arguments(p)
     a = p.parse_args()
-    check_decoding(a.repetition_penalty, a.repetition_context_size)
-    if a.repetition_context_size is not None and a.repetition_penalty is None:
-        raise olelo.UserError("--repetition-context-size (REP_CONTEXT) needs --repetition-penalty (REP_PENALTY)")
+    controls = decoding_options(a)
     for flag, value in (("--batch-size (EVAL_BATCH)", a.batch_size), ("--limit (LIMIT)", a.limit),
                         ("--max-tokens (MAX_TOKENS)", a.max_tokens)):
         if value is not None and value < 1:
@@ -113,8 +106,7 @@ def main():
     t = time.perf_counter()
     stats = {}
     rows = translate(model, tokenizer, records, max_tokens, a.batch_size, shots=shots,
-                     completion=a.prompt == "completion", stats=stats, loop_stop=a.loop_stop,
-                     repetition_penalty=a.repetition_penalty, repetition_context_size=a.repetition_context_size)
+                     completion=a.prompt == "completion", stats=stats, **controls)
     elapsed = time.perf_counter() - t
     olelo.atomic_write_jsonl(a.output, rows)
     if a.prompt == "completion":  # written last: make's target

@@ -5,12 +5,14 @@ lines, a JSONL file, or standard input. `make translate` is its front door.
         (--text "Aloha kākou." | --file notes.txt | --file notes.jsonl | --file -)
         [--direction haw-en|en-haw] [-o OUT | --stdout] [--batch-size 32] [--max-tokens N]
         [--model M (with --run base)] [--prompt auto|chat|completion]
+        [--loop-stop] [--repetition-penalty 1.2 [--repetition-context-size 20]]
 
 The prompt is the one the run was trained with (olelo.prompt: the system message and the
 model's chat template); the direction is the run's own (its data's manifest) unless
 --direction picks one of those it was trained on. Decoding is olelo.generate.translate, the
 function `make eval` uses (greedy, batched, prompts of similar length together), so the
-decoding settings of make eval apply here too. --run base translates with the base model
+decoding settings of make eval apply here too: --loop-stop (LOOP_STOP=1) and mlx-lm's
+repetition penalty (REP_PENALTY, REP_CONTEXT). --run base translates with the base model
 (--model) and no adapter; a base the lab takes as pretrained (its name has no -it, instruct
 or chat) gets the plain completion prompt, as make eval's base-completion row does.
 
@@ -39,7 +41,7 @@ from pathlib import Path
 import olelo
 from olelo import identity
 from olelo import new_text
-from olelo.generate import translate
+from olelo.generate import add_decoding_arguments, decoding_options, translate
 from olelo.runs import RUNS_DIR, ckpt_name
 
 
@@ -98,7 +100,9 @@ def main(argv=None):
                    help="auto: the run's training prompt; for a pretrained base model the completion prompt "
                         "(default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_decoding_arguments(p)
     a = p.parse_args(argv)
+    controls = decoding_options(a)
     for flag, value in (("--batch-size", a.batch_size), ("--max-tokens", a.max_tokens)):
         if value is not None and value < 1:
             raise olelo.UserError(f"{flag}={value}: must be a whole number >= 1")
@@ -123,9 +127,9 @@ def main(argv=None):
     prompt = new_text.choose_prompt(a.prompt, model, adapter)
     loaded, tokenizer = olelo.load_model(model, adapter_path=adapter)
     max_tokens = a.max_tokens or new_text.default_cap(tokenizer, [items[i]["text"] for i in todo])
-    t = time.perf_counter()
+    t, stats = time.perf_counter(), {}
     rows = translate(loaded, tokenizer, records, max_tokens, a.batch_size, completion=prompt == "completion",
-                     progress=not a.no_progress and a.text is None)
+                     progress=not a.no_progress and a.text is None, stats=stats, **controls)
     elapsed = time.perf_counter() - t
     translations = {i: row["hypothesis"] for i, row in zip(todo, rows)}
     text = new_text.render(kind, items, translations, directions)
@@ -135,7 +139,8 @@ def main(argv=None):
     else:
         olelo.atomic_write_text(out, text)
     print(f"{out or 'standard output'}: {len(todo)} sentences ({direction if len(set(directions.values())) == 1 else 'mixed directions'}, "
-          f"{who}{'' if adapter is None else ', checkpoint ' + a.ckpt}, {prompt} prompt, max_tokens {max_tokens}) "
+          f"{who}{'' if adapter is None else ', checkpoint ' + a.ckpt}, {prompt} prompt, max_tokens {max_tokens}"
+          f"{', %d stopped looping' % stats['loop_stopped'] if a.loop_stop else ''}) "
           f"in {elapsed:.1f} s", file=sys.stderr)
     return 0
 

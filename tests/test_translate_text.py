@@ -114,6 +114,23 @@ def test_a_file_is_translated_beside_itself_as_make_eval_decodes(trained, tmp_pa
     assert [g["id"] for g in got] == [0, 1, 2] and {g["direction"] for g in got} == {"haw-en"}
 
 
+def test_loop_stop_cuts_each_sentence_where_make_eval_would(trained, tmp_path):
+    """--loop-stop (make translate LOOP_STOP=1): each output is the unstopped one cut at its
+    first loop (olelo.scores.cut_loop), as make eval's stop makes it."""
+    from olelo.scores import cut_loop
+
+    src = tmp_path / "long.txt"
+    src.write_text("Aloha kākou.\nUa hele ke aliʻi i ka moku.\n", encoding="utf-8")
+    args = ("--run", trained["run_dir"], "--ckpt", "final", "--file", src, "--max-tokens", 120, "--stdout")
+    plain = ok(translate(*args))
+    stopped = ok(translate(*args, "--loop-stop"))
+    assert stopped.stdout.splitlines() == [cut_loop(line) for line in plain.stdout.splitlines()]
+    # the stop was on (the tiny model's outputs are one long word: nothing to stop here)
+    assert "stopped looping" in stopped.stderr and "stopped looping" not in plain.stderr
+    bad = translate(*args, "--repetition-context-size", 5)
+    assert bad.returncode != 0 and "needs --repetition-penalty" in bad.stderr
+
+
 def test_text_goes_to_standard_output_and_the_base_model_needs_no_run(trained, lab):
     out = ok(translate("--run", trained["run_dir"], "--text", "Aloha kākou.", "--max-tokens", 4))
     assert len(out.stdout.splitlines()) == 1
