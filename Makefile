@@ -694,6 +694,7 @@ DEMO_EVAL := $(DEMO_RUNS)/latest/eval-n$(DEMO_LIMIT)-mt40
 DEMO_DISK := $(GEMMA) $(GEMMA_4BIT) $(GEMMA_F32) $(VENV) $(DEMO_RUNS) $(DEMO_ADAPTERS) data/interim data/finetuning
 .PHONY: demo demo-clock
 demo-clock:
+	@$(if $(wildcard $(DATA_SRC)/fornander/fornander_pairs.csv),true,echo "note: DATA_SRC="$(call q,$(DATA_SRC))": no fornander/fornander_pairs.csv there; the demo uses the committed sample (data/sample)" >&2)
 	@mkdir -p $(call q,$(DEMO_RUNS)) && echo "$$(date +%s) $$(test -f $(call q,$(DEMO_MODEL)/config.json) && echo reused || echo built)" > $(call q,$(DEMO_RUNS)/.demo-started)
 demo: demo-clock $(VENV)/.installed ## the whole lab on real Gemma 3 270M: data, model, short LoRA run, eval base vs tuned (about 16 min on a loaded 2-core CPU, model built)
 	$(DEMO) data

@@ -110,3 +110,13 @@ def test_readme_and_make_help_state_the_demos_time(run_make):
     assert f"{demo_report.STATED} {demo_report.STATED_WHERE}" in readme
     help_line = next(line for line in run_make("help").stdout.splitlines() if "demo " in line and "Gemma" in line)
     assert demo_report.STATED in help_line
+
+
+@pytest.mark.make
+def test_demo_names_a_data_src_it_cannot_use(run_make, tmp_path):
+    # The demo falls back to the committed sample when DATA_SRC lacks the real pairs (a clone
+    # without ../shared); a DATA_SRC given by hand is then named, so a typo does not pass unseen.
+    typo = tmp_path / "shraed data"
+    r = run_make("demo-clock", f"DATA_SRC={typo}", f"DEMO_RUNS={tmp_path / 'runs'}")
+    assert f"DATA_SRC={typo}: no fornander/fornander_pairs.csv there" in r.stderr
+    assert "committed sample" in r.stderr
