@@ -105,7 +105,8 @@ def demo_section(summary: dict) -> list[str]:
     if copy and copy["chrf"] > max(row["chrf"], base["chrf"]):
         lines.append(f"  Copying the Hawaiian source unchanged scores {copy['chrf']:.2f}: on so little, chrF++ "
                      "mostly counts shared characters (names, numbers).")
-    lines.append("  The demo shows the lab working end to end on real weights; what it measures is plumbing.")
+    weights = "random weights" if records.is_stand_in(summary.get("model", "")) else "real weights"
+    lines.append(f"  The demo shows the lab working end to end on {weights}; what it measures is plumbing.")
     return lines
 
 

@@ -69,6 +69,7 @@ def test_demo_end_explains_a_worse_fine_tuned_model_and_calls_nothing_on_8_sente
 def test_demo_end_on_the_tiny_model_says_plumbing_only():
     text = "\n".join(demo_report.demo_section(demo_summary(model="/tmp/x/tiny-gemma3", tuned=12.0)))
     assert "random tiny model" in text and "expected result" not in text
+    assert "end to end on random weights" in text and "real weights" not in text
 
 
 def test_demo_end_reads_the_recipe_from_the_committed_record():
