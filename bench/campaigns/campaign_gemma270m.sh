@@ -25,6 +25,7 @@ set -u
 cd "$(dirname "$0")/../.."
 source bench/campaigns/gpu_venv.sh
 PASS=${1:-pass1}
+case "$PASS" in h*) SAVE_GLOB="*-stories-gemma-3-270m*" ;; esac  # only the new runs, not the committed ones
 OUTD=/root/lab/out; mkdir -p "$OUTD" /root/lab/done
 LOG=/root/lab/campaign-$PASS.log
 M=models/gemma-3-270m
@@ -33,7 +34,7 @@ COMMON="VENV=$V MODEL=$M VAL_GEN=32 GGUF_WHEELS=/root/stash"
 
 save() {  # pack the records made so far for the next call to fetch
   local stamps
-  stamps=$(cd runs && ls -d *-gemma-3-270m-* 2>/dev/null)
+  stamps=$(cd runs && ls -d ${SAVE_GLOB:-*-gemma-3-270m-*} 2>/dev/null)
   [ -n "$stamps" ] || return 0
   local files="" st
   for st in $stamps; do
@@ -43,6 +44,7 @@ save() {  # pack the records made so far for the next call to fetch
     grep -q '"fine_tune_type": "full"' adapters/$st/adapter_config.json 2>/dev/null || \
       files="$files $(ls -d adapters/$st/best 2>/dev/null)"
   done
+  files="$files $(ls fused/*/olelo_fuse.json 2>/dev/null)"  # the fuse check, not the fused weights
   tar -czf "$OUTD/campaign-$PASS.tar.gz.tmp" $files && mv "$OUTD/campaign-$PASS.tar.gz.tmp" "$OUTD/campaign-$PASS.tar.gz"
   cp "$LOG" "$OUTD/" 2>/dev/null
   return 0
@@ -178,6 +180,30 @@ case "$PASS" in
   p4g) train_eval q7-full train-large $R FINE_TUNE_TYPE=full LR=2e-5 ;;
   p4i) train_eval q3-layers-all train-large $R LAYERS=-1 ;;
   p4h) train_eval q1-rec2000 train-large ITERS=2000 BATCH=1 LR=5e-5 RANK=16 STEPS_PER_EVAL=400 SAVE_EVERY=400 ;;
+esac
+# Held-out stories, first pass (issues 29 and 30; written 2026-12-07): the recipe on the
+# story-held-out split (SPLIT=stories, the default now), dev test, three seeds each of the
+# bf16 base and the 4-bit base (QLoRA), six streams at once. Validation generation stops a
+# looping sentence and caps each at its own reference's length (VAL_LOOP_STOP=1
+# VAL_GEN_CAP=each): in pass 2 the 128-pair validations were half of each run, and six
+# streams must fit one lease. base, best/ and final are translated with the stop off
+# (what LOOP_STOP=1 gives is exactly cut_loop of these: tests/test_loop_stop.py).
+# h1d also fuses best/ into the 4-bit base (make fuse, with its check).
+H="ITERS=600 BATCH=8 STEPS_PER_EVAL=150 SAVE_EVERY=150 LR=1e-4 VAL_LOOP_STOP=1 VAL_GEN_CAP=each"
+COMMON="VENV=$V MODEL=$M VAL_GEN=128 GGUF_WHEELS=/root/stash DATA_SRC=.gpu-data"
+Q4=models/gemma-3-270m-4bit
+h1_translate() {  # base-completion too: the yardstick's second base row
+  local ev=runs/$(readlink runs/latest)/eval-mt256
+  step "$1-completion" $COMMON RUN=latest "${@:2}" $EV $ev/base-completion/prompt.json
+}
+case "$PASS" in
+  h1a) train_eval h1-bf16-s0 train-large $H SEED=0; h1_translate h1-bf16-s0 ;;
+  h1b) train_eval h1-bf16-s1 train-large $H SEED=1 ;;
+  h1c) train_eval h1-bf16-s2 train-large $H SEED=2 ;;
+  h1d) train_eval h1-q4-s0 train-large $H SEED=0 MODEL=$Q4; h1_translate h1-q4-s0 MODEL=$Q4
+       step h1-q4-s0-fuse fuse $COMMON MODEL=$Q4 RUN=latest FUSE_CKPT=best ;;
+  h1e) train_eval h1-q4-s1 train-large $H SEED=1 MODEL=$Q4 ;;
+  h1f) train_eval h1-q4-s2 train-large $H SEED=2 MODEL=$Q4 ;;
 esac
 echo "= campaign $PASS: all steps tried" | tee -a "$LOG"
 save

@@ -55,6 +55,15 @@ CASES = {
     "dense-step-compile": (True, "dense", "step", 8, 129, False, True),
     "lora-step-b32-compile": (True, "quantized", "step", 32, 129, False, True),
     "dense-step-b32-compile": (True, "dense", "step", 32, 129, False, True),
+    # The tied head's product has rows x tokens x 262,144 elements: past 2**31 (the
+    # validation batch of the first failure held a 1,421-token paragraph; batch 32 x 256
+    # tokens is 2**31 exactly). "qmm"/"mm": the head's product alone, rows = M, tokens 1.
+    "qmm-head-below-2^31": (False, "quantized", "qmm", 8191, 1, False, False),
+    "qmm-head-above-2^31": (False, "quantized", "qmm", 8193, 1, False, False),
+    "mm-head-above-2^31": (False, "bf16", "mm", 8193, 1, False, False),
+    "lora-eval-long": (True, "quantized", "eval", 8, 1100, False, False),
+    "dense-eval-long": (True, "dense", "eval", 8, 1100, False, False),
+    "bf16-eval-long": (True, "bf16", "eval", 8, 1100, False, False),
 }
 
 
@@ -66,13 +75,14 @@ def build(lora: bool, qmatmul: str, seed: int = 0):
     mx.random.seed(seed)
     model = Model(ModelArgs.from_dict(GEMMA3_270M))
     model.set_dtype(mx.bfloat16)
-    nn.quantize(model, group_size=QUANT["group_size"], bits=QUANT["bits"], mode=QUANT["mode"])
+    if qmatmul != "bf16":  # "bf16": the unquantized control
+        nn.quantize(model, group_size=QUANT["group_size"], bits=QUANT["bits"], mode=QUANT["mode"])
     model.freeze()
     if lora:
         from mlx_lm.tuner.utils import linear_to_lora_layers
 
         linear_to_lora_layers(model, 16, {"rank": 8, "scale": 20.0, "dropout": 0.0})
-    if qmatmul != "quantized":
+    if qmatmul not in ("quantized", "bf16"):
         from olelo import dequant
 
         dequant.use_dequantized_matmul(model, head=qmatmul == "dense")
@@ -99,7 +109,14 @@ def run_case(name: str) -> dict:
     model = build(lora, qmatmul)
     x, lengths = batch(rows, tokens)
     out = {}
-    if what == "forward":
+    if what in ("qmm", "mm"):  # the tied head's product alone: (rows, 640) @ embedding.T
+        h = mx.random.normal((rows, GEMMA3_270M["hidden_size"])).astype(mx.bfloat16)
+        logits = model.model.embed_tokens.as_linear(h)
+        mx.eval(logits)
+        out["shape"], out["elements"] = list(logits.shape), logits.size
+        out["last_row_mean"] = logits[-1].astype(mx.float32).mean().item()
+        out["first_row_mean"] = logits[0].astype(mx.float32).mean().item()
+    elif what == "forward":
         logits = model(x[:, :-1])
         mx.eval(logits)
         out["logits_mean"] = logits.astype(mx.float32).mean().item()
