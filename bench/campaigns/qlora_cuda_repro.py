@@ -61,6 +61,13 @@ CASES = {
     "qmm-head-below-2^31": (False, "quantized", "qmm", 8191, 1, False, False),
     "qmm-head-above-2^31": (False, "quantized", "qmm", 8193, 1, False, False),
     "mm-head-above-2^31": (False, "bf16", "mm", 8193, 1, False, False),
+    # Which limit: 2**31 output elements, or M > 8,191 rows (65,535 blocks of 8 rows)? At
+    # the head's 262,144 columns the two coincide; "qmm-raw" multiplies M rows by a random
+    # 4-bit (N, 640) weight (rows = M, tokens = N) to tell them apart.
+    "qmm-raw-rows8193-n2048": (False, "quantized", "qmm-raw", 8193, 2048, False, False),
+    "qmm-raw-rows16383-n131072": (False, "quantized", "qmm-raw", 16383, 131072, False, False),
+    "qmm-raw-rows16385-n131072": (False, "quantized", "qmm-raw", 16385, 131072, False, False),
+    "qmm-raw-rows4097-n524288": (False, "quantized", "qmm-raw", 4097, 524288, False, False),
     "lora-eval-long": (True, "quantized", "eval", 8, 1100, False, False),
     "dense-eval-long": (True, "dense", "eval", 8, 1100, False, False),
     "bf16-eval-long": (True, "bf16", "eval", 8, 1100, False, False),
@@ -106,6 +113,16 @@ def run_case(name: str) -> dict:
     from mlx_lm.tuner.trainer import default_loss, grad_checkpoint
 
     lora, qmatmul, what, rows, tokens, ckpt, compiled = CASES[name]
+    if what == "qmm-raw":  # (rows, 640) @ a random 4-bit (tokens, 640) weight, transposed
+        k = GEMMA3_270M["hidden_size"]
+        w = mx.random.normal((tokens, k)).astype(mx.bfloat16)
+        wq, scales, biases = mx.quantize(w, group_size=QUANT["group_size"], bits=QUANT["bits"])
+        x = mx.random.normal((rows, k)).astype(mx.bfloat16)
+        y = mx.quantized_matmul(x, wq, scales, biases, transpose=True, group_size=QUANT["group_size"],
+                                bits=QUANT["bits"])
+        mx.eval(y)
+        return {"shape": list(y.shape), "elements": y.size, "last_row_mean": y[-1].astype(mx.float32).mean().item(),
+                "peak_gb": round(mx.get_peak_memory() / 1e9, 3)}
     model = build(lora, qmatmul)
     x, lengths = batch(rows, tokens)
     out = {}
