@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Served NOTES.md: 2026-11-27 (GPU) "Does `BATCH=auto` work on CUDA, with and without …".
 # BATCH=auto on CUDA, for real: what memory does the lab read there, which batch does
 # auto_batch.py pick for gemma-3-4b-it-4bit's shape (random 4-bit weights, the real tokenizer)
 # with and without MEM_LIMIT, and does a real `make train-large BATCH=auto MEM_LIMIT=12` run

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Served NOTES.md: 2026-11-26 (2 GPUs) "Does NCCL training scale on two H100s?".
 # 1 GPU vs 2 GPUs (MLX NCCL backend through mlx.launch), the lab's own `make train-large`,
 # on the lent 2-GPU machine (kind nvidia-h100-x2). Two device calls, back to back:
 #   1. carry [".gpu-a"]:                 mkdir -p /root/stash && cp .gpu-a/part.aa /root/stash/

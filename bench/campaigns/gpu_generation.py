@@ -1,3 +1,4 @@
+# Served NOTES.md: 2026-11-26 (GPU) "Is MLX (CUDA) LoRA training as fast as transformers + …".
 """Why is mlx-lm's batch_generate slow on CUDA? Times generate (one prompt) against
 batch_generate's engine (BatchGenerator) at several batch sizes, first call against
 later calls, step by step, plus micro-benchmarks of the pieces whose shapes change

@@ -1,3 +1,4 @@
+# Served NOTES.md: 2026-11-26 (GPU) "Is MLX (CUDA) LoRA training as fast as transformers + …".
 """Collect the GPU benchmark outputs (issue 5) into bench/results/*.json, and write the
 markdown tables for NOTES.md from them.
 
