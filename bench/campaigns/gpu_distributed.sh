@@ -77,7 +77,7 @@ for N in 1 2; do
   if [ $N = 1 ]; then VV=$V; export CUDA_VISIBLE_DEVICES=0; else VV=$VS; unset CUDA_VISIBLE_DEVICES; fi
   echo "=== NPROC=$N start $(date -u +%T)" | tee -a "$OUTD/smi_apps.txt"
   timeout $([ $N = 1 ] && echo 330 || echo 200) make --no-print-directory train-large VENV=$VV RUNS_DIR=$SCRATCH/lab/n$N/runs ADAPTERS_DIR=$SCRATCH/lab/n$N/adapters \
-    MODEL=$B4 ITERS=$ITERS NPROC=$N BACKEND=nccl BATCH=8 \
+    MODEL=$B4 ITERS=$ITERS NPROC=$N DIST_BACKEND=nccl BATCH=8 \
     MLX_FLAGS="--steps-per-eval 1000 --val-batches 2 --steps-per-report 5" > "$OUTD/train_n$N.log" 2>&1
   rc=$?
   echo "=== NPROC=$N rc $rc in $((SECONDS - t)) s" | tee -a "$OUTD/smi_apps.txt"
