@@ -10,8 +10,8 @@
 #   bash bench/campaigns/gpu_pass.sh LIST [TOKENIZER_DIR]          # run it (in a copy of this repo)
 #   bash bench/campaigns/gpu_pass.sh --dry-run LIST [TOKENIZER_DIR] # print the commands, run nothing
 #
-# LIST: a results file whose header has "commands", or a text file of one command a line (blank lines
-# and lines starting with # are skipped). Each command runs in bash from the repository root with:
+# LIST: a results file whose header has "commands"; an earlier pass's console (.log: its "= " lines, as
+# they ran); or a text file of one command a line (blank lines and lines starting with # are skipped). Each command runs in bash from the repository root with:
 #   $O      the pass's output folder, $LAB_ROOT/out/<LIST's name without its ending>; $LOG = $O.log
 #   $TOK    TOKENIZER_DIR (tokenizer.json and tokenizer_config.json of models/gemma-3-270m)
 #   $Q4 $B4 random-weight gemma-3-4b-shaped models (4-bit, bf16) that gpu_build_model.py builds
@@ -26,7 +26,7 @@ Q4=${Q4:-$GPU_HOME/m4b}
 B4=${B4:-$GPU_HOME/m4b16}
 STASH=${STASH:-$GPU_HOME/stash}
 
-usage() { sed -n '2,21s/^# \{0,1\}//p' "$0"; }
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 DRY=0
 case "${1:-}" in
   -h|--help) usage; exit 0 ;;
@@ -43,7 +43,7 @@ case "$LIST" in /*) ;; *) LIST=$OLDPWD/$LIST ;; esac
 
 # The commands, one a line (a results file's header.commands, else the file's own lines).
 CMDS=$(python3 - "$LIST" <<'PY'
-import json, sys
+import json, re, sys
 path = sys.argv[1]
 text = open(path, encoding="utf-8").read()
 if path.endswith(".json"):
@@ -51,6 +51,9 @@ if path.endswith(".json"):
         commands = json.loads(text)["header"]["commands"]
     except (ValueError, KeyError, TypeError) as e:
         sys.exit(f"{path}: no header.commands list ({e.__class__.__name__}: {e}); give a results file that has one")
+elif path.endswith(".log"):  # an earlier pass's console: its "= " lines, less the "= rc N in S s" ones
+    commands = [l[2:].strip() for l in text.splitlines()
+                if l.startswith("= ") and not re.match(r"= rc -?\d+ in \d+ s$", l)]
 else:
     commands = [l.strip() for l in text.splitlines() if l.strip() and not l.lstrip().startswith("#")]
 bad = [c for c in commands if not isinstance(c, str) or "\n" in c]
