@@ -3,8 +3,8 @@
 # BATCH=auto on CUDA, for real: what memory does the lab read there, which batch does
 # auto_batch.py pick for gemma-3-4b-it-4bit's shape (random 4-bit weights, the real tokenizer)
 # with and without MEM_LIMIT, and does a real `make train-large BATCH=auto MEM_LIMIT=12` run
-# stay near its limit? Uses the committed runs/mem-profile/large-m4b-* profiles (model $GPU_HOME/m4b,
-# GPU_HOME=/root by default).
+# stay near its limit? Uses the committed runs/mem-profile/large-m4b-* profiles (model $GPU_HOME/m4b;
+# GPU_HOME's default below).
 #
 #   bash bench/campaigns/gpu_auto_batch.sh TOKENIZER_DIR    # in a copy of the repo with data/finetuning built
 # On a lent machine start it detached (setsid nohup bash ... < /dev/null &).

@@ -71,7 +71,7 @@ if [ $DRY = 1 ]; then
   exit 0
 fi
 case "$CMDS" in *'$TOK'*) [ -n "$TOK" ] || { echo "$LIST names \$TOK: give TOKENIZER_DIR" >&2; exit 2; } ;; esac
-source bench/campaigns/gpu_venv.sh
+source "${GPU_PASS_VENV:-bench/campaigns/gpu_venv.sh}"  # the stand-in venv (a test gives its own)
 mkdir -p "$O"
 export O LOG TOK Q4 B4 STASH V
 n=0
