@@ -41,8 +41,10 @@ TOK=${2:-}
 cd "$(dirname "$0")/../.." || exit 2
 case "$LIST" in /*) ;; *) LIST=$OLDPWD/$LIST ;; esac
 
-# The commands, one a line (a results file's header.commands, else the file's own lines).
-CMDS=$(python3 - "$LIST" <<'PY'
+# The commands, one a line (a results file's header.commands, else the file's own lines). A function,
+# not a here-document inside $(...), which bash 3.2 misparses.
+read_list() {
+  python3 - "$1" <<'PY'
 import json, re, sys
 path = sys.argv[1]
 text = open(path, encoding="utf-8").read()
@@ -61,7 +63,8 @@ if bad or not commands:
     sys.exit(f"{path}: {'no commands' if not commands else 'a command that is not one line: ' + repr(bad[0])}")
 print("\n".join(commands))
 PY
-) || exit 2
+}
+CMDS=$(read_list "$LIST") || exit 2
 NAME=$(basename "$LIST"); NAME=${NAME%.*}
 O=$LAB_ROOT/out/$NAME
 LOG=$O.log
