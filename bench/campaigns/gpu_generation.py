@@ -4,7 +4,7 @@ batch_generate's engine (BatchGenerator) at several batch sizes, first call agai
 later calls, step by step, plus micro-benchmarks of the pieces whose shapes change
 from step to step.
 
-    python bench/campaigns/gpu_generation.py --model /root/m4b --data .gpu-c/test.jsonl \\
+    python bench/campaigns/gpu_generation.py --model MODEL_DIR --data .gpu-c/test.jsonl \\   # MODEL_DIR: gpu_build_model.py --out
         [--max-tokens 128] [--budget-s 420] -o $OUT/generation.json
 
 Prompts are the test split's, built as scripts/translate.py builds them (the lab's
