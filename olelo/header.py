@@ -2,7 +2,7 @@
 the command that ran, how to reproduce it with this repo, the commit, the date, the
 machine and its load. Not a script: the benchmarks import it.
 
-    import header
+    from olelo import header
     h = header.start("make bench-eval MODEL=models/tiny-gemma3 BENCH_N=64")
     ... measure ...
     header.write(path, h, {"what": ..., "results": ...})   # {"header": {...}, ...}, atomically

@@ -139,8 +139,8 @@ def checkpoint_adapter(adapter_dir, ckpt: str) -> Path | None:
 def refuse_damaged(weights: Path) -> None:
     problem = safetensors_problem(weights)
     if problem:
-        raise UserError(f"{weights}: damaged ({problem}); evaluate another checkpoint (CKPT=best, final "
-                        f"or an iteration), or FORCE=1 trains a new attempt")
+        raise UserError(f"{weights}: damaged ({problem}); evaluate another checkpoint (EVAL_CKPTS= or "
+                        f"FUSE_CKPT=: best, final or an iteration), or FORCE=1 trains a new attempt")
 
 
 def checkpoint_files(adapter_dir, n: int) -> dict[str, Path]:

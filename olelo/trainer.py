@@ -247,8 +247,9 @@ class BatchStream:
 class ValChrf:
     """chrF++ of greedy translations of a fixed, seeded sample of the validation split.
 
-    Prompts, batching and decoding are scripts/translate.py's (the training prompt,
-    mlx-lm's batch_generate); the score is scripts/score.py's chrF++. With several
+    Prompts, batching and decoding are olelo/generate.py's, the code scripts/translate.py
+    runs (the training prompt, mlx-lm's batch_generate); the score is olelo/scores.py's
+    chrF++, the one scripts/score.py reports. With several
     ranks each translates its share and the hypotheses are gathered. RNG states are
     put back afterwards, so generating changes nothing in training."""
 

@@ -4,7 +4,7 @@
                              [--dry-run] [--public]
 
 What goes up is exactly what was named: --run/--ckpt upload the fused folder of that
-checkpoint (fused/<stamp>-<ckpt>, made by `make fuse RUN=... CKPT=...`), --fused a
+checkpoint (fused/<stamp>-<ckpt>, made by `make fuse RUN=... FUSE_CKPT=...`), --fused a
 folder; with neither, the model fused last (fused/latest). It never fuses: a checkpoint
 not fused yet, or a fused folder whose record names another run or checkpoint, or
 whose adapters differ from the run's now, is refused.
@@ -85,12 +85,12 @@ def named_fused(args) -> Path:
         fused = Path(olelo.runs.fused_folder(stamp, args.ckpt or "best", args.dequantize))
         if not fused.exists():
             raise olelo.UserError(f"{fused}: checkpoint {args.ckpt or 'best'} of run {stamp} is not fused yet; "
-                                  f"fuse it first: make fuse RUN={stamp} CKPT={args.ckpt or 'best'}"
+                                  f"fuse it first: make fuse RUN={stamp} FUSE_CKPT={args.ckpt or 'best'}"
                                   f"{' DEQUANTIZE=1' if args.dequantize else ''}")
     else:
         fused = Path("fused/latest")
         if not fused.exists():
-            raise olelo.UserError("nothing fused yet: make fuse RUN=<stamp> CKPT=<ckpt> first (or name --fused)")
+            raise olelo.UserError("nothing fused yet: make fuse RUN=<stamp> FUSE_CKPT=<ckpt> first (or name --fused)")
     if fused.is_symlink():  # fused/latest -> <name>, written by fuse.py
         fused = fused.parent / os.readlink(fused)
     return fused
@@ -104,11 +104,11 @@ def check_record(fused: Path, rec: dict, args) -> None:
         want = olelo.runs.ckpt_name(args.ckpt or "best")
         if (rec.get("run"), rec.get("checkpoint")) != (stamp, want):
             raise olelo.UserError(f"{fused} holds run {rec.get('run')} checkpoint {rec.get('checkpoint')}, not "
-                                  f"run {stamp} checkpoint {want}; fuse that one (make fuse RUN={stamp} CKPT={want})")
+                                  f"run {stamp} checkpoint {want}; fuse that one (make fuse RUN={stamp} FUSE_CKPT={want})")
     adapter = Path(rec.get("adapter_path", "")) / "adapters.safetensors"
     if adapter.is_file() and olelo.sha256_file(adapter) != rec.get("adapter_sha256"):
         raise olelo.UserError(f"{fused} was fused from other adapters than {adapter} holds now; fuse again "
-                              f"(make fuse RUN={rec.get('run')} CKPT={rec.get('checkpoint')})")
+                              f"(make fuse RUN={rec.get('run')} FUSE_CKPT={rec.get('checkpoint')})")
 
 
 def check_files(fused: Path, rec: dict, files: list[Path]) -> None:

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Served NOTES.md: 2026-11-27 (GPU) "Issue 14, third pass"; 2026-11-27 (2 GPUs) "Issue 14, fourth pass".
 """Is a recipe's change bigger than the seed spread? (Campaign-era: it reads the
 campaign_scores-*.json of score_campaign_outputs.py. New comparisons: `make compare`, from
 the outputs every evaluation now keeps.) Compares runs scored on the same

@@ -1,3 +1,4 @@
+# Served NOTES.md: 2026-11-27 (GPU) "Issue 15, seventh pass".
 """Where does multiplying through a dequantized weight start to pay? One 4-bit layer's
 forward and backward (the cotangent with respect to its input, what LoRA training asks of
 a frozen layer), timed for each of gemma-3-4b's linear shapes and its tied output head,

@@ -1,3 +1,4 @@
+# Served NOTES.md: 2026-11-27 (2 GPUs) "Issue 14, fourth pass".
 """Where would early stopping have stopped these runs? Replays PATIENCE on recorded curves.
 
     python bench/campaigns/early_stop_replay.py runs/<stamp> [runs/<stamp> ...] \

@@ -1,3 +1,4 @@
+# Served NOTES.md: 2026-11-27 (GPU) "Issue 15, third pass".
 """Where the batched eval's time goes: prompt processing (prefill) vs decoding, as
 mlx-lm's batch_generate counts them, for the first N sentences of a test set.
 

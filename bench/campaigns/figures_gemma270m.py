@@ -1,3 +1,5 @@
+# Served NOTES.md: 2026-11-26 (GPU) "Issue 14, second pass"; 2026-11-27 (GPU) "Issue 14, third pass";
+#   2026-11-27 (2 GPUs) "Issue 14, fourth pass".
 """The two figures of NOTES.md's issue-14 entries, from the committed run records:
 
     python bench/campaigns/figures_gemma270m.py [--out docs/figures]

@@ -1,3 +1,6 @@
+# Served NOTES.md: 2026-11-26 (GPU) "Is MLX (CUDA) LoRA training as fast as transformers + …"; 2026-11-26
+#   (GPU) "Issue 15 on the H100"; 2026-11-27 (GPU) "Issue 15, third pass"; 2026-11-27 (GPU) "Issue 15, fourth
+#   pass".
 """Build a random-init model of gemma-3-4b-it's text shape, 4-bit quantized (group 64),
 in the folder layout `mlx_lm.load` reads, with a tokenizer folder's files.
 

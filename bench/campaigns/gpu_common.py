@@ -1,3 +1,4 @@
+# Served NOTES.md: 2026-11-26 (GPU) "Is MLX (CUDA) LoRA training as fast as transformers + …".
 """Shared pieces of the GPU benchmarks (issue 5): the gemma-3-4b-it text shape, and
 the training batches that MLX and transformers+PEFT both get.
 

@@ -1,10 +1,13 @@
+# Served NOTES.md: 2026-11-26 (GPU) "Is MLX (CUDA) LoRA training as fast as transformers + …".
 """Why is mlx-lm's batch_generate slow on CUDA? Times generate (one prompt) against
 batch_generate's engine (BatchGenerator) at several batch sizes, first call against
 later calls, step by step, plus micro-benchmarks of the pieces whose shapes change
 from step to step.
 
-    python bench/campaigns/gpu_generation.py --model /root/m4b --data .gpu-c/test.jsonl \\
+    python bench/campaigns/gpu_generation.py --model MODEL_DIR --data .gpu-c/test.jsonl \\
         [--max-tokens 128] [--budget-s 420] -o $OUT/generation.json
+
+MODEL_DIR: a model folder, e.g. what gpu_build_model.py --out wrote.
 
 Prompts are the test split's, built as scripts/translate.py builds them (the lab's
 prompt + the chat template, generation prompt added), greedy decoding. The batch

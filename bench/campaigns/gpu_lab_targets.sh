@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Served NOTES.md: 2026-11-26 (GPU) "Is MLX (CUDA) LoRA training as fast as transformers + …".
 # The lab's own Make targets on the GPU machine (MLX CUDA), as a user would run them:
 # data -> train-large -> eval -> fuse, each under a time limit, each logged; a JSON
 # summary of what worked goes to $OUT/lab_targets.json.

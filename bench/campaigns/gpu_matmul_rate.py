@@ -1,3 +1,4 @@
+# Served NOTES.md: 2026-11-26 (GPU) "Issue 15 on the H100".
 """The GPU's measured bf16 matmul rate (TFLOP/s), the denominator of model FLOPs utilisation
 (MFU) in the training benchmarks: square N x N x N matmuls, warm-up apart, in MLX and in torch.
 

@@ -1,7 +1,8 @@
+# Served NOTES.md: 2026-11-26 (GPU) "Is MLX (CUDA) LoRA training as fast as transformers + …".
 """Collect the GPU benchmark outputs (issue 5) into bench/results/*.json, and write the
 markdown tables for NOTES.md from them.
 
-    python bench/campaigns/gpu_report.py collect --lease 1=/work/.device/2,... --lease 2=...   # raw -> results JSON
+    python bench/campaigns/gpu_report.py collect --lease 1=DIR,... --lease 2=DIR,...  # fetched $OUT folders -> results JSON
     python bench/campaigns/gpu_report.py tables                                           # results JSON -> .md
 
 `collect` reads what bench/campaigns/gpu_train_mlx.py, gpu_train_peft.py, gpu_generation.py,

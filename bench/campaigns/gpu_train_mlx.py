@@ -1,3 +1,5 @@
+# Served NOTES.md: 2026-11-26 (GPU) "Is MLX (CUDA) LoRA training as fast as transformers + …"; 2026-11-26
+#   (GPU) "Issue 15 on the H100".
 """MLX LoRA training speed on one model for several batch sizes and padding policies,
 with mlx-lm's own train() loop: warm-up (compilation) timed apart from the steady state.
 

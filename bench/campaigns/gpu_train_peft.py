@@ -1,3 +1,5 @@
+# Served NOTES.md: 2026-11-26 (GPU) "Is MLX (CUDA) LoRA training as fast as transformers + …"; 2026-11-26
+#   (GPU) "Issue 15 on the H100".
 """transformers + PEFT LoRA training speed on the same model shape, tokenizer, batches
 and LoRA settings as bench/campaigns/gpu_train_mlx.py: the baseline MLX is compared with.
 

@@ -1,3 +1,5 @@
+# Served NOTES.md: 2026-11-26 (GPU) "Is MLX (CUDA) LoRA training as fast as transformers + …"; 2026-11-27 (2
+#   GPUs) "Issue 14, fourth pass".
 # Sourced on the GPU machine after `source .gpu-b/install.sh`: a stand-in for the
 # .venv the Makefile wants. MLX and mlx-lm come from /tmp/site (the carried wheels),
 # everything else from the machine's python3. Afterwards pass VENV=$V to make.

@@ -1,3 +1,4 @@
+# Served NOTES.md: 2026-11-26 (GPU) "Issue 15 on the H100".
 """Diagnostic: how much memory does the chunked loss's custom function need, forward
 alone and with its backward, compared with one chunk's logits? On a random gemma3_text
 model with Gemma 3's vocabulary (262,144) and a tiny body (hidden 64, 6 layers), so

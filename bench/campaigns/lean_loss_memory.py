@@ -1,3 +1,5 @@
+# Served NOTES.md: 2026-11-26 "Issue 15, CPU half"; 2026-11-26 (GPU) "Issue 15 on the H100"; 2026-11-27 "Issue
+#   15: a fused chunked loss".
 """Peak memory and speed of one LoRA training step: mlx-lm's default loss vs the lab's
 chunked loss (olelo/lean_loss.py), at several batch sizes, each point in its own process.
 

@@ -1,3 +1,4 @@
+# Served NOTES.md: 2026-11-27 "Would stopping at the first loop fix TER?".
 """What would a loop stop have made of these translations? Cuts recorded greedy outputs where
 the lab's loop test first fires.
 

@@ -1,3 +1,5 @@
+# Served NOTES.md: 2026-11-26 (GPU) "Issue 14, first pass"; 2026-11-27 "Would stopping at the first loop fix
+#   TER?".
 """Score one evaluation's distinct outputs, as NOTES.md's first issue-14 entry did:
 base, copy-source (the source as the translation) and a fine-tuned checkpoint, each with
 BLEU, chrF++, TER, loop rate and length ratio, and paired bootstraps (chrF++ and BLEU)

@@ -1,3 +1,4 @@
+# Served NOTES.md: 2026-11-26 "Does the evaluation produce scores we can stand behind?".
 """Check scripts/semsim.py (all-MiniLM-L6-v2 in MLX) against the sentence-transformers
 embeddings in tests/fixtures/minilm_reference.json (made by tests/fixtures/minilm_reference.py),
 and record the per-sentence cosines in bench/results/semsim_check.json.

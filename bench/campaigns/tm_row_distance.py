@@ -1,3 +1,4 @@
+# Served NOTES.md: 2026-12-07 "What does each test set give away with no model?".
 """How far from its test pair does translation memory find its answer? (NOTES.md, "What does
 each test set give away with no model?"; it chose make data's default BLOCK_SIZE.)
 
