@@ -152,12 +152,15 @@ def data_changes(recorded: dict, data_dir, splits=SPLITS) -> list[str]:
     return out
 
 
-def changes(manifest: dict, splits=SPLITS, model: str | None = None) -> list[str]:
+def changes(manifest: dict, splits=SPLITS, model: str | None = None, model_too: bool = True) -> list[str]:
     """What differs now from what the run recorded: its data files and its model. `model`:
     the model given now (train.py's MODEL), compared with the recorded one; by default
-    the run's own model path, as it is now."""
+    the run's own model path, as it is now. model_too=False: the data alone (scoring
+    reads outputs already made, each checked against the model when it was made)."""
     data_dir = manifest.get("data_dir") or (manifest.get("data") or {}).get("path", "")
     found = data_changes(manifest.get("data") or {}, data_dir, splits)
+    if not model_too:
+        return found
     recorded_model = manifest.get("model", "")
     model = model or recorded_model
     recorded, now = manifest.get("model_identity"), model_identity(model)
@@ -169,8 +172,8 @@ def changes(manifest: dict, splits=SPLITS, model: str | None = None) -> list[str
 
 
 def require_unchanged(manifest: dict, action: str, splits=SPLITS, remedy: str = WHAT_TO_DO,
-                      model: str | None = None) -> None:
-    found = changes(manifest, splits, model)
+                      model: str | None = None, model_too: bool = True) -> None:
+    found = changes(manifest, splits, model, model_too)
     if found:
         raise UserError(f"run {manifest.get('stamp')}: cannot {action}: {'; '.join(found)}. {remedy}")
 

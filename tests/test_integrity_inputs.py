@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from olelo import checks
+from olelo import identity
 import notes_tables
 import olelo
 from olelo import records
@@ -305,10 +306,8 @@ def test_unknown_data_is_one_line(run_make):
 REFS = ["The chief went to the ship.", "All the people wept.", "They will sail to Tahiti.", "I am fine, thank you."]
 
 
-def test_identical_scores_show_no_p_value_anywhere(tmp_path):
-    # A run whose fine-tuned checkpoint translates exactly as the base does (as a tiny
-    # model after a few steps can): the report must not print p-values beside equal scores.
-    hyps = ["The chief went to ship.", "The people wept.", "They sail to Tahiti.", "I am fine."]
+def finished_run_with_outputs(tmp_path, hyps, **manifest):
+    """A finished run (manifest, metrics) whose base and final translated the test set as `hyps`."""
     test = [olelo.chat_record(f"haw {i}", ref, "haw-en", f"p{i}") for i, ref in enumerate(REFS)]
     olelo.atomic_write_jsonl(tmp_path / "data" / "test.jsonl", test)
     olelo.atomic_write_jsonl(tmp_path / "data" / "train.jsonl", [
@@ -317,12 +316,20 @@ def test_identical_scores_show_no_p_value_anywhere(tmp_path):
     olelo.atomic_write_json(run / "manifest.json", {
         "stamp": "r", "status": "finished", "model": "m", "iters": 4, "data_dir": str(tmp_path / "data"),
         "adapter_dir": str(tmp_path / "adapters" / "r"),
-        "data": {"test_sha256": olelo.sha256_file(tmp_path / "data" / "test.jsonl")}})
+        "data": {"test_sha256": olelo.sha256_file(tmp_path / "data" / "test.jsonl")}, **manifest})
     (run / "metrics.jsonl").write_text('{"type": "val", "iteration": 4, "val_loss": 1.0}\n')
     for ckpt in ("base", "final"):
         olelo.atomic_write_jsonl(run / "eval" / ckpt / "hyps.jsonl", [
             {"id": t["id"], "source": f"haw {i}", "reference": REFS[i], "hypothesis": h, "tokens": 3, "time": 0.1}
             for i, (t, h) in enumerate(zip(test, hyps))])
+    return run
+
+
+def test_identical_scores_show_no_p_value_anywhere(tmp_path):
+    # A run whose fine-tuned checkpoint translates exactly as the base does (as a tiny
+    # model after a few steps can): the report must not print p-values beside equal scores.
+    hyps = ["The chief went to ship.", "The people wept.", "They sail to Tahiti.", "I am fine."]
+    run = finished_run_with_outputs(tmp_path, hyps)
     script("eval_report.py", "--run", run, "--eval-dir", run / "eval", "--bootstrap", "50", check=True)
     md = (run / "eval" / "summary.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| **final**") or line.startswith("| final"))
@@ -363,3 +370,26 @@ def test_notes_table_has_no_p_beside_equal_scores(tmp_path):
         "base": {**entry, "iteration": 0}, "final": {**entry, "vs_base": {"metrics": vs}}}})
     table = "\n".join(notes_tables.evaluation_rows(runs, stand_in=False))
     assert "+0.00" in table and "p=" not in table
+
+
+def test_outputs_made_elsewhere_are_scored_though_the_model_here_differs(tmp_path):
+    # A 4-bit run trained and translated on the GPU machine: the model folder of the same
+    # name here holds other quantized weights. Translating would be refused (another model);
+    # scoring reads the outputs already made there, so only the test set must be the run's.
+    model = tmp_path / "models" / "m"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text('{"model_type": "x"}')
+    (model / "model.safetensors").write_bytes(b"weights made here")
+    recorded = identity.model_identity(str(model))
+    (model / "model.safetensors").write_bytes(b"weights made on the GPU machine")
+    hyps = ["The chief went to ship.", "The people wept.", "They sail to Tahiti.", "I am fine."]
+    run = finished_run_with_outputs(tmp_path, hyps, model=str(model), model_identity=recorded)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert any("weights" in c for c in identity.changes(manifest, splits=("test",)))  # the model did change
+    script("eval_report.py", "--run", run, "--eval-dir", run / "eval", "--bootstrap", "50", check=True)
+    assert (run / "eval" / "summary.json").is_file()
+    # ...while a changed test set still stops it
+    test = tmp_path / "data" / "test.jsonl"
+    olelo.atomic_write_jsonl(test, olelo.read_jsonl(test)[:3])
+    out = script("eval_report.py", "--run", run, "--eval-dir", run / "eval", "--bootstrap", "50")
+    one_line_error(out, "cannot be scored", str(test))

@@ -1,4 +1,5 @@
-# Served NOTES.md: 2026-12-07 "Does the 4-bit model train on a CPU, and what makes it …".
+# Served NOTES.md: 2026-12-07 "Does the 4-bit model train on a CPU, and what makes it …";
+#   2026-12-07 (GPU) "Does the recipe translate held-out stories, and what does a 4-bit base cost?".
 """Where does LoRA over a 4-bit Gemma 3 270M fault on CUDA? A minimal reproduction.
 
     python bench/campaigns/qlora_cuda_repro.py -o $OUT/qlora_cuda_repro.json [--cases a,b] [--timeout 240]

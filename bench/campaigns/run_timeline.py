@@ -1,3 +1,4 @@
+# Served NOTES.md: 2026-12-07 (GPU) "Does the recipe translate held-out stories, and what does a 4-bit base cost?".
 """Where a run's wall time went, from its own records: training, validation loss,
 validation translation (VAL_GEN), and the rest; its speed and peak memory.
 
@@ -6,8 +7,7 @@ validation translation (VAL_GEN), and the rest; its speed and peak memory.
 Reads each run's manifest.json (start and end of every segment) and metrics.jsonl
 (val_time, val_gen_time, tokens_per_second, peak_memory of each report). Training's
 share is what is left of the wall time after validation; the first train report is
-left out of the median speed (it includes compiling the step). Served the NOTES.md
-entry "Does the recipe translate held-out stories, and what does a 4-bit base cost?".
+left out of the median speed (it includes compiling the step).
 """
 
 from __future__ import annotations
