@@ -18,6 +18,7 @@ from pathlib import Path
 import olelo
 from olelo import memory
 from olelo.config import LOSSES, QUANTIZED_MATMULS
+from olelo.defaults import DEFAULTS
 
 CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
 RESULTS_DIR = "runs/mem-profile"
@@ -37,9 +38,9 @@ def parse_args(argv, description: str | None = None) -> argparse.Namespace:
     p.add_argument("--candidates", default=",".join(map(str, CANDIDATES)),
                    help="batch sizes to choose from (default: %(default)s)")
     p.add_argument("--results-dir", default=RESULTS_DIR, help="where mem_profile.py results are (default: %(default)s)")
-    p.add_argument("--loss", choices=LOSSES, default="auto",
+    p.add_argument("--loss", choices=LOSSES, default=DEFAULTS["LOSS"],
                    help="the training loss the run will use: only profiles made with it count (auto: chunked on a CPU, default on a GPU, as train.py; default: %(default)s)")
-    p.add_argument("--quantized-matmul", choices=QUANTIZED_MATMULS, default="auto",
+    p.add_argument("--quantized-matmul", choices=QUANTIZED_MATMULS, default=DEFAULTS["QMATMUL"],
                    help="the run's --quantized-matmul: only profiles made with it count (auto: dense on CUDA, "
                         "as train.py; default: %(default)s)")
     p.add_argument("--memory-limit-gb", type=float,

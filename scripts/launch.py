@@ -36,6 +36,7 @@ from pathlib import Path
 
 import olelo
 from olelo import auto_batch
+from olelo.defaults import DEFAULTS
 
 SCRIPTS = Path(__file__).resolve().parent
 FINISHED = ("finished", "stopped-early")
@@ -45,9 +46,9 @@ def parse_args(argv):
     split = argv.index("--") if "--" in argv else len(argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--nproc", type=int, default=1, help="ranks on this host (make's NPROC; default: %(default)s)")
+    p.add_argument("--nproc", type=int, default=DEFAULTS["NPROC"], help="ranks on this host (make's NPROC; default: %(default)s)")
     p.add_argument("--hostfile", help="mlx.launch's JSON host list (make's HOSTFILE); overrides --nproc")
-    p.add_argument("--backend", default="ring", choices=list(BACKENDS),
+    p.add_argument("--backend", default=DEFAULTS["DIST_BACKEND"], choices=list(BACKENDS),
                    help="mlx.launch backend (make's DIST_BACKEND; default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="print the command and start nothing")
     args = p.parse_args(argv[:split])
