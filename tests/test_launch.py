@@ -140,18 +140,6 @@ def test_auto_batch_that_finds_nothing_is_a_clear_error(monkeypatch):
         launch.pick_batch(LAB, [*MLX, "--batch-size", "auto"])
 
 
-def test_no_script_imports_another_script():
-    # scripts call the library (olelo/), never another script's main() and the text it prints
-    import ast
-
-    scripts = {p.stem: p for p in launch.SCRIPTS.glob("*.py")}
-    for name, path in scripts.items():
-        tree = ast.parse(path.read_text())
-        imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-        assert not imported & set(scripts), f"scripts/{name}.py imports {sorted(imported & set(scripts))}"
-
-
 def test_a_command_without_mlx_lm_lora_is_refused():
     with pytest.raises(olelo.UserError, match="then -- mlx_lm.lora"):
         launch.main(["--dry-run", "--", *LAB, "--", "python", "x.py"])
