@@ -254,6 +254,9 @@ MODEL_DEP := $(if $(filter $(LOCAL_MODELS),$(MODEL:/=)),$(MODEL:/=)/config.json)
 ## ---------------------------------------------------------------- training
 # Each knob of the notes is a variable; unset ones are left to mlx-lm's defaults
 # (or the per-run config.yaml), so `make -n train-large` shows the notes' command.
+# A default the scripts have too (LR_SCHEDULE, PATIENCE, VAL_GEN, VAL_GEN_CAP, KEEP, LOSS,
+# QMATMUL, COMPUTE_DTYPE, RUNS_DIR, ADAPTERS_DIR, NPROC, DIST_BACKEND) is olelo/defaults.py's:
+# change both (tests/test_defaults.py checks).
 ## training iterations (--iters)
 ITERS ?= 200
 ## global batch size (--batch-size; small: 2, large: 1 per rank); auto: the largest that fits memory now

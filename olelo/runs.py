@@ -14,11 +14,12 @@ from importlib import metadata
 from pathlib import Path
 
 from olelo.cli import UserError
+from olelo.defaults import DEFAULTS
 from olelo.files import read_json, safetensors_problem
 
 REPO = Path(__file__).resolve().parents[1]  # the lab's checkout: git records
 # Where runs are recorded and their adapters written (make's RUNS_DIR, ADAPTERS_DIR), relative to the working folder
-RUNS_DIR, ADAPTERS_DIR = "runs", "adapters"
+RUNS_DIR, ADAPTERS_DIR = DEFAULTS["RUNS_DIR"], DEFAULTS["ADAPTERS_DIR"]
 
 # mlx-lm's checkpoint files in an adapter folder, and the lab's names for checkpoints
 CKPT_RE = re.compile(r"^(\d{7})_adapters\.safetensors$")

@@ -5,10 +5,10 @@ or NPROC ranks on this host / the hosts of a HOSTFILE through mlx.launch.
         [--dry-run] -- <scripts/train.py options> -- mlx_lm.lora --model M --train --data D --batch-size 4 ...
 
 Before it starts anything:
-- `--batch-size auto` (make's BATCH=auto) is replaced by what scripts/auto_batch.py
-  picks for this model, data and the memory available now (and `--grad-checkpoint`
-  when it chooses it, unless the command already has it); the choice is recorded
-  in the run's manifest. One process only: the pick is for one process's memory.
+- `--batch-size auto` (make's BATCH=auto) is replaced by what olelo/auto_batch.py
+  (the library of scripts/auto_batch.py) picks for this model, data and the memory
+  available now (and `--grad-checkpoint` when it chooses it, unless the command
+  already has it); the choice is recorded in the run's manifest. One process only: the pick is for one process's memory.
 - The batch is global: it must divide by the number of ranks.
 - jaccl and jaccl-ring (MLX's RDMA over Thunderbolt 5 between Macs) need a --hostfile with
   each host's "rdma" devices, as `mlx.distributed_config --backend jaccl` writes it:
@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 
 import olelo
+from olelo import auto_batch
+from olelo.defaults import DEFAULTS
 
 SCRIPTS = Path(__file__).resolve().parent
 FINISHED = ("finished", "stopped-early")
@@ -44,9 +46,9 @@ def parse_args(argv):
     split = argv.index("--") if "--" in argv else len(argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--nproc", type=int, default=1, help="ranks on this host (make's NPROC; default: %(default)s)")
+    p.add_argument("--nproc", type=int, default=DEFAULTS["NPROC"], help="ranks on this host (make's NPROC; default: %(default)s)")
     p.add_argument("--hostfile", help="mlx.launch's JSON host list (make's HOSTFILE); overrides --nproc")
-    p.add_argument("--backend", default="ring", choices=list(BACKENDS),
+    p.add_argument("--backend", default=DEFAULTS["DIST_BACKEND"], choices=list(BACKENDS),
                    help="mlx.launch backend (make's DIST_BACKEND; default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="print the command and start nothing")
     args = p.parse_args(argv[:split])
@@ -139,20 +141,15 @@ def auto_batch_argv(lab: list[str], mlx: list[str]) -> list[str]:
 
 
 def pick_batch(lab: list[str], mlx: list[str]) -> tuple[list[str], list[str]]:
-    """(lab, mlx) with --batch-size auto replaced by auto_batch.py's choice."""
-    import contextlib
-    import io
-
-    import auto_batch
-
+    """(lab, mlx) with --batch-size auto replaced by olelo.auto_batch's choice (its
+    one-line reason on stderr, as scripts/auto_batch.py --flags prints it)."""
     argv = auto_batch_argv(lab, mlx)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        status = auto_batch.main(argv)
-    if status != 0:
+    choice = auto_batch.pick(auto_batch.parse_args(argv))
+    print(choice["reason"], file=sys.stderr)
+    if not choice["batch_size"]:
         raise olelo.UserError("BATCH=auto: no batch size fits (auto_batch.py said why above); "
                               "lower MAX_SEQ or use a smaller model")
-    flags = out.getvalue().split()
+    flags = auto_batch.flags(choice)
     mlx = without(mlx, "--batch-size") + [f for f in flags if not (f == "--grad-checkpoint" and f in mlx)]
     return lab + ["--auto-batch-record", option(argv, "--record")], mlx
 

@@ -57,6 +57,7 @@ from pathlib import Path
 from olelo import memory
 import olelo
 from olelo.config import LOSSES, QUANTIZED_MATMULS
+from olelo.defaults import DEFAULTS
 
 CSV_FIELDS = [
     "model", "data", "batch", "grad_checkpoint", "max_seq", "longest_only", "iters", "warmup", "num_layers", "status",
@@ -79,9 +80,9 @@ def parse_args(argv=None):
     p.add_argument("--num-layers", type=int, default=16,
                    help="layers with LoRA, as mlx_lm.lora --num-layers; capped at the model's depth (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--loss", choices=LOSSES, default="auto",
+    p.add_argument("--loss", choices=LOSSES, default=DEFAULTS["LOSS"],
                    help="training loss: mlx-lm's default or lean_loss.py's chunked one (auto: chunked on a CPU, default on a GPU, as train.py; default: %(default)s)")
-    p.add_argument("--quantized-matmul", choices=QUANTIZED_MATMULS, default="auto",
+    p.add_argument("--quantized-matmul", choices=QUANTIZED_MATMULS, default=DEFAULTS["QMATMUL"],
                    help="a quantized model's layers, as train.py --quantized-matmul: quantized, dense or auto "
                         "(dense on CUDA); profiles are picked by it (default: %(default)s)")
     p.add_argument("--longest-only", action="store_true",

@@ -29,6 +29,7 @@ from pathlib import Path
 from olelo import memory
 import olelo
 from olelo.config import LOSSES, QUANTIZED_MATMULS
+from olelo.defaults import DEFAULTS
 from olelo.notes import MEMORY_BEGIN, MEMORY_END
 
 BEGIN, END = MEMORY_BEGIN, MEMORY_END
@@ -43,11 +44,11 @@ def parse_args(argv=None):
     p.add_argument("results", nargs="?", help="a mem-profile folder or its results.csv")
     p.add_argument("--model", help="instead of RESULTS: the newest profile of this model in --results-dir")
     p.add_argument("--results-dir", default="runs/mem-profile", help="for --model (default: %(default)s)")
-    p.add_argument("--loss", choices=LOSSES, default="auto",
+    p.add_argument("--loss", choices=LOSSES, default=DEFAULTS["LOSS"],
                    help="for --model: the newest profile measured with this training loss (auto: chunked on a CPU, default on a GPU, as train.py; default: %(default)s)")
     p.add_argument("--memory-limit-gb", type=float,
                    help="for --model: the newest profile measured under this MEM_LIMIT (default: under MLX's own limit)")
-    p.add_argument("--quantized-matmul", choices=QUANTIZED_MATMULS, default="auto",
+    p.add_argument("--quantized-matmul", choices=QUANTIZED_MATMULS, default=DEFAULTS["QMATMUL"],
                    help="for --model: the newest profile measured with this QMATMUL (auto: dense on CUDA, as "
                         "train.py; default: %(default)s)")
     p.add_argument("--notes", help="markdown file to write the section into (default: print it)")

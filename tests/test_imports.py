@@ -1,6 +1,6 @@
 """The import graph of the lab's code (olelo/ and scripts/) has no cycle, the
-scripts import the library and not each other's internals through sys.path
-edits, and no file edits sys.path: the editable install (make setup) makes
+scripts import the library and never each other (a script's main() nor its internals), and
+no file edits sys.path: the editable install (make setup) makes
 `import olelo` work everywhere.
 
     .venv/bin/python tests/test_imports.py     prints the graph (module -> what it imports)
@@ -112,6 +112,14 @@ def test_the_cycle_finder_finds_cycles_lazy_imports_included(tmp_path):
 def test_the_library_never_imports_a_script():
     graph = import_graph()
     bad = {m: sorted(d for d in deps if d.startswith("scripts/")) for m, deps in graph.items() if m.startswith("olelo")}
+    assert not {m: d for m, d in bad.items() if d}, bad
+
+
+def test_no_script_imports_another_script():
+    # A script calls the library (olelo/), never another script's main() and the text it
+    # prints (launch.py's BATCH=auto: olelo.auto_batch.pick returns the choice).
+    graph = import_graph()
+    bad = {m: sorted(d for d in deps if d.startswith("scripts/")) for m, deps in graph.items() if m.startswith("scripts/")}
     assert not {m: d for m, d in bad.items() if d}, bad
 
 

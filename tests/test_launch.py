@@ -108,30 +108,34 @@ def test_auto_batch_is_picked_with_the_runs_loss_and_quantized_matmul(capsys):
     ("--batch-size 4 --grad-checkpoint", False, ["--batch-size", "4", "--grad-checkpoint"]),
     ("--batch-size 4 --grad-checkpoint", True, ["--grad-checkpoint", "--batch-size", "4"]),
 ])
-def test_auto_batch_choice_replaces_auto_and_is_recorded(monkeypatch, chosen, had_gc, expected):
-    # auto_batch.main's own choice is tested in test_mem_profile.py; here, what
-    # launch.py does with the flags it prints.
-    import auto_batch
+def test_auto_batch_choice_replaces_auto_and_is_recorded(monkeypatch, capsys, chosen, had_gc, expected):
+    # olelo.auto_batch.pick's own choice is tested in test_mem_profile.py; here, what
+    # launch.py does with the choice it returns (a value, not printed text to parse).
+    from olelo import auto_batch
 
     seen = {}
 
-    def fake_main(args):
-        seen["args"] = args
-        print(chosen)
-        return 0
+    def fake_pick(a):
+        seen["options"] = a
+        words = chosen.split()
+        return {"batch_size": int(words[1]), "grad_checkpoint": "--grad-checkpoint" in words,
+                "reason": f"auto_batch: {chosen}: because"}
 
-    monkeypatch.setattr(auto_batch, "main", fake_main)
+    monkeypatch.setattr(auto_batch, "pick", fake_pick)
     mlx = [*MLX, "--batch-size", "auto", *(["--grad-checkpoint"] if had_gc else [])]
     lab, new_mlx = launch.pick_batch(LAB, mlx)
     assert new_mlx == [*MLX, *expected]
     assert lab == [*LAB, "--auto-batch-record", "runs/auto-batch.json"]
-    assert seen["args"][seen["args"].index("--grad-checkpoint") + 1] == ("on" if had_gc else "auto")
+    assert seen["options"].grad_checkpoint == ("on" if had_gc else "auto")
+    assert seen["options"].record == "runs/auto-batch.json"
+    assert capsys.readouterr().err == f"auto_batch: {chosen}: because\n"  # the reason, as auto_batch.py --flags says it
 
 
 def test_auto_batch_that_finds_nothing_is_a_clear_error(monkeypatch):
-    import auto_batch
+    from olelo import auto_batch
 
-    monkeypatch.setattr(auto_batch, "main", lambda args: 1)
+    monkeypatch.setattr(auto_batch, "pick", lambda a: {"batch_size": 0, "grad_checkpoint": False,
+                                                       "reason": "auto_batch: nothing fits"})
     with pytest.raises(olelo.UserError, match="no batch size fits"):
         launch.pick_batch(LAB, [*MLX, "--batch-size", "auto"])
 

@@ -27,7 +27,7 @@ def both_losses(tmp_path_factory, tiny_train):
     """The same short run (same seed) trained with each loss, in its own root. The
     chunked one runs in this process with 3-token chunks, so that the tiny data's
     sequences (under 100 tokens) are cut into many chunks inside the compiled step."""
-    import train
+    from olelo import run
 
     runs = {}
     for loss in ("default", "chunked"):
@@ -46,11 +46,11 @@ def both_losses(tmp_path_factory, tiny_train):
 
             mp = pytest.MonkeyPatch()
             mp.setattr(lean_loss, "chunked_loss", chunked_loss)
-            mp.setattr(sys, "stdout", sys.stdout)  # train.main tees the console and resets it to sys.__stdout__
+            mp.setattr(sys, "stdout", sys.stdout)  # run.life (train.py's main) tees the console and resets it to sys.__stdout__
             mp.setattr(sys, "stderr", sys.stderr)
             try:
                 argv = tiny_train.command(root, iters=4, lab_opts=["--loss", loss, "--val-gen", "0"])
-                assert train.main(argv[argv.index("--runs-dir"):]) == 0
+                assert run.life(argv[argv.index("--runs-dir"):]) == 0
             finally:
                 mp.undo()
             assert calls, "train.py --loss chunked did not use lean_loss.chunked_loss"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import olelo
-import train
+from olelo import run
 from olelo.config import mlx_lora_args, run_config
 from olelo import trainer
 
@@ -153,11 +153,11 @@ def test_select_val_loss_picks_the_lowest_val_loss(chrf_run):
 
 def test_select_and_keep_are_checked_and_select_names_the_run_only_with_patience():
     with pytest.raises(olelo.UserError, match="needs --val-gen > 0"):
-        train.parse_lab_args(["--val-gen", "0", "--select", "val_chrf", "--", "mlx_lm.lora"])
+        run.parse_lab_args(["--val-gen", "0", "--select", "val_chrf", "--", "mlx_lm.lora"])
     with pytest.raises(olelo.UserError, match="--keep 0"):
-        train.parse_lab_args(["--keep", "0", "--", "mlx_lm.lora"])
-    assert train.parse_lab_args(["--", "mlx_lm.lora"])[0].select == "val_chrf"
-    assert train.parse_lab_args(["--val-gen", "0", "--", "mlx_lm.lora"])[0].select == "val_loss"
+        run.parse_lab_args(["--keep", "0", "--", "mlx_lm.lora"])
+    assert run.parse_lab_args(["--", "mlx_lm.lora"])[0].select == "val_chrf"
+    assert run.parse_lab_args(["--val-gen", "0", "--", "mlx_lm.lora"])[0].select == "val_loss"
     args = {"model": "m", "iters": 10, "batch_size": 1, "learning_rate": 1e-5, "seed": 0, "val_gen": 64}
     assert olelo.run_stamp("d", {**args, "select": "val_chrf"}) == olelo.run_stamp("d", {**args, "select": "val_loss"})
     assert olelo.run_stamp("d", {**args, "patience": 3, "select": "val_chrf"}).endswith("-p3chrf64-s0")
