@@ -12,7 +12,7 @@ import time
 
 import olelo
 from olelo import identity, records
-from olelo.prompt import completion_answer, completion_prompt
+from olelo.prompt import completion_answer, completion_prompt, prompt_for_record
 
 
 def build_prompts(tokenizer, records, shots=None, completion: bool = False):
@@ -26,7 +26,10 @@ def build_prompts(tokenizer, records, shots=None, completion: bool = False):
             prompts.append(tokenizer.encode(completion_prompt(source, direction)))
             continue
         if shots is None:
-            messages = olelo.prompt_messages(source, direction)
+            messages = prompt_for_record(r)  # a retrieval-augmented record's own prompt (DATA=rag)
+        elif "source" in r:
+            raise olelo.UserError("--shots on a retrieval-augmented test set (DATA=rag): its prompts carry "
+                                  "their examples already; leave --shots out")
         else:
             messages = olelo.fewshot_messages(source, direction, shots[direction])
         prompts.append(tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=False))

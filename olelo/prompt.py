@@ -107,10 +107,41 @@ def chat_record(source: str, target: str, direction: str, pair_id: str) -> dict:
     return {"id": pair_id, "direction": direction, "messages": messages}
 
 
+def retrieval_content(source: str, examples: list[tuple[str, str]]) -> str:
+    """The user turn of a retrieval-augmented prompt: the nearest training pairs, then the
+    sentence to translate. The system prompt stays the plain one."""
+    lines = ["Examples from the same collection:"]
+    for example_source, example_target in examples:
+        lines += [example_source, f"=> {example_target}"]
+    lines += ["Translate:", source]
+    return "\n".join(lines)
+
+
+def retrieval_record(record: dict, examples: list[tuple[str, str]], example_ids: list[str]) -> dict:
+    """A chat record (chat_record's) whose user turn carries `examples` (retrieval_content).
+    The plain sentence stays in "source", which record_source_target reads, so pair identity,
+    references and every yardstick see the sentence, while training and evaluation
+    (prompt_for_record) see the augmented turn; "retrieved" names the examples' record ids."""
+    source, target = record_source_target(record)
+    messages = [{"role": "system", "content": system_prompt(record["direction"])},
+                {"role": "user", "content": retrieval_content(source, examples)},
+                {"role": "assistant", "content": target}]
+    return {**record, "messages": messages, "source": source, "retrieved": list(example_ids)}
+
+
+def prompt_for_record(record: dict) -> list[dict]:
+    """The messages a model sees before it translates a record: the record's own prompt turns
+    for a retrieval-augmented record (retrieval_record), else prompt_messages of its source."""
+    if "source" in record:
+        return [m for m in record["messages"] if m["role"] != "assistant"]
+    return prompt_messages(record_source_target(record)[0], record.get("direction", "haw-en"))
+
+
 def record_source_target(record: dict) -> tuple[str, str]:
-    """The (source, reference) of a chat record written by chat_record."""
+    """The (source, reference) of a chat record written by chat_record, or by retrieval_record
+    (whose plain source is its "source" field: its user turn carries examples too)."""
     by_role = {m["role"]: m["content"] for m in record["messages"]}
-    return by_role["user"], by_role["assistant"]
+    return record.get("source", by_role["user"]), by_role["assistant"]
 
 
 def _langs(direction: str) -> tuple[str, str]:
