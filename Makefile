@@ -181,6 +181,14 @@ SHORT := $(SPLITS)/short-n$(SHORT_N)$(SUFFIX)
 $(SHORT)/manifest.json: $(LARGE)/manifest.json scripts/short_data.py $(SPLITS)/.split-vars
 	$(PY) scripts/short_data.py --src $(LARGE) --train $(SHORT_N) --valid 8 --out $(SHORT)
 
+# DATA=rag: every prompt of the large set (train, valid, test, sealed) carries its RAG_K
+# nearest training pairs by the translation-memory baseline's chrF++ (never its own pair).
+## DATA=rag: how many nearest training pairs each prompt carries (retrieval-augmented training and evaluation)
+RAG_K ?= 2
+RAG := $(SPLITS)/rag-k$(RAG_K)$(SUFFIX)
+$(RAG)/manifest.json: $(LARGE)/manifest.json scripts/retrieval_data.py olelo/retrieval.py olelo/prompt.py $(SPLITS)/.split-vars
+	$(PY) scripts/retrieval_data.py --src $(LARGE) --k $(RAG_K) --out $(RAG)
+
 .PHONY: data
 data: $(LARGE)/manifest.json $(SMALL)/manifest.json ## build both datasets (DATA_SRC=folder, DIRECTION=haw-en|en-haw|both, SPLIT=stories|paragraphs)
 	@jq -r '"\(input_filename): " + (.counts | tostring)' $^ 2>/dev/null || cat $^
@@ -317,7 +325,7 @@ QMATMUL ?= auto
 COMPUTE_DTYPE ?= auto
 ## 1: train again into a new attempt folder (<stamp>-a2) instead of "up to date"
 FORCE ?=
-## another dataset folder under SPLITS, data/finetuning/stories or data/finetuning by SPLIT (mix: the small set inside the large one)
+## another dataset folder under SPLITS, data/finetuning/stories or data/finetuning by SPLIT (mix: the small set inside the large one; short: its shortest pairs; rag: prompts with the nearest training pairs)
 DATA ?=
 ## any other mlx_lm.lora flags, passed as they are (EXTRA="--steps-per-report 5")
 EXTRA ?=
@@ -365,20 +373,21 @@ LAUNCH_FLAGS = $(call flag,--nproc,$(NPROC)) $(call flag,--hostfile,$(HOSTFILE))
   $(if $(call on,$(DRY_RUN)),--dry-run)
 
 # DATA picks another dataset folder under $(SPLITS); DATA=mix is mix-k$(MIX_K),
-# DATA=short is short-n$(SHORT_N).
+# DATA=short is short-n$(SHORT_N), DATA=rag is rag-k$(RAG_K).
 $(if $(DATA),$(call check_name,DATA,a dataset folder name under $(SPLITS)))
 $(call check_name,RUNS_DIR,a folder for run records)
 $(call check_name,ADAPTERS_DIR,a folder for adapters)
 $(call check_int,MIX_K)
 $(call check_int,SHORT_N)
-DATA_NAME := $(if $(filter mix,$(DATA)),mix-k$(MIX_K),$(if $(filter short,$(DATA)),short-n$(SHORT_N),$(DATA)))
+$(call check_pos,RAG_K)
+DATA_NAME := $(if $(filter mix,$(DATA)),mix-k$(MIX_K),$(if $(filter short,$(DATA)),short-n$(SHORT_N),$(if $(filter rag,$(DATA)),rag-k$(RAG_K),$(DATA))))
 SMALL_DATA := $(if $(DATA),$(SPLITS)/$(DATA_NAME)$(SUFFIX),$(SMALL))
 LARGE_DATA := $(if $(DATA),$(SPLITS)/$(DATA_NAME)$(SUFFIX),$(LARGE))
-# What make can build (large, small, mix, short) or what is there already; else a clear error.
-DATA_DEP = $(if $(or $(if $(DATA),,yes),$(filter large small mix short,$(DATA)),$(wildcard $(1)/manifest.json)),$(1)/manifest.json,unknown-data)
+# What make can build (large, small, mix, short, rag) or what is there already; else a clear error.
+DATA_DEP = $(if $(or $(if $(DATA),,yes),$(filter large small mix short rag,$(DATA)),$(wildcard $(1)/manifest.json)),$(1)/manifest.json,unknown-data)
 .PHONY: unknown-data
 unknown-data:
-	@echo "error: DATA=$(DATA): no dataset $(SPLITS)/$(DATA_NAME)$(SUFFIX) (make data builds large and small, DATA=mix the mix, DATA=short the shortest pairs)" >&2 && exit 2
+	@echo "error: DATA=$(DATA): no dataset $(SPLITS)/$(DATA_NAME)$(SUFFIX) (make data builds large and small, DATA=mix the mix, DATA=short the shortest pairs, DATA=rag the retrieval-augmented prompts)" >&2 && exit 2
 
 # The notes' two experiments share one rule and differ in data and defaults: the
 # large batch is 1 example (1 per rank with NPROC ranks), with grad checkpointing
