@@ -160,6 +160,25 @@ def test_evaluation_and_training_see_the_augmented_prompt(story_split):
     assert tok.seen[0] == rag["train"][0]["messages"] and "\n=> " in tok.seen[0][1]["content"]
 
 
+def test_val_gen_translates_the_augmented_prompt_against_the_plain_reference(story_split, monkeypatch):
+    import mlx.core as mx
+    from olelo import trainer
+
+    rag = read(build(story_split, 2))["valid"]
+    tok = Recorder()
+    tok.encode = lambda text: text.split()
+
+    def translate(model, tokenizer, records, caps, batch_size, **kw):  # generate.translate's prompts, no model
+        generate.build_prompts(tokenizer, records)
+        return [{"hypothesis": olelo.record_source_target(r)[1], "tokens": 1} for r in records]
+
+    monkeypatch.setattr(generate, "translate", translate)
+    val = trainer.ValChrf(rag, len(rag), 0, tok, 2, mx.distributed.init())
+    assert val.refs == [r["messages"][2]["content"] for r in rag]
+    assert val(type("Model", (), {"eval": lambda self: None})())["val_chrf"] == 100.0
+    assert sorted(map(str, tok.seen)) == sorted(str(r["messages"][:2]) for r in rag)
+
+
 def test_yardstick_rows_equal_the_plain_runs(story_split):
     plain, rag = read(story_split / "large"), read(build(story_split, 2))
     hyps = {"model": [olelo.record_source_target(r)[1][::-1] for r in plain["test"]]}
