@@ -7,6 +7,7 @@ scripts in scripts/ parse arguments and call these.
     olelo.models   loading a model with a useful message
     olelo.runs     stamp, run folder, manifest, checkpoints, `latest`, git/environment record
     olelo.data     pairs and splits: pair identity, leaks, reading split folders
+    olelo.retrieval  DATA=rag: each record's nearest training pairs for its prompt
     olelo.identity a run's data/model identity and its lock
     olelo.checks   checks of knobs and data before any folder is made
     olelo.generate translation with a model (eval and validation chrF++)
