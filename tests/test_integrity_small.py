@@ -32,6 +32,15 @@ except KeyboardInterrupt:  # as train.py records the end of its run, taking its 
 """
 
 
+def terminal_ctrl_c():
+    """Popen's preexec_fn: SIGINT as a terminal's foreground job has it. A job started in the
+    background of a non-interactive shell (`cmd &` in a script) inherits SIGINT ignored, and
+    Python then never raises KeyboardInterrupt: these tests would test nothing there."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_for(path: Path, proc, timeout=300) -> None:
     deadline = time.time() + timeout
     while not path.exists():
@@ -49,7 +58,8 @@ def test_ctrl_c_lets_the_trainer_record_the_end_of_its_run(tmp_path):
               "launch.SCRIPTS = Path(sys.argv[1]); launch.olelo.run_main(lambda: launch.main(sys.argv[2:]))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "scripts"), str(REPO)])}
     proc = subprocess.Popen([PY, "-c", driver, str(tmp_path), "--", "--", "mlx_lm.lora"],
-                            cwd=REPO, start_new_session=True, stderr=subprocess.PIPE, text=True, env=env)
+                            cwd=REPO, start_new_session=True, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=terminal_ctrl_c)
     wait_for(tmp_path / "started", proc, 60)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
     _, err = proc.communicate(timeout=60)
@@ -63,7 +73,7 @@ def test_ctrl_c_during_training_records_the_run_as_interrupted(lab, tmp_path):
     cmd = lab["command"](iters=400, lab_opts=["--runs-dir", tmp_path / "runs", "--adapters-dir", tmp_path / "ad"])
     cmd = [PY, str(REPO / "scripts" / "launch.py"), "--", *cmd[cmd.index("--runs-dir"):]]
     proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=terminal_ctrl_c)
     deadline = time.time() + 300
     while not list((tmp_path / "ad").glob("*/0000002_state.json")):
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
