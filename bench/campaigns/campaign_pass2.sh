@@ -8,13 +8,13 @@
 #   bash bench/campaigns/campaign_pass2.sh [STREAM ...]  # in a clone that stays put (e.g. /root/lab/repo)
 #
 # STREAMs are campaign_gemma270m.sh's passes: s1 s2 s3 (the default, pass 2),
-# p3a … p3e (pass 3) or p4a … p4i (pass 4). On a host of several GPUs, GPUS="0 1"
+# p3a … p3e (pass 3), p4a … p4i (pass 4), h1a … h1f or h2a … h2i (held-out stories). On a host of several GPUs, GPUS="0 1"
 # deals the streams out in turn (CUDA_VISIBLE_DEVICES; MLX uses the first GPU it sees).
 #
 # Needs what campaign_gemma270m.sh needs (MLX from the carried wheels, the GGUF chunk
 # wheels in /root/stash, .gpu-data/). Starts the streams in the background and returns;
 # each writes /root/lab/out/campaign-sN.tar.gz and campaign-sN.log as it goes, and
-# touches /root/lab/finished-sN at its end.
+# touches /root/lab/finished-sN at its end. STAGGER=<seconds> waits that long between starts.
 set -eu
 cd "$(dirname "$0")/../.."
 source bench/campaigns/gpu_venv.sh
@@ -46,4 +46,5 @@ for s in $streams; do
   k=$((k + 1))
   (cd "/root/lab/$s" && setsid nohup env $gpu bash bench/campaigns/campaign_gemma270m.sh $s >/root/lab/$s.out 2>&1 < /dev/null &)
   echo "started $s ${gpu:-(all GPUs visible)}"
+  sleep "${STAGGER:-0}"  # seconds between starts: streams loading at once have run out of memory
 done
