@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import olelo
-from olelo.data import find_leaks, read_splits, report_leaks, text_length
+from olelo.data import inputs_sha256, read_splits, text_length, write_split_folder
 from olelo.retrieval import augment
 from olelo.yardstick import TM_SIMILARITY
 
@@ -58,26 +58,15 @@ def main():
         rag[split] = augment(records, s["train"], a.k)
         print(f"{split}: {len(records)} records, {a.k} nearest of {len(s['train'])} training pairs each "
               f"({time.perf_counter() - t:.1f} s)", file=sys.stderr)
-    leaks = find_leaks({**splits, "rag": rag})
-    if leaks:
-        report_leaks(leaks)
-        raise olelo.UserError(f"{len(leaks)} test pair(s) leak into training data; nothing written")
     lengths = {split: [text_length(r) for r in records] for split, records in rag.items()}
     long = {split: {"max": max(n, default=0), "over_max_chars": sum(x > a.max_chars for x in n)}
             for split, n in lengths.items()}
-    files = {}
-    with olelo.atomic_dir(out) as tmp:  # the folder appears whole or not at all
-        for split, records in rag.items():
-            olelo.atomic_write_jsonl(tmp / f"{split}.jsonl", records)
-            files[split] = {"records": len(records), "sha256": olelo.sha256_file(tmp / f"{split}.jsonl")}
-        olelo.atomic_write_json(tmp / "manifest.json", {
-            "made_by": "scripts/retrieval_data.py", "src": str(src),
-            "split": olelo.read_json(src / "manifest.json", "split manifest").get("split"),
-            "k": a.k, "retrieved_from": "train", "similarity": TM_SIMILARITY,
-            "excluded": "the record's own pair (same pair id, either direction)",
-            "inputs_sha256": {str(src / "manifest.json"): olelo.sha256_file(src / "manifest.json")},
-            "prompt_chars": {"max_chars": a.max_chars, **long},
-            "counts": {k: f["records"] for k, f in files.items()}, "files": files})
+    files = write_split_folder(out, rag, {
+        "made_by": "scripts/retrieval_data.py", "src": str(src),
+        "split": olelo.read_json(src / "manifest.json", "split manifest").get("split"),
+        "k": a.k, "retrieved_from": "train", "similarity": TM_SIMILARITY,
+        "excluded": "the record's own pair (same pair id, either direction)",
+        "inputs_sha256": inputs_sha256(src), "prompt_chars": {"max_chars": a.max_chars, **long}}, beside=splits)
     over = sum(x["over_max_chars"] for x in long.values())
     print(f"{out}: " + ", ".join(f"{k} {f['records']}" for k, f in files.items())
           + f"; {over} record(s) longer than {a.max_chars} characters ("
