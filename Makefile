@@ -50,6 +50,10 @@ digits = $(if $(filter 1,$(words $(1))),$(if $(strip $(subst 0,,$(subst 1,,$(sub
   $(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1)))))))))))),,yes))
 check_int = $(if $(call digits,$(value $(1))),,$(error $(1)='$(value $(1))': must be a whole number >= 0))
 check_pos = $(if $(and $(call digits,$(value $(1))),$(subst 0,,$(value $(1)))),,$(error $(1)='$(value $(1))': must be a whole number >= 1))
+# A renamed variable: its old name, given on the command line or in the environment, stops
+# make with the new one (read no longer, it would be ignored without a word).
+renamed = $(if $(filter command line environment override,$(origin $(1))),\
+  $(error $(1)='$(value $(1))': $(1) is now $(2); give $(2)='$(value $(1))' instead))
 # A file holding the values that shape a target, rewritten only when they change: a
 # target that lists it is rebuilt exactly when one of them changed (SEED, BOOTSTRAP, ...).
 .PHONY: FORCE
@@ -359,10 +363,7 @@ NPROC ?= 1
 ## mlx.launch's JSON host list, to train on several machines (instead of NPROC)
 HOSTFILE ?=
 # Old name: BACKEND (too close to MLX_BACKEND).
-ifeq ($(origin BACKEND),command line)
-DIST_BACKEND := $(BACKEND)
-$(info note: BACKEND= is now DIST_BACKEND=)
-endif
+$(call renamed,BACKEND,DIST_BACKEND)
 ## mlx.launch's backend: ring, mpi, nccl (NVIDIA GPUs), jaccl or jaccl-ring (Macs over Thunderbolt 5 RDMA; HOSTFILE)
 DIST_BACKEND ?= ring
 # scripts/launch.py checks that the batch divides by the ranks, resolves BATCH=auto
@@ -414,10 +415,7 @@ runs: | $(VENV)/.installed ## table of all runs (status, iterations, best val lo
 ## the run to evaluate or fuse: latest, a stamp under RUNS_DIR, or a run folder
 RUN ?= latest
 # Old name: CKPTS (too close to fuse's CKPT).
-ifeq ($(origin CKPTS),command line)
-EVAL_CKPTS := $(CKPTS)
-$(info note: CKPTS= is now EVAL_CKPTS=)
-endif
+$(call renamed,CKPTS,EVAL_CKPTS)
 ## checkpoints evaluated beside base: final, best, all, and/or iteration numbers
 EVAL_CKPTS ?= final best
 ## evaluate the first N test sentences only
@@ -592,10 +590,7 @@ mem-profile: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## peak me
 # it uploads the fused folder of the RUN/FUSE_CKPT given on the command line (or FUSED),
 # else the one fused last (fused/latest): `make fuse upload RUN=<stamp> HF_REPO=user/name`.
 # Old name: CKPT (too close to eval's CKPTS).
-ifeq ($(origin CKPT),command line)
-FUSE_CKPT := $(CKPT)
-$(info note: CKPT= is now FUSE_CKPT=)
-endif
+$(call renamed,CKPT,FUSE_CKPT)
 ## the checkpoint fuse and upload use: best (chosen on validation), final, or an iteration number
 FUSE_CKPT ?= best
 ## 1: fuse into a float (dequantized) model
@@ -619,7 +614,7 @@ fuse: | $(VENV)/.installed ## fuse RUN's FUSE_CKPT (best|final|N) into its base:
 	$(RUN_PY) scripts/fuse.py --run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize) $(call flag,--out,$(FUSED))
 
 given = $(filter command line environment override,$(origin $(1)))
-UPLOAD_WHAT = $(if $(FUSED),--fused $(call q,$(FUSED)),$(if $(call given,RUN)$(call given,FUSE_CKPT)$(call given,CKPT),\
+UPLOAD_WHAT = $(if $(FUSED),--fused $(call q,$(FUSED)),$(if $(call given,RUN)$(call given,FUSE_CKPT),\
   --run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize)))
 UPLOAD_ARGS = $(UPLOAD_WHAT) --repo $(call q,$(value HF_REPO)) $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public) \
   $(if $(call on,$(GGUF)),--gguf $(GGUF_TYPE))
