@@ -12,6 +12,8 @@ MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
 .DEFAULT_GOAL := help
 
 ## ---------------------------------------------------------------- settings
+# A default that a script has too (LR_SCHEDULE, EVAL_BATCH, BOOTSTRAP, SHOTS, LOOP_STOP, MIX_K, ...:
+# the table's keys) is olelo/defaults.py's: change both (tests/test_defaults.py checks).
 ## the Python that creates .venv
 PYTHON_SYS ?= python3
 ## the virtualenv folder
@@ -266,9 +268,6 @@ MODEL_DEP := $(if $(filter $(LOCAL_MODELS),$(MODEL:/=)),$(MODEL:/=)/config.json)
 ## ---------------------------------------------------------------- training
 # Each knob of the notes is a variable; unset ones are left to mlx-lm's defaults
 # (or the per-run config.yaml), so `make -n train-large` shows the notes' command.
-# A default the scripts have too (LR_SCHEDULE, PATIENCE, VAL_GEN, VAL_GEN_CAP, KEEP, LOSS,
-# QMATMUL, COMPUTE_DTYPE, RUNS_DIR, ADAPTERS_DIR, NPROC, DIST_BACKEND) is olelo/defaults.py's:
-# change both (tests/test_defaults.py checks).
 ## training iterations (--iters)
 ITERS ?= 200
 ## global batch size (--batch-size; small: 2, large: 1 per rank); auto: the largest that fits memory now

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo.data import inputs_sha256, read_splits, text_length, write_split_folder
 
 
@@ -37,9 +38,10 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--large", required=True)
     p.add_argument("--small", required=True)
-    p.add_argument("--repeat", type=int, default=3, help="K: how many extra copies of the small train set")
+    p.add_argument("--repeat", type=int, default=DEFAULTS["MIX_K"],
+                   help="K: how many extra copies of the small train set (default: %(default)s)")
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=DEFAULTS["SPLIT_SEED"], help="seed of the shuffle (default: %(default)s)")
     a = p.parse_args()
     if a.repeat < 1:
         raise olelo.UserError("--repeat must be at least 1")

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo.data import inputs_sha256, read_splits, text_length, write_split_folder
 from olelo.retrieval import augment
 from olelo.yardstick import TM_SIMILARITY
@@ -36,7 +37,8 @@ from olelo.yardstick import TM_SIMILARITY
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--src", required=True, help="a split folder (train/valid/test.jsonl), e.g. data/finetuning/large")
-    p.add_argument("--k", type=int, default=2, help="how many nearest training pairs each prompt carries")
+    p.add_argument("--k", type=int, default=DEFAULTS["RAG_K"],
+                   help="how many nearest training pairs each prompt carries (default: %(default)s)")
     p.add_argument("--out", required=True)
     p.add_argument("--max-chars", type=int, default=6000,
                    help="count the records longer than this many characters (all turns; default %(default)s)")

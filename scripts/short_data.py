@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo.data import inputs_sha256, read_splits, text_length, write_split_folder
 
 
@@ -30,7 +31,8 @@ def shortest(records: list[dict], n: int) -> list[dict]:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--src", required=True, help="a split folder (train/valid/test.jsonl), e.g. data/finetuning/large")
-    p.add_argument("--train", type=int, default=64, help="how many of the shortest training records")
+    p.add_argument("--train", type=int, default=DEFAULTS["SHORT_N"],
+                   help="how many of the shortest training records (default: %(default)s)")
     p.add_argument("--valid", type=int, default=8, help="how many of the shortest validation records")
     p.add_argument("--out", required=True)
     a = p.parse_args()
