@@ -188,11 +188,13 @@ $(SHORT)/manifest.json: $(LARGE)/manifest.json scripts/short_data.py $(SPLITS)/.
 	$(PY) scripts/short_data.py --src $(LARGE) --train $(SHORT_N) --valid 8 --out $(SHORT)
 
 # DATA=rag: every prompt of the large set (train, valid, test, sealed) carries its RAG_K
-# nearest training pairs by the translation-memory baseline's chrF++ (never its own pair).
+# nearest training pairs by the translation-memory baseline's chrF++ (never its own pair;
+# olelo/yardstick.py holds that similarity, so a change there rebuilds the folder).
 ## DATA=rag: how many nearest training pairs each prompt carries (retrieval-augmented training and evaluation)
 RAG_K ?= 2
 RAG := $(SPLITS)/rag-k$(RAG_K)$(SUFFIX)
-$(RAG)/manifest.json: $(LARGE)/manifest.json scripts/retrieval_data.py olelo/retrieval.py olelo/prompt.py $(SPLITS)/.split-vars
+$(RAG)/manifest.json: $(LARGE)/manifest.json scripts/retrieval_data.py olelo/retrieval.py olelo/prompt.py olelo/yardstick.py \
+  $(SPLITS)/.split-vars
 	$(PY) scripts/retrieval_data.py --src $(LARGE) --k $(RAG_K) --out $(RAG)
 
 .PHONY: data

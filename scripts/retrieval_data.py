@@ -10,8 +10,9 @@ SRC's train split (source, then "=> target"), "Translate:" and the sentence
 (olelo.prompt.retrieval_content). Nearest is the translation-memory baseline's match
 (olelo.retrieval): sentence chrF++ of the training source against the record's source,
 ties to the lower index, same direction. A training record never retrieves its own pair
-(nor, with DIRECTION=both, its other direction). The plain sentence stays in the record's
-"source" field: pair identity, references and the yardstick read it, not the prompt.
+(nor, with DIRECTION=both, its other direction), nor a pair sharing its Hawaiian or English
+text. The plain sentence stays in the record's "source" field: pair identity, references and
+the yardstick read it, not the prompt.
 
 Prompts grow k+1 times or so, and mlx-lm cuts a training example past MAX_SEQ tokens
 (2048 by default). The script counts the records longer than --max-chars characters (all
@@ -67,7 +68,8 @@ def main():
         "made_by": "scripts/retrieval_data.py", "src": str(src),
         "split": olelo.read_json(src / "manifest.json", "split manifest").get("split"),
         "k": a.k, "retrieved_from": "train", "similarity": TM_SIMILARITY,
-        "excluded": "the record's own pair (same pair id, either direction)",
+        "excluded": "the record's own pair (same pair id, either direction) and any pair sharing its "
+                    "Hawaiian or English text (by match key, as the leak check)",
         "inputs_sha256": inputs_sha256(src), "prompt_chars": {"max_chars": a.max_chars, **long}}, beside=splits)
     over = sum(x["over_max_chars"] for x in long.values())
     print(f"{out}: " + ", ".join(f"{k} {f['records']}" for k, f in files.items())
