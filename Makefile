@@ -12,6 +12,8 @@ MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
 .DEFAULT_GOAL := help
 
 ## ---------------------------------------------------------------- settings
+# A default that a script has too (LR_SCHEDULE, EVAL_BATCH, BOOTSTRAP, SHOTS, LOOP_STOP, MIX_K, ...:
+# the table's keys) is olelo/defaults.py's: change both (tests/test_defaults.py checks).
 ## the Python that creates .venv
 PYTHON_SYS ?= python3
 ## the virtualenv folder
@@ -50,6 +52,10 @@ digits = $(if $(filter 1,$(words $(1))),$(if $(strip $(subst 0,,$(subst 1,,$(sub
   $(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1)))))))))))),,yes))
 check_int = $(if $(call digits,$(value $(1))),,$(error $(1)='$(value $(1))': must be a whole number >= 0))
 check_pos = $(if $(and $(call digits,$(value $(1))),$(subst 0,,$(value $(1)))),,$(error $(1)='$(value $(1))': must be a whole number >= 1))
+# A renamed variable: its old name, given on the command line or in the environment, stops
+# make with the new one (read no longer, it would be ignored without a word).
+renamed = $(if $(filter command line environment override,$(origin $(1))),\
+  $(error $(1)='$(value $(1))': $(1) is now $(2); give $(2)='$(value $(1))' instead))
 # A file holding the values that shape a target, rewritten only when they change: a
 # target that lists it is rebuilt exactly when one of them changed (SEED, BOOTSTRAP, ...).
 .PHONY: FORCE
@@ -182,11 +188,13 @@ $(SHORT)/manifest.json: $(LARGE)/manifest.json scripts/short_data.py $(SPLITS)/.
 	$(PY) scripts/short_data.py --src $(LARGE) --train $(SHORT_N) --valid 8 --out $(SHORT)
 
 # DATA=rag: every prompt of the large set (train, valid, test, sealed) carries its RAG_K
-# nearest training pairs by the translation-memory baseline's chrF++ (never its own pair).
+# nearest training pairs by the translation-memory baseline's chrF++ (never its own pair;
+# olelo/yardstick.py holds that similarity, so a change there rebuilds the folder).
 ## DATA=rag: how many nearest training pairs each prompt carries (retrieval-augmented training and evaluation)
 RAG_K ?= 2
 RAG := $(SPLITS)/rag-k$(RAG_K)$(SUFFIX)
-$(RAG)/manifest.json: $(LARGE)/manifest.json scripts/retrieval_data.py olelo/retrieval.py olelo/prompt.py $(SPLITS)/.split-vars
+$(RAG)/manifest.json: $(LARGE)/manifest.json scripts/retrieval_data.py olelo/retrieval.py olelo/prompt.py olelo/yardstick.py \
+  $(SPLITS)/.split-vars
 	$(PY) scripts/retrieval_data.py --src $(LARGE) --k $(RAG_K) --out $(RAG)
 
 .PHONY: data
@@ -262,9 +270,6 @@ MODEL_DEP := $(if $(filter $(LOCAL_MODELS),$(MODEL:/=)),$(MODEL:/=)/config.json)
 ## ---------------------------------------------------------------- training
 # Each knob of the notes is a variable; unset ones are left to mlx-lm's defaults
 # (or the per-run config.yaml), so `make -n train-large` shows the notes' command.
-# A default the scripts have too (LR_SCHEDULE, PATIENCE, VAL_GEN, VAL_GEN_CAP, KEEP, LOSS,
-# QMATMUL, COMPUTE_DTYPE, RUNS_DIR, ADAPTERS_DIR, NPROC, DIST_BACKEND) is olelo/defaults.py's:
-# change both (tests/test_defaults.py checks).
 ## training iterations (--iters)
 ITERS ?= 200
 ## global batch size (--batch-size; small: 2, large: 1 per rank); auto: the largest that fits memory now
@@ -359,10 +364,7 @@ NPROC ?= 1
 ## mlx.launch's JSON host list, to train on several machines (instead of NPROC)
 HOSTFILE ?=
 # Old name: BACKEND (too close to MLX_BACKEND).
-ifeq ($(origin BACKEND),command line)
-DIST_BACKEND := $(BACKEND)
-$(info note: BACKEND= is now DIST_BACKEND=)
-endif
+$(call renamed,BACKEND,DIST_BACKEND)
 ## mlx.launch's backend: ring, mpi, nccl (NVIDIA GPUs), jaccl or jaccl-ring (Macs over Thunderbolt 5 RDMA; HOSTFILE)
 DIST_BACKEND ?= ring
 # scripts/launch.py checks that the batch divides by the ranks, resolves BATCH=auto
@@ -414,10 +416,7 @@ runs: | $(VENV)/.installed ## table of all runs (status, iterations, best val lo
 ## the run to evaluate or fuse: latest, a stamp under RUNS_DIR, or a run folder
 RUN ?= latest
 # Old name: CKPTS (too close to fuse's CKPT).
-ifeq ($(origin CKPTS),command line)
-EVAL_CKPTS := $(CKPTS)
-$(info note: CKPTS= is now EVAL_CKPTS=)
-endif
+$(call renamed,CKPTS,EVAL_CKPTS)
 ## checkpoints evaluated beside base: final, best, all, and/or iteration numbers
 EVAL_CKPTS ?= final best
 ## evaluate the first N test sentences only
@@ -592,10 +591,7 @@ mem-profile: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## peak me
 # it uploads the fused folder of the RUN/FUSE_CKPT given on the command line (or FUSED),
 # else the one fused last (fused/latest): `make fuse upload RUN=<stamp> HF_REPO=user/name`.
 # Old name: CKPT (too close to eval's CKPTS).
-ifeq ($(origin CKPT),command line)
-FUSE_CKPT := $(CKPT)
-$(info note: CKPT= is now FUSE_CKPT=)
-endif
+$(call renamed,CKPT,FUSE_CKPT)
 ## the checkpoint fuse and upload use: best (chosen on validation), final, or an iteration number
 FUSE_CKPT ?= best
 ## 1: fuse into a float (dequantized) model
@@ -619,7 +615,7 @@ fuse: | $(VENV)/.installed ## fuse RUN's FUSE_CKPT (best|final|N) into its base:
 	$(RUN_PY) scripts/fuse.py --run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize) $(call flag,--out,$(FUSED))
 
 given = $(filter command line environment override,$(origin $(1)))
-UPLOAD_WHAT = $(if $(FUSED),--fused $(call q,$(FUSED)),$(if $(call given,RUN)$(call given,FUSE_CKPT)$(call given,CKPT),\
+UPLOAD_WHAT = $(if $(FUSED),--fused $(call q,$(FUSED)),$(if $(call given,RUN)$(call given,FUSE_CKPT),\
   --run $(call q,$(RUN_DIR)) --ckpt $(call q,$(FUSE_CKPT)) $(if $(call on,$(DEQUANTIZE)),--dequantize)))
 UPLOAD_ARGS = $(UPLOAD_WHAT) --repo $(call q,$(value HF_REPO)) $(if $(call on,$(DRY_RUN)),--dry-run) $(if $(call on,$(PUBLIC)),--public) \
   $(if $(call on,$(GGUF)),--gguf $(GGUF_TYPE))

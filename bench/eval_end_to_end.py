@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo import evaluation, generate, header, segment_stats
 
 
@@ -71,10 +72,10 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True)
     p.add_argument("--adapter-path", help="an adapter folder to evaluate (default: the model alone)")
     p.add_argument("--data", required=True, help="a split folder with test.jsonl and train.jsonl")
-    p.add_argument("--n", type=int, default=16, help="the first N test paragraphs (default: %(default)s)")
+    p.add_argument("--n", type=int, default=DEFAULTS["BENCH_N"], help="the first N test paragraphs (default: %(default)s)")
     p.add_argument("--max-tokens", type=int, help="generation cap (default: make eval's, from the references)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["EVAL_BATCH"], help="(default: %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=DEFAULTS["BOOTSTRAP"], help="(default: %(default)s)")
     p.add_argument("--loop-stop", choices=["both", "off", "on"], default="both")
     p.add_argument("--jobs", type=int, help="processes for the score statistics (default: the cores)")
     p.add_argument("--out", help="result file (default: bench/results/eval_end_to_end_<model>_<device>.json)")

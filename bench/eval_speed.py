@@ -24,6 +24,7 @@ from pathlib import Path
 
 from olelo import header
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo import generate
 
 
@@ -42,11 +43,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--n", type=int, default=16, help="sentences the lab's way translates (the first N of --data)")
+    p.add_argument("--n", type=int, default=DEFAULTS["BENCH_N"],
+                   help="sentences the lab's way translates (the first N of --data; default: %(default)s)")
     p.add_argument("--n-processes", type=int, help="sentences the notes' way runs, one process each, "
                    "spread evenly over the N (default: all N)")
     p.add_argument("--max-tokens", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["EVAL_BATCH"], help="(default: %(default)s)")
     p.add_argument("--out", default="bench/results/eval_speed.json")
     a = p.parse_args()
     records = generate.first_records(a.data, a.n)

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo import evaluation, header
 
 LOOP_SHARE = 0.17  # haw->en final outputs that looped in the recipe's runs: 47 of 283 (NOTES.md)
@@ -89,10 +90,11 @@ def main(argv=None) -> int:
     p.add_argument("--data", required=True, help="a split folder with test.jsonl and train.jsonl")
     p.add_argument("--eval-dir", type=Path, help="score this evaluation's outputs instead of synthetic ones")
     p.add_argument("--n", type=int, help="the first N test pairs only (default: all)")
-    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--bootstrap", type=int, default=DEFAULTS["BOOTSTRAP"], help="(default: %(default)s)")
     p.add_argument("--jobs", type=int, help="processes for the statistics (default: the machine's cores)")
     p.add_argument("--cache-dir", type=Path, help="statistics cache (default: a fresh temporary folder)")
-    p.add_argument("--label", default="after", help="names this measurement in the result (before/after)")
+    p.add_argument("--label", default=DEFAULTS["BENCH_LABEL"],
+                   help="names this measurement in the result (before/after; default: %(default)s)")
     p.add_argument("--loop-stop", action="store_true",
                    help="score the outputs the loop stop would make of them (olelo.scores.cut_loop: exactly what "
                         "make eval LOOP_STOP=1 writes from the same greedy run)")

@@ -1,8 +1,9 @@
 """Pairs and splits: a pair's identity (match key, pair id), chat records read as
-(Hawaiian, English), split folders, leaks of held-out text (test, sealed) into
-train/valid, and a split folder's label in run stamps.
+(Hawaiian, English), split folders (reading them; writing one made from another, with
+its manifest), leaks of held-out text (test, sealed) into train/valid, and a split
+folder's label in run stamps.
 Conversion (scripts/convert_fornander.py), splitting (split.py), mixing (mix_data.py,
-short_data.py) and the run identity all use these definitions."""
+short_data.py, retrieval_data.py) and the run identity all use these definitions."""
 
 from __future__ import annotations
 
@@ -131,6 +132,42 @@ def read_splits(root: Path) -> dict[str, dict[str, list[dict]]]:
     if not found:
         raise UserError(f"{root}: no <name>/{{train,valid,test}}.jsonl found; run split.py --out {root} first")
     return found
+
+
+def inputs_sha256(*folders: Path) -> dict[str, str]:
+    """A derived folder's record of the split folders it was made from: each one's
+    manifest.json path and sha256 (write_split_folder never writes over one of them)."""
+    return {str(Path(d) / "manifest.json"): olelo.sha256_file(Path(d) / "manifest.json") for d in folders}
+
+
+def write_split_folder(out: Path, splits: dict[str, list[dict]], manifest: dict,
+                       beside: dict[str, dict[str, list[dict]]], pairs: bool = False) -> dict:
+    """Write a split folder made from others (mix, short, rag): <split>.jsonl for each of
+    `splits` and manifest.json, which is `manifest` followed by "counts" and "files" (each
+    file's records, with pairs=True its distinct pairs too, as split.py counts them, and
+    its sha256). split.py's leakage check runs first, on `splits` together with the folders
+    `beside` it (read_splits of its parent): a leak writes nothing. The folder appears whole
+    or not at all (olelo.atomic_dir). A folder named in the manifest's inputs_sha256 is an
+    input: refused as `out`. Returns "files"."""
+    out = Path(out)
+    for listed in manifest.get("inputs_sha256", {}):
+        if Path(listed).parent.resolve() == out.resolve():
+            raise UserError(f"--out {out} is an input dataset; write the new one to a folder of its own")
+    leaks = find_leaks({**beside, out.name: splits})
+    if leaks:
+        report_leaks(leaks)
+        raise UserError(f"{len(leaks)} test pair(s) leak into training data; nothing written")
+    files = {}
+    with olelo.atomic_dir(out) as tmp:
+        for split, records in splits.items():
+            olelo.atomic_write_bytes(tmp / f"{split}.jsonl", jsonl_bytes(records))
+            files[split] = {"records": len(records),
+                            **({"pairs": len({record_pair_id(r) for r in records})} if pairs else {}),
+                            "sha256": olelo.sha256_file(tmp / f"{split}.jsonl")}
+        counts = {s: {"records": f["records"], "pairs": f["pairs"]} if pairs else f["records"]
+                  for s, f in files.items()}
+        olelo.atomic_write_json(tmp / "manifest.json", {**manifest, "counts": counts, "files": files})
+    return files
 
 
 def dataset_label(data_dir) -> str:

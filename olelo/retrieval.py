@@ -5,19 +5,27 @@ the training source as hypothesis and the record's source as reference, best fir
 to the lowest training index, same direction only. So for k = 1 a test record's example
 is exactly the pair translation memory answers it with.
 
-A record never retrieves its own pair: training pairs with the record's pair id (olelo.data
-.record_pair_id, from the texts) are left out. That also leaves out the pair's other
-direction when DIRECTION=both (same pair id, the source and target swapped), which would
-hand the model its answer."""
+A record never retrieves its own pair, nor any pair that shares a text with it: training
+pairs with the record's pair id (olelo.data.record_pair_id, from the texts) or with its
+Hawaiian or its English (by match key, as the leak check compares them) are left out. That
+leaves out the pair's other direction when DIRECTION=both (same pair id, the source and
+target swapped), and a second version of the pair (the same chant written twice, one
+English): either would hand the model its answer. Held-out records share no text with
+training (the leak check), so this changes nothing for them."""
 
 from __future__ import annotations
 
 import numpy as np
 
 import olelo
-from olelo.data import record_pair_id
+from olelo.data import haw_en, match_key, record_pair_id
 from olelo.prompt import retrieval_record
 from olelo.yardstick import pairwise_chrf
+
+
+def text_keys(record: dict) -> tuple[str, str]:
+    """(Hawaiian, English) of a record by match key: what "shares a text" compares."""
+    return tuple(match_key(text) for text in haw_en(record))
 
 
 def nearest_training_pairs(queries: list[dict], train: list[dict], k: int) -> list[list[int]]:
@@ -27,6 +35,7 @@ def nearest_training_pairs(queries: list[dict], train: list[dict], k: int) -> li
         raise olelo.UserError(f"k = {k}: retrieve at least 1 training pair")
     out: list[list[int]] = [[] for _ in queries]
     train_ids = np.array([record_pair_id(r) for r in train])
+    train_haw, train_en = (np.array(side, dtype=object) for side in zip(*map(text_keys, train)))
     for direction in sorted({q.get("direction", "haw-en") for q in queries}):
         qpos = [i for i, q in enumerate(queries) if q.get("direction", "haw-en") == direction]
         tpos = np.array([j for j, r in enumerate(train) if r.get("direction", "haw-en") == direction], dtype=int)
@@ -35,7 +44,10 @@ def nearest_training_pairs(queries: list[dict], train: list[dict], k: int) -> li
         scores = pairwise_chrf([olelo.record_source_target(train[j])[0] for j in tpos],
                                [olelo.record_source_target(queries[i])[0] for i in qpos])
         for col, i in enumerate(qpos):
-            eligible = train_ids[tpos] != record_pair_id(queries[i])
+            haw, en = text_keys(queries[i])
+            # An empty key (a text of punctuation only) is shared with nothing, as in find_leaks.
+            eligible = ((train_ids[tpos] != record_pair_id(queries[i]))
+                        & ((train_haw[tpos] != haw) | (haw == "")) & ((train_en[tpos] != en) | (en == "")))
             # A stable sort of the negated scores: best first, equal scores by the lower index.
             order = np.argsort(-scores[:, col], kind="stable")
             out[i] = [int(tpos[j]) for j in order[eligible[order]][:k]]

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo import evaluation, ledger, yardstick
 from olelo.identity import dataset_label
 
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
     p.add_argument("--sealed", action="store_true", help="score its sealed.jsonl: one look, recorded in the ledger")
     p.add_argument("--out", type=Path, help="where summary.json/.md go (default: runs/baselines/<label>)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where the ledger is (default: runs)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=DEFAULTS["BOOTSTRAP"], help="bootstrap resamples (default: %(default)s)")
     p.add_argument("--seed", type=int, default=12345, help="bootstrap seed (default: %(default)s)")
     a = p.parse_args(argv)
     if a.bootstrap < 1 or a.seed < 1:

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import olelo
+from olelo.defaults import DEFAULTS
 
 CSV_COLUMNS = ("L1 Hawaiian_Text", "Reference_Translation")
 # Gemma's special tokens, in Gemma's order for the first four.
@@ -64,7 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sliding-window-pattern", type=int, default=6,
                    help="every Nth layer attends globally, as in Gemma 3")
     p.add_argument("--max-position", type=int, default=8192, help="max_position_embeddings")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    p.add_argument("--seed", type=int, default=DEFAULTS["TINY_SEED"], help="seed of the random weights (default: %(default)s)")
     p.add_argument("--q-bits", type=int, default=4, help="bits per weight of --quantized-out")
     p.add_argument("--q-group-size", type=int, default=64,
                    help="quantization group size; must divide the layers' input widths")

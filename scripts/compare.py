@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo import compare, header
 
 
@@ -24,9 +25,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="run stamps or run folders (two or more)")
     p.add_argument("--family", required=True, help="name of the family of tests (the file name of the result)")
-    p.add_argument("--eval", default="eval", help="the evaluation folder of each run (default: %(default)s)")
+    p.add_argument("--eval", default=DEFAULTS["EVAL_NAME"], help="the evaluation folder of each run (default: %(default)s)")
     p.add_argument("--out-dir", type=Path, default=Path("docs/comparisons"))
-    p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples (default: %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=DEFAULTS["BOOTSTRAP"], help="paired bootstrap resamples (default: %(default)s)")
     p.add_argument("--seed", type=int, default=12345, help="bootstrap seed (default: %(default)s)")
     a = p.parse_args(argv)
     if len(a.runs) < 2:

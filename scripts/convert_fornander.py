@@ -68,6 +68,7 @@ from pathlib import Path
 
 from olelo import checks
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo.data import excerpt, pair_id
 from olelo import UserError
 
@@ -227,8 +228,8 @@ def parse_args(argv):
     )
     ap.add_argument("input", type=Path, help="CSV with columns `L1 Hawaiian_Text`, `Reference_Translation`")
     ap.add_argument("-o", "--output", type=Path, required=True, help="chat JSONL to write")
-    ap.add_argument("--direction", choices=(*olelo.DIRECTIONS, "both"), default="haw-en",
-                    help="translation direction(s) to emit (default: haw-en)")
+    ap.add_argument("--direction", choices=(*olelo.DIRECTIONS, "both"), default=DEFAULTS["DIRECTION"],
+                    help="translation direction(s) to emit (default: %(default)s)")
     ap.add_argument("--report", type=Path, help="write a JSON report of kept, dropped and flagged rows")
     ap.add_argument("--drop-misaligned", action="store_true",
                     help="drop rows whose English/Hawaiian character ratio is outside the range")

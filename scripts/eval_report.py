@@ -37,6 +37,7 @@ import sys
 from pathlib import Path
 
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo import records
 from olelo import plots
 from olelo import identity
@@ -295,7 +296,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True)
     p.add_argument("--eval-dir", required=True)
-    p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap samples")
+    p.add_argument("--bootstrap", type=int, default=DEFAULTS["BOOTSTRAP"],
+                   help="paired bootstrap samples (default: %(default)s)")
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--sealed", action="store_true",
                    help="score the SEALED test set (make eval SEALED=1): one look, recorded in <runs>/sealed-ledger.tsv")

@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo import gguf_export
 from olelo.runs import RUNS_DIR, fused_folder
 
@@ -96,10 +97,10 @@ def main(argv=None) -> int:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--fused", help="a fused model folder (scripts/fuse.py's)")
     src.add_argument("--run", help="a run stamp, folder or latest: its fused folder fused/<stamp>-<ckpt>")
-    p.add_argument("--ckpt", default="best", help="with --run: best, final or an iteration (default: %(default)s)")
+    p.add_argument("--ckpt", default=DEFAULTS["FUSE_CKPT"], help="with --run: best, final or an iteration (default: %(default)s)")
     p.add_argument("--dequantize", action="store_true", help="with --run: the -dq fused folder (a 4-bit base)")
     p.add_argument("--runs-dir", default=RUNS_DIR, help="where run stamps are looked up (default: %(default)s)")
-    p.add_argument("--type", default="f16", choices=gguf_export.TYPES, help="tensor type (default: %(default)s)")
+    p.add_argument("--type", default=DEFAULTS["GGUF_TYPE"], choices=gguf_export.TYPES, help="tensor type (default: %(default)s)")
     p.add_argument("-o", "--output", help="the GGUF file (default: beside the folder, <folder>.<type>.gguf)")
     p.add_argument("--check-prompts", type=int, default=3, help="prompts llama.cpp is checked on (default: %(default)s)")
     p.add_argument("--max-tokens", type=int, default=8, help="greedy tokens shown per prompt (default: %(default)s)")

@@ -43,6 +43,7 @@ from importlib import metadata
 from pathlib import Path
 
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo import fused as fused_files
 from olelo import records
 from olelo import identity
@@ -191,7 +192,8 @@ def point_latest(out: Path) -> None:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default="latest", help="run folder, stamp under --runs-dir, or latest (default)")
-    p.add_argument("--ckpt", default="best", help="best (default), final, or a checkpoint's iteration (400, 0000400, ckpt-0000400)")
+    p.add_argument("--ckpt", default=DEFAULTS["FUSE_CKPT"],
+                   help="best, final, or a checkpoint's iteration (400, 0000400, ckpt-0000400) (default: %(default)s)")
     p.add_argument("--dequantize", action="store_true", help="write an unquantized model (mlx_lm.fuse --dequantize)")
     p.add_argument("--out", help="the fused model's folder (default: fused/<stamp>-<ckpt>[-dq])")
     p.add_argument("--runs-dir", default=olelo.runs.RUNS_DIR, help="where stamps and latest are looked up (default: runs)")

@@ -30,10 +30,11 @@ import sys
 from pathlib import Path
 
 import olelo
+from olelo.defaults import DEFAULTS
 
 PINNED = {"llama-cpp-py-sync": "0.11739", "cffi": "2.1.1", "pycparser": "3.12"}
 LLAMA_CPP_TAG = "b11739"
-DEFAULT_DIR = ".llama-runtime"
+DEFAULT_DIR = DEFAULTS["LLAMA_RUNTIME"]
 SHIM = r"""
 /* glibc 2.38's C23 names for four functions; llama.cpp never hands them 0b numbers. */
 #include <stdarg.h>

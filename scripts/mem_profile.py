@@ -71,10 +71,10 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="models/tiny-gemma3", help="model folder or Hub id (default: %(default)s)")
     p.add_argument("--data", default="data/finetuning/large", help="folder with train.jsonl (default: %(default)s)")
-    p.add_argument("--batch-sizes", default="1,2,4", help="comma-separated (default: %(default)s)")
+    p.add_argument("--batch-sizes", default=DEFAULTS["PROFILE_BATCHES"], help="comma-separated (default: %(default)s)")
     p.add_argument("--grad-checkpoint", default="off,on", help="off, on or off,on (default: %(default)s)")
-    p.add_argument("--max-seqs", default="128,512", help="comma-separated --max-seq-length values (default: %(default)s)")
-    p.add_argument("--iters", type=int, default=6, help="training iterations per point (default: %(default)s)")
+    p.add_argument("--max-seqs", default=DEFAULTS["PROFILE_MAX_SEQS"], help="comma-separated --max-seq-length values (default: %(default)s)")
+    p.add_argument("--iters", type=int, default=DEFAULTS["PROFILE_ITERS"], help="training iterations per point (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=2,
                    help="first iterations left out of tok/s and it/s; they include compilation (default: %(default)s)")
     p.add_argument("--num-layers", type=int, default=16,

@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 
 import olelo
-from olelo.data import find_leaks, read_splits, report_leaks, text_length
+from olelo.defaults import DEFAULTS
+from olelo.data import inputs_sha256, read_splits, text_length, write_split_folder
 
 
 def mix(large: dict, small: dict, repeat: int, seed: int) -> dict:
@@ -37,34 +38,21 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--large", required=True)
     p.add_argument("--small", required=True)
-    p.add_argument("--repeat", type=int, default=3, help="K: how many extra copies of the small train set")
+    p.add_argument("--repeat", type=int, default=DEFAULTS["MIX_K"],
+                   help="K: how many extra copies of the small train set (default: %(default)s)")
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=DEFAULTS["SPLIT_SEED"], help="seed of the shuffle (default: %(default)s)")
     a = p.parse_args()
     if a.repeat < 1:
         raise olelo.UserError("--repeat must be at least 1")
     large, small = Path(a.large), Path(a.small)
     splits = read_splits(large.parent)
     mixed = mix(splits[large.name], splits[small.name], a.repeat, a.seed)
-    leaks = find_leaks({**splits, "mix": mixed})
-    if leaks:
-        report_leaks(leaks)
-        raise olelo.UserError(f"{len(leaks)} test pair(s) leak into training data; nothing written")
     out = Path(a.out)
-    if out.resolve() in (large.resolve(), small.resolve()):
-        raise olelo.UserError(f"--out {out} is an input dataset; write the mix to its own folder")
-    split_kind = olelo.read_json(large / "manifest.json", "split manifest").get("split")
-    files = {}
-    with olelo.atomic_dir(out) as tmp:  # the folder appears whole or not at all
-        for split, records in mixed.items():
-            olelo.atomic_write_jsonl(tmp / f"{split}.jsonl", records)
-            files[split] = {"records": len(records), "sha256": olelo.sha256_file(tmp / f"{split}.jsonl")}
-        olelo.atomic_write_json(tmp / "manifest.json", {
-            "made_by": "scripts/mix_data.py", "large": str(large), "small": str(small),
-            "split": split_kind, "repeat": a.repeat,
-            "seed": a.seed, "inputs_sha256": {str(d / "manifest.json"): olelo.sha256_file(d / "manifest.json")
-                                              for d in (large, small)},
-            "counts": {s: f["records"] for s, f in files.items()}, "files": files})
+    write_split_folder(out, mixed, {
+        "made_by": "scripts/mix_data.py", "large": str(large), "small": str(small),
+        "split": olelo.read_json(large / "manifest.json", "split manifest").get("split"), "repeat": a.repeat,
+        "seed": a.seed, "inputs_sha256": inputs_sha256(large, small)}, beside=splits)
     print(f"{out}: train {len(mixed['train'])} (large {len(splits[large.name]['train'])} + small "
           f"{len(splits[small.name]['train'])} x {a.repeat}), valid {len(mixed['valid'])}, test {len(mixed['test'])}",
           file=sys.stderr)

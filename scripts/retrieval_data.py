@@ -10,8 +10,9 @@ SRC's train split (source, then "=> target"), "Translate:" and the sentence
 (olelo.prompt.retrieval_content). Nearest is the translation-memory baseline's match
 (olelo.retrieval): sentence chrF++ of the training source against the record's source,
 ties to the lower index, same direction. A training record never retrieves its own pair
-(nor, with DIRECTION=both, its other direction). The plain sentence stays in the record's
-"source" field: pair identity, references and the yardstick read it, not the prompt.
+(nor, with DIRECTION=both, its other direction), nor a pair sharing its Hawaiian or English
+text. The plain sentence stays in the record's "source" field: pair identity, references and
+the yardstick read it, not the prompt.
 
 Prompts grow k+1 times or so, and mlx-lm cuts a training example past MAX_SEQ tokens
 (2048 by default). The script counts the records longer than --max-chars characters (all
@@ -28,7 +29,8 @@ import time
 from pathlib import Path
 
 import olelo
-from olelo.data import find_leaks, read_splits, report_leaks, text_length
+from olelo.defaults import DEFAULTS
+from olelo.data import inputs_sha256, read_splits, text_length, write_split_folder
 from olelo.retrieval import augment
 from olelo.yardstick import TM_SIMILARITY
 
@@ -36,7 +38,8 @@ from olelo.yardstick import TM_SIMILARITY
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--src", required=True, help="a split folder (train/valid/test.jsonl), e.g. data/finetuning/large")
-    p.add_argument("--k", type=int, default=2, help="how many nearest training pairs each prompt carries")
+    p.add_argument("--k", type=int, default=DEFAULTS["RAG_K"],
+                   help="how many nearest training pairs each prompt carries (default: %(default)s)")
     p.add_argument("--out", required=True)
     p.add_argument("--max-chars", type=int, default=6000,
                    help="count the records longer than this many characters (all turns; default %(default)s)")
@@ -58,26 +61,16 @@ def main():
         rag[split] = augment(records, s["train"], a.k)
         print(f"{split}: {len(records)} records, {a.k} nearest of {len(s['train'])} training pairs each "
               f"({time.perf_counter() - t:.1f} s)", file=sys.stderr)
-    leaks = find_leaks({**splits, "rag": rag})
-    if leaks:
-        report_leaks(leaks)
-        raise olelo.UserError(f"{len(leaks)} test pair(s) leak into training data; nothing written")
     lengths = {split: [text_length(r) for r in records] for split, records in rag.items()}
     long = {split: {"max": max(n, default=0), "over_max_chars": sum(x > a.max_chars for x in n)}
             for split, n in lengths.items()}
-    files = {}
-    with olelo.atomic_dir(out) as tmp:  # the folder appears whole or not at all
-        for split, records in rag.items():
-            olelo.atomic_write_jsonl(tmp / f"{split}.jsonl", records)
-            files[split] = {"records": len(records), "sha256": olelo.sha256_file(tmp / f"{split}.jsonl")}
-        olelo.atomic_write_json(tmp / "manifest.json", {
-            "made_by": "scripts/retrieval_data.py", "src": str(src),
-            "split": olelo.read_json(src / "manifest.json", "split manifest").get("split"),
-            "k": a.k, "retrieved_from": "train", "similarity": TM_SIMILARITY,
-            "excluded": "the record's own pair (same pair id, either direction)",
-            "inputs_sha256": {str(src / "manifest.json"): olelo.sha256_file(src / "manifest.json")},
-            "prompt_chars": {"max_chars": a.max_chars, **long},
-            "counts": {k: f["records"] for k, f in files.items()}, "files": files})
+    files = write_split_folder(out, rag, {
+        "made_by": "scripts/retrieval_data.py", "src": str(src),
+        "split": olelo.read_json(src / "manifest.json", "split manifest").get("split"),
+        "k": a.k, "retrieved_from": "train", "similarity": TM_SIMILARITY,
+        "excluded": "the record's own pair (same pair id, either direction) and any pair sharing its "
+                    "Hawaiian or English text (by match key, as the leak check)",
+        "inputs_sha256": inputs_sha256(src), "prompt_chars": {"max_chars": a.max_chars, **long}}, beside=splits)
     over = sum(x["over_max_chars"] for x in long.values())
     print(f"{out}: " + ", ".join(f"{k} {f['records']}" for k, f in files.items())
           + f"; {over} record(s) longer than {a.max_chars} characters ("

@@ -26,6 +26,7 @@ import argparse
 import json
 
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo.scores import (check_lengths, compare, format_comparison, format_single, read_pair, read_segments,
                         score_report)
 
@@ -37,7 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--field", default="hypothesis", help="JSONL key read from --hyp and --base (default: %(default)s)")
     parser.add_argument("--ref-field", default="reference", help="JSONL key read from --ref (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for --base (default: %(default)s)")
+    parser.add_argument("--bootstrap", type=int, default=DEFAULTS["BOOTSTRAP"], metavar="N", help="bootstrap resamples for --base (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=12345, help="bootstrap seed, > 0; sacrebleu's default is 12345 (default: %(default)s)")
     parser.add_argument("--no-semsim", action="store_true", help="skip semantic similarity (all-MiniLM-L6-v2)")
     args = parser.parse_args(argv)

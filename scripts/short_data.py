@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 
 import olelo
-from olelo.data import find_leaks, read_splits, record_pair_id, report_leaks, text_length
+from olelo.defaults import DEFAULTS
+from olelo.data import inputs_sha256, read_splits, text_length, write_split_folder
 
 
 def shortest(records: list[dict], n: int) -> list[dict]:
@@ -30,7 +31,8 @@ def shortest(records: list[dict], n: int) -> list[dict]:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--src", required=True, help="a split folder (train/valid/test.jsonl), e.g. data/finetuning/large")
-    p.add_argument("--train", type=int, default=64, help="how many of the shortest training records")
+    p.add_argument("--train", type=int, default=DEFAULTS["SHORT_N"],
+                   help="how many of the shortest training records (default: %(default)s)")
     p.add_argument("--valid", type=int, default=8, help="how many of the shortest validation records")
     p.add_argument("--out", required=True)
     a = p.parse_args()
@@ -44,22 +46,11 @@ def main():
     src_manifest = olelo.read_json(src / "manifest.json", "split manifest")
     short = {"train": shortest(s["train"], a.train), "valid": shortest(s["valid"], a.valid), "test": s["test"],
              **({"sealed": s["sealed"]} if "sealed" in s else {})}
-    leaks = find_leaks({**splits, "short": short})
-    if leaks:
-        report_leaks(leaks)
-        raise olelo.UserError(f"{len(leaks)} test pair(s) leak into training data; nothing written")
     out = Path(a.out)
-    files = {}
-    for split, records in short.items():
-        olelo.atomic_write_jsonl(out / f"{split}.jsonl", records)
-        files[split] = {"records": len(records), "pairs": len({record_pair_id(r) for r in records}),
-                        "sha256": olelo.sha256_file(out / f"{split}.jsonl")}
-    olelo.atomic_write_json(out / "manifest.json", {
+    write_split_folder(out, short, {
         "made_by": "scripts/short_data.py", "src": str(src), "split": src_manifest.get("split"),
-        "train": a.train, "valid": a.valid,
-        "inputs_sha256": {str(src / "manifest.json"): olelo.sha256_file(src / "manifest.json")},
-        "counts": {k: {"records": f["records"], "pairs": f["pairs"]} for k, f in files.items()},  # as split.py
-        "files": files})
+        "train": a.train, "valid": a.valid, "inputs_sha256": inputs_sha256(src)},
+        beside=splits, pairs=True)  # counts pairs too, as split.py
     sealed = f", sealed {len(short['sealed'])}" if "sealed" in short else ""
     print(f"{out}: train {len(short['train'])}, valid {len(short['valid'])} (the shortest of {src}), "
           f"test {len(short['test'])}{sealed}", file=sys.stderr)

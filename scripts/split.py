@@ -83,13 +83,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo.data import (find_leaks, haw_en, jsonl_bytes, load_dataset, match_key, read_splits, record_pair_id,
                         report_leaks, text_length)
 from olelo import UserError
 
 from olelo import checks
 
-DEFAULT_BLOCK_SIZE = 50  # pairs; measured in the module docstring
+DEFAULT_BLOCK_SIZE = DEFAULTS["BLOCK_SIZE"]  # pairs; measured in the module docstring
 
 def round_half_up(x: float) -> int:
     return math.floor(x + 0.5)
@@ -342,7 +343,8 @@ def parse_args(argv):
     ap.add_argument("datasets", nargs="*", type=parse_dataset_arg, metavar="NAME=IN.jsonl",
                     help="a dataset name and its chat JSONL from convert_fornander.py")
     ap.add_argument("--out", type=Path, help="folder to write <name>/{train,valid,test}.jsonl into")
-    ap.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
+    ap.add_argument("--seed", type=int, default=DEFAULTS["SPLIT_SEED"],
+                    help="seed for every random choice (default: %(default)s)")
     ap.add_argument("--valid-fraction", type=fraction, default=0.1,
                     help="share of each dataset's pairs outside test (and sealed) that go to valid (default 0.1)")
     ap.add_argument("--test-fraction", type=fraction, default=0.1,
@@ -351,7 +353,7 @@ def parse_args(argv):
                     help="paragraphs (default): test pairs drawn one group at a time; stories: whole blocks "
                          "of consecutive pairs held out, as a dev test and a sealed test")
     ap.add_argument("--block-size", type=positive, metavar="N",
-                    help=f"--by stories: consecutive pairs per block (default {DEFAULT_BLOCK_SIZE})")
+                    help=f"--by stories: consecutive pairs per block (default: {DEFAULT_BLOCK_SIZE})")
     ap.add_argument("--sealed-fraction", type=fraction,
                     help="--by stories: sealed test size as a share of the largest dataset (default: --test-fraction)")
     ap.add_argument("--check", type=Path, metavar="DIR",

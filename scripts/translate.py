@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo import ledger
 from olelo.prompt import COMPLETION_RULE, COMPLETION_TEMPLATE, is_instruction_tuned
 from olelo.generate import (add_decoding_arguments, cap_record, decoding_options, decoding_record, default_max_tokens,
@@ -50,7 +51,8 @@ def main():
     p.add_argument("--ckpt", default="final", help="with --run: base, final, best or an iteration number")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--max-tokens", type=int)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["EVAL_BATCH"],
+                   help="sentences per batch (make: EVAL_BATCH; default: %(default)s)")
     p.add_argument("--limit", type=int, help="only the first N test records")
     p.add_argument("--prompt", choices=["zero-shot", "fewshot", "completion"], default="zero-shot",
                    help="zero-shot: the training prompt; fewshot: --shots train pairs first; completion: a plain "
@@ -58,8 +60,8 @@ def main():
     p.add_argument("--completion-rule", choices=["auto", "always"], default="always",
                    help="with --prompt completion: auto translates only when the model is not instruction-tuned "
                         "by the lab's rule (olelo.prompt.COMPLETION_RULE), else records why not (default: %(default)s)")
-    p.add_argument("--shots", type=int, default=4, help="examples in a fewshot prompt (default: %(default)s)")
-    p.add_argument("--shots-seed", type=int, default=0, help="seed of the examples' draw (default: %(default)s)")
+    p.add_argument("--shots", type=int, default=DEFAULTS["SHOTS"], help="examples in a fewshot prompt (default: %(default)s)")
+    p.add_argument("--shots-seed", type=int, default=DEFAULTS["SEED"], help="seed of the examples' draw (default: %(default)s)")
     p.add_argument("--shots-from", help="train.jsonl to draw examples from (default: beside --data)")
     add_decoding_arguments(p)
     a = p.parse_args()

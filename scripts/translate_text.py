@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import olelo
+from olelo.defaults import DEFAULTS
 from olelo import identity
 from olelo import new_text
 from olelo.generate import add_decoding_arguments, decoding_options, translate
@@ -83,7 +84,7 @@ def read_source(a) -> tuple[str, str, list[dict]]:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default="latest", help="a run stamp, run folder, latest, or base (default: %(default)s)")
-    p.add_argument("--ckpt", default="best", help="best, final or an iteration number (default: %(default)s)")
+    p.add_argument("--ckpt", default=DEFAULTS["FUSE_CKPT"], help="best, final or an iteration number (default: %(default)s)")
     p.add_argument("--runs-dir", default=RUNS_DIR, help="where run stamps are looked up (default: %(default)s)")
     p.add_argument("--model", help="with --run base: the base model folder or Hugging Face id")
     src = p.add_mutually_exclusive_group(required=True)
@@ -93,7 +94,7 @@ def main(argv=None):
     where = p.add_mutually_exclusive_group()
     where.add_argument("-o", "--output", help="output file (default: beside the input, or standard output)")
     where.add_argument("--stdout", action="store_true", help="print a file's translations instead of writing a file")
-    p.add_argument("--batch-size", type=int, default=32, help="sentences per batch (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["EVAL_BATCH"], help="sentences per batch (default: %(default)s)")
     p.add_argument("--max-tokens", type=int, help="tokens generated at most per sentence "
                                                   "(default: twice the longest source + 16)")
     p.add_argument("--prompt", choices=["auto", "chat", "completion"], default="auto",

@@ -417,7 +417,7 @@ def main(argv=None):
 
     repo = check_repo_id(args.repo)
     if args.fused and (args.run or args.ckpt):
-        raise olelo.UserError("name the model once: --fused DIR, or --run/--ckpt (FUSED, or RUN/CKPT)")
+        raise olelo.UserError("name the model once: --fused DIR, or --run/--ckpt (FUSED, or RUN/FUSE_CKPT)")
     if args.preflight:
         if not args.dry_run:
             hf_token()

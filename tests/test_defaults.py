@@ -1,18 +1,25 @@
 """Each default in one place: olelo/defaults.py. The Makefile keeps its `VAR ?= value`
 lines (Make 3.81 reads them without Python); these tests fail when the Makefile's line,
-`make help` or a script's --help says another default than the table."""
+`make help` or a script's --help says another default than the table, or when a script's
+--help does not follow the table when it changes (a default written twice)."""
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from olelo.defaults import DEFAULTS, OPTIONS
+from olelo.defaults import DEFAULTS, OPTIONS, SWITCHES
 
 REPO = Path(__file__).resolve().parents[1]
+VALUED = sorted(set(DEFAULTS) - set(SWITCHES))
+
+
+def script_path(name: str) -> Path:
+    return REPO / (name if "/" in name else f"scripts/{name}")
 
 
 def makefile_defaults() -> dict:
@@ -53,23 +60,59 @@ def test_make_help_shows_the_tables_defaults(run_make):
         assert shown.get(knob) == str(value), f"make help: {knob} (default: {shown.get(knob)}), table: {value!r}"
 
 
-@pytest.fixture(scope="module")
-def script_help():
-    """Each script's --help, as a user runs it (one line per entry: a wide terminal)."""
-    env = {**os.environ, "COLUMNS": "1000"}
+def helps(pythonpath: str) -> dict:
+    """Each script's --help, as a user runs it (one line per entry: a wide terminal), with
+    olelo imported from `pythonpath`."""
+    env = {**os.environ, "COLUMNS": "1000", "PYTHONPATH": pythonpath}
     out = {}
     for name in sorted({s for uses in OPTIONS.values() for s, _ in uses}):
-        r = subprocess.run([sys.executable, str(REPO / "scripts" / name), "--help"], cwd=REPO, env=env,
+        r = subprocess.run([sys.executable, str(script_path(name)), "--help"], cwd=REPO, env=env,
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr[-2000:]
         out[name] = help_entries(r.stdout)
     return out
 
 
-@pytest.mark.parametrize("knob", sorted(DEFAULTS))
+@pytest.fixture(scope="module")
+def script_help():
+    return helps(str(REPO))
+
+
+# A value no default has: where a script's --help shows it, the script read the table.
+SENTINELS = {knob: (7100 + i if isinstance(DEFAULTS[knob], int) else f"t{i}x") for i, knob in enumerate(VALUED)}
+
+
+@pytest.fixture(scope="module")
+def sentinel_help(tmp_path_factory):
+    """The scripts' --help with a copy of olelo whose table holds SENTINELS."""
+    root = tmp_path_factory.mktemp("sentinel")
+    shutil.copytree(REPO / "olelo", root / "olelo", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(root / "olelo" / "defaults.py", "a", encoding="utf-8") as f:
+        f.write(f"\nDEFAULTS.update({SENTINELS!r})\n")
+    return helps(str(root))
+
+
+@pytest.mark.parametrize("knob", VALUED)
 def test_the_scripts_help_shows_the_tables_default(knob, script_help):
     for name, option in OPTIONS[knob]:
         entry = script_help[name].get(option)
         assert entry, f"{name} --help has no {option}"
         assert shown_default(entry) == str(DEFAULTS[knob]), \
             f"{name} --help: {option} shows default {shown_default(entry)}, olelo/defaults.py: {DEFAULTS[knob]!r}"
+
+
+@pytest.mark.parametrize("knob", VALUED)
+def test_the_scripts_take_their_default_from_the_table(knob, sentinel_help):
+    for name, option in OPTIONS[knob]:
+        shown = shown_default(sentinel_help[name].get(option, ""))
+        assert shown == str(SENTINELS[knob]), \
+            f"{name} {option}: its default is written in the script ({shown}), not read from olelo/defaults.py"
+
+
+@pytest.mark.parametrize("knob", SWITCHES)
+def test_a_switch_is_off_by_default_everywhere(knob, script_help):
+    assert DEFAULTS[knob] == 0, f"{knob}: a switch on by default needs a --no-... option that make passes for 0"
+    for name, option in OPTIONS[knob]:
+        entry = script_help[name].get(option)
+        assert entry, f"{name} --help has no {option}"
+        assert entry.split("  ")[0] == option, f"{name} {option}: takes a value; a switch's option is a flag (off)"

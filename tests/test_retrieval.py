@@ -86,6 +86,28 @@ def test_both_directions_never_retrieve_the_other_direction_of_their_pair():
         assert len(idx) == 3  # the other three pairs of its direction
 
 
+def test_a_pair_sharing_a_text_is_never_retrieved():
+    """Two versions of one chant (Hawaiian spelled apart, one English), as the Fornander
+    training split has: each was the other's nearest and handed over the answer verbatim.
+    Same for a shared Hawaiian with another English. The leak check's rule: a text by match key."""
+    pairs = [("E Kaulu-e, awa ia, E Kaulu-e, kikoo-lia.", "Say, Kaulu, turn down; Say, Kaulu, stretch out."),
+             ("E Kaulu e, awaa ia. E Kaulu-e, kikoo-lia.", "Say, Kaulu, turn down. Say, Kaulu, stretch out."),
+             ("Ua hele ke aliʻi i ka moku.", "The chief went to the ship."),
+             ("Ua hele ke aliʻi i ka moku!", "The chief had gone to the ship."),
+             ("Noho ana ka makuakāne ma ka hale.", "The father was living at the house."),
+             ("Ua uwē ka poʻe a pau loa.", "All the people wept.")]
+    train = [olelo.chat_record(h, e, "haw-en", data.pair_id(h, e) + "-haw-en") for h, e in pairs]
+    nearest = retrieval.nearest_training_pairs(train, train, 5)
+    shares = {0: 1, 1: 0, 2: 3, 3: 2}
+    for i, idx in enumerate(nearest):
+        assert shares.get(i) not in idx and i not in idx
+        assert len(idx) == (4 if i in shares else 5)
+    # By chrF++ alone each of them is the other's nearest: only the exclusion keeps it out.
+    scores = yardstick.pairwise_chrf(*[[h for h, _ in pairs]] * 2)
+    for i, other in shares.items():
+        assert max((j for j in range(6) if j != i), key=lambda j: scores[j, i]) == other
+
+
 def test_the_folder_is_deterministic_and_keeps_the_plain_pairs(story_split):
     a, b = build(story_split, 2), build(story_split, 2, "rag-again")
     for split in SPLITS:
@@ -216,3 +238,19 @@ def test_make_builds_rag_for_training(run_make, tmp_path):
     assert f"--data {tmp_path}/rag-k3 " in lora
     bad = run_make("-n", "train-large", "DATA=rag", "RAG_K=0", check=False)
     assert bad.returncode == 2 and "RAG_K='0'" in bad.stderr
+
+
+@pytest.mark.parametrize("changed", ["scripts/retrieval_data.py", "olelo/retrieval.py", "olelo/prompt.py",
+                                     "olelo/yardstick.py"])
+def test_make_rebuilds_rag_when_its_code_changes(run_make, tmp_path, changed):
+    """A folder newer than everything is up to date; the same folder once the code that
+    decides its prompts has changed (make -W: as if just edited) is rebuilt. The similarity
+    lives in olelo/yardstick.py, which the rule did not list: a new similarity left the old
+    prompts in place without a word."""
+    for f in ("large/manifest.json", ".split-vars", "rag-k2/manifest.json"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("{}")
+    fixed = ["-o", f"{tmp_path}/large/manifest.json", "-o", f"{tmp_path}/.split-vars"]
+    target = [f"SPLITS={tmp_path}", f"{tmp_path}/rag-k2/manifest.json"]
+    assert "retrieval_data.py" not in run_make("-n", *fixed, *target).stdout
+    assert "scripts/retrieval_data.py --src" in run_make("-n", *fixed, "-W", changed, *target).stdout

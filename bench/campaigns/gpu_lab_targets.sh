@@ -36,7 +36,7 @@ step() {  # step NAME SECONDS make-args...
 step data 120 data "${COMMON[@]}" DATA_SRC="$DATA_SRC"
 step train "${T_TRAIN:-400}" train-large "${COMMON[@]}" MODEL="$MODEL_DIR" ITERS="${ITERS:-20}" STEPS_PER_EVAL=10 SAVE_EVERY=10 VAL_BATCHES=5
 step eval "${T_EVAL:-300}" eval "${COMMON[@]}" RUN=latest LIMIT="${LIMIT:-8}" MAX_TOKENS="${MAX_TOKENS:-32}" BOOTSTRAP=200
-step fuse "${T_FUSE:-200}" fuse "${COMMON[@]}" RUN=latest CKPT=best FUSED="$LAB/fused/best"
+step fuse "${T_FUSE:-200}" fuse "${COMMON[@]}" RUN=latest FUSE_CKPT=best FUSED="$LAB/fused/best"
 
 printf '%s\n' "${STEPS[@]}" > "$OUTD/lab_steps.txt"
 python3 - "$OUTD" "$LAB" <<'PY'
