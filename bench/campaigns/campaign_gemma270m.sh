@@ -217,7 +217,8 @@ esac
 # stays a small share of each; a third epoch (900 iterations = 3.6 epochs of the 2,000 training
 # pairs, the recipe's 600 being 2.4); rank 16 and all 18 layers on the recipe, seed 0.
 # RAG prompts reach 4,735 tokens (mean 1,379; MAX_SEQ must hold the longest or mlx-lm cuts the
-# answer off). LOSS=chunked (same values, no full logits) and MEM_LIMIT keep nine streams inside
+# answer off). RAG validates every 300 iterations (3 validations, not 5: its prompts are 3.7x
+# longer and the lease short; in pass 1 every seed chose its last one). LOSS=chunked (same values, no full logits) and MEM_LIMIT keep nine streams inside
 # one GPU's memory (pass 1's six unlimited streams peaked near 18 GB each and three failed).
 # Each stream also scores its evaluation here (nice'd, the machine's CPUs being idle): the
 # per-segment statistics it leaves in runs/.segment-stats are fetched with the runs, so the
@@ -230,7 +231,7 @@ score_here() {  # the evaluation folder of runs/latest, as make eval's eval_repo
   save
 }
 H2="$H LOSS=chunked MEM_LIMIT=6"
-RAG="$H LOSS=chunked MEM_LIMIT=12 DATA=rag RAG_K=2 MAX_SEQ=4864"
+RAG="$H STEPS_PER_EVAL=300 SAVE_EVERY=300 LOSS=chunked MEM_LIMIT=12 DATA=rag RAG_K=2 MAX_SEQ=4864"
 case "$PASS" in
   h2a) train_eval h2-rag-s0 train-large $RAG SEED=0; score_here ;;
   h2b) train_eval h2-rag-s1 train-large $RAG SEED=1; score_here ;;
