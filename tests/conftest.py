@@ -163,12 +163,10 @@ def tiny_text(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def _tiny_models(tmp_path_factory, tiny_text):
-    import build_tiny_model
-
     root = tmp_path_factory.mktemp("models")
     out, qout = root / "tiny-gemma3", root / "tiny-gemma3-4bit"
-    build_tiny_model.main(["--text", str(tiny_text), "--out", str(out),
-                           "--quantized-out", str(qout), "--vocab-size", "300"])
+    script("build_tiny_model.py", "--text", tiny_text, "--out", out,
+           "--quantized-out", qout, "--vocab-size", "300", check=True)
     return out, qout
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-import build_tiny_model
 import notes_tables
 import olelo
 from olelo import identity
@@ -48,7 +47,7 @@ def test_another_model_under_the_same_folder_name_is_refused(lab, tmp_path, scra
     lab["train"](model_dir=model, iters=2)
     run_dir = latest(lab)
     # Rebuild the model in place with another seed: same name, same config, other weights.
-    build_tiny_model.main(["--text", str(tiny_text), "--out", str(model), "--vocab-size", "300", "--seed", "7"])
+    script("build_tiny_model.py", "--text", tiny_text, "--out", model, "--vocab-size", "300", "--seed", "7", check=True)
     out = lab["train"](model_dir=model, iters=2, check=False)
     one_line_error(out, f"the model {model}", "weights", "FORCE=1")
     for tool in ("translate.py", "perplexity.py"):
