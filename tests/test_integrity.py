@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-import notes_tables
 import olelo
 from olelo import identity
 from olelo import records
+from olelo import results_tables
 from conftest import PY, REPO, latest, one_line_error, script, upload_env
 
 
@@ -278,7 +278,7 @@ def test_notes_leave_out_evaluations_of_runs_that_did_not_finish(tmp_path):
         olelo.atomic_write_json(d / "manifest.json", {"stamp": stamp, "status": status})
         olelo.atomic_write_json(d / "eval" / "summary.json", {"run": stamp, "checkpoints": {
             "base": {**entry, "iteration": 0}, "final": entry}})
-    table = "\n".join(notes_tables.evaluation_rows(runs, stand_in=False))
+    table = "\n".join(results_tables.evaluation_rows(runs, stand_in=False))
     assert "ok-run" in table and "bad-run" not in table
 
 

@@ -13,9 +13,9 @@ import pytest
 
 from olelo import checks
 from olelo import identity
-import notes_tables
 import olelo
 from olelo import records
+from olelo import results_tables
 from olelo import scores
 from conftest import PY, REPO, SCRIPTS, TINY_PAIRS, latest, one_line_error, script, write_csv
 
@@ -368,7 +368,7 @@ def test_notes_table_has_no_p_beside_equal_scores(tmp_path):
     olelo.atomic_write_json(runs / "r" / "manifest.json", {"stamp": "r", "status": "finished"})
     olelo.atomic_write_json(runs / "r" / "eval" / "summary.json", {"run": "r", "checkpoints": {
         "base": {**entry, "iteration": 0}, "final": {**entry, "vs_base": {"metrics": vs}}}})
-    table = "\n".join(notes_tables.evaluation_rows(runs, stand_in=False))
+    table = "\n".join(results_tables.evaluation_rows(runs, stand_in=False))
     assert "+0.00" in table and "p=" not in table
 
 

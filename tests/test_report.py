@@ -265,12 +265,12 @@ def test_make_report_writes_the_page(lab, run_make):
 
 
 def test_results_md_names_baselines_the_headline_and_the_posthoc_row(lab, tmp_path):
-    import notes_tables
+    from olelo import results_tables
 
     def labels(runs):
-        return [row.split(" | ")[3] for row in notes_tables.evaluation_rows(runs, stand_in=False)]
+        return [row.split(" | ")[3] for row in results_tables.evaluation_rows(runs, stand_in=False)]
 
-    rows = notes_tables.evaluation_rows(lab["runs"], stand_in=False)
+    rows = results_tables.evaluation_rows(lab["runs"], stand_in=False)
     assert labels(lab["runs"]) == ["base", "copy-source", "translation-memory", "length-matched",
                                    "best (chosen on validation)"]
     summary = json.loads((lab["eval_dir"] / "summary.json").read_text())
