@@ -255,9 +255,9 @@ def test_a_corrupt_manifest_is_skipped_by_listings_and_named_by_the_rest(lab, tr
     proc = subprocess.run([PY, str(SCRIPTS / "runs_table.py"), "--runs-dir", str(runs)], capture_output=True, text=True)
     assert proc.returncode == 0 and trained["stamp"] in proc.stdout and "broken-run" not in proc.stdout
     assert "warning: skipped" in proc.stderr and "Traceback" not in proc.stderr
-    import report
+    from olelo import report_page
 
-    assert [r["manifest"]["stamp"] for r in report.collect_runs(runs)] == [trained["stamp"]]
+    assert [r["manifest"]["stamp"] for r in report_page.collect_runs(runs)] == [trained["stamp"]]
     one_line_error(script("translate.py", "--run", bad, "-o", tmp_path / "h.jsonl"), "damaged run record")
     one_line_error(script("fuse.py", "--run", bad), "damaged run record")
 

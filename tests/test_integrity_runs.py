@@ -280,9 +280,9 @@ def test_an_evaluation_is_stale_once_its_run_moves_on(tmp_path):
     reason = records.stale_reason(run, moved, summary)
     assert "1 segment(s)" in reason and "2 segment(s)" in reason
     assert f"| {run.name} | eval |" not in results_tables.build(runs)
-    import report
+    from olelo import report_page
 
-    assert "2 segment(s)" in report.stale_note(run, summary) and "make eval RUN=" in report.stale_note(run, summary)
+    assert "2 segment(s)" in report_page.stale_note(run, summary) and "make eval RUN=" in report_page.stale_note(run, summary)
     # A summary from before the record: its final row must hold the run's final iteration.
     old = {k: v for k, v in summary.items() if k != "run_record"}
     assert records.stale_reason(run, moved, old) is None
