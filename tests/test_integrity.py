@@ -124,24 +124,33 @@ def test_bootstrap_is_part_of_the_summarys_identity(run_make, lab, trained):
 
 # ================================================================ 2. atomic multi-file outputs
 
-def test_a_split_that_dies_midway_leaves_the_old_folder_whole(lab, tmp_path, monkeypatch):
-    import split
+# split.py run as `python scripts/split.py ARGS`, killed (KeyboardInterrupt) after its first file.
+DYING_SPLIT = """
+import runpy, sys
+import olelo
 
+real_write, calls = olelo.atomic_write_bytes, []
+
+def dying_write(path, data):
+    calls.append(path)
+    if len(calls) == 2:  # train.jsonl written, valid.jsonl not: the moment of a kill
+        raise KeyboardInterrupt
+    real_write(path, data)
+
+olelo.atomic_write_bytes = dying_write
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_split_that_dies_midway_leaves_the_old_folder_whole(lab, tmp_path):
     out = tmp_path / "ft"
     shutil.copytree(lab["data"], out / "tiny")
     before = {p.name: p.read_bytes() for p in (out / "tiny").iterdir()}
-    real_write, calls = olelo.atomic_write_bytes, []
-
-    def dying_write(path, data):
-        calls.append(path)
-        if len(calls) == 2:  # train.jsonl written, valid.jsonl not: the moment of a kill
-            raise KeyboardInterrupt
-        real_write(path, data)
-
-    monkeypatch.setattr(olelo, "atomic_write_bytes", dying_write)
-    with pytest.raises(KeyboardInterrupt):
-        split.main(["--out", str(out), "--seed", "5", "--test-fraction", "0.25", "--valid-fraction", "0.2",
-                    f"tiny={lab['root'] / 'pairs.jsonl'}"])
+    killed = subprocess.run([PY, "-c", DYING_SPLIT, str(REPO / "scripts" / "split.py"), "--out", str(out),
+                             "--seed", "5", "--test-fraction", "0.25", "--valid-fraction", "0.2",
+                             f"tiny={lab['root'] / 'pairs.jsonl'}"], capture_output=True, text=True)
+    assert killed.returncode == 130 and "interrupted" in killed.stderr, killed.stderr[-3000:]  # the interrupt
     assert {p.name: p.read_bytes() for p in (out / "tiny").iterdir()} == before
     assert [p.name for p in out.iterdir()] == ["tiny"]  # no temporary folder left either
 
