@@ -174,7 +174,7 @@ def test_a_run_records_what_auto_chose(tmp_path, tiny_train):
 
 
 def test_batch_auto_asks_for_the_profile_of_the_loss_train_will_use():
-    import launch
+    from olelo import launch
 
     def opts(argv):
         return {k: argv[argv.index(k) + 1] for k in ("--loss", "--fine-tune-type")}
