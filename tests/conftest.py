@@ -256,6 +256,18 @@ def one_line_error(out, *needles):
     return errors[0]
 
 
+def mem_profile_options(**settings):
+    """scripts/mem_profile.py's default options as its parse_args leaves them (lists, the loss
+    resolved), with `settings` changed: what olelo.mem_profile.sweep_stamp names a sweep by."""
+    import argparse
+
+    a = {"model": "models/tiny-gemma3", "data": "data/finetuning/large", "batch_sizes": [1, 2, 4],
+         "grad_checkpoint": [False, True], "max_seqs": [128, 512], "iters": 6, "warmup": 2, "num_layers": 16,
+         "seed": 0, "longest_check": True, "longest_only": False, "loss": "default", "memory_limit_gb": None,
+         "quantized_matmul": "quantized"}
+    return argparse.Namespace(**{**a, **settings})
+
+
 def write_csv(path: Path, rows, header=("L1 Hawaiian_Text", "Reference_Translation")):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:

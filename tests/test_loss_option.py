@@ -2,7 +2,6 @@
 trains to the same recorded losses, the choice (auto's resolved) is recorded and kept
 on resume, and a wrong value is refused before anything is written."""
 
-import argparse
 import json
 import subprocess
 import sys
@@ -11,24 +10,11 @@ from pathlib import Path
 import mlx.core as mx
 import pytest
 
+from conftest import mem_profile_options, script
 from olelo import auto_batch, lean_loss, mem_profile, memory
 import olelo
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def script(name, *args) -> subprocess.CompletedProcess:
-    """scripts/NAME run as make runs it."""
-    return subprocess.run([sys.executable, str(REPO / "scripts" / name), *map(str, args)], capture_output=True,
-                          text=True)
-
-
-def sweep(loss) -> argparse.Namespace:
-    """mem_profile.py's default options as its parse_args leaves them, with this (resolved) loss."""
-    return argparse.Namespace(model="models/tiny-gemma3", data="data/finetuning/large", batch_sizes=[1, 2, 4],
-                              grad_checkpoint=[False, True], max_seqs=[128, 512], iters=6, warmup=2, num_layers=16,
-                              seed=0, longest_check=True, longest_only=False, loss=loss, memory_limit_gb=None,
-                              quantized_matmul="quantized")
 
 
 def metrics(run_dir: Path) -> list[dict]:
@@ -137,9 +123,9 @@ def test_make_passes_loss_to_training_and_mem_profile(run_make):
 
 
 def test_profiles_are_told_apart_by_loss(tmp_path):
-    a = sweep("chunked")
+    a = mem_profile_options(loss="chunked")
     assert mem_profile.sweep_stamp(a).endswith("-chunked")
-    assert not mem_profile.sweep_stamp(sweep("default")).endswith("-default")  # old names stay
+    assert not mem_profile.sweep_stamp(mem_profile_options(loss="default")).endswith("-default")  # old names stay
     fit = {"static_bytes": 1}
     for name, loss, created in (("old", None, "2026-11-01"), ("lean", "chunked", "2026-11-02")):
         record = {"model": "models/tiny-gemma3", "fit": fit, "created": created}

@@ -3,35 +3,16 @@ memory_guidelines.py (section between markers), sort_by_length.py and
 auto_batch.py. Hermetic: synthetic measurements, and the session's tiny model
 where a tokenizer is needed."""
 
-import argparse
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 import olelo
+from conftest import mem_profile_options, script
 from olelo import auto_batch, mem_profile, memory, memory_guidelines
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
 STATIC, PER_TOKEN, PER_TOKEN_WIDTH = 2.0e8, {"off": 3.0e5, "on": 1.2e5}, {"off": 150.0, "on": 10.0}
-
-
-def script(name, *args) -> subprocess.CompletedProcess:
-    """scripts/NAME run as make runs it."""
-    return subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args)], capture_output=True, text=True)
-
-
-def sweep(**settings) -> argparse.Namespace:
-    """mem_profile.py's options as its parse_args leaves them (lists, loss resolved), for the stamp."""
-    a = {"model": "models/tiny-gemma3", "data": "data/finetuning/large", "batch_sizes": [1, 2, 4],
-         "grad_checkpoint": [False, True], "max_seqs": [128, 512], "iters": 6, "warmup": 2, "num_layers": 16,
-         "seed": 0, "longest_check": True, "longest_only": False, "loss": "default", "memory_limit_gb": None,
-         "quantized_matmul": "quantized"}
-    return argparse.Namespace(**{**a, **settings})
 
 
 def pick(argv) -> dict:
@@ -105,9 +86,9 @@ def test_fit_with_one_mode_and_too_few_points():
 def test_longest_only_sweep_holds_out_the_largest_batch_not_every_point():
     # --longest-only marks every point longest_only; only the 2048 check points
     # (longest_check) and the hold-out batch are left out of the first fit.
-    a = sweep(longest_only=True, batch_sizes=[1, 2, 4], max_seqs=[512], loss="default")
+    a = mem_profile_options(longest_only=True, batch_sizes=[1, 2, 4], max_seqs=[512], loss="default")
     assert a.longest_only and mem_profile.sweep_stamp(a).endswith("-longest")
-    assert not mem_profile.sweep_stamp(sweep(loss="default")).endswith("-longest")
+    assert not mem_profile.sweep_stamp(mem_profile_options(loss="default")).endswith("-longest")
     rows = [{**p, "status": "ok", "longest_only": True} for p in synthetic_points() if p["batch"] in (1, 2, 4)]
     rows.append({"batch": 1, "width": 1729, "grad_checkpoint": False, "status": "ok", "longest_only": True,
                  "longest_check": True, "peak_bytes": STATIC + 1729 * (PER_TOKEN["off"] + PER_TOKEN_WIDTH["off"] * 1729)})

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import olelo
+from conftest import script
 from olelo import plots
 from olelo import report_page
 
@@ -99,11 +100,7 @@ def lab(tmp_path_factory):
 
 def report(*args, check=True) -> subprocess.CompletedProcess:
     """scripts/report.py, as make report runs it."""
-    proc = subprocess.run([sys.executable, "scripts/report.py", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True)
-    if check:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+    return script("report.py", *args, check=check)
 
 
 def build(lab, *extra) -> str:
