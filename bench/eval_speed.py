@@ -28,13 +28,6 @@ from olelo.defaults import DEFAULTS
 from olelo import generate
 
 
-def spread(records: list, k: int) -> list:
-    """k records spread evenly over `records` (the first, then every len/k-th)."""
-    if not 1 <= k <= len(records):
-        raise olelo.UserError(f"--n-processes {k}: give 1 to {len(records)} (the number of sentences run batched)")
-    return [records[i * len(records) // k] for i in range(k)]
-
-
 def mean_source_chars(records: list) -> float:
     return round(sum(len(olelo.record_source_target(r)[0]) for r in records) / len(records), 1)
 
@@ -52,7 +45,7 @@ def main():
     p.add_argument("--out", default="bench/results/eval_speed.json")
     a = p.parse_args()
     records = generate.first_records(a.data, a.n)
-    sample = spread(records, a.n_processes or len(records))
+    sample = generate.spread(records, a.n_processes or len(records))
     head = header.start(f"make bench-eval MODEL={a.model} BENCH_N={a.n} BENCH_PROCESSES={len(sample)}")
 
     exe = str(Path(sys.executable).with_name("mlx_lm.generate"))

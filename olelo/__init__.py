@@ -17,6 +17,11 @@ scripts in scripts/ parse arguments and call these.
     olelo.trainer  the training loop; olelo.lean_loss the chunked loss
     olelo.memory   the peak-memory model (fit, predict, profiles)
     olelo.gguf_arch  what scripts/convert_gguf.py knows of each GGUF base model and architecture
+    The logic of a script that is more than its command line lives in a module of its own,
+    which its tests import (scripts/x.py runs as a subprocess there): olelo.launch,
+    olelo.splits, olelo.report_page, olelo.results_tables, olelo.demo, olelo.upload,
+    olelo.gguf_convert, olelo.elf, olelo.mem_profile, olelo.memory_guidelines, olelo.bash32,
+    olelo.tiny_tokenizer, olelo.summary_diff, olelo.grad_checkpoint (bench/campaigns').
 
 Installed editable in .venv (`make setup`: pip install --no-deps -e .), so
 `import olelo` works from any script, test or bench file.

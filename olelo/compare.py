@@ -84,6 +84,16 @@ def holm(p_values: dict) -> dict:
     return out
 
 
+def two_recipes(a, b) -> dict:
+    """Student's two-sample t-test (pooled variance) of two recipes' seed runs' corpus chrF++
+    (numpy arrays: bench/campaigns/compare_runs.py's --recipe)."""
+    na, nb = len(a), len(b)
+    pooled = ((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2)
+    t = (b.mean() - a.mean()) / math.sqrt(pooled * (1 / na + 1 / nb))
+    return {"delta_of_means": float(b.mean() - a.mean()), "t": float(t), "df": na + nb - 2,
+            "p": t_two_sided_p(t, na + nb - 2)}
+
+
 # ---------------------------------------------------------------- runs
 
 def recipe_of(stamp: str) -> tuple[str, int | None]:

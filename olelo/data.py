@@ -38,6 +38,28 @@ def excerpt(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[:width] + "…"
 
 
+# An apostrophe or quote before a vowel is an ʻokina written with a look-alike.
+_VOWELS = "aeiouāēīōūAEIOUĀĒĪŌŪ"
+_OKINA_LOOKALIKE = re.compile(f"['`\u2018\u2019\u02bc](?=[{_VOWELS}])")
+
+
+def modern_orthography(haw: str) -> str:
+    """Hawaiian with the ʻokina (U+02BB) where a look-alike stands before a vowel."""
+    return _OKINA_LOOKALIKE.sub("\u02bb", haw)
+
+
+def chat_records(kept: list[dict], direction: str) -> list[dict]:
+    """Kept pairs ({pair_id, haw, en}) as chat records, one per direction asked ("both": each)."""
+    directions = olelo.DIRECTIONS if direction == "both" else (direction,)
+    records = []
+    for p in kept:
+        for d in directions:
+            source, target = (p["haw"], p["en"]) if d == "haw-en" else (p["en"], p["haw"])
+            rec = olelo.chat_record(source, target, d, f"{p['pair_id']}-{d}")
+            records.append({"id": rec.pop("id"), "pair_id": p["pair_id"], **rec})
+    return records
+
+
 SPLITS = ("train", "valid", "test")
 # Held out from training: test (the dev test every eval reads) and sealed (split.py --by
 # stories: a second test never used to choose anything). A folder may lack sealed.jsonl.

@@ -22,6 +22,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 
 import olelo
@@ -293,3 +294,15 @@ def rows_markdown(summary: dict, order: list[str], with_scores: bool = True) -> 
               f"(translation memory and length-matched are scored without TER: it is slow on them)."
               if "empty" in rows else ""]
     return lines
+
+
+# The line `mlx_lm.lora --test` ends with (scripts/perplexity.py reads it).
+TEST_LOSS_RE = re.compile(r"Test loss ([-+0-9.eE]+|nan|inf), Test ppl ([-+0-9.eE]+|nan|inf)\.")
+
+
+def parse_test_loss(output: str) -> tuple[float, float]:
+    """(test loss, test perplexity) from mlx_lm.lora --test's output."""
+    m = TEST_LOSS_RE.search(output)
+    if not m:
+        raise olelo.UserError("mlx_lm.lora --test printed no 'Test loss …, Test ppl ….' line (see its output above)")
+    return float(m[1]), float(m[2])

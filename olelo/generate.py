@@ -62,6 +62,13 @@ def first_records(path, n: int) -> list[dict]:
     return records
 
 
+def spread(records: list, k: int) -> list:
+    """k records spread evenly over `records` (the first, then every len/k-th)."""
+    if not 1 <= k <= len(records):
+        raise olelo.UserError(f"--n-processes {k}: give 1 to {len(records)} (the number of sentences run batched)")
+    return [records[i * len(records) // k] for i in range(k)]
+
+
 def default_max_tokens(tokenizer, records) -> int:
     longest = max(len(tokenizer.encode(olelo.record_source_target(r)[1])) for r in records)
     return math.ceil(1.25 * longest) + 8

@@ -192,6 +192,20 @@ def is_better(record: dict, best: dict | None, select: str) -> bool:
     return record["val_loss"] < best["val_loss"]
 
 
+def replay_early_stop(vals: list[dict], select: str, patience: int) -> dict:
+    """Where Recorder's early stopping would stop on these validation records: the validation
+    it stops at (None: never) and the best one by then (bench/campaigns/early_stop_replay.py)."""
+    best, since = None, 0
+    for v in vals:
+        if is_better(v, best, select):
+            best, since = v, 0
+        else:
+            since += 1
+            if since >= patience:
+                return {"stop": v["iteration"], "best": best["iteration"], "best_value": best[select]}
+    return {"stop": None, "best": best["iteration"], "best_value": best[select]}
+
+
 class Recorder:
     """The trainer's callback: metrics.jsonl, best checkpoint by `select`, early stopping.
 

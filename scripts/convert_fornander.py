@@ -69,7 +69,7 @@ from pathlib import Path
 from olelo import checks
 import olelo
 from olelo.defaults import DEFAULTS
-from olelo.data import excerpt, pair_id
+from olelo.data import chat_records, excerpt, modern_orthography, pair_id
 from olelo import UserError
 
 HAW_COL = "L1 Hawaiian_Text"
@@ -78,16 +78,10 @@ REASONS = ("empty", "duplicate", "near_duplicate", "misaligned")
 BOM = b"\xef\xbb\xbf"
 
 _WHITESPACE = re.compile(r"\s+")
-_VOWELS = "aeiouāēīōūAEIOUĀĒĪŌŪ"
-_OKINA_LOOKALIKE = re.compile(f"['`\u2018\u2019\u02bc](?=[{_VOWELS}])")
 
 
 def clean(text: str) -> str:
     return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
-
-
-def modern_orthography(haw: str) -> str:
-    return _OKINA_LOOKALIKE.sub("\u02bb", haw)
 
 
 def _line_at(data: bytes, offset: int) -> int:
@@ -207,17 +201,6 @@ def convert(pairs, *, min_ratio, max_ratio, drop_misaligned, modern):
                 continue
         kept.append({"pair_id": pid, "haw": haw, "en": en})
     return kept, dropped, flagged
-
-
-def chat_records(kept: list[dict], direction: str) -> list[dict]:
-    directions = olelo.DIRECTIONS if direction == "both" else (direction,)
-    records = []
-    for p in kept:
-        for d in directions:
-            source, target = (p["haw"], p["en"]) if d == "haw-en" else (p["en"], p["haw"])
-            rec = olelo.chat_record(source, target, d, f"{p['pair_id']}-{d}")
-            records.append({"id": rec.pop("id"), "pair_id": p["pair_id"], **rec})
-    return records
 
 
 def parse_args(argv):

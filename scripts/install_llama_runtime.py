@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import olelo
 from olelo.defaults import DEFAULTS
+from olelo.elf import repoint_version, version_needs
 
 PINNED = {"llama-cpp-py-sync": "0.11739", "cffi": "2.1.1", "pycparser": "3.12"}
 LLAMA_CPP_TAG = "b11739"
@@ -57,46 +57,6 @@ def pip_install(target: Path, specs: list[str], wheels: str | None) -> None:
     if r.returncode != 0:
         raise olelo.UserError(f"pip could not install {' '.join(specs)} (exit status {r.returncode}; see above)"
                               + ("" if wheels else "; offline, give --wheels DIR with the pinned wheels"))
-
-
-def version_needs(path: Path) -> list[tuple[int, str]]:
-    """(offset of the vernaux entry, version name) of every version an ELF library needs."""
-    data = path.read_bytes()
-    shoff, = struct.unpack_from("<Q", data, 0x28)
-    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
-    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
-    out = []
-    for s in sections:
-        if s[1] != 0x6FFFFFFE:  # SHT_GNU_verneed
-            continue
-        strtab = sections[s[6]][4]
-        vn = s[4]
-        while True:
-            _, cnt, _, aux, nxt = struct.unpack_from("<HHIII", data, vn)
-            a = vn + aux
-            for _ in range(cnt):
-                _, _, _, name, anext = struct.unpack_from("<IHHII", data, a)
-                out.append((a, data[strtab + name:data.index(b"\0", strtab + name)].decode()))
-                a += anext
-            if not nxt:
-                break
-            vn += nxt
-    return out
-
-
-def repoint_version(path: Path, old: str, new: str) -> int:
-    """Make each `old` version need a copy of the `new` one (same hash and name)."""
-    data = bytearray(path.read_bytes())
-    needs = version_needs(path)
-    keep = next((a for a, name in needs if name == new), None)
-    n = 0
-    for a, name in needs:
-        if name == old and keep is not None:
-            data[a:a + 4] = data[keep:keep + 4]          # vna_hash
-            data[a + 8:a + 12] = data[keep + 8:keep + 12]  # vna_name
-            n += 1
-    path.write_bytes(bytes(data))
-    return n
 
 
 def libraries(pkg: Path) -> list[Path]:

@@ -13,24 +13,14 @@ output, "Test loss X, Test ppl Y.", is pinned by a test against mlx-lm 0.32.2.
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import tempfile
 import sys
 from pathlib import Path
 
 import olelo
+from olelo.evaluation import parse_test_loss
 from olelo.generate import run_eval_inputs
-
-RESULT_RE = re.compile(r"Test loss ([-+0-9.eE]+|nan|inf), Test ppl ([-+0-9.eE]+|nan|inf)\.")
-
-
-def parse_result(output: str) -> tuple[float, float]:
-    m = RESULT_RE.search(output)
-    if not m:
-        raise olelo.UserError("mlx_lm.lora --test printed no 'Test loss …, Test ppl ….' line (see its output above)")
-    return float(m[1]), float(m[2])
-
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,7 +57,7 @@ def measure(a, model: str, test_file: str, adapter) -> int:
     sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-2000:])
     if proc.returncode != 0:
         raise olelo.UserError(f"{' '.join(cmd)} failed with exit status {proc.returncode}")
-    loss, ppl = parse_result(proc.stdout + proc.stderr)
+    loss, ppl = parse_test_loss(proc.stdout + proc.stderr)
     olelo.atomic_write_json(a.output, {"command": cmd, "test_loss": loss, "test_ppl": ppl})
     print(f"{a.ckpt}: test loss {loss:.4f}, ppl {ppl:.2f}", file=sys.stderr)
     return 0

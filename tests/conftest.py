@@ -163,12 +163,10 @@ def tiny_text(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def _tiny_models(tmp_path_factory, tiny_text):
-    import build_tiny_model
-
     root = tmp_path_factory.mktemp("models")
     out, qout = root / "tiny-gemma3", root / "tiny-gemma3-4bit"
-    build_tiny_model.main(["--text", str(tiny_text), "--out", str(out),
-                           "--quantized-out", str(qout), "--vocab-size", "300"])
+    script("build_tiny_model.py", "--text", tiny_text, "--out", out,
+           "--quantized-out", qout, "--vocab-size", "300", check=True)
     return out, qout
 
 
@@ -256,6 +254,18 @@ def one_line_error(out, *needles):
     for needle in needles:
         assert needle in errors[0], (needle, errors[0])
     return errors[0]
+
+
+def mem_profile_options(**settings):
+    """scripts/mem_profile.py's default options as its parse_args leaves them (lists, the loss
+    resolved), with `settings` changed: what olelo.mem_profile.sweep_stamp names a sweep by."""
+    import argparse
+
+    a = {"model": "models/tiny-gemma3", "data": "data/finetuning/large", "batch_sizes": [1, 2, 4],
+         "grad_checkpoint": [False, True], "max_seqs": [128, 512], "iters": 6, "warmup": 2, "num_layers": 16,
+         "seed": 0, "longest_check": True, "longest_only": False, "loss": "default", "memory_limit_gb": None,
+         "quantized_matmul": "quantized"}
+    return argparse.Namespace(**{**a, **settings})
 
 
 def write_csv(path: Path, rows, header=("L1 Hawaiian_Text", "Reference_Translation")):

@@ -4,6 +4,8 @@ header, and its "how to reproduce" uses this repo, not one borrowed machine."""
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,15 @@ from olelo import header
 
 RESULTS = sorted((REPO / "bench" / "results").glob("*.json"))
 BORROWED = re.compile(r"/root/|/work/\.device|\.gpu-[a-z]|/tmp/olelo")
+
+
+def bench(name, *args) -> int:
+    """bench/NAME run as make runs it: its exit status (its output shown when it fails)."""
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / name), *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True)
+    if proc.returncode:
+        print(proc.stdout[-3000:], proc.stderr[-3000:])
+    return proc.returncode
 
 
 def test_top_level_bench_scripts_are_the_make_driven_ones():
@@ -49,7 +60,8 @@ def test_header_records_what_ran_where_and_under_what_load(tmp_path):
 
 
 def test_eval_speed_spreads_its_per_process_sample_over_the_batched_set():
-    from eval_speed import spread
+    from olelo.generate import spread
+
     records = list(range(283))
     sample = spread(records, 16)
     assert len(sample) == 16 and sample[0] == 0 and sample == sorted(set(sample))
@@ -68,7 +80,8 @@ def test_checkpoint_after_cotangent_gives_the_gradients_of_no_checkpoint(tiny_mo
     from mlx_lm.tuner.trainer import default_loss
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
-    from gpu_train_mlx import checkpoint_after_cotangent as patch
+    from olelo.grad_checkpoint import checkpoint_after_cotangent as patch
+
     model, _ = load(str(tiny_model))
     model.freeze()
     linear_to_lora_layers(model, 2, {"rank": 4, "scale": 20.0, "dropout": 0.0})
@@ -115,12 +128,10 @@ def test_the_benchmarks_refuse_no_sentences(tmp_path):
 
 
 def test_score_speed_times_cold_and_warm_scoring_with_equal_scores(tiny_data, tmp_path):
-    import score_speed
-
     out = tmp_path / "score_speed.json"
-    assert score_speed.main(["--data", str(tiny_data), "--bootstrap", "20", "--jobs", "1", "--out", str(out)]) == 0
-    assert score_speed.main(["--data", str(tiny_data), "--n", "3", "--bootstrap", "20", "--jobs", "1",
-                             "--label", "small", "--out", str(out)]) == 0
+    assert bench("score_speed.py", "--data", tiny_data, "--bootstrap", "20", "--jobs", "1", "--out", out) == 0
+    assert bench("score_speed.py", "--data", tiny_data, "--n", "3", "--bootstrap", "20", "--jobs", "1",
+                 "--label", "small", "--out", out) == 0
     result = json.loads(out.read_text())
     assert set(header.FIELDS) <= set(result["header"])
     after, small = result["measurements"]["after"], result["measurements"]["small"]  # the second run kept the first
@@ -131,11 +142,9 @@ def test_score_speed_times_cold_and_warm_scoring_with_equal_scores(tiny_data, tm
 
 
 def test_eval_end_to_end_translates_and_scores_with_the_stop_off_and_on(tiny_model, tiny_data, tmp_path):
-    import eval_end_to_end
-
     out = tmp_path / "e2e.json"
-    assert eval_end_to_end.main(["--model", str(tiny_model), "--data", str(tiny_data), "--n", "3", "--max-tokens", "8",
-                                 "--bootstrap", "20", "--jobs", "1", "--out", str(out)]) == 0
+    assert bench("eval_end_to_end.py", "--model", tiny_model, "--data", tiny_data, "--n", "3", "--max-tokens", "8",
+                 "--bootstrap", "20", "--jobs", "1", "--out", out) == 0
     result = json.loads(out.read_text())
     assert set(header.FIELDS) <= set(result["header"]) and result["paragraphs"] == 3
     off, on = result["results"]["loop_stop_off"], result["results"]["loop_stop_on"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import compare_runs as cr
+from olelo import compare
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench/campaigns/compare_runs.py"
@@ -17,14 +17,14 @@ SCRIPT = REPO / "bench/campaigns/compare_runs.py"
 @pytest.mark.parametrize("df,t,p", [(1, 12.706, 0.05), (2, 4.303, 0.05), (3, 3.182, 0.05), (4, 2.776, 0.05),
                                     (4, 4.604, 0.01), (10, 2.228, 0.05), (30, 2.750, 0.01)])
 def test_t_sf_matches_tables(df, t, p):
-    assert cr.t_sf(t, df) == pytest.approx(p, abs=5e-4)
-    assert cr.t_sf(-t, df) == cr.t_sf(t, df)
+    assert compare.t_two_sided_p(t, df) == pytest.approx(p, abs=5e-4)
+    assert compare.t_two_sided_p(-t, df) == compare.t_two_sided_p(t, df)
 
 
 def test_two_recipes_is_the_pooled_t_test():
     a, b = np.array([24.63, 25.27, 24.50]), np.array([26.06, 25.80, 25.40])
     sp = ((2 * a.var(ddof=1) + 2 * b.var(ddof=1)) / 4) ** 0.5
-    got = cr.two_recipes(a, b)
+    got = compare.two_recipes(a, b)
     assert got["df"] == 4 and got["t"] == pytest.approx((b.mean() - a.mean()) / (sp * (2 / 3) ** 0.5))
     assert got["delta_of_means"] == pytest.approx(b.mean() - a.mean()) and 0 < got["p"] < 0.05
 

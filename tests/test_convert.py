@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 import olelo
-from convert_fornander import modern_orthography
-from olelo.data import match_key, pair_id
+from olelo.data import match_key, modern_orthography, pair_id
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "convert_fornander.py"

@@ -10,9 +10,8 @@ import gguf
 import numpy as np
 import pytest
 
-import convert_gguf
 import olelo
-from olelo import gguf_arch
+from olelo import gguf_arch, gguf_convert
 from conftest import REPO
 
 
@@ -40,16 +39,16 @@ def test_unhandled_tensor_type_is_refused(tmp_path):
     data = np.ones((4, 256), np.float32)
     reader = write_gguf(tmp_path / "m.gguf", "gemma3", {"token_embd.weight": (data, gguf.GGMLQuantizationType.Q4_0)})
     with pytest.raises(olelo.UserError, match=r"tensor type not handled: token_embd.weight \(Q4_0\)"):
-        convert_gguf.read_tensors(reader, tmp_path / "m.gguf", "gemma3", {})
+        gguf_convert.read_tensors(reader, tmp_path / "m.gguf", "gemma3", {})
 
 
 def test_unknown_tensor_name_is_refused_and_norms_lose_their_offset(tmp_path):
     reader = write_gguf(tmp_path / "m.gguf", "gemma3", {"blk.0.attn_norm.weight": (np.full(8, 1.5, np.float32), None),
                                                       "blk.0.mystery.weight": (np.ones(8, np.float32), None)})
     with pytest.raises(olelo.UserError, match="blk.0.mystery.weight has no known Hugging Face name"):
-        convert_gguf.read_tensors(reader, tmp_path / "m.gguf", "gemma3", {})
+        gguf_convert.read_tensors(reader, tmp_path / "m.gguf", "gemma3", {})
     reader = write_gguf(tmp_path / "n.gguf", "gemma3", {"blk.0.attn_norm.weight": (np.full(8, 1.5, np.float32), None)})
-    out = convert_gguf.read_tensors(reader, tmp_path / "n.gguf", "gemma3", {})
+    out = gguf_convert.read_tensors(reader, tmp_path / "n.gguf", "gemma3", {})
     assert np.array_equal(out["model.layers.0.input_layernorm.weight"], np.full(8, 0.5, np.float32))
 
 
@@ -73,7 +72,7 @@ def test_llama_q_and_k_are_unpermuted_per_head(tmp_path):
     reader = write_gguf(tmp_path / "l.gguf", "llama", {"blk.0.attn_q.weight": (llama_cpp_permute(q, 4), q1),
                                                       "blk.0.attn_k.weight": (llama_cpp_permute(k, 2), None),
                                                       "blk.0.ffn_norm.weight": (np.full(32, 1.5, np.float32), None)})
-    out = convert_gguf.read_tensors(reader, tmp_path / "l.gguf", "llama",
+    out = gguf_convert.read_tensors(reader, tmp_path / "l.gguf", "llama",
                                     {"num_attention_heads": 4, "num_key_value_heads": 2})
     assert np.array_equal(out["model.layers.0.self_attn.k_proj.weight"], k)
     # Q4_1 keeps ~4 bits: compare with q quantized the same way, un-permuted
@@ -105,7 +104,7 @@ def test_wheel_folder_missing_a_chunk_is_one_line(tmp_path):
 
 def test_bf16_rounding_is_to_nearest_even():
     x = np.array([1.0, 1.00390625, 1.01171875, -2.5, 3.0e-3], np.float32)
-    bits = convert_gguf.to_bf16_bits(x).astype(np.uint32) << 16
+    bits = gguf_convert.to_bf16_bits(x).astype(np.uint32) << 16
     back = bits.view(np.float32)
     # 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even mantissa (1.0)
     assert back[0] == 1.0 and back[1] == 1.0 and back[2] == np.float32(1.015625) and back[3] == -2.5

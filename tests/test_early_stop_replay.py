@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import early_stop_replay as replay_mod
-from olelo.records import EarlyStop, Recorder
+from olelo.records import EarlyStop, Recorder, replay_early_stop
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench/campaigns/early_stop_replay.py"
@@ -33,14 +32,14 @@ def trainer_stop(tmp_path, select, patience):
 @pytest.mark.parametrize("select", ["val_chrf", "val_loss"])
 @pytest.mark.parametrize("patience", [1, 2, 3, 4])
 def test_replay_stops_where_the_trainer_stops(tmp_path, select, patience):
-    r = replay_mod.replay(VALS, select, patience)
+    r = replay_early_stop(VALS, select, patience)
     assert (r["stop"], r["best"]) == trainer_stop(tmp_path, select, patience)
 
 
 def test_known_stops():
-    assert replay_mod.replay(VALS, "val_chrf", 2) == {"stop": 300, "best": 0, "best_value": 15.7}
-    assert replay_mod.replay(VALS, "val_chrf", 3)["stop"] == 1050  # 20.4 at 600, then 750, 900, 1050 lower
-    assert replay_mod.replay(VALS, "val_loss", 2) == {"stop": None, "best": 900, "best_value": 2.45}
+    assert replay_early_stop(VALS, "val_chrf", 2) == {"stop": 300, "best": 0, "best_value": 15.7}
+    assert replay_early_stop(VALS, "val_chrf", 3)["stop"] == 1050  # 20.4 at 600, then 750, 900, 1050 lower
+    assert replay_early_stop(VALS, "val_loss", 2) == {"stop": None, "best": 900, "best_value": 2.45}
 
 
 def test_cli_writes_json_and_refuses_a_folder_without_metrics(tmp_path):

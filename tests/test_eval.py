@@ -6,8 +6,7 @@ import json
 import pytest
 
 import olelo
-import perplexity
-from olelo import generate
+from olelo import evaluation, generate
 
 
 @pytest.fixture(scope="module")
@@ -299,9 +298,9 @@ def test_fewshot_prompt_holds_the_examples_then_the_sentence(evaluated):
 
 def test_perplexity_line_is_parsed_as_mlx_lm_prints_it():
     out = "Loading pretrained model\nTesting\nTest loss 2.910, Test ppl 18.357.\n"
-    assert perplexity.parse_result(out) == (2.910, 18.357)
+    assert evaluation.parse_test_loss(out) == (2.910, 18.357)
     with pytest.raises(olelo.UserError):
-        perplexity.parse_result("Test loss: 2.9")
+        evaluation.parse_test_loss("Test loss: 2.9")
 
 
 def test_translate_gathers_mlx_lms_counts_over_its_batches(tiny_model, tiny_data):

@@ -16,8 +16,8 @@ import yaml
 from mlx_lm import generate, load
 
 import olelo
-import upload
 from conftest import REPO, TINY_PAIRS
+from olelo import upload
 
 FUSE = str(REPO / "scripts" / "fuse.py")
 UPLOAD = str(REPO / "scripts" / "upload.py")

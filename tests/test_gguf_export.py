@@ -3,6 +3,8 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -136,31 +138,42 @@ def test_llama_cpp_computes_the_tiny_fused_model(fused_final, tmp_path):
     assert len(check["prompts"]) == 2 and all("llama_cpp" in p and "mlx" in p for p in check["prompts"])
 
 
-def test_a_gguf_that_llama_cpp_computes_differently_is_refused_and_removed(fused_final, tmp_path, monkeypatch):
+# export_gguf.py run as `python scripts/export_gguf.py ARGS`, with an export that forgets
+# Gemma's norm offset (norm weights written as they are).
+NORMS_UNCONVERTED = """
+import runpy, sys
+from olelo import gguf_export
+
+right = gguf_export.convert_tensor
+gguf_export.convert_tensor = lambda hf, w, arch, config: w if hf.endswith("norm.weight") else right(hf, w, arch, config)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_gguf_that_llama_cpp_computes_differently_is_refused_and_removed(fused_final, tmp_path):
     """The check is not a formality: an export that forgot Gemma's norm offset loads in
     llama.cpp but computes another model; the file is refused and removed."""
-    import export_gguf
-
-    monkeypatch.setenv("OLELO_LLAMA_RUNTIME", str(llama_runtime()))
-    right = gguf_export.convert_tensor
-    monkeypatch.setattr(gguf_export, "convert_tensor",
-                        lambda hf, w, arch, config: w if hf.endswith("norm.weight") else right(hf, w, arch, config))
+    env = {**os.environ, "OLELO_LLAMA_RUNTIME": str(llama_runtime())}
     out = tmp_path / "wrong.gguf"
-    with pytest.raises(olelo.UserError, match="does not compute the fused model"):
-        export_gguf.main(["--fused", str(fused_final), "-o", str(out), "--check-prompts", "1", "--max-tokens", "2"])
+    args = ["--fused", str(fused_final), "-o", str(out), "--check-prompts", "1", "--max-tokens", "2"]
+
+    def wrong_export():
+        return subprocess.run([sys.executable, "-c", NORMS_UNCONVERTED, str(REPO / "scripts" / "export_gguf.py"),
+                               *args], capture_output=True, text=True, env=env)
+
+    refused = wrong_export()
+    assert refused.returncode == 2 and "does not compute the fused model" in refused.stderr, refused.stderr[-3000:]
     assert not out.exists() and not list(tmp_path.glob(".*"))
     check = json.loads(out.with_name(out.name + ".refused.json").read_text())["check"]
     assert check["max_abs_logprob_diff"] > check["tolerance"] and check["passed"] is False
 
     # a file that passed before stays, with its record, when a later export is refused
-    monkeypatch.setattr(gguf_export, "convert_tensor", right)
-    export_gguf.main(["--fused", str(fused_final), "-o", str(out), "--check-prompts", "1", "--max-tokens", "2"])
+    ok(script("export_gguf.py", *args, env=env))
     before = (out.read_bytes(), out.with_name(out.name + ".json").read_text())
     assert json.loads(before[1])["check"]["passed"] is True
-    monkeypatch.setattr(gguf_export, "convert_tensor",
-                        lambda hf, w, arch, config: w if hf.endswith("norm.weight") else right(hf, w, arch, config))
-    with pytest.raises(olelo.UserError, match="from before is left as it was"):
-        export_gguf.main(["--fused", str(fused_final), "-o", str(out), "--check-prompts", "1", "--max-tokens", "2"])
+    refused = wrong_export()
+    assert refused.returncode == 2 and "from before is left as it was" in refused.stderr, refused.stderr[-3000:]
     assert (out.read_bytes(), out.with_name(out.name + ".json").read_text()) == before
 
 
@@ -264,18 +277,18 @@ def test_the_runtime_installer_reads_and_repoints_elf_version_needs(tmp_path):
     import shutil
     import subprocess
 
-    import install_llama_runtime as rt
+    from olelo import elf
 
     lib = Path("/lib/x86_64-linux-gnu/libm.so.6")
     if not lib.is_file() or not shutil.which("readelf"):
         pytest.skip("needs x86_64 Linux's libm and readelf")
     copy = tmp_path / "libm-copy.so"
     shutil.copy(lib, copy)
-    names = [n for _, n in rt.version_needs(copy)]
+    names = [n for _, n in elf.version_needs(copy)]
     shown = subprocess.run(["readelf", "-V", str(copy)], capture_output=True, text=True).stdout
     needed = [line.split("Name: ")[1].split()[0] for line in shown.split(".gnu.version_r", 1)[1].splitlines()
               if "Name: " in line]
     assert names == needed and "GLIBC_2.4" in names
-    assert rt.repoint_version(copy, "GLIBC_2.4", "GLIBC_2.2.5") == 1
-    after = [n for _, n in rt.version_needs(copy)]
+    assert elf.repoint_version(copy, "GLIBC_2.4", "GLIBC_2.2.5") == 1
+    after = [n for _, n in elf.version_needs(copy)]
     assert "GLIBC_2.4" not in after and after.count("GLIBC_2.2.5") == 2 and len(after) == len(names)

@@ -1,6 +1,7 @@
 """The import graph of the lab's code (olelo/ and scripts/) has no cycle, the
-scripts import the library and never each other (a script's main() nor its internals), and
-no file edits sys.path: the editable install (make setup) makes
+scripts import the library and never each other (a script's main() nor its internals), the
+tests import olelo and never a script or a benchmark (a script's command line is run as a
+subprocess), and no file edits sys.path: the editable install (make setup) makes
 `import olelo` work everywhere.
 
     .venv/bin/python tests/test_imports.py     prints the graph (module -> what it imports)
@@ -9,8 +10,10 @@ no file edits sys.path: the editable install (make setup) makes
 from __future__ import annotations
 
 import ast
+import configparser
 import re
 import sys
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,6 +137,85 @@ def test_no_file_edits_sys_path():
             offenders += [f"{rel}:{n}" for n, line in enumerate(path.read_text().splitlines(), 1)
                           if edits.search(line) and not line.lstrip().startswith("#")]
     assert not offenders, offenders
+
+
+# ---------------------------------------------------------------- what the tests import
+
+# Calls that load a file as a module in the test's own process: a script imported in disguise.
+LOADERS = {"run_path", "run_module", "import_module", "spec_from_file_location", "SourceFileLoader", "__import__"}
+
+
+def script_modules(root: Path = REPO) -> set[str]:
+    """The names the files of scripts/ and bench/ (bench/campaigns/ too) would import as, were
+    their folders on sys.path."""
+    return {p.stem for folder in ("scripts", "bench") for p in (root / folder).rglob("*.py")}
+
+
+def imports_in_tests(tests: Path) -> list[tuple[str, int, str]]:
+    """(file, line, top-level name) of every absolute import in tests/*.py, lazy ones too,
+    and (file, line, "name()") of every call that loads a module from a path or a name."""
+    found = []
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Call):
+                f = node.func
+                name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
+                if name in LOADERS:
+                    found.append((path.name, node.lineno, f"{name}()"))
+            found += [(path.name, node.lineno, n.split(".")[0]) for n in names]
+    return sorted(found)
+
+
+def not_library_imports(root: Path = REPO) -> list[str]:
+    """Imports in tests/ of anything but olelo, the standard library, an installed package or
+    the tests' own files (conftest, tests/fixtures/): a script or benchmark module, or a module
+    loaded by hand."""
+    scripts, tests = script_modules(root), root / "tests"
+    test_files = {p.stem for p in tests.glob("*.py")} | {p.name for p in tests.iterdir() if p.is_dir()}
+    installed = set(packages_distributions())
+    bad = []
+    for name, line, what in imports_in_tests(tests):
+        known = what == "olelo" or what in sys.stdlib_module_names or what in installed or what in test_files
+        if what in scripts or what.endswith("()") or not known:
+            bad.append(f"tests/{name}:{line}: {what}")
+    return bad
+
+
+def test_tests_import_olelo_never_a_script():
+    # A script's logic is reached through olelo/, its command line through a subprocess
+    # ([sys.executable, "scripts/x.py", ...]); scripts/ and bench/ are not on the path.
+    assert not_library_imports() == []
+
+
+def test_the_test_import_check_finds_scripts_lazy_imports_and_loaders(tmp_path):
+    for folder in ("scripts", "bench/campaigns", "tests"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "scripts" / "split.py").write_text("")
+    (tmp_path / "bench" / "campaigns" / "compare_runs.py").write_text("")
+    (tmp_path / "tests" / "conftest.py").write_text("")
+    (tmp_path / "tests" / "test_ok.py").write_text(
+        "import json, os.path\nimport numpy as np\nimport olelo\nfrom olelo.data import pair_id\n"
+        "from conftest import REPO\nPATCH = 'runpy.run_path(sys.argv[0])'  # text a subprocess runs\n")
+    assert not_library_imports(tmp_path) == []
+    (tmp_path / "tests" / "test_bad.py").write_text(
+        "import split\ndef f():\n    from compare_runs import t_sf\n"
+        "    import runpy\n    runpy.run_path('scripts/split.py')\n    import not_installed_anywhere\n")
+    assert not_library_imports(tmp_path) == ["tests/test_bad.py:1: split", "tests/test_bad.py:3: compare_runs",
+                                             "tests/test_bad.py:5: run_path()",
+                                             "tests/test_bad.py:6: not_installed_anywhere"]
+
+
+def test_pytest_puts_no_script_folder_on_the_path():
+    ini = configparser.ConfigParser()
+    ini.read(REPO / "pytest.ini")
+    assert not ini.has_option("pytest", "pythonpath"), "tests import olelo; scripts run as subprocesses"
+    folders = {REPO / "scripts", REPO / "bench", REPO / "bench" / "campaigns"}
+    assert not [p for p in sys.path if p and Path(p).resolve() in folders]
 
 
 if __name__ == "__main__":

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-import build_tiny_model
-import notes_tables
 import olelo
 from olelo import identity
 from olelo import records
+from olelo import results_tables
 from conftest import PY, REPO, latest, one_line_error, script, upload_env
 
 
@@ -48,7 +47,7 @@ def test_another_model_under_the_same_folder_name_is_refused(lab, tmp_path, scra
     lab["train"](model_dir=model, iters=2)
     run_dir = latest(lab)
     # Rebuild the model in place with another seed: same name, same config, other weights.
-    build_tiny_model.main(["--text", str(tiny_text), "--out", str(model), "--vocab-size", "300", "--seed", "7"])
+    script("build_tiny_model.py", "--text", tiny_text, "--out", model, "--vocab-size", "300", "--seed", "7", check=True)
     out = lab["train"](model_dir=model, iters=2, check=False)
     one_line_error(out, f"the model {model}", "weights", "FORCE=1")
     for tool in ("translate.py", "perplexity.py"):
@@ -125,24 +124,33 @@ def test_bootstrap_is_part_of_the_summarys_identity(run_make, lab, trained):
 
 # ================================================================ 2. atomic multi-file outputs
 
-def test_a_split_that_dies_midway_leaves_the_old_folder_whole(lab, tmp_path, monkeypatch):
-    import split
+# split.py run as `python scripts/split.py ARGS`, killed (KeyboardInterrupt) after its first file.
+DYING_SPLIT = """
+import runpy, sys
+import olelo
 
+real_write, calls = olelo.atomic_write_bytes, []
+
+def dying_write(path, data):
+    calls.append(path)
+    if len(calls) == 2:  # train.jsonl written, valid.jsonl not: the moment of a kill
+        raise KeyboardInterrupt
+    real_write(path, data)
+
+olelo.atomic_write_bytes = dying_write
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_split_that_dies_midway_leaves_the_old_folder_whole(lab, tmp_path):
     out = tmp_path / "ft"
     shutil.copytree(lab["data"], out / "tiny")
     before = {p.name: p.read_bytes() for p in (out / "tiny").iterdir()}
-    real_write, calls = olelo.atomic_write_bytes, []
-
-    def dying_write(path, data):
-        calls.append(path)
-        if len(calls) == 2:  # train.jsonl written, valid.jsonl not: the moment of a kill
-            raise KeyboardInterrupt
-        real_write(path, data)
-
-    monkeypatch.setattr(olelo, "atomic_write_bytes", dying_write)
-    with pytest.raises(KeyboardInterrupt):
-        split.main(["--out", str(out), "--seed", "5", "--test-fraction", "0.25", "--valid-fraction", "0.2",
-                    f"tiny={lab['root'] / 'pairs.jsonl'}"])
+    killed = subprocess.run([PY, "-c", DYING_SPLIT, str(REPO / "scripts" / "split.py"), "--out", str(out),
+                             "--seed", "5", "--test-fraction", "0.25", "--valid-fraction", "0.2",
+                             f"tiny={lab['root'] / 'pairs.jsonl'}"], capture_output=True, text=True)
+    assert killed.returncode == 130 and "interrupted" in killed.stderr, killed.stderr[-3000:]  # the interrupt
     assert {p.name: p.read_bytes() for p in (out / "tiny").iterdir()} == before
     assert [p.name for p in out.iterdir()] == ["tiny"]  # no temporary folder left either
 
@@ -279,7 +287,7 @@ def test_notes_leave_out_evaluations_of_runs_that_did_not_finish(tmp_path):
         olelo.atomic_write_json(d / "manifest.json", {"stamp": stamp, "status": status})
         olelo.atomic_write_json(d / "eval" / "summary.json", {"run": stamp, "checkpoints": {
             "base": {**entry, "iteration": 0}, "final": entry}})
-    table = "\n".join(notes_tables.evaluation_rows(runs, stand_in=False))
+    table = "\n".join(results_tables.evaluation_rows(runs, stand_in=False))
     assert "ok-run" in table and "bad-run" not in table
 
 

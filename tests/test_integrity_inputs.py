@@ -13,9 +13,9 @@ import pytest
 
 from olelo import checks
 from olelo import identity
-import notes_tables
 import olelo
 from olelo import records
+from olelo import results_tables
 from olelo import scores
 from conftest import PY, REPO, SCRIPTS, TINY_PAIRS, latest, one_line_error, script, write_csv
 
@@ -255,9 +255,9 @@ def test_a_corrupt_manifest_is_skipped_by_listings_and_named_by_the_rest(lab, tr
     proc = subprocess.run([PY, str(SCRIPTS / "runs_table.py"), "--runs-dir", str(runs)], capture_output=True, text=True)
     assert proc.returncode == 0 and trained["stamp"] in proc.stdout and "broken-run" not in proc.stdout
     assert "warning: skipped" in proc.stderr and "Traceback" not in proc.stderr
-    import report
+    from olelo import report_page
 
-    assert [r["manifest"]["stamp"] for r in report.collect_runs(runs)] == [trained["stamp"]]
+    assert [r["manifest"]["stamp"] for r in report_page.collect_runs(runs)] == [trained["stamp"]]
     one_line_error(script("translate.py", "--run", bad, "-o", tmp_path / "h.jsonl"), "damaged run record")
     one_line_error(script("fuse.py", "--run", bad), "damaged run record")
 
@@ -368,7 +368,7 @@ def test_notes_table_has_no_p_beside_equal_scores(tmp_path):
     olelo.atomic_write_json(runs / "r" / "manifest.json", {"stamp": "r", "status": "finished"})
     olelo.atomic_write_json(runs / "r" / "eval" / "summary.json", {"run": "r", "checkpoints": {
         "base": {**entry, "iteration": 0}, "final": {**entry, "vs_base": {"metrics": vs}}}})
-    table = "\n".join(notes_tables.evaluation_rows(runs, stand_in=False))
+    table = "\n".join(results_tables.evaluation_rows(runs, stand_in=False))
     assert "+0.00" in table and "p=" not in table
 
 

@@ -259,7 +259,7 @@ def test_eval_and_fuse_refuse_a_run_in_training_or_unfinished(lab, unfinished, t
 def test_an_evaluation_is_stale_once_its_run_moves_on(tmp_path):
     from olelo import records
 
-    import notes_tables
+    from olelo import results_tables
 
     runs = tmp_path / "runs"
     run = runs / "large-gemma-3-270m-it8-s0"
@@ -272,17 +272,17 @@ def test_an_evaluation_is_stale_once_its_run_moves_on(tmp_path):
                "checkpoints": {"base": {**row, "iteration": 0}, "final": {**row, "iteration": 8}}}
     olelo.atomic_write_json(run / "eval" / "summary.json", summary)
     assert records.stale_reason(run, manifest, summary) is None
-    assert f"| {run.name} | eval |" in notes_tables.build(runs)
+    assert f"| {run.name} | eval |" in results_tables.build(runs)
 
     # Resumed and ended again (a run evaluated while unfinished): the summary is not its result.
     moved = {**manifest, "ended": "2026-12-02T09:00:00+00:00", "segments": [{"offset": 0}, {"offset": 4}]}
     olelo.atomic_write_json(run / "manifest.json", moved)
     reason = records.stale_reason(run, moved, summary)
     assert "1 segment(s)" in reason and "2 segment(s)" in reason
-    assert f"| {run.name} | eval |" not in notes_tables.build(runs)
-    import report
+    assert f"| {run.name} | eval |" not in results_tables.build(runs)
+    from olelo import report_page
 
-    assert "2 segment(s)" in report.stale_note(run, summary) and "make eval RUN=" in report.stale_note(run, summary)
+    assert "2 segment(s)" in report_page.stale_note(run, summary) and "make eval RUN=" in report_page.stale_note(run, summary)
     # A summary from before the record: its final row must hold the run's final iteration.
     old = {k: v for k, v in summary.items() if k != "run_record"}
     assert records.stale_reason(run, moved, old) is None

@@ -221,21 +221,21 @@ def test_temporaries_of_a_killed_conversion_are_removed_by_the_next(tmp_path):
 def test_a_model_built_without_its_terms_says_they_are_not_there(tmp_path):
     import numpy as np
 
-    import convert_gguf
     from olelo.gguf_arch import BASES
+    from olelo.gguf_convert import terms_line, write_float_folder
 
     config = {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}
     for name, base in BASES.items():
         folder = tmp_path / name
-        convert_gguf.write_float_folder(folder, {"w": np.zeros((2, 2), np.float32)}, config, "{}", {}, base,
-                                        Path("x.gguf"), [], "float32", {})  # no wheels: no extra files
+        write_float_folder(folder, {"w": np.zeros((2, 2), np.float32)}, config, "{}", {}, base,
+                           Path("x.gguf"), [], "float32", {})  # no wheels: no extra files
         readme = (folder / "README.md").read_text()
         terms = base["terms_file"]
         assert not (folder / terms).exists()
         assert f"{terms} is NOT in this folder" in readme and f"{terms} in this folder." not in readme
         assert f"({terms} in this folder)" not in readme and f"is {terms} in this folder" not in readme
         (folder / terms).write_text("terms")
-        assert convert_gguf.terms_line(base, folder) == f"A copy of the terms is {terms} in this folder."
+        assert terms_line(base, folder) == f"A copy of the terms is {terms} in this folder."
 
 
 def test_a_symlink_loop_is_one_line_naming_it(tmp_path):

@@ -2,7 +2,6 @@
 trains to the same recorded losses, the choice (auto's resolved) is recorded and kept
 on resume, and a wrong value is refused before anything is written."""
 
-import importlib
 import json
 import subprocess
 import sys
@@ -11,8 +10,8 @@ from pathlib import Path
 import mlx.core as mx
 import pytest
 
-import mem_profile
-from olelo import lean_loss, memory
+from conftest import mem_profile_options, script
+from olelo import auto_batch, lean_loss, mem_profile, memory
 import olelo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,9 +123,9 @@ def test_make_passes_loss_to_training_and_mem_profile(run_make):
 
 
 def test_profiles_are_told_apart_by_loss(tmp_path):
-    a = mem_profile.parse_args(["--loss", "chunked"])
+    a = mem_profile_options(loss="chunked")
     assert mem_profile.sweep_stamp(a).endswith("-chunked")
-    assert not mem_profile.sweep_stamp(mem_profile.parse_args(["--loss", "default"])).endswith("-default")  # old names stay
+    assert not mem_profile.sweep_stamp(mem_profile_options(loss="default")).endswith("-default")  # old names stay
     fit = {"static_bytes": 1}
     for name, loss, created in (("old", None, "2026-11-01"), ("lean", "chunked", "2026-11-02")):
         record = {"model": "models/tiny-gemma3", "fit": fit, "created": created}
@@ -140,9 +139,9 @@ def test_profiles_are_told_apart_by_loss(tmp_path):
 
 @pytest.mark.slow
 def test_mem_profile_sweeps_with_the_chunked_loss(tmp_path, tiny_model, tiny_data):
-    assert mem_profile.main(["--model", str(tiny_model), "--data", str(tiny_data), "--batch-sizes", "1,2",
-                             "--grad-checkpoint", "off", "--max-seqs", "64", "--iters", "2", "--warmup", "1",
-                             "--no-longest-check", "--loss", "chunked", "--out", str(tmp_path)]) == 0
+    assert script("mem_profile.py", "--model", tiny_model, "--data", tiny_data, "--batch-sizes", "1,2",
+                  "--grad-checkpoint", "off", "--max-seqs", "64", "--iters", "2", "--warmup", "1",
+                  "--no-longest-check", "--loss", "chunked", "--out", tmp_path).returncode == 0
     (out,) = tmp_path.iterdir()
     assert out.name.endswith("-nolc-chunked")
     results = json.loads((out / "results.json").read_text())
@@ -167,14 +166,22 @@ def test_a_run_records_what_auto_chose(tmp_path, tiny_train):
     manifest = json.loads(next((tmp_path / "runs").glob("*/manifest.json")).read_text())
     want = "chunked" if mx.default_device().type == mx.DeviceType.cpu else "default"
     assert manifest["status"] == "finished" and manifest["lab_options"]["loss"] == want
-    for name in ("mem_profile", "auto_batch", "memory_guidelines"):
-        module = importlib.import_module(name)
-        argv = ["--model", "m", "--data", "d"] if name == "auto_batch" else []
-        assert module.parse_args(argv).loss == want, name
+    # What each tool resolves its default --loss to. auto_batch: its options, as launch.py takes them.
+    assert auto_batch.parse_args(["--model", "m", "--data", "d"]).loss == want, "auto_batch"
+    # memory_guidelines.py names the loss it looked for when it finds no profile.
+    out = script("memory_guidelines.py", "--model", "m", "--results-dir", tmp_path / "none")
+    assert out.returncode == 2 and f"with --loss {want} " in out.stderr, "memory_guidelines"
+    # mem_profile.py names its result folder with it (-chunked; mlx-lm's default: no suffix)
+    # before it measures: its one point is cut short (1 s).
+    script("mem_profile.py", "--model", tiny_train.model, "--data", tiny_train.data, "--batch-sizes", "1",
+           "--grad-checkpoint", "off", "--max-seqs", "64", "--iters", "2", "--warmup", "1", "--no-longest-check",
+           "--point-timeout", "1", "--out", tmp_path / "profile")
+    (folder,) = (tmp_path / "profile").iterdir()
+    assert folder.name.endswith("-nolc" if want == "default" else f"-nolc-{want}"), "mem_profile"
 
 
 def test_batch_auto_asks_for_the_profile_of_the_loss_train_will_use():
-    import launch
+    from olelo import launch
 
     def opts(argv):
         return {k: argv[argv.index(k) + 1] for k in ("--loss", "--fine-tune-type")}
@@ -185,6 +192,4 @@ def test_batch_auto_asks_for_the_profile_of_the_loss_train_will_use():
     full = launch.auto_batch_argv(["--loss", "auto"], cmd + ["--fine-tune-type", "full"])
     assert opts(full) == {"--loss": "auto", "--fine-tune-type": "full"}
     # auto_batch.py resolves it as train.py would: never the chunked loss for a full fine-tune
-    import auto_batch
-
     assert auto_batch.parse_args(full).loss == "default"

@@ -8,13 +8,16 @@ import os
 
 import pytest
 
-import auto_batch
-from olelo import memory
-import memory_guidelines
 import olelo
-import sort_by_length
+from conftest import mem_profile_options, script
+from olelo import auto_batch, mem_profile, memory, memory_guidelines
 
 STATIC, PER_TOKEN, PER_TOKEN_WIDTH = 2.0e8, {"off": 3.0e5, "on": 1.2e5}, {"off": 150.0, "on": 10.0}
+
+
+def pick(argv) -> dict:
+    """What auto_batch.py --json prints: olelo.auto_batch's pick for these options (launch.py's call)."""
+    return json.loads(json.dumps(auto_batch.pick(auto_batch.parse_args(argv))))
 
 
 @pytest.fixture
@@ -83,11 +86,9 @@ def test_fit_with_one_mode_and_too_few_points():
 def test_longest_only_sweep_holds_out_the_largest_batch_not_every_point():
     # --longest-only marks every point longest_only; only the 2048 check points
     # (longest_check) and the hold-out batch are left out of the first fit.
-    import mem_profile
-
-    a = mem_profile.parse_args(["--longest-only", "--batch-sizes", "1,2,4", "--max-seqs", "512", "--loss", "default"])
+    a = mem_profile_options(longest_only=True, batch_sizes=[1, 2, 4], max_seqs=[512], loss="default")
     assert a.longest_only and mem_profile.sweep_stamp(a).endswith("-longest")
-    assert not mem_profile.sweep_stamp(mem_profile.parse_args(["--loss", "default"])).endswith("-longest")
+    assert not mem_profile.sweep_stamp(mem_profile_options(loss="default")).endswith("-longest")
     rows = [{**p, "status": "ok", "longest_only": True} for p in synthetic_points() if p["batch"] in (1, 2, 4)]
     rows.append({"batch": 1, "width": 1729, "grad_checkpoint": False, "status": "ok", "longest_only": True,
                  "longest_check": True, "peak_bytes": STATIC + 1729 * (PER_TOKEN["off"] + PER_TOKEN_WIDTH["off"] * 1729)})
@@ -100,8 +101,6 @@ def test_longest_only_sweep_holds_out_the_largest_batch_not_every_point():
 
 def write_results(folder, model="models/tiny-gemma3"):
     """A results.csv/results.json pair as mem_profile.py writes them, from synthetic points."""
-    import mem_profile
-
     rows = []
     for p in synthetic_points():
         rows.append({**p, "model": model, "data": "data/finetuning/large", "max_seq": 2048, "iters": 8, "warmup": 2,
@@ -147,13 +146,13 @@ def aloha_data(tmp_path, model):
 NOTES = "# Notes\n\nbefore\n\n<!-- memory-guidelines:begin -->\nold text\n<!-- memory-guidelines:end -->\n\nafter\n"
 
 
-def test_guidelines_written_between_markers_and_idempotent(tmp_path, capsys):
+def test_guidelines_written_between_markers_and_idempotent(tmp_path):
     folder = tmp_path / "stamp"
     folder.mkdir()
     write_results(folder)
     notes = tmp_path / "NOTES.md"
     notes.write_text(NOTES)
-    assert memory_guidelines.main([str(folder), "--notes", str(notes)]) == 0
+    assert script("memory_guidelines.py", folder, "--notes", notes).returncode == 0
     first = notes.read_text()
     assert first.startswith("# Notes\n\nbefore\n\n<!-- memory-guidelines:begin -->\n## Memory guidelines")
     assert first.endswith("<!-- memory-guidelines:end -->\n\nafter\n")
@@ -164,14 +163,13 @@ def test_guidelines_written_between_markers_and_idempotent(tmp_path, capsys):
     # 16 GB less 20 % = 12.8 GB; at width 1729 without checkpointing a sequence costs
     # 1729 * (3e5 + 150 * 1729) = 967.1 MB: batch 8 fits (2e8 + 8 * 967.1 MB = 7.94 GB), 16 does not (15.7 GB)
     assert "`--batch-size 8`: predicted peak 7.94 GB (batches 1729 wide)" in first
-    assert memory_guidelines.main([str(folder), "--notes", str(notes)]) == 0
+    again = script("memory_guidelines.py", folder, "--notes", notes)
+    assert again.returncode == 0
     assert notes.read_text() == first
-    assert "unchanged" in capsys.readouterr().out
+    assert "unchanged" in again.stdout
 
 
 def test_guidelines_say_when_the_fit_has_no_width_term():
-    import mem_profile
-
     rows = [{**p, "status": "ok", "max_seq": 512, "longest_only": True, "padded_fraction": 0.0, "tok_s": 50.0,
              "warmup_s": 1.0, "load1_start": 1.0, "load1_end": 1.0, "longest_seq": 900}
             for p in synthetic_points() if p["width"] == 129]
@@ -190,8 +188,8 @@ def test_guidelines_without_markers_is_a_clear_error(tmp_path):
     write_results(folder)
     notes = tmp_path / "NOTES.md"
     notes.write_text("# Notes\n\nno markers here\n")
-    with pytest.raises(olelo.UserError, match="memory-guidelines:begin"):
-        memory_guidelines.main([str(folder), "--notes", str(notes)])
+    out = script("memory_guidelines.py", folder, "--notes", notes)
+    assert out.returncode == 2 and "memory-guidelines:begin" in out.stderr  # a UserError
     assert notes.read_text() == "# Notes\n\nno markers here\n"
 
 
@@ -203,7 +201,7 @@ def test_sort_by_length_is_a_stable_sorted_permutation(tmp_path, model):
     rows = [olelo.chat_record(t, t, "haw-en", f"id{i}") for i, t in enumerate(texts)]
     src, out = tmp_path / "train.jsonl", tmp_path / "sorted.jsonl"
     olelo.atomic_write_jsonl(src, rows)
-    assert sort_by_length.main([str(src), "-o", str(out), "--model", str(model)]) == 0
+    assert script("sort_by_length.py", src, "-o", out, "--model", model).returncode == 0
     _, lengths = memory.token_lengths(str(model), out)
     assert lengths == sorted(lengths)
     assert sorted(src.read_text().splitlines()) == sorted(out.read_text().splitlines())
@@ -236,7 +234,7 @@ def test_preflight_warning_names_the_numbers():
     assert memory.preflight_warning(fit, 1000, 16, True, 2048, 2e9) is None  # no checkpointed points: no claim
 
 
-def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model, capsys):
+def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model):
     # Profiles without a "loss" were made with mlx-lm's default loss: so is the run here.
     data, width = aloha_data(tmp_path, model)
     results = tmp_path / "mem-profile"
@@ -244,22 +242,21 @@ def test_auto_batch_uses_newest_profile_for_the_model(tmp_path, model, capsys):
                    old=lambda r: {**r, "created": "2024-01-01", "fit": {**r["fit"], "static_bytes": 5e9}})
     budget = 2.0e8 + 4 * width * (3.0e5 + 150 * width) + 1  # off: exactly batch 4; on: batch 8 fits too
     assert 2.0e8 + 8 * width * (1.2e5 + 10 * width) < budget
-    assert auto_batch.main(["--model", str(model), "--data", str(data), "--results-dir", str(results),
-                            "--available", str(budget / 0.8), "--loss", "default", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = pick(["--model", str(model), "--data", str(data), "--results-dir", str(results),
+                "--available", str(budget / 0.8), "--loss", "default", "--json"])
     assert (out["batch_size"], out["grad_checkpoint"]) == (8, True)
     assert out["source"].endswith("new/results.json") and out["width"] == width
-    assert auto_batch.main(["--model", str(model), "--data", str(data), "--results-dir", str(results),
-                            "--available", str(budget / 0.8), "--loss", "default", "--grad-checkpoint", "off", "--flags"]) == 0
-    assert capsys.readouterr().out == "--batch-size 4\n"
+    flags = script("auto_batch.py", "--model", model, "--data", data, "--results-dir", results,
+                   "--available", budget / 0.8, "--loss", "default", "--grad-checkpoint", "off", "--flags")
+    assert flags.returncode == 0
+    assert flags.stdout == "--batch-size 4\n"
     # A validation split of 3 examples caps the batch: mlx-lm refuses a batch larger than a split.
     olelo.atomic_write_jsonl(data / "valid.jsonl", olelo.read_jsonl(data / "train.jsonl")[:3])
-    assert auto_batch.main(["--model", str(model), "--data", str(data), "--results-dir", str(results),
-                            "--available", str(budget / 0.8), "--loss", "default", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["batch_size"] == 2
+    assert pick(["--model", str(model), "--data", str(data), "--results-dir", str(results),
+                 "--available", str(budget / 0.8), "--loss", "default", "--json"])["batch_size"] == 2
 
 
-def test_auto_batch_uses_the_profile_of_the_runs_loss(tmp_path, model, capsys):
+def test_auto_batch_uses_the_profile_of_the_runs_loss(tmp_path, model):
     # BATCH=auto with LOSS=chunked: a (newer) default-loss profile says nothing about
     # the chunked loss's memory; only a profile made with the chunked loss counts.
     data, width = aloha_data(tmp_path, model)
@@ -270,19 +267,17 @@ def test_auto_batch_uses_the_profile_of_the_runs_loss(tmp_path, model, capsys):
     available = (2.0e8 + width * (3.0e5 + 150 * width) + 1) / 0.8  # default loss, no checkpoint: batch 1 exactly
     args = ["--model", str(model), "--data", str(data), "--results-dir", str(results), "--available", str(available),
             "--grad-checkpoint", "off", "--json", "--loss", "default"]
-    assert auto_batch.main(args) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = pick(args)
     assert out["batch_size"] == 1 and out["source"].startswith(f"fit of {results / 'default' / 'results.json'}")
-    assert auto_batch.main(args + ["--loss", "chunked"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = pick(args + ["--loss", "chunked"])
     assert out["batch_size"] == 8 and out["loss"] == "chunked" and "lean/results.json" in out["source"]
     # No profile with that loss: no silent fallback to the other loss's profile.
     (results / "lean" / "results.json").unlink()
     with pytest.raises(olelo.UserError, match="LOSS=chunked"):
-        auto_batch.main(args + ["--loss", "chunked", "--no-probe"])
+        pick(args + ["--loss", "chunked", "--no-probe"])
 
 
-def test_auto_batch_takes_the_newest_profile_that_measured_the_runs_checkpoint_mode(tmp_path, model, capsys):
+def test_auto_batch_takes_the_newest_profile_that_measured_the_runs_checkpoint_mode(tmp_path, model):
     # A newer profile made without checkpointing says nothing of a checkpointed run: the older
     # one that measured it is used, not a probe.
     data, _ = aloha_data(tmp_path, model)
@@ -296,13 +291,11 @@ def test_auto_batch_takes_the_newest_profile_that_measured_the_runs_checkpoint_m
     write_profiles(results, model, both=None, off=off_only)
     args = ["--model", str(model), "--data", str(data), "--results-dir", str(results), "--available", "1e12",
             "--loss", "default", "--no-probe", "--json"]
-    assert auto_batch.main(args + ["--grad-checkpoint", "on"]) == 0
-    assert "both/results.json" in json.loads(capsys.readouterr().out)["source"]
-    assert auto_batch.main(args + ["--grad-checkpoint", "off"]) == 0
-    assert "off/results.json" in json.loads(capsys.readouterr().out)["source"]
+    assert "both/results.json" in pick(args + ["--grad-checkpoint", "on"])["source"]
+    assert "off/results.json" in pick(args + ["--grad-checkpoint", "off"])["source"]
 
 
-def test_auto_batch_combines_one_profile_per_checkpoint_mode(tmp_path, model, capsys):
+def test_auto_batch_combines_one_profile_per_checkpoint_mode(tmp_path, model):
     # GRAD_CKPT=auto wants both modes; a profile of each (mem-profile run once per GRAD_CKPT)
     # serves as well as one profile of both, each mode with its own static term, rather than a
     # probe (on CUDA four probe runs took 256 s).
@@ -321,18 +314,17 @@ def test_auto_batch_combines_one_profile_per_checkpoint_mode(tmp_path, model, ca
     write_profiles(results, model, off=only("off", 2.0e8), on=only("on", static_on))
     args = ["--model", str(model), "--data", str(data), "--results-dir", str(results), "--available", str(budget / 0.8),
             "--loss", "default", "--no-probe", "--json"]
-    assert auto_batch.main(args) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = pick(args)
     assert (out["batch_size"], out["grad_checkpoint"]) == (4, False)
     assert out["per_mode"]["on"]["largest"] == 2 and out["per_mode"]["off"]["largest"] == 4
     assert "off/results.json (gc off)" in out["source"] and "on/results.json (gc on)" in out["source"]
     assert out["fit"]["static_bytes_per_mode"] == {"off": 2.0e8, "on": static_on}
     (results / "on" / "results.json").unlink()  # one mode alone does not serve GRAD_CKPT=auto
     with pytest.raises(olelo.UserError, match="no mem-profile results"):
-        auto_batch.main(args)
+        pick(args)
 
 
-def test_under_a_memory_limit_auto_batch_takes_a_profile_measured_at_the_need(tmp_path, model, capsys):
+def test_under_a_memory_limit_auto_batch_takes_a_profile_measured_at_the_need(tmp_path, model):
     # MEM_LIMIT: the peak stays near the limit unless a step needs more, so BATCH=auto goes by
     # the need: only a profile whose every point ran past its limit counts, and the budget is
     # at most the limit.
@@ -349,21 +341,18 @@ def test_under_a_memory_limit_auto_batch_takes_a_profile_measured_at_the_need(tm
     available = (2.0e8 + width * (3.0e5 + 150 * width) + 1) / 0.8  # own-limit profile: batch 1 exactly
     args = ["--model", str(model), "--data", str(data), "--results-dir", str(results), "--available", str(available),
             "--grad-checkpoint", "off", "--loss", "default", "--json"]
-    assert auto_batch.main(args) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = pick(args)
     assert out["batch_size"] == 1 and "own/results.json" in out["source"] and out["memory_limit_gb"] is None
-    assert auto_batch.main(args + ["--memory-limit-gb", "100"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = pick(args + ["--memory-limit-gb", "100"])
     assert out["batch_size"] == 8 and "need/results.json" in out["source"] and out["budget_bytes"] == available * 0.8
     limit = (2.0e8 + 2 * width * (3.0e5 + 150 * width) / 8 + 10) / 1e9  # the need of batch 2, just
-    assert auto_batch.main(args + ["--memory-limit-gb", repr(limit)]) == 0  # the limit binds
-    out = json.loads(capsys.readouterr().out)
+    out = pick(args + ["--memory-limit-gb", repr(limit)])  # the limit binds
     assert out["batch_size"] == 2 and out["budget_bytes"] == pytest.approx(limit * 1e9)
     (results / "need" / "results.json").unlink()
     with pytest.raises(olelo.UserError, match="measured at the need.*MEM_LIMIT=0.001"):
-        auto_batch.main(args + ["--memory-limit-gb", "100", "--no-probe"])
+        pick(args + ["--memory-limit-gb", "100", "--no-probe"])
     with pytest.raises(olelo.UserError, match="--memory-limit-gb"):
-        auto_batch.main(args + ["--memory-limit-gb", "0"])
+        pick(args + ["--memory-limit-gb", "0"])
 
 
 def test_set_memory_limit_sets_mlx_limit_and_refuses_non_positive():
@@ -445,28 +434,25 @@ def test_guidelines_of_a_profile_under_a_limit_say_to_train_under_it(tmp_path):
 
 
 def test_mem_profile_refuses_a_non_positive_memory_limit(model):
-    import mem_profile
-
-    with pytest.raises(olelo.UserError, match="--memory-limit-gb"):
-        mem_profile.main(["--model", str(model), "--memory-limit-gb", "0"])
+    out = script("mem_profile.py", "--model", model, "--memory-limit-gb", "0")
+    assert out.returncode == 2 and "--memory-limit-gb" in out.stderr  # a UserError
 
 
 # ---------------------------------------------------------------- mem_profile end to end
 
 @pytest.mark.slow
-def test_mem_profile_sweep_writes_results_and_fit(tmp_path, model, request, capsys):
+def test_mem_profile_sweep_writes_results_and_fit(tmp_path, model, request):
     """Two real points (batch 1 and 2) in subprocesses on the tiny model: ~10 s."""
     import csv
-
-    import mem_profile
 
     try:
         data = request.getfixturevalue("tiny_data")
     except pytest.FixtureLookupError:
         pytest.skip("no tiny_data fixture in tests/conftest.py")
-    assert mem_profile.main(["--model", str(model), "--data", str(data), "--batch-sizes", "1,2",
-                             "--grad-checkpoint", "off", "--max-seqs", "64", "--iters", "2", "--warmup", "1",
-                             "--no-longest-check", "--loss", "default", "--out", str(tmp_path / "runs")]) == 0
+    swept = script("mem_profile.py", "--model", model, "--data", data, "--batch-sizes", "1,2",
+                   "--grad-checkpoint", "off", "--max-seqs", "64", "--iters", "2", "--warmup", "1",
+                   "--no-longest-check", "--loss", "default", "--out", tmp_path / "runs")
+    assert swept.returncode == 0, swept.stderr[-3000:]
     out = tmp_path / "runs" / f"{data.name}-{model.name}-bs1.2-gc0-ms64-it2w1-L16-s0-nolc"
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [(r["batch"], r["status"]) for r in rows] == [("1", "ok"), ("2", "ok")]
@@ -475,13 +461,13 @@ def test_mem_profile_sweep_writes_results_and_fit(tmp_path, model, request, caps
     results = json.loads((out / "results.json").read_text())
     assert results["fit"]["n_points"] == 2 and results["heldout_check"] is None
     assert (out / "memory.png").stat().st_size > 0
-    assert "fit: static" in capsys.readouterr().out
+    assert "fit: static" in swept.stdout
     assert results["memory_limit_gb"] is None and all(r["memory_limit_gb"] is None for r in results["rows"])
     # Under --memory-limit-gb the points' MLX runs with that limit, and the stamp says so.
-    assert mem_profile.main(["--model", str(model), "--data", str(data), "--batch-sizes", "1,2",
-                             "--grad-checkpoint", "off", "--max-seqs", "64", "--iters", "2", "--warmup", "1",
-                             "--no-longest-check", "--loss", "default", "--memory-limit-gb", "0.001",
-                             "--out", str(tmp_path / "runs")]) == 0
+    assert script("mem_profile.py", "--model", model, "--data", data, "--batch-sizes", "1,2",
+                  "--grad-checkpoint", "off", "--max-seqs", "64", "--iters", "2", "--warmup", "1",
+                  "--no-longest-check", "--loss", "default", "--memory-limit-gb", "0.001",
+                  "--out", tmp_path / "runs").returncode == 0
     results = json.loads((out.with_name(out.name + "-lim0.001") / "results.json").read_text())
     assert results["memory_limit_gb"] == 0.001
     assert [r["memory_limit_bytes"] for r in results["rows"]] == [1_000_000, 1_000_000]
@@ -492,12 +478,10 @@ def test_mem_profile_sweep_writes_results_and_fit(tmp_path, model, request, caps
 def test_mem_profile_measures_the_dense_quantized_matmul_apart(tmp_path, tiny_model_4bit, tiny_data):
     """A 4-bit model's point with --quantized-matmul dense switches its layers (recorded) and
     the stamp says -qdense, so BATCH=auto and the guidelines take it for dense runs only."""
-    import mem_profile
-
     args = ["--model", str(tiny_model_4bit), "--data", str(tiny_data), "--batch-sizes", "2", "--grad-checkpoint",
             "off", "--max-seqs", "64", "--iters", "2", "--warmup", "1", "--no-longest-check", "--loss", "default",
             "--out", str(tmp_path)]
-    mem_profile.main(args + ["--quantized-matmul", "dense"])  # one point: no fit (exit 1), rows kept
+    script("mem_profile.py", *args, "--quantized-matmul", "dense")  # one point: no fit (exit 1), rows kept
     stamp = f"{tiny_data.name}-{tiny_model_4bit.name}-bs2-gc0-ms64-it2w1-L16-s0-nolc-qdense"
     results = json.loads((tmp_path / stamp / "results.json").read_text())
     assert results["quantized_matmul"] == "dense"

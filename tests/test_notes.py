@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import notes_tables
 import olelo
+from conftest import script
 from olelo import records
+from olelo import results_tables
 
 REPO = Path(__file__).resolve().parents[1]
 HEAD = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
@@ -52,7 +53,7 @@ def test_results_separate_the_stand_in_and_name_the_post_hoc_view(tmp_path):
                   "ckpt-0000060": ckpt(60, 14.0, 4.0, 0.001)}
     make_run(runs, "large-gemma-3-270m-it80", "models/gemma-3-270m", {"commit": HEAD, "dirty": False}, evaluation)
     make_run(runs, "small-tiny-gemma3-it4", "models/tiny-gemma3", {"commit": MISSING, "dirty": True})
-    text = notes_tables.build(runs)
+    text = results_tables.build(runs)
     real, tiny = text.split("## Tiny random-weight model")
     assert "large-gemma-3-270m-it80" in real and "tiny-gemma3" not in real.split("## Real models")[1]
     assert "small-tiny-gemma3-it4" in tiny and "large-gemma-3-270m" not in tiny
@@ -64,20 +65,27 @@ def test_results_separate_the_stand_in_and_name_the_post_hoc_view(tmp_path):
     assert "post-hoc view" in real
 
 
-def test_rebuild_keeps_the_memory_guidelines_and_is_idempotent(tmp_path, capsys):
+def notes_tables(*args):
+    """scripts/notes_tables.py run as `make notes` runs it: (exit status, its output)."""
+    out = script("notes_tables.py", *args)
+    return out.returncode, out.stdout + out.stderr
+
+
+def test_rebuild_keeps_the_memory_guidelines_and_is_idempotent(tmp_path):
     runs = tmp_path / "runs"
     make_run(runs, "small-tiny-gemma3-it4", "models/tiny-gemma3", {"commit": HEAD, "dirty": False})
     out = tmp_path / "RESULTS.md"
-    assert notes_tables.main(["--out", str(out), "--runs-dir", str(runs)]) == 0
+    assert notes_tables("--out", out, "--runs-dir", runs)[0] == 0
     first = out.read_text()
     assert "<!-- memory-guidelines:begin -->" in first and "No profile yet" in first
     guidelines = "<!-- memory-guidelines:begin -->\n## Memory guidelines: measured\n<!-- memory-guidelines:end -->"
     out.write_text(first.replace(first[first.index("<!-- memory-guidelines:begin -->"):
                                       first.index("<!-- memory-guidelines:end -->") + 30], guidelines))
-    assert notes_tables.main(["--out", str(out), "--runs-dir", str(runs)]) == 0
+    assert notes_tables("--out", out, "--runs-dir", runs)[0] == 0
     assert guidelines in out.read_text()
-    assert notes_tables.main(["--out", str(out), "--runs-dir", str(runs)]) == 0
-    assert "unchanged" in capsys.readouterr().out.splitlines()[-1]
+    status, output = notes_tables("--out", out, "--runs-dir", runs)
+    assert status == 0
+    assert "unchanged" in output.splitlines()[-1]
 
 
 def test_memory_guidelines_sit_with_the_model_they_were_measured_on(tmp_path):
@@ -86,13 +94,13 @@ def test_memory_guidelines_sit_with_the_model_they_were_measured_on(tmp_path):
     for heading, real in (("## Memory guidelines: `gemma-3-270m-f32`", True),
                           ("## Memory guidelines: `tiny-gemma3`, a random-weight stand-in (not for a real model)", False)):
         old = f"<!-- memory-guidelines:begin -->\n{heading}\n\nbody\n<!-- memory-guidelines:end -->"
-        real_part, tiny_part = notes_tables.build(runs, old).split("## Tiny random-weight model")
+        real_part, tiny_part = results_tables.build(runs, old).split("## Tiny random-weight model")
         assert (heading in real_part, heading in tiny_part) == (real, not real)
 
 
 def test_missing_runs_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(olelo.UserError, match="no such folder"):
-        notes_tables.main(["--out", str(tmp_path / "R.md"), "--runs-dir", str(tmp_path / "nope")])
+    status, output = notes_tables("--out", tmp_path / "R.md", "--runs-dir", tmp_path / "nope")
+    assert status == 2 and "error: " in output and "no such folder" in output  # a UserError
 
 
 def test_every_committed_run_names_a_commit_that_exists_or_says_why_not():
@@ -119,4 +127,4 @@ def test_committed_results_are_what_make_notes_writes():
     if local - tracked:
         pytest.skip(f"runs/ has records that are not committed: {sorted(local - tracked)}")
     text = (REPO / "RESULTS.md").read_text()
-    assert notes_tables.build(REPO / "runs", text) == text
+    assert results_tables.build(REPO / "runs", text) == text

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 import olelo
+from conftest import script
 from olelo import plots
-import report
+from olelo import report_page
 
 REPO = Path(__file__).resolve().parents[1]
 DONE, FAILED, KILLED = "large-m-it4-bs1-lr1e-5-r8-s0", "large-m-it4-bs1-lr1e-4-r8-s0", "small-m-it4-bs2-lr1e-5-r8-s0"
@@ -97,9 +98,14 @@ def lab(tmp_path_factory):
     return {"root": root, "runs": runs, "data": data, "eval_dir": eval_dir}
 
 
+def report(*args, check=True) -> subprocess.CompletedProcess:
+    """scripts/report.py, as make report runs it."""
+    return script("report.py", *args, check=check)
+
+
 def build(lab, *extra) -> str:
     out = lab["root"] / ("page-" + "-".join(e.strip("-") for e in extra) + ".html")
-    report.main(["--runs-dir", str(lab["runs"]), "--data", str(lab["data"]), "--out", str(out), *extra])
+    report("--runs-dir", lab["runs"], "--data", lab["data"], "--out", out, *extra)
     return out
 
 
@@ -180,7 +186,7 @@ def test_old_summaries_still_render(lab, tmp_path):
         s.pop(key)
     path.write_text(json.dumps(s))
     out = tmp_path / "index.html"
-    report.main(["--runs-dir", str(runs), "--data", str(tmp_path), "--out", str(out)])
+    report("--runs-dir", runs, "--data", tmp_path, "--out", out)
     page = out.read_text()
     assert "<b>best</b> (headline: chosen on validation)" in page and "final †" in page
 
@@ -265,12 +271,12 @@ def test_make_report_writes_the_page(lab, run_make):
 
 
 def test_results_md_names_baselines_the_headline_and_the_posthoc_row(lab, tmp_path):
-    import notes_tables
+    from olelo import results_tables
 
     def labels(runs):
-        return [row.split(" | ")[3] for row in notes_tables.evaluation_rows(runs, stand_in=False)]
+        return [row.split(" | ")[3] for row in results_tables.evaluation_rows(runs, stand_in=False)]
 
-    rows = notes_tables.evaluation_rows(lab["runs"], stand_in=False)
+    rows = results_tables.evaluation_rows(lab["runs"], stand_in=False)
     assert labels(lab["runs"]) == ["base", "copy-source", "translation-memory", "length-matched",
                                    "best (chosen on validation)"]
     summary = json.loads((lab["eval_dir"] / "summary.json").read_text())
@@ -308,19 +314,20 @@ def crafted_lab(lab, tmp_path):
     return runs, runs / DONE / "eval-n4" / "summary.json"
 
 
-def test_a_string_iteration_in_a_summary_is_skipped_with_a_warning_never_markup(lab, tmp_path, capsys):
+def test_a_string_iteration_in_a_summary_is_skipped_with_a_warning_never_markup(lab, tmp_path):
     runs, path = crafted_lab(lab, tmp_path)
     s = json.loads(path.read_text())
     s["checkpoints"]["best"]["iteration"] = MARKUP
     s["headline"]["iteration"] = MARKUP
     path.write_text(json.dumps(s))
     out = tmp_path / "index.html"
-    assert report.main(["--runs-dir", str(runs), "--data", str(tmp_path), "--out", str(out)]) == 0
+    proc = report("--runs-dir", runs, "--data", tmp_path, "--out", out, check=False)
+    assert proc.returncode == 0
     page = out.read_text()
     assert "<img src=x" not in page and "onerror" not in page  # not even escaped: the evaluation is left out
     assert f'href="#run-{DONE}"' in page  # the run itself still shows
     assert "No evaluations yet" in page
-    err = capsys.readouterr().err
+    err = proc.stderr
     assert f"warning: skipped {path}: " in err and "is not a whole number" in err
 
 
@@ -338,28 +345,28 @@ def test_every_record_value_reaches_the_page_as_text(lab, tmp_path):
     s["checkpoints"]["best"]["beyond_translation_memory"] = {"answer": MARKUP}
     path.write_text(json.dumps(s))
     out = tmp_path / "index.html"
-    report.main(["--runs-dir", str(runs), "--data", str(tmp_path), "--out", str(out)])
+    report("--runs-dir", runs, "--data", tmp_path, "--out", out)
     page = out.read_text()
     assert "<img src=x" not in page and "&lt;img src=x onerror=&quot;location=" in page
     assert page.count("&lt;img src=x") >= 8  # each of them, as text
 
 
-def test_a_string_where_a_number_belongs_skips_that_record_only(lab, tmp_path, capsys):
+def test_a_string_where_a_number_belongs_skips_that_record_only(lab, tmp_path):
     runs, _ = crafted_lab(lab, tmp_path)
     shutil.copytree(lab["runs"] / FAILED, runs / FAILED)
     rows = [json.loads(line) for line in (runs / FAILED / "metrics.jsonl").read_text().splitlines()]
     rows[0]["iteration"] = MARKUP
     olelo.atomic_write_jsonl(runs / FAILED / "metrics.jsonl", rows)
     out = tmp_path / "index.html"
-    report.main(["--runs-dir", str(runs), "--data", str(tmp_path), "--out", str(out)])
+    proc = report("--runs-dir", runs, "--data", tmp_path, "--out", out)
     page = out.read_text()
     assert f'href="#run-{DONE}"' in page and f'href="#run-{FAILED}"' not in page and "<img src=x" not in page
-    assert f"warning: skipped {runs / FAILED}: metrics.jsonl: iteration" in capsys.readouterr().err
+    assert f"warning: skipped {runs / FAILED}: metrics.jsonl: iteration" in proc.stderr
 
 
 def test_esc_is_safe_in_attributes():
-    assert report.esc('"\'<>&') == "&quot;&#x27;&lt;&gt;&amp;"
-    assert report.esc(None) == ""
+    assert report_page.esc('"\'<>&') == "&quot;&#x27;&lt;&gt;&amp;"
+    assert report_page.esc(None) == ""
 
 
 def test_the_pages_policy_runs_only_its_own_script(lab, chromium, tmp_path):
@@ -391,4 +398,4 @@ def test_summary_and_page_say_why_nothing_is_called_significant(lab):
     assert "**Too small to call a difference.** No difference is called significant: 4 test sentences" in md
     assert "significant)" not in md and ", significant" not in md and " beats " not in md
     page = build(lab).read_text()
-    assert f'<p class="neg">{report.esc(summary["too_small"])}.</p>' in page
+    assert f'<p class="neg">{report_page.esc(summary["too_small"])}.</p>' in page

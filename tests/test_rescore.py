@@ -36,16 +36,16 @@ def test_the_sealed_tables_count_their_looks():
 
 
 def test_a_summary_from_before_the_sample_floor_differs_only_where_a_claim_changed():
-    import rescore
+    from olelo import summary_diff
 
     vs = {"metrics": {"chrf": {"delta": 1.0, "p_value": 0.01, "significant": True}}, "verdicts": ["x"]}
     old = {"final": {"chrf": 10.0, "vs_base": vs}}
     same = {"final": {"chrf": 10.0, "vs_base": {**vs, "n_sentences": 40, "too_small": None}}}
-    assert rescore.differences(old, same, "rows") == []  # facts it did not record yet are no difference
+    assert summary_diff.differences(old, same, "rows") == []  # facts it did not record yet are no difference
     called_off = {"final": {"chrf": 10.0, "vs_base": {
         "metrics": {"chrf": {"delta": 1.0, "p_value": 0.01, "significant": False}}, "verdicts": ["x"],
         "n_sentences": 4, "too_small": "no difference is called significant: 4 test sentences"}}}
-    assert rescore.differences(old, called_off, "rows") == [
+    assert summary_diff.differences(old, called_off, "rows") == [
         "rows.final.vs_base.metrics.chrf.significant: committed True, recomputed False"]
-    assert rescore.differences({**old, "final": {**old["final"], "vs_base": {**vs, "too_small": None}}},
+    assert summary_diff.differences({**old, "final": {**old["final"], "vs_base": {**vs, "too_small": None}}},
                                called_off, "rows")[-1].startswith("rows.final.vs_base.too_small: committed None")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import check_bash32
+from olelo import bash32
 
 REPO = Path(__file__).resolve().parents[1]
 MAKE_381 = Path(os.environ.get("MAKE_381") or REPO.parent / "shared" / "tools" / "make-3.81")
@@ -103,7 +103,7 @@ SAFE_RECIPES = [
 def findings_for(tmp_path, text, name):
     path = tmp_path / name
     path.write_text(text + "\n")
-    return check_bash32.check([path])
+    return bash32.check([path])
 
 
 @pytest.mark.parametrize("line", BASH4_LINES)
@@ -137,7 +137,7 @@ def test_the_repo_is_clean():
     out = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "scripts/check_bash32.py"], cwd=REPO,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
-    files = check_bash32.default_files(REPO)
+    files = bash32.default_files(REPO)
     assert REPO / "Makefile" in files and REPO / ".ci" / "run" in files
 
 

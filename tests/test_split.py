@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 import olelo
-import split
 from olelo import data
-from convert_fornander import chat_records
-from olelo.data import pair_id
+from olelo import splits
+from olelo.data import chat_records, pair_id
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "split.py"
@@ -115,7 +114,7 @@ def test_pairs_sharing_a_text_land_in_one_split():
     kept = [{"pair_id": pair_id(h, e), "haw": h, "en": e} for h, e in pairs]
     twins = {pair_id(*pairs[0]), pair_id(*pairs[-1])}
     for seed in range(20):
-        out, _ = split.make_splits({"large": chat_records(kept, "haw-en")}, seed, 0.1, 0.1)
+        out, _ = splits.make_splits({"large": chat_records(kept, "haw-en")}, seed, 0.1, 0.1)
         where = {s for s in SPLITS if twins & pair_ids(out["large"][s])}
         assert len(where) == 1
         assert not data.find_leaks(out)
@@ -141,17 +140,29 @@ def test_planted_leak_is_caught(tmp_path, inputs):
     assert planted["pair_id"] in proc.stderr and "small/train" in proc.stderr and "LEAK" in proc.stderr
 
 
-def test_nothing_written_when_leaks(tmp_path, inputs, monkeypatch):
-    real = split.make_splits
+# split.py run as `python scripts/split.py ARGS`, with a make_splits that leaks a test pair into train.
+LEAKY_SPLIT = """
+import runpy, sys
+from olelo import splits
 
-    def leaky(*args):
-        out, largest = real(*args)
-        out["large"]["train"].append(out["large"]["test"][0])
-        return out, largest
+real = splits.make_splits
 
-    monkeypatch.setattr(split, "make_splits", leaky)
+def leaky(*args):
+    out, largest = real(*args)
+    out["large"]["train"].append(out["large"]["test"][0])
+    return out, largest
+
+splits.make_splits = leaky
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_nothing_written_when_leaks(tmp_path, inputs):
     large, small = inputs
-    assert split.main(["--out", str(tmp_path / "out"), f"large={large}", f"small={small}"]) == 1
+    proc = subprocess.run([sys.executable, "-c", LEAKY_SPLIT, str(SCRIPT), "--out", str(tmp_path / "out"),
+                           f"large={large}", f"small={small}"], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -3,6 +3,7 @@ sealed, Koa-like pairs kept out of both, the within-story share, sealed.jsonl th
 leak checks, short/mix folders and the run identity, dataset_label, and the Makefile's SPLIT."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +11,9 @@ from pathlib import Path
 import pytest
 
 import olelo
-import split
-from convert_fornander import chat_records
 from olelo import data, identity
-from olelo.data import pair_id
+from olelo.data import chat_records, pair_id
+from olelo.splits import make_story_splits, within_story
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
@@ -104,7 +104,7 @@ def test_blocks_with_another_datasets_pairs_never_go_to_test_or_sealed_at_any_se
     datasets = {"large": records(pairs, "haw-en"), "small": records(small, "haw-en")}
     kept_out = {0, 2}  # blocks 0-9 and 20-29
     for seed in range(30):
-        out, largest, info = split.make_story_splits(datasets, seed, 0.3, 0.2, 0.2, 10)
+        out, largest, info = make_story_splits(datasets, seed, 0.3, 0.2, 0.2, 10)
         assert info["block_size"] == 10
         assert largest == "large"
         for s in HELD:
@@ -127,7 +127,7 @@ def test_test_and_sealed_are_disjoint_and_leak_free(story_split):
     # and at other seeds, with held-out sets large enough to meet
     datasets = {"large": records(make_pairs(60), "haw-en")}
     for seed in range(20):
-        out, _, info = split.make_story_splits(datasets, seed, 0.2, 0.3, 0.3, 5)
+        out, _, info = make_story_splits(datasets, seed, 0.2, 0.3, 0.3, 5)
         assert not pids(out["large"]["test"]) & pids(out["large"]["sealed"])
         ranges = [tuple(b) for s in ("valid", *HELD) for b in info["blocks"][s]]
         assert len(ranges) == len(set(ranges))
@@ -146,7 +146,7 @@ def test_a_group_across_blocks_goes_whole_to_the_split_nearest_training():
 
     moves = 0
     for seed in range(40):
-        out, _, info = split.make_story_splits(datasets, seed, 0.2, 0.2, 0.2, 10)
+        out, _, info = make_story_splits(datasets, seed, 0.2, 0.2, 0.2, 10)
         before = {i: block_split(info, i) for i in (12, 73)}
         to = min(before.values(), key=rank.get)
         assert {s for s in ALL if twins & pids(out["large"][s])} == {to}
@@ -169,7 +169,7 @@ def test_a_group_across_blocks_goes_whole_to_the_split_nearest_training():
 ])
 def test_within_story_share_by_hand(splits, want):
     order = [f"p{i}" for i in range(len(splits))]
-    got = split.within_story(order, dict(zip(order, splits)), ("valid", "test", "sealed"))
+    got = within_story(order, dict(zip(order, splits)), ("valid", "test", "sealed"))
     for s, (n, k) in want.items():
         assert got[s] == {"pairs": n, "with_train_neighbour": k, "share": round(k / n, 4) if n else 0.0}, s
 
@@ -195,13 +195,16 @@ def test_manifest_and_last_line_report_the_within_story_share(tmp_path):
 
 
 def test_small_data_gets_blocks_no_larger_than_a_held_out_split(tmp_path):
+    # split.py's default --block-size, as its --help states it
+    usage = " ".join(run("split.py", "--help").stdout.split())
+    DEFAULT_BLOCK_SIZE = int(re.search(r"consecutive pairs per block \(default (\d+)\)", usage).group(1))
     olelo.atomic_write_jsonl(tmp_path / "l.jsonl", records(make_pairs(42), "haw-en"))
     proc = run("split.py", "--out", tmp_path / "out", "--by", "stories", f"large={tmp_path / 'l.jsonl'}")
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "out" / "large" / "manifest.json").read_text())
     # test and sealed want 4 pairs each, valid round(0.1 x 34) = 3: blocks of 3, not the default
-    assert manifest["block_size"] == 3 and manifest["block_size_asked"] == split.DEFAULT_BLOCK_SIZE
-    assert f"blocks of 3 pairs, not {split.DEFAULT_BLOCK_SIZE}" in proc.stderr
+    assert manifest["block_size"] == 3 and manifest["block_size_asked"] == DEFAULT_BLOCK_SIZE
+    assert f"blocks of 3 pairs, not {DEFAULT_BLOCK_SIZE}" in proc.stderr
     assert all(manifest["counts"][s]["pairs"] == 3 for s in ("valid", *HELD))
 
 

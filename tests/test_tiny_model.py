@@ -15,10 +15,10 @@ from mlx.utils import tree_flatten
 from mlx_lm import generate, load, stream_generate
 from mlx_lm.utils import get_total_parameters
 
-import build_tiny_model
 import olelo
+from olelo import tiny_tokenizer
 
-SCRIPT = Path(build_tiny_model.__file__)
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build_tiny_model.py"
 TINY_VOCAB = 300  # as the tiny_model fixture in conftest.py
 
 
@@ -50,7 +50,7 @@ def test_loads_with_exact_parameter_count(float_model):
 
 def test_special_tokens_and_stop_ids(float_model):
     _, tokenizer, config = float_model
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in build_tiny_model.SPECIAL_TOKENS}
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in tiny_tokenizer.SPECIAL_TOKENS}
     assert list(ids.values()) == list(range(6))
     assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token) == ("<bos>", "<eos>", "<pad>")
     assert config["eos_token_id"] == [ids["<eos>"], ids["<end_of_turn>"]]
@@ -135,7 +135,7 @@ def test_prompt_tokens_are_a_prefix_of_the_conversation(float_model, source, tar
 
 def test_newlines_never_merge():
     # Keeps the prefix property even for text the template does not trim.
-    tok = build_tiny_model.train_tokenizer(["a\n\n\n\nb\n\nc"] * 50, TINY_VOCAB)
+    tok = tiny_tokenizer.train_tokenizer(["a\n\n\n\nb\n\nc"] * 50, TINY_VOCAB)
     newline = tok.encode("\n", add_special_tokens=False).ids
     assert len(newline) == 1
     assert tok.encode("\n\n\n\n", add_special_tokens=False).ids == newline * 4
@@ -143,8 +143,8 @@ def test_newlines_never_merge():
 
 def build(tmp_path, name, seed, text):
     out = tmp_path / name
-    build_tiny_model.main(["--text", str(text), "--out", str(out), "--seed", str(seed),
-                           "--vocab-size", str(TINY_VOCAB)])
+    result = run_script("--text", text, "--out", out, "--seed", seed, "--vocab-size", TINY_VOCAB)
+    assert result.returncode == 0, result.stderr[-3000:]
     return out
 
 
@@ -215,18 +215,27 @@ def test_jsonl_input(tmp_path):
     assert json.loads((out / "config.json").read_text())["vocab_size"] > 256
 
 
-def test_failed_build_leaves_nothing(tmp_path, tiny_text, monkeypatch):
-    import mlx_lm.utils
+# The script run as `python scripts/build_tiny_model.py ARGS`, with mlx-lm's quantization broken.
+BROKEN_QUANTIZATION = """
+import runpy, sys
+import mlx_lm.utils
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("quantization failed")
+def broken(*args, **kwargs):
+    raise RuntimeError("quantization failed")
 
-    monkeypatch.setattr(mlx_lm.utils, "quantize_model", broken)
+mlx_lm.utils.quantize_model = broken
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_failed_build_leaves_nothing(tmp_path, tiny_text):
     out = build(tmp_path, "model", 0, tiny_text)
     before = (out / "model.safetensors").read_bytes()
-    with pytest.raises(RuntimeError):
-        build_tiny_model.main(["--text", str(tiny_text), "--out", str(out), "--seed", "1",
-                               "--quantized-out", str(tmp_path / "q")])
+    result = subprocess.run([sys.executable, "-c", BROKEN_QUANTIZATION, str(SCRIPT), "--text", str(tiny_text),
+                             "--out", str(out), "--seed", "1", "--quantized-out", str(tmp_path / "q")],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "RuntimeError: quantization failed" in result.stderr, result.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert (out / "model.safetensors").read_bytes() == before  # old build untouched
 
@@ -234,4 +243,4 @@ def test_failed_build_leaves_nothing(tmp_path, tiny_text, monkeypatch):
 def test_csv_text_is_both_columns(tmp_path):
     path = tmp_path / "p.csv"
     path.write_text('L1 Hawaiian_Text,Reference_Translation,x\n"a, b",c,d\n', encoding="utf-8")
-    assert build_tiny_model.read_texts([path]) == ["a, b", "c"]
+    assert tiny_tokenizer.read_texts([path]) == ["a, b", "c"]

@@ -41,20 +41,6 @@ def load(eval_dir: str, ckpt: str) -> dict:
             "sentences": np.array(s[ckpt]["chrf_sentences"]), "base_chrf": s["base"]["chrf"]["score"]}
 
 
-def t_sf(t: float, df: int) -> float:
-    """Two-sided p of Student's t (olelo.compare's, `make compare`'s)."""
-    return compare.t_two_sided_p(t, df)
-
-
-def two_recipes(a: np.ndarray, b: np.ndarray) -> dict:
-    """Student's two-sample t-test (pooled variance) of two recipes' seed runs' corpus chrF++."""
-    na, nb = len(a), len(b)
-    pooled = ((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2)
-    t = (b.mean() - a.mean()) / math.sqrt(pooled * (1 / na + 1 / nb))
-    return {"delta_of_means": float(b.mean() - a.mean()), "t": float(t), "df": na + nb - 2,
-            "p": t_sf(t, na + nb - 2)}
-
-
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, samples: int, seed: int) -> tuple[float, float]:
     """(mean of b - a, two-sided p that the difference is 0) over resampled sentences."""
     d = b - a
@@ -93,7 +79,7 @@ def main(argv=None) -> int:
     for r in runs:
         t = (r["chrf"] - mean) / (sd * math.sqrt(1 + 1 / len(seeds)))
         row = {"run": r["run"], "chrf": r["chrf"], "delta_vs_seed_mean": r["chrf"] - mean,
-               "t": t, "p_vs_seeds": t_sf(t, len(seeds) - 1), "sentence_tests": {}}
+               "t": t, "p_vs_seeds": compare.t_two_sided_p(t, len(seeds) - 1), "sentence_tests": {}}
         for s in seeds:
             d, pv = paired_bootstrap(s["sentences"], r["sentences"], a.samples, a.seed)
             row["sentence_tests"][s["run"]] = {"mean_sentence_delta": d, "p": pv}
@@ -105,7 +91,7 @@ def main(argv=None) -> int:
         if len(runs) < 2:
             raise olelo.UserError("--runs-are-seeds needs two or more --runs")
         run_chrfs = np.array([r["chrf"] for r in runs])
-        tr = result["two_recipes"] = two_recipes(chrfs, run_chrfs)
+        tr = result["two_recipes"] = compare.two_recipes(chrfs, run_chrfs)
         print(f"the --runs as one recipe: mean {run_chrfs.mean():.2f}, "
               f"{tr['delta_of_means']:+.2f} vs the seeds' mean (t {tr['t']:.2f}, {tr['df']} df, p {tr['p']:.3f})")
     if a.out:

@@ -6,7 +6,7 @@
 
 A run stopped early by the lab (`make train-large PATIENCE=N`) is the same run as one
 that was not, up to the validation where it stops: same seed, same batches, and the
-stop rule (olelo.records.is_better, counted as the trainer counts it) reads only
+stop rule (olelo.records.replay_early_stop, counted as the trainer counts it) reads only
 validations already made. So a finished run's metrics.jsonl tells, for each PATIENCE and
 each criterion (val_chrf, val_loss), where that run would have stopped, which validation
 best/ would hold, and how many training iterations the stop would have saved. It says
@@ -20,20 +20,7 @@ import sys
 from pathlib import Path
 
 import olelo
-from olelo.records import is_better, read_metrics
-
-
-def replay(vals: list[dict], select: str, patience: int) -> dict:
-    """The validation the trainer would stop at (None: never) and the best one by then."""
-    best, since = None, 0
-    for v in vals:
-        if is_better(v, best, select):
-            best, since = v, 0
-        else:
-            since += 1
-            if since >= patience:
-                return {"stop": v["iteration"], "best": best["iteration"], "best_value": best[select]}
-    return {"stop": None, "best": best["iteration"], "best_value": best[select]}
+from olelo.records import read_metrics, replay_early_stop
 
 
 def main():
@@ -64,7 +51,7 @@ def main():
                 continue
             row[select] = [v[select] for v in vals]
             for n in patiences:
-                r = replay(vals, select, n)
+                r = replay_early_stop(vals, select, n)
                 saved = 0 if r["stop"] is None else last - r["stop"]
                 row["replays"].append({"select": select, "patience": n, **r, "iterations_saved": saved})
                 stop = "runs to the end" if r["stop"] is None else f"stops at {r['stop']} (saves {saved})"

@@ -69,37 +69,6 @@ class Recorder:
         pass
 
 
-def checkpoint_after_cotangent(layer):
-    """Like mlx-lm's grad_checkpoint (patches type(layer) once), but each layer's recompute
-    waits (mx.depends) for the cotangent arriving from above, not only for the forward's
-    output, so the backward cannot recompute several layers ahead of need."""
-    import mlx.core as mx
-    from mlx.utils import tree_flatten, tree_unflatten
-
-    call = type(layer).__call__
-
-    def checkpointed(self, x, *args, **kwargs):
-        flat = tree_flatten(self.trainable_parameters())
-        names, leaves = [k for k, _ in flat], [v for _, v in flat]
-
-        def inner(x, *leaves):
-            self.update(tree_unflatten(list(zip(names, leaves))))
-            return call(self, x, *args, **kwargs)
-
-        @mx.custom_function
-        def f(x, *leaves):
-            return inner(x, *leaves)
-
-        @f.vjp
-        def f_vjp(primals, cotangent, output):
-            x = mx.depends([primals[0]], [cotangent])[0]
-            return tuple(mx.vjp(inner, [x, *primals[1:]], [cotangent])[1])
-
-        return f(x, *leaves)
-
-    type(layer).__call__ = checkpointed
-
-
 def body_loss(model, batch, lengths):
     """The body's forward and backward without the head: the mean of the final
     hidden states over the positions mlx-lm's default_loss counts."""
@@ -214,6 +183,8 @@ def main(argv=None) -> int:
 
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
     if a.grad_checkpoint and a.checkpoint_after_cotangent:
+        from olelo.grad_checkpoint import checkpoint_after_cotangent
+
         checkpoint_after_cotangent(model.layers[0])
     elif a.grad_checkpoint:
         trainer.grad_checkpoint(model.layers[0])  # patches the layer class once, as train() would
