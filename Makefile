@@ -168,7 +168,7 @@ SPLIT_FLAGS := --by $(SPLIT)$(if $(filter stories,$(SPLIT)), --block-size $(BLOC
 $(SPLITS)/.split-vars: FORCE
 	$(call VARS_FILE,seed=$(SPLIT_SEED) split=$(SPLIT) $(if $(filter stories,$(SPLIT)),block_size=$(BLOCK_SIZE)))
 
-%/large$(SUFFIX)/manifest.json %/small$(SUFFIX)/manifest.json: $(INTERIM)/fornander.jsonl $(INTERIM)/koa.jsonl scripts/split.py $(SPLITS)/.split-vars
+%/large$(SUFFIX)/manifest.json %/small$(SUFFIX)/manifest.json: $(INTERIM)/fornander.jsonl $(INTERIM)/koa.jsonl scripts/split.py olelo/splits.py $(SPLITS)/.split-vars
 	$(PY) scripts/split.py --out $* $(SPLIT_FLAGS) --seed $(SPLIT_SEED) \
 	  large$(SUFFIX)=$(INTERIM)/fornander.jsonl small$(SUFFIX)=$(INTERIM)/koa.jsonl
 
@@ -216,7 +216,7 @@ $(call check_int,TINY_SEED)
 models/.tiny-vars: FORCE
 	$(call VARS_FILE,seed=$(TINY_SEED) text=$(call q,$(TINY_TEXT)))
 
-%/tiny-gemma3/config.json %/tiny-gemma3-4bit/config.json: $(TINY_TEXT) scripts/build_tiny_model.py models/.tiny-vars | $(VENV)/.installed
+%/tiny-gemma3/config.json %/tiny-gemma3-4bit/config.json: $(TINY_TEXT) scripts/build_tiny_model.py olelo/tiny_tokenizer.py models/.tiny-vars | $(VENV)/.installed
 	$(RUN_PY) scripts/build_tiny_model.py --text $(call q,$(TINY_TEXT)) --out $*/tiny-gemma3 --quantized-out $*/tiny-gemma3-4bit --layers 16 --seed $(TINY_SEED)
 
 .PRECIOUS: $(TINY)/config.json $(TINY_4BIT)/config.json
@@ -246,7 +246,7 @@ BASE_F32 ?= $(if $(wildcard /proc/version),1,0)
 BASE_OUTS_gemma := $(GEMMA)/config.json $(GEMMA_4BIT)/config.json $(if $(filter 1 yes true,$(BASE_F32)),$(GEMMA_F32)/config.json)
 BASE_OUTS_smollm2 := $(SMOL)/config.json $(SMOL_4BIT)/config.json $(if $(filter 1 yes true,$(BASE_F32)),$(SMOL_F32)/config.json)
 BASE_OUTS := $(if $(filter gemma smollm2,$(BASE)),$(BASE_OUTS_$(BASE)))
-CONVERT_GGUF := scripts/convert_gguf.py olelo/gguf_arch.py
+CONVERT_GGUF := scripts/convert_gguf.py olelo/gguf_convert.py olelo/gguf_arch.py
 
 # One run writes every folder of a model; the script touches what is already up to date.
 $(GEMMA)/config.json $(GEMMA_4BIT)/config.json $(GEMMA_F32)/config.json: $(CONVERT_GGUF) | $(VENV)/.installed
