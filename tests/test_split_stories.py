@@ -197,7 +197,7 @@ def test_manifest_and_last_line_report_the_within_story_share(tmp_path):
 def test_small_data_gets_blocks_no_larger_than_a_held_out_split(tmp_path):
     # split.py's default --block-size, as its --help states it
     usage = " ".join(run("split.py", "--help").stdout.split())
-    DEFAULT_BLOCK_SIZE = int(re.search(r"consecutive pairs per block \(default (\d+)\)", usage).group(1))
+    DEFAULT_BLOCK_SIZE = int(re.search(r"consecutive pairs per block \(default:? (\d+)\)", usage).group(1))
     olelo.atomic_write_jsonl(tmp_path / "l.jsonl", records(make_pairs(42), "haw-en"))
     proc = run("split.py", "--out", tmp_path / "out", "--by", "stories", f"large={tmp_path / 'l.jsonl'}")
     assert proc.returncode == 0, proc.stderr
