@@ -52,9 +52,10 @@ digits = $(if $(filter 1,$(words $(1))),$(if $(strip $(subst 0,,$(subst 1,,$(sub
   $(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1)))))))))))),,yes))
 check_int = $(if $(call digits,$(value $(1))),,$(error $(1)='$(value $(1))': must be a whole number >= 0))
 check_pos = $(if $(and $(call digits,$(value $(1))),$(subst 0,,$(value $(1)))),,$(error $(1)='$(value $(1))': must be a whole number >= 1))
-# A renamed variable: its old name, given on the command line or in the environment, stops
-# make with the new one (read no longer, it would be ignored without a word).
-renamed = $(if $(filter command line environment override,$(origin $(1))),\
+# A renamed variable: its old name, given on the command line, stops make with the new one
+# (read no longer, it would be ignored without a word). The environment is left alone: names
+# as common as BACKEND may be set there for other programs.
+renamed = $(if $(filter command line override,$(origin $(1))),\
   $(error $(1)='$(value $(1))': $(1) is now $(2); give $(2)='$(value $(1))' instead))
 # A file holding the values that shape a target, rewritten only when they change: a
 # target that lists it is rebuilt exactly when one of them changed (SEED, BOOTSTRAP, ...).

@@ -96,8 +96,9 @@ def test_dry_run_refuses_auto_batch_with_ranks(run_make, dataset):
 ])
 def test_old_variable_names_stop_make_naming_the_new_one(run_make, tmp_path, old, new, value, target, shows):
     """The old names of renamed variables were read through shims; now one given on the
-    command line or in the environment stops make (status 2) with the new name, before any
-    rule runs: a value silently ignored would evaluate, fuse or train the wrong thing."""
+    command line stops make (status 2) with the new name, before any rule runs: a value
+    silently ignored would evaluate, fuse or train the wrong thing. In the environment the
+    old name is left alone (BACKEND may be another program's setting)."""
     import os
     import subprocess
     from conftest import MAKE
@@ -109,7 +110,7 @@ def test_old_variable_names_stop_make_naming_the_new_one(run_make, tmp_path, old
     assert not out.stdout.strip()  # stopped before anything, under make -n too
     env = subprocess.run([MAKE, "--no-print-directory", "-n", target, *where], cwd=REPO, capture_output=True,
                          text=True, env={**os.environ, old: value})
-    assert env.returncode == 2 and f"{old} is now {new}" in env.stderr
+    assert env.returncode == 0 and f"{old} is now {new}" not in env.stderr, env.stderr
     if target == "eval":  # the checkpoint asked for has no adapter: make -n still lists it
         (tmp_path / "adapters" / "x").mkdir(parents=True)
         (tmp_path / "adapters" / "x" / "0000400_adapters.safetensors").write_bytes(b"")
