@@ -26,18 +26,20 @@
 set -u
 cd "$(dirname "$0")/../.."
 source bench/campaigns/gpu_venv.sh
+GPU_HOME=${GPU_HOME:-/root}  # the lent machine's: $GPU_HOME/stash holds the carried wheels
+LAB=$GPU_HOME/lab STASH=$GPU_HOME/stash
 PASS=${1:-pass1}
 case "$PASS" in h*) SAVE_GLOB="*-stories-gemma-3-270m*" ;; esac  # only the new runs, not the committed ones
-mkdir -p /root/lab && [ -f /root/lab/start-$PASS ] || touch /root/lab/start-$PASS  # runs made after this are new
-OUTD=/root/lab/out; mkdir -p "$OUTD" /root/lab/done
-LOG=/root/lab/campaign-$PASS.log
+mkdir -p $LAB && [ -f $LAB/start-$PASS ] || touch $LAB/start-$PASS  # runs made after this are new
+OUTD=$LAB/out; mkdir -p "$OUTD" $LAB/done
+LOG=$LAB/campaign-$PASS.log
 M=models/gemma-3-270m
 EV="MAX_TOKENS=256 EVAL_BATCH=64"
-COMMON="VENV=$V MODEL=$M VAL_GEN=32 GGUF_WHEELS=/root/stash"
+COMMON="VENV=$V MODEL=$M VAL_GEN=32 GGUF_WHEELS=$STASH"
 
 save() {  # pack the records made so far for the next call to fetch
   local stamps
-  stamps=$(cd runs && find ${SAVE_GLOB:-*-gemma-3-270m-*} -maxdepth 0 -type d -newer /root/lab/start-$PASS 2>/dev/null)
+  stamps=$(cd runs && find ${SAVE_GLOB:-*-gemma-3-270m-*} -maxdepth 0 -type d -newer $LAB/start-$PASS 2>/dev/null)
   [ -n "$stamps" ] || return 0
   local files="" st
   for st in $stamps; do
@@ -56,12 +58,12 @@ save() {  # pack the records made so far for the next call to fetch
 
 step() {  # step NAME make-args...   (logged; skipped once done)
   local name=$1; shift
-  [ -f "/root/lab/done/$name" ] && { echo "= $name: done before"; return 0; }
+  [ -f "$LAB/done/$name" ] && { echo "= $name: done before"; return 0; }
   local t0=$SECONDS
   echo "= $name: make $*" | tee -a "$LOG"
   make --no-print-directory "$@" >>"$LOG" 2>&1
   local rc=$?
-  [ $rc -eq 0 ] && touch "/root/lab/done/$name"
+  [ $rc -eq 0 ] && touch "$LAB/done/$name"
   echo "= $name: rc $rc in $((SECONDS - t0)) s" | tee -a "$LOG"
   save
 }
@@ -86,7 +88,7 @@ reuse_base() {  # into runs/latest's eval folder
 train_eval() {  # train_eval NAME TARGET make-args...: train, then base's and best/'s translations
   local name=$1 target=$2; shift 2
   step "$name" $target $COMMON "$@"
-  if [ -f "/root/lab/done/$name" ]; then
+  if [ -f "$LAB/done/$name" ]; then
     reuse_base
     local ev=runs/$(readlink runs/latest)/eval-mt256
     local more=""
@@ -109,7 +111,7 @@ print(max(ranked)[1] if ranked else "1e-4")
 PY
 }
 
-[ -f $M/config.json ] || step model base-model VENV=$V GGUF_WHEELS=/root/stash BASE_F32=0
+[ -f $M/config.json ] || step model base-model VENV=$V GGUF_WHEELS=$STASH BASE_F32=0
 step "data-$PASS" data VENV=$V DATA_SRC=.gpu-data
 
 if [ "$PASS" = pass1 ]; then
@@ -135,7 +137,7 @@ fi
 # when it chose iteration 0. So: VAL_GEN=128, two epochs, and `final` translated
 # beside best/. R is the recipe each question changes one thing of.
 R="ITERS=600 BATCH=8 STEPS_PER_EVAL=150 SAVE_EVERY=150 LR=1e-4"
-COMMON="VENV=$V MODEL=$M VAL_GEN=128 GGUF_WHEELS=/root/stash"
+COMMON="VENV=$V MODEL=$M VAL_GEN=128 GGUF_WHEELS=$STASH"
 case "$PASS" in
   s1)
     train_eval q8-seed0 train-large $R SEED=0
@@ -156,7 +158,7 @@ esac
 # (SPLIT_SEED stays 0; seed 0 is pass 2's run), prompt masking, the mix, and the
 # recipe in the other direction. VAL_GEN=64: pass 2's 128-pair validations were
 # more than half of each run, and every run chose its last one; `final` is compared.
-COMMON="VENV=$V MODEL=$M VAL_GEN=64 GGUF_WHEELS=/root/stash DATA_SRC=.gpu-data"
+COMMON="VENV=$V MODEL=$M VAL_GEN=64 GGUF_WHEELS=$STASH DATA_SRC=.gpu-data"
 # The seed runs need FORCE=1: pass 2's SEED=1/2 runs (another split) hold their stamps,
 # so these become <stamp>-a2.
 case "$PASS" in
@@ -194,7 +196,7 @@ esac
 # (what LOOP_STOP=1 gives is exactly cut_loop of these: tests/test_loop_stop.py).
 # h1d also fuses best/ into the 4-bit base (make fuse, with its check).
 H="ITERS=600 BATCH=8 STEPS_PER_EVAL=150 SAVE_EVERY=150 LR=1e-4 VAL_LOOP_STOP=1 VAL_GEN_CAP=each"
-COMMON="VENV=$V MODEL=$M VAL_GEN=128 GGUF_WHEELS=/root/stash DATA_SRC=.gpu-data"
+COMMON="VENV=$V MODEL=$M VAL_GEN=128 GGUF_WHEELS=$STASH DATA_SRC=.gpu-data"
 Q4=models/gemma-3-270m-4bit
 h1_translate() {  # base-completion too: the yardstick's second base row
   local ev=runs/$(readlink runs/latest)/eval-mt256
@@ -245,4 +247,4 @@ case "$PASS" in
 esac
 echo "= campaign $PASS: all steps tried" | tee -a "$LOG"
 save
-touch /root/lab/finished-$PASS
+touch $LAB/finished-$PASS

