@@ -100,11 +100,16 @@ def main():
             olelo.atomic_write_json(Path(a.output).with_name("prompt.json"), record)
             print(f"{a.model}: instruction-tuned by the lab's rule: no completion row", file=sys.stderr)
             return 0
+    import mlx.core as mx
+
     model, tokenizer = olelo.load_model(a.model, adapter_path=a.adapter_path)
     max_tokens = a.max_tokens or default_max_tokens(tokenizer, records)
     decoding = decoding_record(a.loop_stop, a.repetition_penalty, a.repetition_context_size)
+    # The batch and the device too: on CUDA in bfloat16 the greedy outputs depend on which sentences
+    # share a batch (NOTES.md, "How long does make eval take on CUDA …?").
     olelo.atomic_write_json(Path(a.output).with_name("decode.json"),
-                            {**cap_record(tokenizer, records, max_tokens, a.max_tokens), "decoding": decoding})
+                            {**cap_record(tokenizer, records, max_tokens, a.max_tokens), "decoding": decoding,
+                             "batch_size": a.batch_size, "device": str(mx.default_device())})
     t = time.perf_counter()
     stats = {}
     rows = translate(model, tokenizer, records, max_tokens, a.batch_size, shots=shots,

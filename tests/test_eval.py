@@ -7,6 +7,7 @@ import pytest
 
 import olelo
 from olelo import evaluation, generate
+from olelo.defaults import DEFAULTS
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +232,7 @@ def test_the_loop_stop_has_its_own_folder_and_is_recorded(evaluated):
     assert out.stdout.count("--loop-stop") == 2  # base and final, into their own folder
     decode = json.loads((on / "final" / "decode.json").read_text())
     assert decode["decoding"]["loop_stop"] is True and "loop_stop_rule" in decode["decoding"]
+    assert decode["batch_size"] == DEFAULTS["EVAL_BATCH"] and decode["device"].startswith("Device(")
     rows = olelo.read_jsonl(on / "final" / "hyps.jsonl")
     assert all(isinstance(r["loop_stopped"], bool) for r in rows)
     summary = json.loads((on / "summary.json").read_text())
