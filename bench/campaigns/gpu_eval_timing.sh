@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Served NOTES.md: 2026-12-07 (GPU) "How long does make eval take on CUDA, translation and scoring together?".
+# Served NOTES.md: 2026-12-07 (GPU) "How long does `make eval` take on CUDA, and do the greedy translations depend on the batch?".
 # Issue 28's CUDA target for make eval: the recipe's run evaluated with the lab's own target, timed end to end
 # (translation of base and best/, perplexity, scoring), first on a fresh machine (MLX compiles its CUDA kernels
 # then), again with the kernels compiled, and with the loop stop on (LOOP_STOP=1, its own folder).

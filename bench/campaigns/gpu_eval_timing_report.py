@@ -1,4 +1,4 @@
-# Served NOTES.md: 2026-12-07 (GPU) "How long does make eval take on CUDA, translation and scoring together?".
+# Served NOTES.md: 2026-12-07 (GPU) "How long does `make eval` take on CUDA, and do the greedy translations depend on the batch?".
 """What bench/campaigns/gpu_eval_timing.sh measured on the lent GPU, as one result file.
 
     python bench/campaigns/gpu_eval_timing_report.py FETCHED --run runs/<stamp> \
