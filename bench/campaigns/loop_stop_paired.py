@@ -8,7 +8,8 @@ the mean and sd over each recipe's seeds, and the paired bootstrap of on against
 `make compare` pairs runs, not two evaluations of one run; here each row (base, best, final,
 base-completion) of a run's stop-off evaluation is paired with the same row of its stop-on one
 (same sentences), with the lab's own test (olelo.scores.compare: sacrebleu's paired bootstrap on
-BLEU, chrF++ and TER) and Holm's correction over all of them (olelo.compare.holm). Both
+BLEU, chrF++ and TER) and Holm's correction over all of them (olelo.compare.holm; a row whose
+outputs another run's folder already had, the base in every seed, is tested and counted once). Both
 evaluations must be scored (eval_report.py) with kept outputs; the per-segment statistics are
 read from RUNS_DIR/.segment-stats, where scoring left them. Seeds' mean and sd use
 olelo.compare.seed_stats (runs whose stamps differ only in -s<N> are one recipe).
@@ -69,6 +70,7 @@ def main(argv=None) -> int:
         raise olelo.UserError(f"--bootstrap {a.bootstrap} / --seed {a.seed}: both must be whole numbers >= 1")
     head = header.start("python bench/campaigns/loop_stop_paired.py " + " ".join(map(shlex.quote, a.runs))
                         + f" --off {shlex.quote(a.off)} --on {shlex.quote(a.on)} --bootstrap {a.bootstrap}")
+    tested: dict[tuple, tuple] = {}
     result = {"off": a.off, "on": a.on, "bootstrap": {"samples": a.bootstrap, "seed": a.seed}, "rows": [],
               "seeds": {}}
     lines = ["| run | row | " + " | ".join(f"{c} off → on" for c in COLUMNS) + " | Δ chrF++ (p) | Δ BLEU (p) "
@@ -85,20 +87,28 @@ def main(argv=None) -> int:
                 if ids != [r["id"] for r in on_out[name]]:
                     raise olelo.UserError(f"{run_dir}: {name} has other sentences in {a.off} and {a.on}")
                 refs = [t["target"] for t in evaluation.pairs_of(evaluation.test_records(off["test_data"], ids))]
-                print(f"{run_dir.name} {name}: on vs off", file=sys.stderr)
-                c = scores.compare([r["hypothesis"] for r in off_out[name]], [r["hypothesis"] for r in on_out[name]],
-                                   refs, n_samples=a.bootstrap, seed=a.seed)
+                pair = (tuple(r["hypothesis"] for r in off_out[name]), tuple(r["hypothesis"] for r in on_out[name]),
+                        tuple(refs))
+                if pair in tested:  # the same base outputs in every seed's folder: one test, counted once
+                    c, same_as = tested[pair]
+                else:
+                    print(f"{run_dir.name} {name}: on vs off", file=sys.stderr)
+                    c = scores.compare(list(pair[0]), list(pair[1]), refs, n_samples=a.bootstrap, seed=a.seed)
+                    same_as, tested[pair] = None, (c, f"{run_dir.name} {name}")
                 ro, rn = row_of(off, name), row_of(on, name)
                 entry = {"run": run_dir.name, "row": name, "iteration": ro.get("iteration"),
                          "off": {k: f(ro) for k, f in COLUMNS.items()}, "on": {k: f(rn) for k, f in COLUMNS.items()},
                          "stopped": (on.get("decoding") or {}).get("loop_stopped", {}).get(name),
                          "paired": {k: {"delta": m["delta"], "p": m["p_value"]} for k, m in c["metrics"].items()}}
+                if same_as:
+                    entry["same_outputs_as"] = same_as
                 result["rows"].append(entry)
-    members = {f"{e['run']}:{e['row']}:{k}": m["p"] for e in result["rows"] for k, m in e["paired"].items()}
+    firsts = [e for e in result["rows"] if "same_outputs_as" not in e]
+    members = {f"{e['run']} {e['row']}:{k}": m["p"] for e in firsts for k, m in e["paired"].items()}
     adjusted = compare.holm(members)
     for e in result["rows"]:
         for k, m in e["paired"].items():
-            m["p_holm"] = adjusted[f"{e['run']}:{e['row']}:{k}"]
+            m["p_holm"] = adjusted[f"{e.get('same_outputs_as') or e['run'] + ' ' + e['row']}:{k}"]
 
     def cell(v):
         return "–" if v is None else v if isinstance(v, str) else f"{v:.2f}"
