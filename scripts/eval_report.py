@@ -230,6 +230,8 @@ def test_set_line(summary: dict) -> str:
         if decoding.get("loop_stop"):
             stopped = ", ".join(f"{n} {k}" for n, k in (decoding.get("loop_stopped") or {}).items())
             line += f", loop stop on (outputs stopped when they started to loop: {stopped or 'none'})"
+            if decoding.get("replay"):
+                line += f", replayed: {decoding['replay']}"
         if decoding.get("repetition_penalty") is not None:
             line += (f", repetition penalty {decoding['repetition_penalty']} over "
                      f"{decoding['repetition_context_size']} tokens")
