@@ -94,7 +94,7 @@ def test_seeded_random_cases_equal_sacrebleus():
     rng = random.Random(28)
     vocab = "a b c d ka mea ʻāina nui , . !".split()
     hyps, refs = [], []
-    for i in range(300):
+    for i in range(150):
         ref = [rng.choice(vocab[:rng.randint(2, len(vocab))]) for _ in range(rng.randint(0, 25))]
         hyp = [rng.choice(vocab[:rng.randint(2, len(vocab))]) for _ in range(rng.randint(0, 30))]
         if i % 3 == 0:  # the reference's words in another order: shifts pay
@@ -132,9 +132,10 @@ def committed_pairs(eval_dir: Path):
 def test_real_outputs_equal_sacrebleus():
     """A fixed subset of a committed evaluation: its first segments, and the looping ones."""
     pairs = committed_pairs(EVAL)
-    chosen = pairs["final"][:6] + pairs["base"][:3]
+    chosen = pairs["final"][:4] + pairs["base"][:2]
+    # a looping output against a paragraph (not the costliest for sacrebleu)
     loops = sorted(pairs["final"], key=lambda p: -len(p[0].split()) * len(p[1].split()))
-    chosen += loops[:2] + loops[40:41]
+    chosen += [loops[45]]
     assert_same([h for h, _ in chosen], [r for _, r in chosen])
 
 
