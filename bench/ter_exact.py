@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if not fast_ter.available():
         raise SystemExit(f"bench/ter_exact.py: {fast_ter.why_not()}")
-    head = header.start("python bench/ter_exact.py" + " ".join(
+    head = header.start("python bench/ter_exact.py" + "".join(
         f" {x}" for x in (argv if argv is not None else sys.argv[1:])))
 
     with tempfile.TemporaryDirectory() as numba_cache:
