@@ -160,3 +160,40 @@ def test_an_untested_sacrebleu_keeps_its_own_code_and_says_so_once(monkeypatch, 
     segment_stats.extract("ter", hyps, refs)
     err = capsys.readouterr().err
     assert err.count("TER uses sacrebleu's own code") == 1 and "0.0.0" in err
+
+
+def kernel_alignment(words_hyp, words_ref):
+    """(distance, alignment, hypothesis errors, reference errors) of the kernel's edit distance."""
+    import numpy as np
+
+    ids: dict[str, int] = {}
+    r = np.array([ids.setdefault(w, len(ids)) for w in words_ref], dtype=np.int64)
+    h = np.array([ids.setdefault(w, len(ids)) for w in words_hyp], dtype=np.int64)
+    n, m = len(h), len(r)
+    lo, hi = kernel.bands(n, m)
+    V, O = np.empty((n + 1, m + 1), np.int64), np.empty((n + 1, m + 1), np.uint8)
+    V[0, :], O[0, :] = np.arange(m + 1), kernel.INS
+    kernel.fill(V, O, h, r, lo, hi, 1)
+    align, hyp_err, ref_err = np.empty(m, np.int64), np.zeros(n, np.int64), np.zeros(m, np.int64)
+    assert kernel.alignment(O, lo, hi, n, m, align, hyp_err, ref_err, np.empty(n + m, np.uint8))
+    return int(V[n, m]), align.tolist(), hyp_err.tolist(), ref_err.tolist()
+
+
+def test_the_edit_distance_and_its_alignment_equal_sacrebleus():
+    """The trace's tie rules matter only through the alignment the shift search reads: compare
+    it, for every case above, with sacrebleu's (its trace, flipped, as _shift reads it)."""
+    hyps, refs = tricky_cases()
+    rng = random.Random(7)
+    vocab = "a b c d e".split()
+    for _ in range(300):
+        hyps.append(" ".join(rng.choice(vocab) for _ in range(rng.randint(0, 40))))
+        refs.append(" ".join(rng.choice(vocab) for _ in range(rng.randint(1, 40))))
+    metric = TER()
+    for hyp, ref in zip(hyps, refs):
+        wh, wr = fast_ter.words(metric, hyp), fast_ter.words(metric, ref)
+        if not wr:
+            continue
+        distance, trace = lib_ter.BeamEditDistance(wr)(wh)
+        align, ref_err, hyp_err = lib_ter.trace_to_alignment(lib_ter._flip_trace(trace))
+        want = (distance, [align[k] for k in range(len(wr))], hyp_err, ref_err)
+        assert kernel_alignment(wh, wr) == want, (hyp[:60], ref[:60])
