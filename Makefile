@@ -770,6 +770,10 @@ bench-bucketing: $(LARGE)/manifest.json $(MODEL_DEP) | $(VENV)/.installed ## pad
 bench-yardstick: $(LARGE)/manifest.json | $(VENV)/.installed ## seconds of the all-pairs chrF++ behind the probes and translation memory (real data)
 	$(PY) bench/yardstick_speed.py --data $(LARGE) --repeat 3 --json bench/results/yardstick_speed_$(notdir $(LARGE)).json
 
+.PHONY: bench-ter
+bench-ter: | $(VENV)/.installed ## TER's compiled statistics against sacrebleu's on the committed outputs (a sample timed)
+	$(PY) bench/ter_exact.py --runs-dir $(RUNS_DIR) --reference-cache $(RUNS_DIR)/.segment-stats
+
 .PHONY: bench-tokens
 bench-tokens: $(MODEL_DEP) | $(VENV)/.installed ## tokens per pair (mean/median/p95/max), both datasets and directions, MODEL's tokenizer
 	$(MAKE) --no-print-directory data DIRECTION=haw-en

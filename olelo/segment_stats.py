@@ -32,6 +32,7 @@ from importlib import metadata
 from pathlib import Path
 
 import olelo
+from olelo import fast_ter
 
 # Bump when what a cache file holds changes: older files are then never read.
 STATS_VERSION = 1
@@ -56,8 +57,26 @@ def _references_arg(refs: list[str]) -> list[list[str]]:
 
 def extract(key: str, hyps: list[str], refs: list[str]) -> list[list]:
     """sacrebleu's per-segment statistics of metric `key` (bleu, chrf, ter), as it extracts them
-    for a corpus score: a fresh metric, the references passed in (never its reference cache)."""
+    for a corpus score: a fresh metric, the references passed in (never its reference cache).
+    TER's come from olelo/fast_ter.py's compiled copy of sacrebleu's algorithm (the same
+    numbers) when numba imports and sacrebleu is a version it was compared with."""
+    if key == "ter" and fast_ter_ready():
+        return fast_ter.extract(hyps, refs)
     return _new_metric(key)._extract_corpus_statistics(list(hyps), _references_arg(refs))
+
+
+_fast_ter_said = [False]
+
+
+def fast_ter_ready() -> bool:
+    """Whether TER's statistics take the compiled path; the first time it cannot, says why on
+    stderr (once a process)."""
+    reason = fast_ter.why_not()
+    if reason is not None and not _fast_ter_said[0]:
+        _fast_ter_said[0] = True
+        print(f"segment_stats: TER uses sacrebleu's own code (slow on long outputs): {reason}",
+              file=sys.stderr)
+    return reason is None
 
 
 def _extract_chunk(task):
@@ -188,6 +207,8 @@ class Store:
                 tasks.append((cost[chunk[0]], (None, metric, [items[i][1] for i in chunk],
                                                [items[i][2] for i in chunk], chunk)))
         tasks = [t for _, t in sorted(tasks, key=lambda t: -t[0])]
+        if "ter" in by_metric:
+            fast_ter_ready()  # compiled (or loaded) once here, before the processes fork
         # fork where it is safe and fast (Linux); a Mac starts fresh interpreters (spawn)
         method = "fork" if sys.platform.startswith("linux") else "spawn"
         with multiprocessing.get_context(method).Pool(min(self.jobs, len(tasks))) as pool:
