@@ -110,20 +110,26 @@ def seed_stats(values: list[float]) -> dict:
     return {"n": n, "mean": mean, "sd": sd, "ci95": [mean - half, mean + half]}
 
 
-def load(run: str, eval_name: str) -> dict:
-    """A run's headline row: {stamp, summary path, row name, chrf, bleu, hyps, ids, test sha256}."""
+def kept_summary(run: str, eval_name: str):
+    """(run folder, summary path, summary) of a run's evaluation that kept its outputs."""
     run_dir = olelo.resolve_run(run)
     path = run_dir / eval_name / "summary.json"
     if not path.is_file():
         raise olelo.UserError(f"{path}: no such evaluation (make eval RUN={run_dir.name}; EVAL_NAME names "
                               f"its folder, e.g. eval-mt256)")
     summary = olelo.read_json(path, "evaluation summary")
-    head = (summary.get("headline") or {}).get("checkpoint")
-    if not head:
-        raise olelo.UserError(f"{path}: no headline checkpoint (evaluate best or final)")
     if "outputs" not in summary:
         raise olelo.UserError(f"{path} kept no outputs (scored before outputs were kept): evaluate it again "
                               f"(delete {path.parent} and make eval RUN={run_dir.name})")
+    return run_dir, path, summary
+
+
+def load(run: str, eval_name: str) -> dict:
+    """A run's headline row: {stamp, summary path, row name, chrf, bleu, hyps, ids, test sha256}."""
+    run_dir, path, summary = kept_summary(run, eval_name)
+    head = (summary.get("headline") or {}).get("checkpoint")
+    if not head:
+        raise olelo.UserError(f"{path}: no headline checkpoint (evaluate best or final)")
     stale = records.stale_reason(run_dir, olelo.run_manifest(run_dir), summary)
     if stale:
         raise olelo.UserError(f"{path} is stale, not run {run_dir.name}'s result: {stale}. make eval "

@@ -42,14 +42,7 @@ COLUMNS = {  # name in the table: how to read it from a summary row
 
 
 def load(run: str, eval_name: str) -> tuple[dict, dict]:
-    run_dir = olelo.resolve_run(run)
-    path = run_dir / eval_name / "summary.json"
-    if not path.is_file():
-        raise olelo.UserError(f"{path}: no such evaluation; score it first (scripts/eval_report.py --run {run_dir} "
-                              f"--eval-dir {path.parent} --bootstrap 1000)")
-    summary = olelo.read_json(path, "evaluation summary")
-    if "outputs" not in summary:
-        raise olelo.UserError(f"{path} kept no outputs: score it again")
+    _, path, summary = compare.kept_summary(run, eval_name)
     return summary, evaluation.read_outputs(path.parent, summary["outputs"])
 
 
