@@ -234,6 +234,10 @@ score_here() {  # the evaluation folder of runs/latest, as make eval's eval_repo
 }
 H2="$H LOSS=chunked MEM_LIMIT=6"
 RAG="$H STEPS_PER_EVAL=300 SAVE_EVERY=300 LOSS=chunked MEM_LIMIT=12 DATA=rag RAG_K=2 MAX_SEQ=4864"
+# RAG with the single nearest pair (h2j-l; the pair translation memory answers with): a k=1
+# prompt carries the first of its k=2 prompt's two examples, so it is shorter and MAX_SEQ=4864
+# holds it. For a lease too short for k=2's three seeds.
+RAG1="$H STEPS_PER_EVAL=300 SAVE_EVERY=300 LOSS=chunked MEM_LIMIT=12 DATA=rag RAG_K=1 MAX_SEQ=4864"
 case "$PASS" in
   h2a) train_eval h2-rag-s0 train-large $RAG SEED=0; score_here ;;
   h2b) train_eval h2-rag-s1 train-large $RAG SEED=1; score_here ;;
@@ -244,6 +248,9 @@ case "$PASS" in
   h2g) train_eval h2-epoch3 train-large $H2 ITERS=900; score_here ;;
   h2h) train_eval h2-r16-s0 train-large $H2 RANK=16; score_here ;;
   h2i) train_eval h2-layers18-s0 train-large $H2 LAYERS=-1; score_here ;;
+  h2j) train_eval h2-rag1-s0 train-large $RAG1 SEED=0; score_here ;;
+  h2k) train_eval h2-rag1-s1 train-large $RAG1 SEED=1; score_here ;;
+  h2l) train_eval h2-rag1-s2 train-large $RAG1 SEED=2; score_here ;;
 esac
 echo "= campaign $PASS: all steps tried" | tee -a "$LOG"
 save
