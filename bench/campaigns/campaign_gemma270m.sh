@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Served NOTES.md: 2026-11-26 (GPU) "Issue 14, first pass"; 2026-11-26 (GPU) "Issue 14, second pass";
-#   2026-11-27 (GPU) "Issue 14, third pass"; 2026-12-07 (GPU) "Does the recipe translate held-out stories, …".
+#   2026-11-27 (GPU) "Issue 14, third pass"; 2026-12-07 (GPU) "Does the recipe translate held-out stories, …";
+#   2026-12-07 (GPU) "Does retrieval-augmented LoRA (the nearest training pair in every prompt) beat …".
 # Issue 14's campaign: the notes' experiment plan on Gemma 3 270M, with the lab's own
 # make targets, on a CUDA machine (the lent H100). Steps run in the order of the plan
 # below; a step that finished is skipped when the script runs again.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Served NOTES.md: 2026-11-26 (GPU) "Issue 14, second pass"; 2026-11-27 (GPU) "Issue 14, third pass";
-#   2026-11-27 (2 GPUs) "Issue 14, fourth pass".
+#   2026-11-27 (2 GPUs) "Issue 14, fourth pass"; 2026-12-07 (GPU) "Does retrieval-augmented LoRA (the nearest training pair in every prompt) beat …".
 # Issue 14's second pass: three streams of bench/campaigns/campaign_gemma270m.sh at once
 # on one CUDA machine, each in its own clone of this repo (own runs/, adapters/,
 # runs/latest), sharing the model converted once here.
