@@ -148,19 +148,29 @@ def compare(runs: list[str], eval_name: str, family: str, bootstrap: int, seed: 
     if len(set(stamps)) != len(stamps):
         raise olelo.UserError(f"a run is named twice: {' '.join(stamps)}")
     first = loaded[0]
-    for r in loaded[1:]:
-        if (r["test_sha256"], r["ids"]) != (first["test_sha256"], first["ids"]):
+    sentences = {}  # test file -> its (id, direction, source, reference) of the scored sentences
+    for r in loaded:
+        if r["ids"] != first["ids"]:
             raise olelo.UserError(f"{r['summary']} and {first['summary']} were not scored on the same test "
                                   f"sentences: no paired comparison")
-    if first["test_sha256"] and olelo.sha256_file(first["test_data"]) != first["test_sha256"]:
-        raise olelo.UserError(f"{first['test_data']} is not the file the runs were scored on (sha256 differs): "
-                              f"rebuild that split (make data)")
-    refs = [t["target"] for t in evaluation.pairs_of(evaluation.test_records(first["test_data"], first["ids"]))]
+        if r["test_sha256"] and olelo.sha256_file(r["test_data"]) != r["test_sha256"]:
+            raise olelo.UserError(f"{r['test_data']} is not the file {r['summary']} was scored on (sha256 "
+                                  f"differs): rebuild that split (make data)")
+        if r["test_data"] not in sentences:
+            sentences[r["test_data"]] = [(t["id"], t["direction"], t["source"], t["target"]) for t in
+                                         evaluation.pairs_of(evaluation.test_records(r["test_data"], r["ids"]))]
+        # Test files may differ in their prompts only (DATA=rag carries retrieved pairs): the pairing
+        # is by sentence, so sources and references must be the same too, in the same order.
+        if sentences[r["test_data"]] != sentences[first["test_data"]]:
+            raise olelo.UserError(f"{r['summary']} and {first['summary']} were not scored on the same test "
+                                  f"sentences: no paired comparison")
+    refs = [sentence[3] for sentence in sentences[first["test_data"]]]
     recipes: dict[str, list[dict]] = {}
     for r in loaded:
         recipes.setdefault(recipe_of(r["stamp"])[0], []).append(r)
     report = {"family": family, "eval": eval_name, "test_data": first["test_data"], "test_set": first["test_set"],
-              "test_sha256": first["test_sha256"], "n": len(refs), "bootstrap": {"samples": bootstrap, "seed": seed},
+              "test_sha256": first["test_sha256"], "test_files": sorted(sentences), "n": len(refs),
+              "bootstrap": {"samples": bootstrap, "seed": seed},
               "runs": {r["stamp"]: {"row": r["row"], "chrf": r["chrf"], "bleu": r["bleu"]} for r in loaded},
               "recipes": {}, "vs_seeds": [], "pairs": []}
     for name, members in recipes.items():
@@ -200,7 +210,9 @@ def _p(p, called: bool = True) -> str:
 
 def markdown(report: dict) -> str:
     lines = [f"# Comparison: {report['family']}", "",
-             f"{len(report['runs'])} runs, headline rows of `{report['eval']}` on {report['test_data']} "
+             f"{len(report['runs'])} runs, headline rows of `{report['eval']}` on "
+             f"{' and '.join(report.get('test_files') or [report['test_data']])}"
+             f"{' (the same sentences and references, other prompts)' if len(report.get('test_files', [])) > 1 else ''} "
              f"({report['n']} sentences{', the SEALED test' if report['test_set'] == 'sealed' else ''}); "
              f"family of {report['family_size']} tests, Holm-adjusted p beside each raw p; * p < 0.05.", "",
              "| run | row | chrF++ | BLEU |", "|---|---|---|---|"]

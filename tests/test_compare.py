@@ -7,7 +7,7 @@ import math
 import pytest
 
 import olelo
-from olelo import compare, evaluation, scores
+from olelo import compare, evaluation, prompt, scores
 
 from conftest import REPO, script
 
@@ -91,11 +91,34 @@ def test_compare_groups_seeds_tests_runs_and_corrects_over_the_family(three_runs
 def test_compare_refuses_runs_scored_on_other_sentences(three_runs):
     root, systems = three_runs
     other = root / "other-test.jsonl"
-    olelo.atomic_write_jsonl(other, [olelo.chat_record("x", "y", "haw-en", f"q{i}") for i in range(6)])
+    olelo.atomic_write_jsonl(other, [olelo.chat_record("x", "y", "haw-en", f"p{i}") for i in range(6)])
     fake_run(root, "elsewhere-s0", ["A dog."] * 6, other)
     with pytest.raises(olelo.UserError, match="not scored on the same test sentences"):
         compare.compare([str(root / "runs" / "rec-s0"), str(root / "runs" / "elsewhere-s0")], "eval", "f", 50, 1,
                         progress=lambda m: None)
+
+
+def test_compare_pairs_by_sentence_across_test_files_that_differ_in_their_prompts_only(three_runs):
+    """DATA=rag's test file carries retrieved pairs in each prompt: its runs pair with plain runs
+    on the same sentences; a file whose references differ is refused."""
+    root, systems = three_runs
+    rag = root / "rag-test.jsonl"
+    olelo.atomic_write_jsonl(rag, [prompt.retrieval_record(olelo.chat_record(f"haw {i}", r, "haw-en", f"p{i}"),
+                                                                 [("haw x", "eng x")], ["t0"])
+                                   for i, r in enumerate(REFS)])
+    fake_run(root, "rag-s0", ["A dog."] * 6, rag)
+    runs = [str(root / "runs" / s) for s in ("rec-s0", "rag-s0")]
+    r = compare.compare(runs, "eval", "f", 50, 1, progress=lambda m: None)
+    assert r["test_files"] == sorted([str(root / "test.jsonl"), str(rag)]) and r["n"] == 6
+    want = scores.compare(systems["rec-s0"], ["A dog."] * 6, REFS, n_samples=50, seed=1)["metrics"]["chrf"]
+    assert r["pairs"][0]["chrf"]["delta"] == pytest.approx(want["delta"])
+    assert "other prompts" in compare.markdown(r)
+    wrong = root / "wrong-refs.jsonl"
+    olelo.atomic_write_jsonl(wrong, [olelo.chat_record(f"haw {i}", r + " Yes.", "haw-en", f"p{i}")
+                                     for i, r in enumerate(REFS)])
+    fake_run(root, "wrong-s0", ["A dog."] * 6, wrong)
+    with pytest.raises(olelo.UserError, match="not scored on the same test sentences"):
+        compare.compare([runs[0], str(root / "runs" / "wrong-s0")], "eval", "f", 50, 1, progress=lambda m: None)
 
 
 def test_compare_script_writes_the_table_with_its_header(three_runs):
