@@ -104,7 +104,7 @@ def test_compare_pairs_by_sentence_across_test_files_that_differ_in_their_prompt
     root, systems = three_runs
     rag = root / "rag-test.jsonl"
     olelo.atomic_write_jsonl(rag, [prompt.retrieval_record(olelo.chat_record(f"haw {i}", r, "haw-en", f"p{i}"),
-                                                                 [("haw x", "eng x")], ["t0"])
+                                                           [("haw x", "eng x")], ["t0"])
                                    for i, r in enumerate(REFS)])
     fake_run(root, "rag-s0", ["A dog."] * 6, rag)
     runs = [str(root / "runs" / s) for s in ("rec-s0", "rag-s0")]
