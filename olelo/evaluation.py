@@ -186,6 +186,12 @@ def score_systems(test: list[dict], train: list[dict], systems: dict[str, list[s
     progress(f"per-segment statistics of {len(names)} rows ({segment_stats.active().jobs} processes)")
     segment_stats.active().prefetch([(k, hyps[n]) for n in names
                                      for k in (SECONDARY if n in NO_TER else scores.METRICS)], refs)
+    if semsim_ok:  # every row's embeddings at once, over the cores (olelo/semsim.py)
+        from olelo import semsim
+
+        progress(f"semantic similarity of {len(names)} rows")
+        semsim.prefetch([(hyps[n], refs) for n in names if any(h.strip() for h in hyps[n])],
+                        jobs=segment_stats.active().jobs)
     rows = {}
     for n in names:
         progress(f"scoring {n}")

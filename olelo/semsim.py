@@ -4,9 +4,14 @@ sentence embeddings). scripts/semsim.py is its command line.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
+import os
+import platform
+import sys
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 
 import olelo
@@ -140,12 +145,109 @@ def load() -> MiniLM:
 
 
 def cosines(hyps: list[str], refs: list[str]) -> list[float]:
-    """Per-segment cosine between hypothesis and reference embeddings."""
+    """Per-segment cosine between hypothesis and reference embeddings, kept in the active
+    per-segment statistics store (olelo/segment_stats.py; on disk in RUNS_DIR/.segment-stats
+    under make eval) by cache_key: embedding takes ~30 s a system on two CPU cores."""
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
+    from olelo import segment_stats
+
+    return segment_stats.active().values(cache_key(hyps, refs), len(hyps), "semsim",
+                                         lambda: _cosines(list(hyps), list(refs)))
+
+
+def _cosines(hyps: list[str], refs: list[str]) -> list[float]:
     model = load()
-    h, r = model.embed(list(hyps)), _references(model, tuple(refs))
+    h, r = model.embed(hyps), _references(model, tuple(refs))
     return [float(x) for x in (h * r).sum(axis=1)]
+
+
+def prefetch(pairs, jobs: int = 1) -> None:
+    """Cosines of each (hyps, refs) of `pairs` that the active store lacks, their texts embedded
+    over `jobs` processes at once when MLX computes on the CPU (where one process keeps about one
+    core busy: most of the time is in elementwise kernels that run on one thread); the cosines
+    are the ones cosines() computes, to the last bit (each process runs BLAS on one thread, which
+    gives the same bits: tests/test_semsim.py). Elsewhere, or with one list to embed, it leaves
+    them to cosines()."""
+    from olelo import segment_stats
+
+    store = segment_stats.active()
+    missing = {}
+    for hyps, refs in pairs:
+        key = cache_key(hyps, refs)
+        if key not in missing and store.cached(key, len(hyps)) is None:
+            missing[key] = (tuple(hyps), tuple(refs))
+    texts = list(dict.fromkeys(t for pair in missing.values() for t in pair))
+    if jobs < 2 or len(texts) < 2 or not _on_cpu():
+        return
+    embedded = dict(zip(texts, embed_over_processes(texts, jobs)))
+    for key, (hyps, refs) in missing.items():
+        cos = [float(x) for x in (embedded[hyps] * embedded[refs]).sum(axis=1)]
+        store.values(key, len(hyps), "semsim", lambda: cos)
+
+
+def _on_cpu() -> bool:
+    import mlx.core as mx
+
+    return mx.default_device() == mx.cpu
+
+
+def _embed_job(sentences):
+    return load().embed(list(sentences))
+
+
+def embed_over_processes(lists, jobs: int) -> list:
+    """load().embed(each of `lists`), over min(jobs, len(lists)) fresh processes with one BLAS
+    thread each, the longest lists first; in the order given."""
+    import multiprocessing
+
+    order = sorted(range(len(lists)), key=lambda i: -sum(len(t) for t in lists[i]))
+    out = [None] * len(lists)
+    saved = {k: os.environ.get(k) for k in _ONE_THREAD}
+    os.environ.update(_ONE_THREAD)  # read by the children's BLAS when it loads
+    try:
+        with multiprocessing.get_context("spawn").Pool(min(jobs, len(lists))) as pool:
+            for i, e in zip(order, pool.imap(_embed_job, [lists[i] for i in order])):
+                out[i] = e
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return out
+
+
+_ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+# Bump when what the encoder computes changes: cosines cached by older code are never read.
+CACHE_VERSION = 1
+# Two sentences of other lengths (a padded batch): their embeddings' bytes stand in the key for
+# what no version names (the BLAS MLX calls on a CPU, the device's kernels), which move last bits.
+_PROBE = ["Aloha kākou. Ua hele ke aliʻi i kahakai i ke kakahiaka nui.", "Aloha."]
+
+
+@lru_cache(maxsize=1)
+def _fingerprint() -> str:
+    import mlx.core as mx
+
+    probe = load().embed(_PROBE)
+    return hashlib.sha256(probe.astype("<f4").tobytes()).hexdigest() + f" {mx.__version__} {mx.default_device()}"
+
+
+def cache_key(hyps: list[str], refs: list[str]) -> str:
+    """semsim-<sha256> of what the cosines depend on: the model and its code (versions, batch,
+    token cap, the probe's embeddings on this machine) and the texts."""
+    from olelo import segment_stats
+
+    try:
+        package = metadata.version(PACKAGE.replace("_", "-"))
+    except metadata.PackageNotFoundError:
+        package = None
+    header = [CACHE_VERSION, MODEL_NAME, package, BATCH, MAX_TOKENS, platform.machine(), sys.platform,
+              _fingerprint(), len(hyps), len(refs)]
+    return "semsim-" + segment_stats.digest(header, list(hyps) + list(refs))
 
 
 @lru_cache(maxsize=4)
