@@ -178,7 +178,7 @@ def prefetch(pairs, jobs: int = 1) -> None:
         if key not in missing and store.cached(key, len(hyps)) is None:
             missing[key] = (tuple(hyps), tuple(refs))
     texts = list(dict.fromkeys(t for pair in missing.values() for t in pair))
-    if jobs < 2 or len(texts) < 2 or not _on_cpu():
+    if jobs < 2 or len(texts) < 2 or sum(map(len, texts)) < MIN_PARALLEL_SENTENCES or not _on_cpu():
         return
     embedded = dict(zip(texts, embed_over_processes(texts, jobs)))
     for key, (hyps, refs) in missing.items():
@@ -218,6 +218,8 @@ def embed_over_processes(lists, jobs: int) -> list:
     return out
 
 
+# Below this many sentences to embed, starting the processes (~2 s each) costs more than it saves.
+MIN_PARALLEL_SENTENCES = 256
 _ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 
