@@ -147,19 +147,31 @@ def load() -> MiniLM:
 def cosines(hyps: list[str], refs: list[str]) -> list[float]:
     """Per-segment cosine between hypothesis and reference embeddings, kept in the active
     per-segment statistics store (olelo/segment_stats.py; on disk in RUNS_DIR/.segment-stats
-    under make eval) by cache_key: embedding takes ~30 s a system on two CPU cores."""
+    under make eval) by cache_key, as the references' embeddings are: embedding a few hundred
+    paragraphs takes ~30 s on two CPU cores."""
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
     from olelo import segment_stats
 
     return segment_stats.active().values(cache_key(hyps, refs), len(hyps), "semsim",
-                                         lambda: _cosines(list(hyps), list(refs)))
+                                         lambda: _cosines(load().embed(list(hyps)), reference_embeddings(refs)))
 
 
-def _cosines(hyps: list[str], refs: list[str]) -> list[float]:
-    model = load()
-    h, r = model.embed(hyps), _references(model, tuple(refs))
+def _cosines(h, r) -> list[float]:
     return [float(x) for x in (h * r).sum(axis=1)]
+
+
+def reference_embeddings(refs: list[str], embedded=None):
+    """The references' embeddings (numpy float32), kept in the active store: an evaluation scores
+    many systems against one list of references, and every evaluation of a test set the same list.
+    `embedded`: the embeddings made elsewhere (prefetch's processes), kept as they are."""
+    import numpy as np
+    from olelo import segment_stats
+
+    rows = segment_stats.active().values(
+        _key("embeddings", refs), len(refs), "embeddings",
+        lambda: (load().embed(list(refs)) if embedded is None else embedded).tolist())  # floats: exact
+    return np.array(rows, np.float32)
 
 
 def prefetch(pairs, jobs: int = 1) -> None:
@@ -167,8 +179,8 @@ def prefetch(pairs, jobs: int = 1) -> None:
     over `jobs` processes at once when MLX computes on the CPU (where one process keeps about one
     core busy: most of the time is in elementwise kernels that run on one thread); the cosines
     are the ones cosines() computes, to the last bit (each process runs BLAS on one thread, which
-    gives the same bits: tests/test_semsim.py). Elsewhere, or with one list to embed, it leaves
-    them to cosines()."""
+    gives the same bits: tests/test_semsim.py). Elsewhere, or with less to embed than
+    MIN_PARALLEL_SENTENCES, it leaves them to cosines()."""
     from olelo import segment_stats
 
     store = segment_stats.active()
@@ -177,12 +189,13 @@ def prefetch(pairs, jobs: int = 1) -> None:
         key = cache_key(hyps, refs)
         if key not in missing and store.cached(key, len(hyps)) is None:
             missing[key] = (tuple(hyps), tuple(refs))
-    texts = list(dict.fromkeys(t for pair in missing.values() for t in pair))
+    refs_lists = {r for _, r in missing.values() if store.cached(_key("embeddings", r), len(r)) is None}
+    texts = list(dict.fromkeys([h for h, _ in missing.values()] + sorted(refs_lists)))
     if jobs < 2 or len(texts) < 2 or sum(map(len, texts)) < MIN_PARALLEL_SENTENCES or not _on_cpu():
         return
     embedded = dict(zip(texts, embed_over_processes(texts, jobs)))
     for key, (hyps, refs) in missing.items():
-        cos = [float(x) for x in (embedded[hyps] * embedded[refs]).sum(axis=1)]
+        cos = _cosines(embedded[hyps], reference_embeddings(refs, embedded.get(refs)))
         store.values(key, len(hyps), "semsim", lambda: cos)
 
 
@@ -223,7 +236,7 @@ MIN_PARALLEL_SENTENCES = 256
 _ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 
-# Bump when what the encoder computes changes: cosines cached by older code are never read.
+# Bump when what the encoder computes changes: cosines and embeddings of older code are never read.
 CACHE_VERSION = 1
 # Two sentences of other lengths (a padded batch): their embeddings' bytes stand in the key for
 # what no version names (the BLAS MLX calls on a CPU, the device's kernels), which move last bits.
@@ -238,24 +251,23 @@ def _fingerprint() -> str:
     return hashlib.sha256(probe.astype("<f4").tobytes()).hexdigest() + f" {mx.__version__} {mx.default_device()}"
 
 
-def cache_key(hyps: list[str], refs: list[str]) -> str:
-    """semsim-<sha256> of what the cosines depend on: the model and its code (versions, batch,
-    token cap, the probe's embeddings on this machine) and the texts."""
+def _key(kind: str, *lists) -> str:
+    """<kind>-<sha256> of what the values depend on: the model and its code (versions, batch,
+    token cap, the probe's embeddings on this machine) and the texts of `lists`."""
     from olelo import segment_stats
 
     try:
         package = metadata.version(PACKAGE.replace("_", "-"))
     except metadata.PackageNotFoundError:
         package = None
-    header = [CACHE_VERSION, MODEL_NAME, package, BATCH, MAX_TOKENS, platform.machine(), sys.platform,
-              _fingerprint(), len(hyps), len(refs)]
-    return "semsim-" + segment_stats.digest(header, list(hyps) + list(refs))
+    header = [CACHE_VERSION, kind, MODEL_NAME, package, BATCH, MAX_TOKENS, platform.machine(), sys.platform,
+              _fingerprint(), [len(x) for x in lists]]
+    return f"{kind}-" + segment_stats.digest(header, [t for x in lists for t in x])
 
 
-@lru_cache(maxsize=4)
-def _references(model: MiniLM, refs: tuple[str, ...]):
-    # An evaluation scores many systems against one list of references: embed it once.
-    return model.embed(list(refs))
+def cache_key(hyps: list[str], refs: list[str]) -> str:
+    """The key of the cosines of hyps against refs (semsim-<sha256>)."""
+    return _key("semsim", hyps, refs)
 
 
 def mean_cosine(hyps: list[str], refs: list[str]) -> float:

@@ -216,7 +216,7 @@ def test_scores_statistics_are_cached_beside_the_runs_and_read_back(evaluated):
 
     # semantic similarity's cosines too, where the model is installed
     assert {n.split("-")[0] for n in before} == {"bleu", "chrf", "ter"} | \
-        ({"semsim"} if semsim.unavailable_reason() is None else set())
+        ({"semsim", "embeddings"} if semsim.unavailable_reason() is None else set())
     assert not (d / ".segment-stats").exists()
     summary = d / "summary.json"
     old = json.loads(summary.read_text())

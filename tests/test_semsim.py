@@ -100,19 +100,35 @@ REFS = [f"The chief {i} walked to the ocean in the morning." for i in range(sems
 def test_cosines_embedded_over_processes_equal_the_in_process_ones_to_the_last_bit(tmp_path, monkeypatch):
     from olelo import segment_stats
 
-    want = {n: semsim._cosines(h, REFS) for n, h in SYSTEMS.items()}  # one process, BLAS on its threads
+    model = semsim.load()  # one process, BLAS on all its threads
+    want = {n: [float(x) for x in (model.embed(h) * model.embed(REFS)).sum(axis=1)] for n, h in SYSTEMS.items()}
     monkeypatch.setattr(semsim, "MIN_PARALLEL_SENTENCES", 0)
     store = segment_stats.Store(tmp_path, jobs=2)
     with segment_stats.using(store):
         semsim.prefetch([(h, REFS) for h in SYSTEMS.values()], jobs=2)
-        assert store.counts["computed"] == 3  # all made by the processes ...
+        assert store.counts["computed"] == 4  # three systems' cosines and the references' embeddings ...
         got = {n: semsim.cosines(h, REFS) for n, h in SYSTEMS.items()}
-    assert store.counts["computed"] == 3 and store.counts["memory"] == 3  # ... and read back, none again
+    assert store.counts["computed"] == 4  # ... read back, none computed again
     assert got == want  # float equality: the same bits
     again = segment_stats.Store(tmp_path, jobs=1)  # another report: read from the cache folder
     with segment_stats.using(again):
         assert semsim.mean_cosine(SYSTEMS["b"], REFS) == sum(want["b"]) / len(want["b"])
     assert again.counts == {"computed": 0, "read": 1, "memory": 0}
+
+
+@needs_model
+def test_a_new_system_reads_the_references_embeddings_back(tmp_path):
+    from olelo import segment_stats
+
+    with segment_stats.using(segment_stats.Store(tmp_path, jobs=1)):
+        first = semsim.cosines(SYSTEMS["a"], REFS)
+    later = segment_stats.Store(tmp_path, jobs=1)  # another evaluation of the same test set
+    with segment_stats.using(later):
+        new = semsim.cosines(SYSTEMS["c"], REFS)
+    assert later.counts == {"computed": 1, "read": 1, "memory": 0}  # the new cosines; the references read
+    model = semsim.load()
+    assert new == [float(x) for x in (model.embed(SYSTEMS["c"]) * model.embed(REFS)).sum(axis=1)]
+    assert first == [float(x) for x in (model.embed(SYSTEMS["a"]) * model.embed(REFS)).sum(axis=1)]
 
 
 @needs_model
