@@ -4,6 +4,7 @@ sentence embeddings). scripts/semsim.py is its command line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -181,6 +182,15 @@ def prefetch(pairs, jobs: int = 1) -> None:
     are the ones cosines() computes, to the last bit (each process runs BLAS on one thread, which
     gives the same bits: tests/test_semsim.py). Elsewhere, or with less to embed than
     MIN_PARALLEL_SENTENCES, it leaves them to cosines()."""
+    with started(pairs, jobs):
+        pass
+
+
+@contextlib.contextmanager
+def started(pairs, jobs: int = 1):
+    """prefetch(pairs, jobs), its processes started on entry and waited for on exit: the block
+    runs meanwhile (other scores, on the cores the embeddings leave). On an error the processes
+    are ended."""
     from olelo import segment_stats
 
     store = segment_stats.active()
@@ -192,11 +202,15 @@ def prefetch(pairs, jobs: int = 1) -> None:
     refs_lists = {r for _, r in missing.values() if store.cached(_key("embeddings", r), len(r)) is None}
     texts = list(dict.fromkeys([h for h, _ in missing.values()] + sorted(refs_lists)))
     if jobs < 2 or len(texts) < 2 or sum(map(len, texts)) < MIN_PARALLEL_SENTENCES or not _on_cpu():
+        yield
         return
-    embedded = dict(zip(texts, embed_over_processes(texts, jobs)))
-    for key, (hyps, refs) in missing.items():
-        cos = _cosines(embedded[hyps], reference_embeddings(refs, embedded.get(refs)))
-        store.values(key, len(hyps), "semsim", lambda: cos)
+    with _embedding_pool(texts, jobs) as results:
+        yield
+        embedded = dict(zip(texts, results()))
+    with segment_stats.using(store):  # the block may have changed the active store
+        for key, (hyps, refs) in missing.items():
+            cos = _cosines(embedded[hyps], reference_embeddings(refs, embedded.get(refs)))
+            store.values(key, len(hyps), "semsim", lambda: cos)
 
 
 def _on_cpu() -> bool:
@@ -212,23 +226,36 @@ def _embed_job(sentences):
 def embed_over_processes(lists, jobs: int) -> list:
     """load().embed(each of `lists`), over min(jobs, len(lists)) fresh processes with one BLAS
     thread each, the longest lists first; in the order given."""
+    with _embedding_pool(lists, jobs) as results:
+        return results()
+
+
+@contextlib.contextmanager
+def _embedding_pool(lists, jobs: int):
+    """Starts embed_over_processes's work and yields a function that waits for its results."""
     import multiprocessing
 
     order = sorted(range(len(lists)), key=lambda i: -sum(len(t) for t in lists[i]))
-    out = [None] * len(lists)
     saved = {k: os.environ.get(k) for k in _ONE_THREAD}
     os.environ.update(_ONE_THREAD)  # read by the children's BLAS when it loads
     try:
-        with multiprocessing.get_context("spawn").Pool(min(jobs, len(lists))) as pool:
-            for i, e in zip(order, pool.imap(_embed_job, [lists[i] for i in order])):
-                out[i] = e
+        pool = multiprocessing.get_context("spawn").Pool(min(jobs, len(lists)))
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return out
+    with pool:  # on leaving: the processes ended
+        pending = pool.map_async(_embed_job, [lists[i] for i in order], chunksize=1)
+
+        def results():
+            out = [None] * len(lists)
+            for i, e in zip(order, pending.get()):
+                out[i] = e
+            return out
+
+        yield results
 
 
 # Below this many sentences to embed, starting the processes (~2 s each) costs more than it saves.
