@@ -35,7 +35,7 @@ from pathlib import Path
 
 from olelo import header
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # bench/campaigns/ -> the checkout
 
 
 def main(argv=None) -> int:
