@@ -18,6 +18,7 @@ is its own reference the closest of all references, and are the source's names c
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -140,8 +141,9 @@ def reference_baselines(test: list[dict], train: list[dict], seed: int) -> tuple
 # ---------------------------------------------------------------- rows
 
 def score_row(hyps: list[str], refs: list[str], sources: list[str], semsim_ok: bool, bootstrap: int,
-              seed: int, metrics=tuple(scores.METRICS)) -> dict:
-    """Every score of one system that does not depend on another system."""
+              seed: int, metrics=tuple(scores.METRICS), semsim_later: bool = False) -> dict:
+    """Every score of one system that does not depend on another system (semsim_later: its
+    semantic similarity left None, in its place, for the caller to fill in)."""
     s = scores.score_corpus(hyps, refs, metrics=metrics)
     repeat = yardstick.repetition_rate(hyps, REPEAT_WORDS)
     own = yardstick.own_reference(hyps, refs, n_boot=bootstrap, seed=seed)
@@ -156,7 +158,7 @@ def score_row(hyps: list[str], refs: list[str], sources: list[str], semsim_ok: b
     if semsim_ok and any(h.strip() for h in hyps):
         from olelo import semsim
 
-        row["semsim"] = semsim.mean_cosine(hyps, refs)
+        row["semsim"] = None if semsim_later else semsim.mean_cosine(hyps, refs)
     return row
 
 
@@ -181,27 +183,45 @@ def score_systems(test: list[dict], train: list[dict], systems: dict[str, list[s
     names = model_baselines + list(base_hyps) + [n for n in systems if n not in model_baselines]
     hyps = {**systems, **base_hyps}
     compared = list(COMPARED_BASELINES) + [n for n in model_baselines if n != "base"]
-    # Every system's per-segment statistics first, all together over the cores; every score and
-    # paired bootstrap below reads them back (olelo/segment_stats.py)
-    progress(f"per-segment statistics of {len(names)} rows ({segment_stats.active().jobs} processes)")
-    segment_stats.active().prefetch([(k, hyps[n]) for n in names
-                                     for k in (SECONDARY if n in NO_TER else scores.METRICS)], refs)
+    # Semantic similarity, the slowest part, first: on a CPU the rows' embeddings are made in
+    # processes of their own while everything else is scored (olelo/semsim.py), and filled in after.
+    # Every system's per-segment statistics next, all together over the cores; every score and
+    # paired bootstrap below reads them back (olelo/segment_stats.py).
     rows = {}
-    for n in names:
-        progress(f"scoring {n}")
-        row = score_row(hyps[n], refs, sources, semsim_ok, bootstrap, seed,
-                        metrics=SECONDARY if n in NO_TER else tuple(scores.METRICS))
-        if n != "base" and "base" in hyps and n != "empty":
-            row["vs_base"] = scores.compare(hyps["base"], hyps[n], refs, n_samples=bootstrap, seed=seed,
-                                            metrics=tuple(scores.METRICS) if n in systems else SECONDARY)
-        if n in systems:
-            row["vs_baselines"] = {b: scores.compare(hyps[b], hyps[n], refs, n_samples=bootstrap, seed=seed,
-                                                     metrics=SECONDARY) for b in compared if b != n}
-            row["beyond_translation_memory"] = beyond_translation_memory(row)
-        rows[n] = row
+    with _semsim_started(semsim_ok, [(hyps[n], refs) for n in names if any(h.strip() for h in hyps[n])], progress):
+        progress(f"per-segment statistics of {len(names)} rows ({segment_stats.active().jobs} processes)")
+        segment_stats.active().prefetch([(k, hyps[n]) for n in names
+                                         for k in (SECONDARY if n in NO_TER else scores.METRICS)], refs)
+        for n in names:
+            progress(f"scoring {n}")
+            row = score_row(hyps[n], refs, sources, semsim_ok, bootstrap, seed,
+                            metrics=SECONDARY if n in NO_TER else tuple(scores.METRICS), semsim_later=True)
+            if n != "base" and "base" in hyps and n != "empty":
+                row["vs_base"] = scores.compare(hyps["base"], hyps[n], refs, n_samples=bootstrap, seed=seed,
+                                                metrics=tuple(scores.METRICS) if n in systems else SECONDARY)
+            if n in systems:
+                row["vs_baselines"] = {b: scores.compare(hyps[b], hyps[n], refs, n_samples=bootstrap, seed=seed,
+                                                         metrics=SECONDARY) for b in compared if b != n}
+                row["beyond_translation_memory"] = beyond_translation_memory(row)
+            rows[n] = row
+        progress("waiting for semantic similarity" if semsim_ok else "scored")
+    for n, row in rows.items():
+        if "semsim" in row:  # its place was kept
+            from olelo import semsim
+
+            row["semsim"] = semsim.mean_cosine(hyps[n], refs)
     reference = {"loop_rate": scores.output_health(refs, refs)["loop_rate"],
                  "repeat8": yardstick.repetition_rate(refs, REPEAT_WORDS)["rate"]}
     return {"rows": rows, "reference_baselines": record, "reference": reference}
+
+
+def _semsim_started(semsim_ok: bool, pairs, progress):
+    if not semsim_ok:
+        return contextlib.nullcontext()
+    from olelo import semsim
+
+    progress(f"semantic similarity of {len(pairs)} rows")
+    return semsim.started(pairs, jobs=segment_stats.active().jobs)
 
 
 def verdict_lines(rows: dict, systems) -> list[str]:

@@ -10,6 +10,7 @@ import re
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 from sacrebleu.significance import PairedTest
 
 import olelo
@@ -152,8 +153,24 @@ def loop_ending_at(words: list[str], j: int, max_words: int = LOOP_MAX_WORDS, co
 
 
 def loops(text: str, max_words: int = LOOP_MAX_WORDS, copies: int = LOOP_COPIES) -> bool:
-    """True when some span of 1..max_words words occurs `copies` times in a row."""
-    return _first_loop(re.findall(r"\w+", text.lower()), max_words, copies) is not None
+    """True when some span of 1..max_words words occurs `copies` times in a row: for some n,
+    word i equals word i + n for (copies - 1) * n positions i in a row (the answer of
+    _first_loop, found by whole arrays: tests/test_score.py compares the two)."""
+    words = re.findall(r"\w+", text.lower())
+    if copies < 2:
+        return _first_loop(words, max_words, copies) is not None
+    if len(words) < copies:
+        return False
+    ids: dict[str, int] = {}
+    a = np.array([ids.setdefault(w, len(ids)) for w in words])
+    for n in range(1, max_words + 1):
+        run = (copies - 1) * n
+        if copies * n > len(a):
+            break
+        same = np.concatenate([[0], np.cumsum(a[:-n] == a[n:])])  # positions i with word i == word i + n so far
+        if (same[run:] - same[:-run] == run).any():  # `run` of them in a row
+            return True
+    return False
 
 
 def cut_loop(text: str, max_words: int = LOOP_MAX_WORDS, copies: int = LOOP_COPIES) -> str:

@@ -79,6 +79,18 @@ def fast_ter_ready() -> bool:
     return reason is None
 
 
+def digest(header: list, texts) -> str:
+    """sha256 (hex) of a JSON header and texts: the header first (it holds the counts), then
+    each text with its length, so that no two inputs share a digest by moving a boundary."""
+    h = hashlib.sha256()
+    h.update(json.dumps(header).encode())
+    for text in texts:
+        data = text.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
 def _extract_chunk(task):
     key, metric, hyps, refs, positions = task
     return key, positions, extract(metric, hyps, refs)
@@ -111,13 +123,7 @@ class Store:
         m = _new_metric(metric)
         m.num_refs = 1  # one reference a segment, as every caller gives (the signature needs it)
         signature = m.get_signature().format()
-        h = hashlib.sha256()
-        h.update(json.dumps([STATS_VERSION, self._version, metric, signature, len(hyps), len(refs)]).encode())
-        for text in list(hyps) + list(refs):  # lengths first, then each text with its length: no ambiguity
-            data = text.encode("utf-8", "surrogatepass")
-            h.update(len(data).to_bytes(8, "little"))
-            h.update(data)
-        return f"{metric}-{h.hexdigest()}"
+        return f"{metric}-{digest([STATS_VERSION, self._version, metric, signature, len(hyps), len(refs)], list(hyps) + list(refs))}"
 
     def _path(self, key: str) -> Path | None:
         return self.cache_dir / f"{key}.json" if self.cache_dir else None
@@ -147,6 +153,22 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             olelo.atomic_write_text(path, json.dumps({"key": key, "metric": metric, "sacrebleu": self._version,
                                                       "n": len(stats), "stats": stats}))
+
+    def cached(self, key: str, n: int):
+        """The n values kept under `key` (memory or the cache folder), or None."""
+        return self._lookup(key, n)
+
+    def values(self, key: str, n: int, kind: str, compute) -> list:
+        """n per-segment values of another kind than sacrebleu's (semsim's cosines) under a key the
+        caller made (its kind first, e.g. semsim-<sha256>, with all that changes the values in the
+        hash): read back from memory or the cache folder, else compute() and kept like statistics."""
+        found = self._lookup(key, n)
+        if found is None:
+            found = list(compute())
+            if len(found) != n:
+                raise ValueError(f"{kind}: {len(found)} values for {n} segments")
+            self._keep(key, kind, found)
+        return found
 
     def stats(self, metric: str, hyps, refs) -> list[list]:
         """The per-segment statistics of `metric` for these outputs against these references."""

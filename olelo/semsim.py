@@ -4,9 +4,15 @@ sentence embeddings). scripts/semsim.py is its command line.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.util
 import json
+import os
+import platform
+import sys
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 
 import olelo
@@ -140,18 +146,155 @@ def load() -> MiniLM:
 
 
 def cosines(hyps: list[str], refs: list[str]) -> list[float]:
-    """Per-segment cosine between hypothesis and reference embeddings."""
+    """Per-segment cosine between hypothesis and reference embeddings, kept in the active
+    per-segment statistics store (olelo/segment_stats.py; on disk in RUNS_DIR/.segment-stats
+    under make eval) by cache_key, as the references' embeddings are: embedding a few hundred
+    paragraphs takes ~30 s on two CPU cores."""
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
-    model = load()
-    h, r = model.embed(list(hyps)), _references(model, tuple(refs))
+    from olelo import segment_stats
+
+    return segment_stats.active().values(cache_key(hyps, refs), len(hyps), "semsim",
+                                         lambda: _cosines(load().embed(list(hyps)), reference_embeddings(refs)))
+
+
+def _cosines(h, r) -> list[float]:
     return [float(x) for x in (h * r).sum(axis=1)]
 
 
-@lru_cache(maxsize=4)
-def _references(model: MiniLM, refs: tuple[str, ...]):
-    # An evaluation scores many systems against one list of references: embed it once.
-    return model.embed(list(refs))
+def reference_embeddings(refs: list[str], embedded=None):
+    """The references' embeddings (numpy float32), kept in the active store: an evaluation scores
+    many systems against one list of references, and every evaluation of a test set the same list.
+    `embedded`: the embeddings made elsewhere (prefetch's processes), kept as they are."""
+    import numpy as np
+    from olelo import segment_stats
+
+    rows = segment_stats.active().values(
+        _key("embeddings", refs), len(refs), "embeddings",
+        lambda: (load().embed(list(refs)) if embedded is None else embedded).tolist())  # floats: exact
+    return np.array(rows, np.float32)
+
+
+def prefetch(pairs, jobs: int = 1) -> None:
+    """Cosines of each (hyps, refs) of `pairs` that the active store lacks, their texts embedded
+    over `jobs` processes at once when MLX computes on the CPU (where one process keeps about one
+    core busy: most of the time is in elementwise kernels that run on one thread); the cosines
+    are the ones cosines() computes, to the last bit (each process runs BLAS on one thread, which
+    gives the same bits: tests/test_semsim.py). Elsewhere, or with less to embed than
+    MIN_PARALLEL_SENTENCES, it leaves them to cosines()."""
+    with started(pairs, jobs):
+        pass
+
+
+@contextlib.contextmanager
+def started(pairs, jobs: int = 1):
+    """prefetch(pairs, jobs), its processes started on entry and waited for on exit: the block
+    runs meanwhile (other scores, on the cores the embeddings leave). On an error the processes
+    are ended."""
+    from olelo import segment_stats
+
+    store = segment_stats.active()
+    missing = {}
+    for hyps, refs in pairs:
+        key = cache_key(hyps, refs)
+        if key not in missing and store.cached(key, len(hyps)) is None:
+            missing[key] = (tuple(hyps), tuple(refs))
+    refs_lists = {r for _, r in missing.values() if store.cached(_key("embeddings", r), len(r)) is None}
+    texts = list(dict.fromkeys([h for h, _ in missing.values()] + sorted(refs_lists)))
+    if jobs < 2 or len(texts) < 2 or sum(map(len, texts)) < MIN_PARALLEL_SENTENCES or not _on_cpu():
+        yield
+        return
+    with _embedding_pool(texts, jobs) as results:
+        yield
+        embedded = dict(zip(texts, results()))
+    with segment_stats.using(store):  # the block may have changed the active store
+        for key, (hyps, refs) in missing.items():
+            cos = _cosines(embedded[hyps], reference_embeddings(refs, embedded.get(refs)))
+            store.values(key, len(hyps), "semsim", lambda: cos)
+
+
+def _on_cpu() -> bool:
+    import mlx.core as mx
+
+    return mx.default_device() == mx.cpu
+
+
+def _embed_job(sentences):
+    return load().embed(list(sentences))
+
+
+def embed_over_processes(lists, jobs: int) -> list:
+    """load().embed(each of `lists`), over min(jobs, len(lists)) fresh processes with one BLAS
+    thread each, the longest lists first; in the order given."""
+    with _embedding_pool(lists, jobs) as results:
+        return results()
+
+
+@contextlib.contextmanager
+def _embedding_pool(lists, jobs: int):
+    """Starts embed_over_processes's work and yields a function that waits for its results."""
+    import multiprocessing
+
+    order = sorted(range(len(lists)), key=lambda i: -sum(len(t) for t in lists[i]))
+    saved = {k: os.environ.get(k) for k in _ONE_THREAD}
+    os.environ.update(_ONE_THREAD)  # read by the children's BLAS when it loads
+    try:
+        pool = multiprocessing.get_context("spawn").Pool(min(jobs, len(lists)))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    with pool:  # on leaving: the processes ended
+        pending = pool.map_async(_embed_job, [lists[i] for i in order], chunksize=1)
+
+        def results():
+            out = [None] * len(lists)
+            for i, e in zip(order, pending.get()):
+                out[i] = e
+            return out
+
+        yield results
+
+
+# Below this many sentences to embed, starting the processes (~2 s each) costs more than it saves.
+MIN_PARALLEL_SENTENCES = 256
+_ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+# Bump when what the encoder computes changes: cosines and embeddings of older code are never read.
+CACHE_VERSION = 1
+# Two sentences of other lengths (a padded batch): their embeddings' bytes stand in the key for
+# what no version names (the BLAS MLX calls on a CPU, the device's kernels), which move last bits.
+_PROBE = ["Aloha kākou. Ua hele ke aliʻi i kahakai i ke kakahiaka nui.", "Aloha."]
+
+
+@lru_cache(maxsize=1)
+def _fingerprint() -> str:
+    import mlx.core as mx
+
+    probe = load().embed(_PROBE)
+    return hashlib.sha256(probe.astype("<f4").tobytes()).hexdigest() + f" {mx.__version__} {mx.default_device()}"
+
+
+def _key(kind: str, *lists) -> str:
+    """<kind>-<sha256> of what the values depend on: the model and its code (versions, batch,
+    token cap, the probe's embeddings on this machine) and the texts of `lists`."""
+    from olelo import segment_stats
+
+    try:
+        package = metadata.version(PACKAGE.replace("_", "-"))
+    except metadata.PackageNotFoundError:
+        package = None
+    header = [CACHE_VERSION, kind, MODEL_NAME, package, BATCH, MAX_TOKENS, platform.machine(), sys.platform,
+              _fingerprint(), [len(x) for x in lists]]
+    return f"{kind}-" + segment_stats.digest(header, [t for x in lists for t in x])
+
+
+def cache_key(hyps: list[str], refs: list[str]) -> str:
+    """The key of the cosines of hyps against refs (semsim-<sha256>)."""
+    return _key("semsim", hyps, refs)
 
 
 def mean_cosine(hyps: list[str], refs: list[str]) -> float:

