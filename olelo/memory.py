@@ -85,6 +85,10 @@ def fit_peak(points: list[dict]) -> dict:
     weighted by 1/peak, so the fit minimizes relative errors, small points count."""
     import numpy as np
 
+    if not points:
+        raise olelo.UserError("cannot fit peak memory: no measured point (every batch x width of the sweep "
+                              "failed: read the sweep's errors, e.g. out of memory, and try smaller batches or "
+                              "widths, or MEM_LIMIT)")
     cols = _columns(points)
     X = np.array([[1.0] + [_feature(t, m, p["batch"], p["width"], p["grad_checkpoint"]) for t, m in cols]
                   for p in points])

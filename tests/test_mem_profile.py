@@ -77,6 +77,8 @@ def test_fit_without_width_term_when_one_width_was_measured():
 def test_fit_with_one_mode_and_too_few_points():
     only_off = [p for p in synthetic_points() if not p["grad_checkpoint"]]
     assert set(memory.fit_peak(only_off)["per_token_bytes"]) == {"off"}
+    with pytest.raises(olelo.UserError, match="no measured point"):
+        memory.fit_peak([])  # every point of a sweep failed
     with pytest.raises(olelo.UserError, match="need at least two"):
         memory.fit_peak(only_off[:1])
     with pytest.raises(olelo.UserError, match="need at least two"):  # one batch x width only
