@@ -61,6 +61,9 @@ def main():
         rag[split] = augment(records, s["train"], a.k)
         print(f"{split}: {len(records)} records, {a.k} nearest of {len(s['train'])} training pairs each "
               f"({time.perf_counter() - t:.1f} s)", file=sys.stderr)
+    # Fewer than k examples where fewer training pairs are eligible (a small training split,
+    # or pairs left out for sharing a text): counted, not hidden.
+    short = {split: sum(len(r["retrieved"]) < a.k for r in records) for split, records in rag.items()}
     lengths = {split: [text_length(r) for r in records] for split, records in rag.items()}
     long = {split: {"max": max(n, default=0), "over_max_chars": sum(x > a.max_chars for x in n)}
             for split, n in lengths.items()}
@@ -70,12 +73,16 @@ def main():
         "k": a.k, "retrieved_from": "train", "similarity": TM_SIMILARITY,
         "excluded": "the record's own pair (same pair id, either direction) and any pair sharing its "
                     "Hawaiian or English text (by match key, as the leak check)",
+        "fewer_than_k": short,
         "inputs_sha256": inputs_sha256(src), "prompt_chars": {"max_chars": a.max_chars, **long}}, beside=splits)
     over = sum(x["over_max_chars"] for x in long.values())
     print(f"{out}: " + ", ".join(f"{k} {f['records']}" for k, f in files.items())
           + f"; {over} record(s) longer than {a.max_chars} characters ("
           + ", ".join(f"{k} {x['over_max_chars']}" for k, x in long.items())
           + "): past MAX_SEQ tokens mlx-lm cuts them", file=sys.stderr)
+    if any(short.values()):
+        print(f"warning: {sum(short.values())} record(s) carry fewer than {a.k} examples, too few eligible "
+              "training pairs (" + ", ".join(f"{k} {n}" for k, n in short.items()) + ")", file=sys.stderr)
     return 0
 
 

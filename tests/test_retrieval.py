@@ -145,6 +145,18 @@ def test_long_prompts_are_counted(story_split):
     assert f"{sum(counts[s]['over_max_chars'] for s in SPLITS)} record(s) longer than 300 characters" in proc.stderr
 
 
+def test_records_with_fewer_than_k_examples_are_counted_and_said(story_split):
+    """33 training pairs, k = 40: no record can carry 40 examples; each split says how many fell short."""
+    proc = run("scripts/retrieval_data.py", "--src", story_split / "large", "--k", 40, "--out", story_split / "rag-k40")
+    assert proc.returncode == 0, proc.stderr
+    rag = read(story_split / "rag-k40")
+    short = json.loads((story_split / "rag-k40" / "manifest.json").read_text())["fewer_than_k"]
+    assert short == {s: sum(len(r["retrieved"]) < 40 for r in rag[s]) for s in SPLITS}
+    assert short["train"] == len(rag["train"]) > 0
+    assert f"warning: {sum(short.values())} record(s) carry fewer than 40 examples" in proc.stderr
+    assert json.loads((build(story_split, 2) / "manifest.json").read_text())["fewer_than_k"] == dict.fromkeys(SPLITS, 0)
+
+
 @pytest.mark.parametrize("args,needle", [(("--k", "0"), "--k 0"), (("--max-chars", "0"), "--max-chars 0")])
 def test_bad_values_are_refused_in_one_line(story_split, args, needle):
     proc = run("scripts/retrieval_data.py", "--src", story_split / "large", *args, "--out", story_split / "bad")
