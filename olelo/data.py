@@ -82,7 +82,7 @@ def load_dataset(path: Path, allow_empty: bool = False) -> list[dict]:
         raise UserError(f"{path}: no records; convert a CSV with convert_fornander.py first")
     for n, rec in enumerate(records, 1):
         try:
-            ok = rec["direction"] in olelo.DIRECTIONS and all(haw_en(rec))
+            ok = rec["direction"] in olelo.DIRECTIONS and all(text.strip() for text in haw_en(rec))
         except (KeyError, TypeError, AttributeError):
             ok = False
         if not ok:

@@ -266,3 +266,14 @@ def test_train_is_written_in_length_order(tmp_path, inputs):
         train = olelo.read_jsonl(tmp_path / name / "train.jsonl")
         lengths = [data.text_length(r) for r in train]
         assert lengths == sorted(lengths)
+
+
+@pytest.mark.parametrize("english", ["", "   ", "\n\t"])
+def test_a_record_without_text_is_refused_with_its_number(tmp_path, english):
+    path = tmp_path / "pairs.jsonl"
+    good = olelo.chat_record("Aloha.", "Hello.", "haw-en", "p0")
+    olelo.atomic_write_jsonl(path, [good, olelo.chat_record("Mahalo.", english, "haw-en", "p1")])
+    with pytest.raises(olelo.UserError, match=r"pairs.jsonl: record 2 is not a chat record"):
+        data.load_dataset(path)
+    olelo.atomic_write_jsonl(path, [good])
+    assert data.load_dataset(path) == [good]
