@@ -522,7 +522,8 @@ $(RUN_ADAPTERS)/%_adapters.safetensors:
 $(RUN_ADAPTERS)/adapters.safetensors $(RUN_ADAPTERS)/best/adapters.safetensors:
 	@echo "error: $@ is missing: run $(RUN_STAMP) did not finish or its adapters were deleted (see make runs)" >&2 && exit 2
 
-$(EVAL)/summary.json: $(EVAL_HYPS) scripts/eval_report.py olelo/evaluation.py olelo/yardstick.py olelo/scores.py olelo/semsim.py olelo/plots.py $(EVAL_VARS)-report.vars
+$(EVAL)/summary.json: $(EVAL_HYPS) scripts/eval_report.py olelo/evaluation.py olelo/yardstick.py olelo/scores.py \
+  olelo/segment_stats.py olelo/fast_ter.py olelo/_fast_ter_kernel.py olelo/semsim.py olelo/plots.py $(EVAL_VARS)-report.vars
 	$(RUN_PY) scripts/eval_report.py --run $(call q,$(RUN_DIR)) --eval-dir $(call q,$(EVAL)) --bootstrap $(call q,$(BOOTSTRAP)) $(SEALED_FLAG)
 
 .PHONY: eval
