@@ -141,9 +141,9 @@ def reference_baselines(test: list[dict], train: list[dict], seed: int) -> tuple
 # ---------------------------------------------------------------- rows
 
 def score_row(hyps: list[str], refs: list[str], sources: list[str], semsim_ok: bool, bootstrap: int,
-              seed: int, metrics=tuple(scores.METRICS), semsim_later: bool = False) -> dict:
-    """Every score of one system that does not depend on another system (semsim_later: its
-    semantic similarity left None, in its place, for the caller to fill in)."""
+              seed: int, metrics=tuple(scores.METRICS)) -> dict:
+    """Every score of one system that does not depend on another system; its semantic similarity
+    is left None, in its place, for score_systems to fill in once the embeddings are made."""
     s = scores.score_corpus(hyps, refs, metrics=metrics)
     repeat = yardstick.repetition_rate(hyps, REPEAT_WORDS)
     own = yardstick.own_reference(hyps, refs, n_boot=bootstrap, seed=seed)
@@ -156,9 +156,7 @@ def score_row(hyps: list[str], refs: list[str], sources: list[str], semsim_ok: b
            "signatures": {k: s[k]["signature"] for k in metrics},
            "chrf_sentences": s["chrf_sentences"], "n": len(hyps)}
     if semsim_ok and any(h.strip() for h in hyps):
-        from olelo import semsim
-
-        row["semsim"] = None if semsim_later else semsim.mean_cosine(hyps, refs)
+        row["semsim"] = None
     return row
 
 
@@ -195,7 +193,7 @@ def score_systems(test: list[dict], train: list[dict], systems: dict[str, list[s
         for n in names:
             progress(f"scoring {n}")
             row = score_row(hyps[n], refs, sources, semsim_ok, bootstrap, seed,
-                            metrics=SECONDARY if n in NO_TER else tuple(scores.METRICS), semsim_later=True)
+                            metrics=SECONDARY if n in NO_TER else tuple(scores.METRICS))
             if n != "base" and "base" in hyps and n != "empty":
                 row["vs_base"] = scores.compare(hyps["base"], hyps[n], refs, n_samples=bootstrap, seed=seed,
                                                 metrics=tuple(scores.METRICS) if n in systems else SECONDARY)

@@ -223,16 +223,11 @@ def _embed_job(sentences):
     return load().embed(list(sentences))
 
 
-def embed_over_processes(lists, jobs: int) -> list:
-    """load().embed(each of `lists`), over min(jobs, len(lists)) fresh processes with one BLAS
-    thread each, the longest lists first; in the order given."""
-    with _embedding_pool(lists, jobs) as results:
-        return results()
-
-
 @contextlib.contextmanager
 def _embedding_pool(lists, jobs: int):
-    """Starts embed_over_processes's work and yields a function that waits for its results."""
+    """Starts load().embed(each of `lists`) over min(jobs, len(lists)) fresh processes with one
+    BLAS thread each, the longest lists first, and yields a function that waits for the results
+    (in the order given)."""
     import multiprocessing
 
     order = sorted(range(len(lists)), key=lambda i: -sum(len(t) for t in lists[i]))
