@@ -239,6 +239,9 @@ RAG="$H STEPS_PER_EVAL=300 SAVE_EVERY=300 LOSS=chunked MEM_LIMIT=12 DATA=rag RAG
 # prompt carries the first of its k=2 prompt's two examples, so it is shorter and MAX_SEQ=4864
 # holds it. For a lease too short for k=2's three seeds.
 RAG1="$H STEPS_PER_EVAL=300 SAVE_EVERY=300 LOSS=chunked MEM_LIMIT=12 DATA=rag RAG_K=1 MAX_SEQ=4864"
+# h2j/h2k diverged (train loss 2.81 -> ~4.2 from iteration 90; best/ = iteration 0). Their loss
+# covered the whole prompt, most of it the retrieved pair; h2m/h2n (written 2026-12-08) take the
+# loss on the answer only (MASK_PROMPT=1), at the recipe's LR 1e-4 and at 2e-5, seed 0 each.
 case "$PASS" in
   h2a) train_eval h2-rag-s0 train-large $RAG SEED=0; score_here ;;
   h2b) train_eval h2-rag-s1 train-large $RAG SEED=1; score_here ;;
@@ -252,6 +255,8 @@ case "$PASS" in
   h2j) train_eval h2-rag1-s0 train-large $RAG1 SEED=0; score_here ;;
   h2k) train_eval h2-rag1-s1 train-large $RAG1 SEED=1; score_here ;;
   h2l) train_eval h2-rag1-s2 train-large $RAG1 SEED=2; score_here ;;
+  h2m) train_eval h2-rag1-mask-s0 train-large $RAG1 MASK_PROMPT=1 SEED=0; score_here ;;
+  h2n) train_eval h2-rag1-mask-lr2e-5-s0 train-large $RAG1 MASK_PROMPT=1 LR=2e-5 SEED=0; score_here ;;
 esac
 echo "= campaign $PASS: all steps tried" | tee -a "$LOG"
 save

@@ -8,7 +8,7 @@
 #   bash bench/campaigns/campaign_pass2.sh [STREAM ...]  # in a clone that stays put (e.g. /root/lab/repo)
 #
 # STREAMs are campaign_gemma270m.sh's passes: s1 s2 s3 (the default, pass 2),
-# p3a … p3e (pass 3), p4a … p4i (pass 4), h1a … h1f or h2a … h2l (held-out stories). On a host of several GPUs, GPUS="0 1"
+# p3a … p3e (pass 3), p4a … p4i (pass 4), h1a … h1f or h2a … h2n (held-out stories). On a host of several GPUs, GPUS="0 1"
 # deals the streams out in turn (CUDA_VISIBLE_DEVICES; MLX uses the first GPU it sees).
 #
 # Needs what campaign_gemma270m.sh needs (MLX from the carried wheels, the GGUF chunk
