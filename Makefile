@@ -307,6 +307,8 @@ FINE_TUNE_TYPE ?=
 LR_SCHEDULE ?= none
 ## warmup iterations of LR_SCHEDULE=cosine (default: 5% of ITERS)
 WARMUP ?=
+## largest gradient norm an update takes: a longer gradient is scaled down to it (--grad-clip; names the run -clipN); empty: no clipping
+GRAD_CLIP ?=
 ## stop after N validations without a new best of SELECT (0: never)
 PATIENCE ?= 0
 ## at each validation, translate N validation sentences (seeded sample; all when fewer) and record chrF++ (0: off)
@@ -353,7 +355,7 @@ MLX_FLAGS = $(if $(call on,$(GRAD_CKPT)),--grad-checkpoint) $(call flag,--steps-
   $(call flag,--fine-tune-type,$(FINE_TUNE_TYPE)) $(call flag,--seed,$(SEED)) $(EXTRA)
 LAB_FLAGS = --runs-dir $(call q,$(RUNS_DIR)) --adapters-dir $(call q,$(ADAPTERS_DIR)) $(call flag,--rank,$(RANK)) \
   $(call flag,--scale,$(SCALE)) $(call flag,--dropout,$(DROPOUT)) $(call flag,--lr-schedule,$(LR_SCHEDULE)) \
-  $(call flag,--warmup,$(WARMUP)) $(call flag,--patience,$(PATIENCE)) $(call flag,--val-gen,$(VAL_GEN)) \
+  $(call flag,--warmup,$(WARMUP)) $(call flag,--grad-clip,$(GRAD_CLIP)) $(call flag,--patience,$(PATIENCE)) $(call flag,--val-gen,$(VAL_GEN)) \
   $(if $(filter 1,$(VAL_LOOP_STOP)),--val-gen-loop-stop) $(if $(filter each,$(VAL_GEN_CAP)),--val-gen-cap each) \
   $(call flag,--select,$(SELECT)) $(call flag,--keep,$(KEEP)) $(call flag,--loss,$(LOSS)) \
   $(call flag,--memory-limit-gb,$(MEM_LIMIT)) $(call flag,--quantized-matmul,$(QMATMUL)) \

@@ -63,6 +63,11 @@ def lab_parser(description: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--lr-schedule", choices=["none", "cosine"], default=d["LR_SCHEDULE"],
                    help="cosine: linear warmup then cosine decay to 10%% of the learning rate (default: %(default)s)")
     p.add_argument("--warmup", type=int, help="warmup iterations for --lr-schedule cosine (default: 5%% of iters)")
+    p.add_argument("--grad-clip", type=float, metavar="MAX_NORM",
+                   help="scale each update's gradient by min(1, MAX_NORM / its norm) before the optimizer takes "
+                        "it (the global L2 norm over all trained parameters, after averaging over ranks and "
+                        "gradient accumulation; make: GRAD_CLIP). The grad_norm and grad_norm_max of the train "
+                        "reports are the norms before clipping. Names the run (-clipN) (default: no clipping)")
     p.add_argument("--patience", type=int, default=d["PATIENCE"],
                    help="stop after N validations without a new best (by --select) (0: never; default: %(default)s)")
     p.add_argument("--val-gen", type=int, default=d["VAL_GEN"],
@@ -162,6 +167,7 @@ class Spec:
     patience: int
     lr_schedule: str
     warmup: int | None
+    grad_clip: float | None    # GRAD_CLIP: the largest gradient norm an update takes (None: no clipping)
     select: str
     val_gen: int
     val_gen_batch: int
@@ -190,7 +196,8 @@ class Spec:
         """The manifest's lab_options (what a resume keeps and checks)."""
         return {"patience": self.patience, "lr_schedule": self.lr_schedule, "select": self.select,
                 "val_gen": self.val_gen, "keep": self.keep, "loss": self.loss,
-                "val_gen_loop_stop": self.val_gen_loop_stop, "val_gen_cap": self.val_gen_cap}
+                "val_gen_loop_stop": self.val_gen_loop_stop, "val_gen_cap": self.val_gen_cap,
+                "grad_clip": self.grad_clip}
 
 
 class Loaded(NamedTuple):
@@ -218,7 +225,7 @@ def resolve(lab: argparse.Namespace, cmd: list[str], world) -> Spec:
     stamp = olelo.run_stamp(identity.dataset_label(base["data"]),
                             {**base, **config, "patience": lab.patience, "select": lab.select, "val_gen": lab.val_gen,
                              "val_gen_loop_stop": lab.val_gen_loop_stop, "val_gen_cap": lab.val_gen_cap,
-                             "world_size": world.size()})
+                             "grad_clip": lab.grad_clip, "world_size": world.size()})
     runs, adapters = Path(lab.runs_dir), Path(lab.adapters_dir)
     state, attempt, offset, lock, refusal, set_aside = "new", 0, 0, None, "", []
     if world.rank() == 0:
@@ -255,6 +262,7 @@ def resolve(lab: argparse.Namespace, cmd: list[str], world) -> Spec:
                               f"resume); FORCE=1 trains a new attempt")
     return Spec(cmd=tuple(cmd), base=freeze(base), config=freeze(config), runs=runs, adapters=adapters, stamp=stamp,
                 state=state, offset=offset, patience=lab.patience, lr_schedule=lab.lr_schedule, warmup=lab.warmup,
+                grad_clip=lab.grad_clip,
                 select=SELECTS[select], val_gen=val_gen, val_gen_batch=lab.val_gen_batch,
                 val_gen_loop_stop=bool(loop_stop), val_gen_cap=VAL_GEN_CAPS[cap], keep=lab.keep,
                 loss=LOSSES[loss], loss_asked=lab.loss, memory_limit_gb=lab.memory_limit_gb,
@@ -557,7 +565,7 @@ def train(args, spec: Spec, loaded: Loaded) -> str:
     try:
         trainer.train(model, trainer.make_optimizer(args), CacheDataset(train_set), CacheDataset(valid_set),
                       trainer.training_args(args, adapter_dir), loss=loaded.loss, callback=recorder, val_gen=val_gen,
-                      resume=resume, keep=spec.keep)
+                      resume=resume, keep=spec.keep, grad_clip=spec.grad_clip)
     except EarlyStop as stop:
         best = recorder.best
         print(f"[olelo] early stop at iteration {stop}: no better {spec.select} in {spec.patience} validations "

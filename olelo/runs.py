@@ -29,7 +29,7 @@ def run_stamp(dataset: str, args: dict) -> str:
     """The one place a run's name is built, from what defines the trained weights.
 
     `args` is the merged mlx_lm.lora configuration (flags > YAML > defaults) plus
-    the lab's own `patience`, `select` and `val_gen`. Settings at mlx-lm's defaults are left out, except
+    the lab's own `patience`, `select`, `val_gen` and `grad_clip`. Settings at mlx-lm's defaults are left out, except
     the ones every reader wants to see (iterations, batch, learning rate, rank, seed).
     """
     def num(x) -> str:  # 1e-05 -> 1e-5, 0.1 -> 0.1
@@ -66,6 +66,8 @@ def run_stamp(dataset: str, args: dict) -> str:
     schedule = args.get("lr_schedule")
     if schedule:
         parts.append(f"{schedule['name'].replace('_decay', '')}w{schedule.get('warmup', 0)}")
+    if args.get("grad_clip") is not None:  # GRAD_CLIP; unset: no part (the names of runs before it)
+        parts.append(f"clip{num(args['grad_clip'])}")
     if args.get("patience"):  # early stopping by validation chrF++ ends elsewhere than by val loss
         chrf = f"chrf{args['val_gen']}" if args.get("select") == "val_chrf" else ""
         if chrf and args.get("val_gen_loop_stop"):  # another val chrF++, another stopping point

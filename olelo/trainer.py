@@ -8,7 +8,7 @@ three files, side by side:
     NNNNNNN_adapters.safetensors   adapter weights (mlx-lm's name and format)
     NNNNNNN_state.safetensors      optimizer state (moments, step, learning rate) and
                                    each rank's unfinished sums (gradient accumulation,
-                                   losses and tokens since the last report)
+                                   losses, tokens and gradient norms since the last report)
     NNNNNNN_state.json             iteration, numpy and mx.random RNG states (the data
                                    order), report counters, the recorder's state
 
@@ -35,7 +35,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 from mlx.nn.utils import average_gradients
-from mlx.utils import tree_flatten, tree_map, tree_map_with_path
+from mlx.utils import tree_flatten, tree_map, tree_map_with_path, tree_reduce
 from mlx_lm.tuner.trainer import TrainingArgs, default_loss, evaluate, grad_checkpoint, iterate_batches
 
 import olelo
@@ -87,6 +87,24 @@ def training_args(args, adapter_dir: Path) -> TrainingArgs:
                         max_seq_length=args.max_seq_length, grad_checkpoint=args.grad_checkpoint,
                         grad_accumulation_steps=args.grad_accumulation_steps,
                         clear_cache_threshold=args.clear_cache_threshold)
+
+
+# ---------------------------------------------------------------- gradient norm and clipping
+
+def global_norm(grads) -> mx.array:
+    """The L2 norm of all the arrays of `grads` (a tree) together, summed in float32."""
+    return mx.sqrt(tree_reduce(lambda acc, g: acc + mx.sum(mx.square(g.astype(mx.float32))), grads,
+                               mx.array(0.0, mx.float32)))
+
+
+def clip_by_norm(grads, max_norm: float, norm: mx.array):
+    """`grads` scaled by min(1, max_norm / norm), `norm` their global_norm (GRAD_CLIP): a
+    gradient longer than max_norm is shortened to max_norm, its direction kept; a shorter
+    one is left as it is (times exactly 1). Each array keeps its dtype. (As
+    mlx.optimizers.clip_grad_norm, without its 1e-6 added to the norm, and summed in
+    float32 for bfloat16 too.)"""
+    scale = mx.minimum(mx.array(max_norm, mx.float32) / norm, 1.0)  # norm 0: inf -> 1
+    return tree_map(lambda g: (g * scale).astype(g.dtype), grads)
 
 
 # ---------------------------------------------------------------- checkpoint files
@@ -322,10 +340,13 @@ def gather_texts(world, texts: dict[int, str]) -> dict[int, str]:
 
 def train(model, optimizer, train_dataset, val_dataset, args: TrainingArgs, *, loss=default_loss,
           iterate_batches=iterate_batches, callback=None, val_gen=None, resume: dict | None = None,
-          keep: str = "all"):
+          keep: str = "all", grad_clip: float | None = None):
     """mlx_lm.tuner.trainer.train, the same steps and reports, plus: global
     iteration numbers, resumable checkpoints (`resume`: load_state's dict),
-    val_gen's scores beside each validation, and `keep` (see prune).
+    val_gen's scores beside each validation, `keep` (see prune), the gradient's norm
+    in each train report (grad_norm: the mean over the updates since the last report,
+    grad_norm_max: their largest; the gradient the optimizer is given, before any
+    clipping) and `grad_clip` (see clip_by_norm; None: off).
 
     `loss(model, batch, lengths) -> (loss, ntoks)` is used for training and validation
     (validation uses `loss.validation` where the loss has one: the same value, without
@@ -344,8 +365,11 @@ def train(model, optimizer, train_dataset, val_dataset, args: TrainingArgs, *, l
     if ga_steps < 1:
         raise olelo.UserError("--grad-accumulation-steps must be at least 1")
 
-    # Counters between reports and the gradient sum between updates are rank-local.
+    # Counters between reports and the gradient sum between updates are rank-local. The
+    # gradient norms are summed over the updates since the last report (the same on every
+    # rank: the gradient is averaged over the ranks first).
     start, losses, n_tokens, steps, trained_tokens, train_time, grad_accum = 0, 0, 0, 0, 0, 0.0, None
+    norm_sum, norm_max, updates = mx.array(0.0, mx.float32), mx.array(0.0, mx.float32), 0
     position = {}
     if resume:
         if resume["world_size"] != world.size():
@@ -359,6 +383,9 @@ def train(model, optimizer, train_dataset, val_dataset, args: TrainingArgs, *, l
         trained_tokens, train_time = resume["trained_tokens"], resume["train_time"]
         if steps:
             losses, n_tokens = arrays["local.losses"][rank], arrays["local.n_tokens"][rank]
+        updates = resume.get("updates", 0)  # (checkpoints from before grad_norm: the report counts the rest)
+        if updates:
+            norm_sum, norm_max = arrays["local.norm_sum"][rank], arrays["local.norm_max"][rank]
         grads = {k[len("local.grad."):]: v[rank] for k, v in arrays.items() if k.startswith("local.grad.")}
         if grads:
             grad_accum = tree_map_with_path(lambda path, _: grads[path], model.trainable_parameters())
@@ -375,16 +402,20 @@ def train(model, optimizer, train_dataset, val_dataset, args: TrainingArgs, *, l
         (lvalue, toks), grad = loss_value_and_grad(model, *batch)
         if prev_grad is not None:
             grad = tree_map(lambda x, y: x + y, grad, prev_grad)
+        norm = None
         if do_update:
             grad = average_gradients(grad)
             if ga_steps > 1:
                 grad = tree_map(lambda x: x / ga_steps, grad)
+            norm = global_norm(grad)
+            if grad_clip is not None:
+                grad = clip_by_norm(grad, grad_clip, norm)
             optimizer.update(model, grad)
             grad = None
-        return lvalue, toks, grad
+        return lvalue, toks, grad, norm
 
     def checkpoint(it):
-        local = {"losses": losses, "n_tokens": n_tokens}
+        local = {"losses": losses, "n_tokens": n_tokens, "norm_sum": norm_sum, "norm_max": norm_max}
         if grad_accum is not None:
             local.update({f"grad.{k}": v for k, v in tree_flatten(grad_accum)})
         local = {f"local.{k}": rank_local(world, v) for k, v in local.items()}
@@ -398,7 +429,8 @@ def train(model, optimizer, train_dataset, val_dataset, args: TrainingArgs, *, l
                  "state": save_arrays(p["state"], {**{f"optimizer.{k}": v for k, v in tree_flatten(optimizer.state)},
                                                    **local})}
         olelo.atomic_write_json(p["json"], {
-            "iteration": it, "files": files, "world_size": world.size(), "steps": steps, "trained_tokens": trained_tokens,
+            "iteration": it, "files": files, "world_size": world.size(), "steps": steps, "updates": updates,
+            "trained_tokens": trained_tokens,
             "train_time": train_time, "mx_key": mx_key(), "data": batches.position(),
             "callback": callback.checkpoint_state() if hasattr(callback, "checkpoint_state") else None})
         prune(adapter_dir, it, keep)
@@ -436,11 +468,13 @@ def train(model, optimizer, train_dataset, val_dataset, args: TrainingArgs, *, l
                                                  **extra})
                 tic = time.perf_counter()
 
-            lvalue, toks, grad_accum = step(batch, grad_accum, it % ga_steps == 0)
+            lvalue, toks, grad_accum, norm = step(batch, grad_accum, it % ga_steps == 0)
             losses += lvalue
             n_tokens += toks
             steps += 1
-            mx.eval(state, losses, n_tokens, grad_accum)
+            if norm is not None:
+                norm_sum, norm_max, updates = norm_sum + norm, mx.maximum(norm_max, norm), updates + 1
+            mx.eval(state, losses, n_tokens, grad_accum, norm_sum, norm_max)
             if mx.get_cache_memory() > args.clear_cache_threshold:
                 mx.clear_cache()
             train_time += time.perf_counter() - tic
@@ -455,10 +489,17 @@ def train(model, optimizer, train_dataset, val_dataset, args: TrainingArgs, *, l
                         "iterations_per_second": args.steps_per_report / train_time,
                         "tokens_per_second": float(n_tokens) / train_time, "trained_tokens": trained_tokens,
                         "peak_memory": mx.get_peak_memory() / 1e9}
+                if updates:  # (none in a report window shorter than the gradient accumulation)
+                    info.update(grad_norm=norm_sum.item() / updates, grad_norm_max=norm_max.item())
                 ui.report_train(it, train_loss, info["tokens_per_second"], trained_tokens)
+                if updates and rank == 0:
+                    print(f"  {it:>4}    grad norm {info['grad_norm']:.4g} (max {info['grad_norm_max']:.4g} "
+                          f"over {updates} update{'s' if updates > 1 else ''}"
+                          f"{', clipped to %g' % grad_clip if grad_clip is not None else ''})")
                 if callback is not None:
                     callback.on_train_loss_report(info)
                 losses, n_tokens, steps, train_time = 0, 0, 0, 0.0
+                norm_sum, norm_max, updates = mx.array(0.0, mx.float32), mx.array(0.0, mx.float32), 0
 
             if it % args.steps_per_save == 0:
                 checkpoint(it)
