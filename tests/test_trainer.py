@@ -199,3 +199,82 @@ def test_val_gen_loop_stop_is_recorded_and_counted(chrf_run, tmp_path):
     assert options["val_gen_loop_stop"] is True and options["val_gen_cap"] == "each"
     vals = [m for m in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if m["type"] == "val"]
     assert vals and all(isinstance(m["val_gen_stopped"], int) and 0 <= m["val_gen_stopped"] <= 3 for m in vals)
+
+
+def test_clip_by_norm_scales_a_long_gradient_to_the_max_norm_and_leaves_a_short_one():
+    import mlx.core as mx
+
+    grads = {"a": mx.array([3.0, 4.0]), "b": {"c": mx.array([[12.0]])}}
+    norm = trainer.global_norm(grads)
+    assert norm.dtype == mx.float32 and norm.item() == 13.0  # sqrt(9 + 16 + 144): all arrays together
+    for max_norm in (1.0, 0.25, 12.9):  # binds: the norm becomes max_norm, the direction is kept
+        clipped = trainer.clip_by_norm(grads, max_norm, norm)
+        assert abs(trainer.global_norm(clipped).item() - max_norm) < 1e-6
+        for before, after in ((grads["a"], clipped["a"]), (grads["b"]["c"], clipped["b"]["c"])):
+            assert np.allclose(np.array(after), np.array(before) * max_norm / 13.0, rtol=1e-6, atol=0)
+    for max_norm in (13.0, 100.0, 1e30):  # does not bind: the very same numbers
+        clipped = trainer.clip_by_norm(grads, max_norm, norm)
+        assert np.array_equal(np.array(clipped["a"]), np.array(grads["a"]))
+        assert np.array_equal(np.array(clipped["b"]["c"]), np.array(grads["b"]["c"]))
+    zero = {"a": mx.zeros((3,))}  # a zero gradient stays zero (no 0/0)
+    assert np.array_equal(np.array(trainer.clip_by_norm(zero, 1.0, trainer.global_norm(zero))["a"]), np.zeros(3))
+    # bfloat16 gradients: the norm comes in float32, and clipped arrays keep their dtype.
+    half = {"w": mx.full((256,), 4.0, dtype=mx.bfloat16)}
+    assert trainer.global_norm(half).dtype == mx.float32 and trainer.global_norm(half).item() == 64.0
+    assert trainer.clip_by_norm(half, 1.0, trainer.global_norm(half))["w"].dtype == mx.bfloat16
+
+
+class CollectAll:
+    def __init__(self):
+        self.train, self.val = [], []
+
+    def on_train_loss_report(self, info):
+        self.train.append(dict(info))
+
+    def on_val_loss_report(self, info):
+        self.val.append(dict(info))
+
+
+@pytest.mark.slow
+def test_grad_norm_is_reported_and_a_clip_changes_training_only_when_it_binds(tmp_path, tiny_model, tiny_data):
+    # 6 iterations, updates every 2 (gradient accumulation), reports every 3: report windows
+    # with 1 and 2 updates. grad_clip=1e30 never binds: bit for bit the unclipped run.
+    from mlx.utils import tree_flatten
+    from mlx_lm import load
+    from mlx_lm.tuner.datasets import CacheDataset, load_dataset
+
+    cmd = ["mlx_lm.lora", "--model", str(tiny_model), "--train", "--data", str(tiny_data), "--iters", "6",
+           "--batch-size", "2", "--num-layers", "4", "--steps-per-report", "3", "--steps-per-eval", "100",
+           "--save-every", "100", "--grad-accumulation-steps", "2", "--learning-rate", "1e-2"]
+    config = run_config(types.SimpleNamespace(rank=None, scale=None, dropout=None, lr_schedule="none", warmup=None),
+                        vars(mlx_lora_args(cmd)))
+
+    def train(name, grad_clip):
+        out = tmp_path / name
+        args = mlx_lora_args(cmd + ["-c", "unused", "--adapter-path", str(out)], config)
+        model, tokenizer = load(args.model)
+        np.random.seed(args.seed)
+        train_set, valid_set, _ = load_dataset(args, tokenizer)
+        seen = CollectAll()
+        trainer.prepare_model(args, model)
+        out.mkdir()
+        trainer.train(model, trainer.make_optimizer(args), CacheDataset(train_set), CacheDataset(valid_set),
+                      trainer.training_args(args, out), callback=seen, grad_clip=grad_clip)
+        return seen.train, {k: np.array(v) for k, v in tree_flatten(model.trainable_parameters())}
+
+    plain, plain_w = train("plain", None)
+    loose, loose_w = train("loose", 1e30)
+    tight, tight_w = train("tight", 1e-3)
+    assert [r["iteration"] for r in plain] == [3, 6]
+    for rows in (plain, loose, tight):
+        for r in rows:
+            assert np.isfinite(r["grad_norm"]) and r["grad_norm"] > 0 and r["grad_norm_max"] >= r["grad_norm"]
+    assert plain[0]["grad_norm"] == plain[0]["grad_norm_max"]  # one update (iteration 2) in the first report
+    keys = ("iteration", "train_loss", "learning_rate", "trained_tokens", "grad_norm", "grad_norm_max")
+    assert [{k: r[k] for k in keys} for r in loose] == [{k: r[k] for k in keys} for r in plain]
+    assert all(np.array_equal(loose_w[k], plain_w[k]) for k in plain_w)
+    # A binding clip: the first update's gradient (measured before clipping) is the same,
+    # everything after it differs.
+    assert tight[0]["grad_norm"] == plain[0]["grad_norm"] and tight[0]["grad_norm"] > 1e-3
+    assert tight[1]["train_loss"] != plain[1]["train_loss"]
+    assert any(not np.array_equal(tight_w[k], plain_w[k]) for k in plain_w)
