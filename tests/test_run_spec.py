@@ -46,8 +46,26 @@ def test_the_spec_is_resolved_once_and_frozen(tmp_path, tiny_data):
     assert run.thaw(spec.config)["lora_parameters"] == {"rank": 8, "dropout": 0.0, "scale": 20.0}
     assert spec.lab_options() == {"patience": 0, "lr_schedule": "cosine", "select": "val_chrf", "val_gen": 64,
                                   "keep": "2", "loss": spec.loss, "val_gen_loop_stop": False,
-                                  "val_gen_cap": "longest"}
+                                  "val_gen_cap": "longest", "grad_clip": None}
     olelo.runs.forget_new_folder(spec.runs, spec.stamp, spec.lock)
+
+
+def test_grad_clip_names_the_run_and_reaches_the_spec_and_manifest_options(tmp_path, tiny_data):
+    lab, cmd = lab_and_cmd(tmp_path, tiny_data)
+    plain = run.resolve(lab, cmd, World())
+    olelo.runs.forget_new_folder(plain.runs, plain.stamp, plain.lock)
+    assert plain.grad_clip is None and "clip" not in plain.stamp
+    for value, part in (("1", "-clip1-"), ("0.5", "-clip0.5-"), ("2.5e-3", "-clip0.0025-")):
+        lab, cmd = lab_and_cmd(tmp_path, tiny_data, "--grad-clip", value)
+        spec = run.resolve(lab, cmd, World())
+        olelo.runs.forget_new_folder(spec.runs, spec.stamp, spec.lock)
+        assert spec.grad_clip == float(value) and spec.lab_options()["grad_clip"] == float(value)
+        assert spec.stamp == plain.stamp.replace("-s0", part + "s0")
+    for bad in ("0", "-1", "nan", "inf", "-inf"):
+        lab, cmd = lab_and_cmd(tmp_path, tiny_data, f"--grad-clip={bad}")
+        with pytest.raises(olelo.UserError, match=r"^GRAD_CLIP=\S+: must be a number > 0"):
+            run.resolve(lab, cmd, World())
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
 def test_every_rank_takes_rank_0s_decision_before_the_spec_is_frozen(tmp_path, tiny_data, monkeypatch):

@@ -74,6 +74,13 @@ def test_stamp_is_readable_and_deterministic():
             "grad_accumulation_steps": 4, "patience": 3,
             "lr_schedule": {"name": "cosine_decay", "warmup": 100, "arguments": [5e-5, 1900, 5e-6]}}
     assert olelo.run_stamp("large", more) == "large-gemma-3-4b-it-4bit-it2000-bs1-lr5e-5-r16-gc-ga4-cosinew100-p3-s0"
+    # GRAD_CLIP: a part of its own when set; unset (None, or absent as in runs before it): none
+    assert olelo.run_stamp("large", {**more, "grad_clip": None}) == olelo.run_stamp("large", more)
+    assert olelo.run_stamp("large", {**args, "grad_clip": None}) == "large-gemma-3-4b-it-4bit-it2000-bs1-lr1e-5-r8-gc-s0"
+    assert olelo.run_stamp("large", {**more, "grad_clip": 1.0}) == \
+        "large-gemma-3-4b-it-4bit-it2000-bs1-lr5e-5-r16-gc-ga4-cosinew100-clip1-p3-s0"
+    assert olelo.run_stamp("large", {**args, "grad_clip": 0.5}).endswith("-gc-clip0.5-s0")
+    assert olelo.run_stamp("large", {**args, "grad_clip": 1e-4}).endswith("-gc-clip0.0001-s0")
 
 
 # ---------------------------------------------------------------- real runs
