@@ -162,3 +162,14 @@ def test_vars_files_written_by_several_makes_at_once(tmp_path):
             assert p.returncode == 0, err
         assert (splits / ".split-vars").read_text() == "seed=0\nsplit=stories\nblock_size=50\n"
         assert [p.name for p in splits.iterdir()] == [".split-vars"]  # no temporary left behind
+
+
+def test_grad_clip_goes_to_train_py_and_a_bad_value_is_refused_naming_it(run_make, dataset, tmp_path):
+    common = ["train-small", *dataset, "MODEL=models/x", f"RUNS_DIR={tmp_path / 'runs'}",
+              f"ADAPTERS_DIR={tmp_path / 'adapters'}"]
+    assert "--grad-clip 0.5 " in run_make("-n", *common, "GRAD_CLIP=0.5").stdout
+    assert "--grad-clip" not in run_make("-n", *common).stdout  # unset: no flag (no clipping)
+    for bad, shown in (("0", "0"), ("-1", "-1"), ("nan", "nan"), ("inf", "inf")):
+        out = run_make(*common, f"GRAD_CLIP={bad}", check=False)
+        assert out.returncode != 0 and f"error: GRAD_CLIP={shown}: must be a number > 0" in out.stderr, out.stderr
+    assert not (tmp_path / "runs").exists()  # refused before any folder
