@@ -20,7 +20,8 @@ from olelo import trainer
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = Path(sys.executable).with_name("mlx.launch")
 # What must match; the rest (times, speeds, peak memory) is the machine's.
-SAME = ("type", "iteration", "train_loss", "learning_rate", "trained_tokens", "val_loss", "val_chrf", "val_gen_n")
+SAME = ("type", "iteration", "train_loss", "learning_rate", "trained_tokens", "grad_norm", "grad_norm_max",
+        "val_loss", "val_chrf", "val_gen_n")
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,10 @@ def data(tmp_path_factory):
 
 CASES = {
     # Dropout draws from mx.random; --val-gen scores 2 validation sentences (best/ by chrF++).
-    "1rank": dict(ranks=1, flags=["--grad-accumulation-steps", "1"], lab=["--val-gen", "2", "--dropout", "0.1"]),
+    # Reports every 3, checkpoints every 4: each checkpoint falls inside a report window,
+    # after 1 or 2 of its updates (their gradient norms' sum and max are in the checkpoint).
+    "1rank": dict(ranks=1, flags=["--grad-accumulation-steps", "1", "--steps-per-report", "3"],
+                  lab=["--val-gen", "2", "--dropout", "0.1"]),
     # Each rank translates one of the 2 sentences; ranks average gradients; gradient checkpointing.
     "2ranks": dict(ranks=2, flags=["--grad-checkpoint"], lab=["--val-gen", "2"]),
     # Checkpoints every 4 with updates every 3 and reports every 3: each checkpoint
@@ -125,6 +129,9 @@ def test_killed_and_resumed_run_is_the_uninterrupted_run(case, tmp_path, tiny_tr
     print(f"\n[{case}] resumed at {offsets[1]}: max |Δ| weights {weight_diff:g}, losses/chrF {loss_diff:g}")
     assert weight_diff == 0 and loss_diff == 0
     assert [{k: r.get(k) for k in SAME} for r in a_rows] == [{k: r.get(k) for k in SAME} for r in b_rows]
+    trains = [r for r in a_rows if r["type"] == "train"]
+    assert all(0 < r["grad_norm"] <= r["grad_norm_max"] for r in trains if "grad_norm" in r)
+    assert all("grad_norm" in r for r in trains)  # every report window of these cases holds an update
     assert json.loads((a_ad / "best" / "best.json").read_text()) == json.loads((b_ad / "best" / "best.json").read_text())
     # Training state is kept for the two newest checkpoints (the older one: a fallback).
     assert trainer.states(a_ad) == trainer.states(b_ad) == [8, 12]
