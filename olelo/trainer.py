@@ -493,9 +493,9 @@ def train(model, optimizer, train_dataset, val_dataset, args: TrainingArgs, *, l
                     info.update(grad_norm=norm_sum.item() / updates, grad_norm_max=norm_max.item())
                 ui.report_train(it, train_loss, info["tokens_per_second"], trained_tokens)
                 if updates and rank == 0:
-                    print(f"  {it:>4}    grad norm {info['grad_norm']:.4g} (max {info['grad_norm_max']:.4g} "
+                    print(f"  {it:>4}    grad norm {info['grad_norm']:.4g} mean, {info['grad_norm_max']:.4g} max "
                           f"over {updates} update{'s' if updates > 1 else ''}"
-                          f"{', clipped to %g' % grad_clip if grad_clip is not None else ''})")
+                          f"{' (before clipping to %g)' % grad_clip if grad_clip is not None else ''}")
                 if callback is not None:
                     callback.on_train_loss_report(info)
                 losses, n_tokens, steps, train_time = 0, 0, 0, 0.0
