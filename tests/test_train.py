@@ -149,6 +149,10 @@ def test_metrics_match_what_training_reported(finished):
     assert [round(m["val_loss"], 3) for m in val_rows] == console_val
     assert [m["iteration"] for m in val_rows] == [0, 1, 3, 5]  # mlx-lm validates before steps 1, 2, 4, 6
     assert all(m["tokens_per_second"] > 0 and m["peak_memory"] > 0 for m in train_rows)
+    console_norms = [(int(i), float(a), float(b)) for i, a, b in
+                     re.findall(r"^\s+(\d+)\s+grad norm (\S+) mean, (\S+) max over", log, re.M)]
+    assert [(m["iteration"], float(f"{m['grad_norm']:.4g}"), float(f"{m['grad_norm_max']:.4g}")) for m in train_rows] \
+        == console_norms
 
 
 def test_second_identical_call_is_a_noop(lab, finished):
