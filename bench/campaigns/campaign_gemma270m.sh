@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Served NOTES.md: 2026-11-26 (GPU) "Issue 14, first pass"; 2026-11-26 (GPU) "Issue 14, second pass";
 #   2026-11-27 (GPU) "Issue 14, third pass"; 2026-12-07 (GPU) "Does the recipe translate held-out stories, …";
-#   2026-12-07 (GPU) "Does retrieval-augmented LoRA (the nearest training pair in every prompt) beat …".
+#   2026-12-07 (GPU) "Does retrieval-augmented LoRA (the nearest training pair in every prompt) beat …";
+#   2026-12-08 (GPU) "Does retrieval-augmented LoRA train stably with the loss on the translation only, …".
 # Issue 14's campaign: the notes' experiment plan on Gemma 3 270M, with the lab's own
 # make targets, on a CUDA machine (the lent H100). Steps run in the order of the plan
 # below; a step that finished is skipped when the script runs again.
@@ -242,6 +243,12 @@ RAG1="$H STEPS_PER_EVAL=300 SAVE_EVERY=300 LOSS=chunked MEM_LIMIT=12 DATA=rag RA
 # h2j/h2k diverged (train loss 2.81 -> ~4.2 from iteration 90; best/ = iteration 0). Their loss
 # covered the whole prompt, most of it the retrieved pair; h2m/h2n (written 2026-12-08) take the
 # loss on the answer only (MASK_PROMPT=1), at the recipe's LR 1e-4 and at 2e-5, seed 0 each.
+# Both diverged too (from iteration ~290 / ~380). What all four RAG runs share and no stable run
+# did: rows 2.4x longer and LOSS=chunked on CUDA (the plain recipe's runs used mlx-lm's loss).
+# h2o is h1a (plain recipe, seed 0) with LOSS=chunked: its curve against h1a's says whether the
+# chunked loss trains as mlx-lm's does on CUDA. h2p is h2n with mlx-lm's loss (batch 1, 8
+# accumulated: the full logits of 8 long rows would not fit). h2q is h2n with the gradient's norm
+# clipped at 1 (GRAD_CLIP; every run now records the norm in its train reports).
 case "$PASS" in
   h2a) train_eval h2-rag-s0 train-large $RAG SEED=0; score_here ;;
   h2b) train_eval h2-rag-s1 train-large $RAG SEED=1; score_here ;;
@@ -257,6 +264,9 @@ case "$PASS" in
   h2l) train_eval h2-rag1-s2 train-large $RAG1 SEED=2; score_here ;;
   h2m) train_eval h2-rag1-mask-s0 train-large $RAG1 MASK_PROMPT=1 SEED=0; score_here ;;
   h2n) train_eval h2-rag1-mask-lr2e-5-s0 train-large $RAG1 MASK_PROMPT=1 LR=2e-5 SEED=0; score_here ;;
+  h2o) train_eval h2-chunked-s0 train-large $H LOSS=chunked SEED=0; score_here ;;
+  h2p) train_eval h2-rag1-mask-lr2e-5-default-s0 train-large $RAG1 MASK_PROMPT=1 LR=2e-5 LOSS=default MEM_LIMIT= BATCH=1 GRAD_ACCUM=8 SEED=0; score_here ;;
+  h2q) train_eval h2-rag1-mask-lr2e-5-clip1-s0 train-large $RAG1 MASK_PROMPT=1 LR=2e-5 GRAD_CLIP=1 SEED=0; score_here ;;
 esac
 echo "= campaign $PASS: all steps tried" | tee -a "$LOG"
 save

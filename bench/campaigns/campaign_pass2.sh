@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Served NOTES.md: 2026-11-26 (GPU) "Issue 14, second pass"; 2026-11-27 (GPU) "Issue 14, third pass";
-#   2026-11-27 (2 GPUs) "Issue 14, fourth pass"; 2026-12-07 (GPU) "Does retrieval-augmented LoRA (the nearest training pair in every prompt) beat …".
+#   2026-11-27 (2 GPUs) "Issue 14, fourth pass"; 2026-12-07 (GPU) "Does retrieval-augmented LoRA (the nearest training pair in every prompt) beat …";
+#   2026-12-08 (GPU) "Does retrieval-augmented LoRA train stably with the loss on the translation only, …".
 # Issue 14's second pass: three streams of bench/campaigns/campaign_gemma270m.sh at once
 # on one CUDA machine, each in its own clone of this repo (own runs/, adapters/,
 # runs/latest), sharing the model converted once here.
@@ -8,7 +9,7 @@
 #   bash bench/campaigns/campaign_pass2.sh [STREAM ...]  # in a clone that stays put (e.g. /root/lab/repo)
 #
 # STREAMs are campaign_gemma270m.sh's passes: s1 s2 s3 (the default, pass 2),
-# p3a … p3e (pass 3), p4a … p4i (pass 4), h1a … h1f or h2a … h2n (held-out stories). On a host of several GPUs, GPUS="0 1"
+# p3a … p3e (pass 3), p4a … p4i (pass 4), h1a … h1f or h2a … h2q (held-out stories). On a host of several GPUs, GPUS="0 1"
 # deals the streams out in turn (CUDA_VISIBLE_DEVICES; MLX uses the first GPU it sees).
 #
 # Needs what campaign_gemma270m.sh needs (MLX from the carried wheels, the GGUF chunk

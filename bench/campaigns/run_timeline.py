@@ -1,4 +1,5 @@
-# Served NOTES.md: 2026-12-07 (GPU) "Does the recipe translate held-out stories, and what does a 4-bit base cost?".
+# Served NOTES.md: 2026-12-07 (GPU) "Does the recipe translate held-out stories, and what does a 4-bit base cost?";
+#   2026-12-08 (GPU) "Does retrieval-augmented LoRA train stably with the loss on the translation only, …".
 """Where a run's wall time went, from its own records: training, validation loss,
 validation translation (VAL_GEN), and the rest; its speed and peak memory.
 
