@@ -198,6 +198,9 @@ $(RAG)/manifest.json: $(LARGE)/manifest.json scripts/retrieval_data.py olelo/ret
   $(SPLITS)/.split-vars
 	$(PY) scripts/retrieval_data.py --src $(LARGE) --k $(RAG_K) --out $(RAG)
 
+.PHONY: data-rag
+data-rag: $(RAG)/manifest.json ## build DATA=rag's dataset alone (RAG_K nearest training pairs in every prompt; SPLIT=)
+
 .PHONY: data
 data: $(LARGE)/manifest.json $(SMALL)/manifest.json ## build both datasets (DATA_SRC=folder, DIRECTION=haw-en|en-haw|both, SPLIT=stories|paragraphs)
 	@jq -r '"\(input_filename): " + (.counts | tostring)' $^ 2>/dev/null || cat $^
@@ -553,10 +556,14 @@ compare: | $(VENV)/.installed ## compare RUNS (seeds, run vs seeds, run vs run, 
 	$(PY) scripts/compare.py --family $(call q,$(FAMILY)) --eval $(call q,$(EVAL_NAME)) --bootstrap $(call q,$(BOOTSTRAP)) $(foreach r,$(RUNS),$(call q,$(r)))
 
 # Every committed evaluation recomputed from its committed outputs: the numbers must be equal.
+# The retrieval-augmented runs (runs/rag-k<K>-stories-…) were scored on their own prompts: each
+# K among them is built too.
+RESCORE_RAG_K = $(sort $(foreach d,$(notdir $(wildcard $(RUNS_DIR)/rag-k*-stories-*)),$(patsubst k%,%,$(word 2,$(subst -, ,$(d))))))
 .PHONY: rescore
 rescore: | $(VENV)/.installed ## recompute every committed evaluation from its kept outputs and check each number (builds both splits)
 	$(MAKE) --no-print-directory data SPLIT=paragraphs >/dev/null
 	$(MAKE) --no-print-directory data SPLIT=stories >/dev/null
+	$(foreach k,$(RESCORE_RAG_K),$(MAKE) --no-print-directory data-rag SPLIT=stories RAG_K=$(k) >/dev/null && ) true
 	$(RUN_PY) scripts/rescore.py --runs-dir $(call q,$(RUNS_DIR))
 
 ## ---------------------------------------------------------------- lab report

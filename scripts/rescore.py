@@ -40,7 +40,8 @@ def inputs(summary_path: Path, summary: dict):
     for f, want in ((test_file, summary.get("test_sha256")), (data_dir / "train.jsonl", train_sha)):
         if not f.is_file():
             raise olelo.UserError(f"{f} is missing: build the split it was scored on (make data, "
-                                  f"SPLIT=stories or SPLIT=paragraphs)")
+                                  f"SPLIT=stories or SPLIT=paragraphs; a rag-k<K> folder: make data-rag "
+                                  f"SPLIT=stories RAG_K=<K>; make rescore builds them all)")
         if want and olelo.sha256_file(f) != want:
             raise olelo.UserError(f"{f} is not the file this evaluation scored (sha256 differs)")
     systems = {}

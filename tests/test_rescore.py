@@ -3,6 +3,7 @@ test is recomputed from the real data and its numbers must be equal (the tiny-mo
 evaluation's outputs are rescored in tests/test_eval.py; `make rescore` checks every table,
 ~3 min each on 2 cores, too long to repeat here)."""
 
+import re
 import subprocess
 
 import pytest
@@ -49,3 +50,18 @@ def test_a_summary_from_before_the_sample_floor_differs_only_where_a_claim_chang
         "rows.final.vs_base.metrics.chrf.significant: committed True, recomputed False"]
     assert summary_diff.differences({**old, "final": {**old["final"], "vs_base": {**vs, "too_small": None}}},
                                called_off, "rows")[-1].startswith("rows.final.vs_base.too_small: committed None")
+
+
+def test_make_rescore_builds_the_prompts_each_retrieval_augmented_run_was_scored_on(tmp_path):
+    def built_k(runs_dir):
+        dry = subprocess.run([MAKE, "-n", "--no-print-directory", "rescore", f"RUNS_DIR={runs_dir}"], cwd=REPO,
+                             capture_output=True, text=True)
+        assert dry.returncode == 0, dry.stderr
+        return re.findall(r"data-rag SPLIT=stories RAG_K=(\d+)", dry.stdout)
+
+    plain, rag = tmp_path / "plain", tmp_path / "rag"
+    (plain / "large-stories-m-it1-s0").mkdir(parents=True)
+    for name in ("rag-k3-stories-m-it1-s0", "rag-k1-stories-m-it1-s0", "rag-k1-stories-m-it1-s1", "large-stories-m"):
+        (rag / name).mkdir(parents=True)
+    assert built_k(rag) == ["1", "3"]  # each K once
+    assert built_k(plain) == []
