@@ -71,9 +71,8 @@ def training_knobs(args: dict, lab, world_size: int = 1) -> None:
         raise _bad("val_gen_batch (--val-gen-batch)", lab.val_gen_batch, "a whole number >= 1")
     if lab.patience < 0:
         raise _bad("PATIENCE", lab.patience, "a whole number >= 0 (0: never stop early)")
-    grad_clip = getattr(lab, "grad_clip", None)
-    if grad_clip is not None and not (math.isfinite(grad_clip) and grad_clip > 0):
-        raise _bad("GRAD_CLIP", f"{grad_clip:g}", "a number > 0 (the largest gradient norm an update takes, e.g. 1), "
+    if lab.grad_clip is not None and not (math.isfinite(lab.grad_clip) and lab.grad_clip > 0):
+        raise _bad("GRAD_CLIP", f"{lab.grad_clip:g}", "a number > 0 (the largest gradient norm an update takes, e.g. 1), "
                                            "or unset for no clipping")
     if lab.warmup is not None:
         if lab.lr_schedule != "cosine":
