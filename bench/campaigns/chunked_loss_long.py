@@ -179,8 +179,9 @@ def main(argv=None) -> int:
                        reference=a.reference, reference_loss=ref[0], reference_seconds=round(ref[3], 1),
                        worst_relative_gradient_difference_from_reference=far,
                        relative_gradient_error_from_reference=whole, slack=a.slack, same=same)
+    compared = "LoRA gradients" if a.reference is None else "gradients with respect to the hidden states"
     header.write(a.out, head, {"what": "LOSS=chunked vs mlx-lm's default_loss on long retrieval-augmented "
-                                       "training rows: loss, token count, LoRA gradients", "results": results})
+                                       f"training rows: loss, token count, {compared}", "results": results})
     print(json.dumps(results, indent=1))
     print(f"wrote {a.out}")
     return 0 if same else 1
